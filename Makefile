@@ -1,0 +1,34 @@
+# greetd developer workflow: `make run`, `make test`, `make lint`.
+# PYTHON picks the interpreter (make test PYTHON=pypy3); each gets its own venv.
+
+PYTHON ?= python3
+VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint install clean
+
+# Editable installs must use compat mode: Twisted finds plugins by scanning
+# sys.path for twisted/plugins, which setuptools' default editable finder hides.
+$(STAMP): setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,lint]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/twistd --nodaemon --pidfile= greetd $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check greetd tests twisted setup.py
+	$(BIN)/ruff format --check greetd tests twisted setup.py
+	$(BIN)/mypy --strict greetd
+
+clean:
+	rm -rf .venv .venv-* build *.egg-info

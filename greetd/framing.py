@@ -1,0 +1,118 @@
+"""
+Message framing for the greeting service, kept apart from any transport.
+
+The seed's server treats every chunk C{recv} returns as one message, which is
+what its client expects and what breaks C{nc}, telnet and pipelining clients.
+L{MessageFramer} supports both worlds: C{raw} keeps the seed's rule, C{line}
+splits on LF, and C{auto} behaves like C{raw} until the first LF arrives on
+the connection and like C{line} from then on.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, NamedTuple
+
+#: The framing names accepted by L{MessageFramer} and C{--framing}.
+FRAMINGS = ("auto", "line", "raw")
+
+#: The line ending used for a line-framed error before any line has ended.
+DEFAULT_LINE_ENDING = b"\r\n"
+
+
+class Message(NamedTuple):
+    """
+    One complete message.
+
+    @ivar payload: The message bytes, without any line ending.
+    @ivar ending: The line ending it arrived with (C{b"\\n"} or C{b"\\r\\n"}),
+        which its reply repeats; C{b""} for a raw message.
+    """
+
+    payload: bytes
+    ending: bytes
+
+
+class MessageTooLong(Exception):
+    """
+    A message, finished or not, is longer than the framer's C{maxLength}.
+
+    @ivar ending: The line ending the error reply should carry.
+    """
+
+    def __init__(self, maxLength: int, ending: bytes) -> None:
+        super().__init__(f"message longer than {maxLength} bytes")
+        self.maxLength = maxLength
+        self.ending = ending
+
+
+class MessageFramer:
+    """
+    Turn the chunks a stream transport delivers into L{Message}s.
+
+    @ivar maxLength: The longest message accepted, line ending excluded.  The
+        framer never keeps more than this many bytes of an unfinished line
+        (plus a trailing CR that may yet turn out to start a CRLF).
+    @ivar framing: One of L{FRAMINGS}.
+    @ivar lineMode: Whether chunks are currently split on LF.
+    """
+
+    def __init__(self, framing: str = "auto", maxLength: int = 1024) -> None:
+        if framing not in FRAMINGS:
+            raise ValueError(f"unknown framing {framing!r}")
+        self.framing = framing
+        self.maxLength = maxLength
+        self.lineMode = framing == "line"
+        self._buffer = b""
+        self._lastEnding = DEFAULT_LINE_ENDING
+
+    @property
+    def errorEnding(self) -> bytes:
+        """
+        The line ending an error reply should end with right now.
+        """
+        return self._lastEnding if self.lineMode else b""
+
+    def feed(self, data: bytes) -> Iterator[Message]:
+        """
+        Consume one chunk and yield every message it completes, in order.
+
+        The iterator is lazy: a caller that stops early (after C{exit}, say)
+        abandons the rest of the chunk, which is what closing wants.
+
+        @raise MessageTooLong: After yielding the messages before it, when a
+            message exceeds L{maxLength}; the framer is then unusable.
+        """
+        if not self.lineMode:
+            if self.framing == "raw" or b"\n" not in data:
+                if len(data) > self.maxLength:
+                    raise MessageTooLong(self.maxLength, b"")
+                yield Message(data, b"")
+                return
+            self.lineMode = True
+        yield from self._feedLines(data)
+
+    def _feedLines(self, data: bytes) -> Iterator[Message]:
+        buffer = self._buffer + data if self._buffer else data
+        self._buffer = b""
+        maxLength = self.maxLength
+        start = 0
+        while True:
+            newline = buffer.find(b"\n", start)
+            if newline == -1:
+                break
+            end = newline
+            ending = b"\n"
+            if end > start and buffer[end - 1] == 0x0D:
+                end -= 1
+                ending = b"\r\n"
+            self._lastEnding = ending
+            if end - start > maxLength:
+                raise MessageTooLong(maxLength, ending)
+            if end > start:
+                yield Message(buffer[start:end], ending)
+            start = newline + 1
+        rest = buffer[start:]
+        allowed = maxLength + 1 if rest.endswith(b"\r") else maxLength
+        if len(rest) > allowed:
+            raise MessageTooLong(maxLength, self._lastEnding)
+        self._buffer = rest

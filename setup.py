@@ -1,0 +1,7 @@
+"""
+A shim for tools that still run setup.py; the metadata is in setup.cfg.
+"""
+
+from setuptools import setup
+
+setup()

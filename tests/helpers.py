@@ -1,0 +1,89 @@
+"""
+Shared test helpers: in-memory connections and captured log events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.testing import (
+    MemoryReactorClock,
+    StringTransportWithDisconnection,
+)
+from twisted.logger import Logger
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.greeting import GreetingFactory, GreetingProtocol
+
+#: A peer from the documentation range, as tests' client.
+PEER = IPv4Address("TCP", "192.0.2.7", 40001)
+
+
+def connect(
+    factory: GreetingFactory, peer: IPv4Address = PEER
+) -> tuple[GreetingProtocol, StringTransportWithDisconnection]:
+    """
+    Connect a new protocol from C{factory} to an in-memory transport.
+    """
+    transport = StringTransportWithDisconnection(peerAddress=peer)
+    protocol = factory.buildProtocol(peer)
+    assert isinstance(protocol, GreetingProtocol)
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def captureLogs(case: SynchronousTestCase, owner: type) -> list[dict[str, Any]]:
+    """
+    Send the events of C{owner}'s class-level C{_log} to a list, for the
+    length of the test.
+    """
+    events: list[dict[str, Any]] = []
+    case.patch(owner, "_log", Logger(observer=events.append))
+    return events
+
+
+class FakeDatagramPort:
+    """
+    The port L{MemoryUDPReactor.listenUDP} returns.
+
+    @ivar listening: Whether L{stopListening} has not been called yet.
+    """
+
+    def __init__(self, port: int, interface: str) -> None:
+        self._address = IPv4Address("UDP", interface or "0.0.0.0", port)
+        self.listening = True
+
+    def getHost(self) -> IPv4Address:
+        return self._address
+
+    def stopListening(self) -> None:
+        self.listening = False
+
+
+class MemoryUDPReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} that also records C{listenUDP} calls, as
+    C{(port, protocol, interface, maxPacketSize)} in C{udpServers}, or
+    raises C{udpListenError} when set.
+    """
+
+    udpListenError: Exception | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.udpServers: list[tuple[int, DatagramProtocol, str, int]] = []
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> FakeDatagramPort:
+        if self.udpListenError is not None:
+            raise self.udpListenError
+        self.udpServers.append((port, protocol, interface, maxPacketSize))
+        return FakeDatagramPort(port, interface)

@@ -1,0 +1,29 @@
+"""
+Tests for the C{greetd} twistd plugin.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.trial.unittest import SynchronousTestCase
+
+import greetd.tap
+
+
+class PluginTests(SynchronousTestCase):
+    def test_discoverable(self) -> None:
+        """
+        twistd finds a C{greetd} service maker that builds from L{greetd.tap}.
+        """
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        maker = makers["greetd"]
+        self.assertIs(maker.options, greetd.tap.Options)
+        self.assertIs(maker.makeService, greetd.tap.makeService)
+
+    def test_publicAPI(self) -> None:
+        import greetd
+
+        for name in greetd.__all__:
+            self.assertTrue(hasattr(greetd, name), name)
+        self.assertIs(greetd.makeService, greetd.tap.makeService)

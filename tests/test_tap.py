@@ -1,0 +1,115 @@
+"""
+Tests for L{greetd.tap}.
+"""
+
+from __future__ import annotations
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.datagram import ReplyProtocol
+from greetd.greeting import GreetingFactory
+from greetd.service import ListeningService
+from greetd.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
+from tests.helpers import MemoryUDPReactor
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        options = parse()
+        self.assertEqual(options["tcp"], [DEFAULT_TCP])
+        self.assertEqual(options["udp"], [DEFAULT_UDP])
+        self.assertEqual(options["max-length"], 1024)
+        self.assertEqual(options["framing"], "auto")
+        self.assertEqual(options["template"].format(b"M"), b"Hello, M!")
+
+    def test_repeatable(self) -> None:
+        options = parse(
+            "--tcp", "tcp:1", "--tcp", r"tcp6:2:interface=\:\:1",
+            "--udp", "udp:3", "--udp", r"udp:4:interface=\:\:1",
+        )  # fmt: skip
+        self.assertEqual(options["tcp"], ["tcp:1", r"tcp6:2:interface=\:\:1"])
+        self.assertEqual(options["udp"], ["udp:3", r"udp:4:interface=\:\:1"])
+
+    def test_disable(self) -> None:
+        self.assertEqual(parse("--no-tcp")["tcp"], [])
+        self.assertEqual(parse("--no-udp")["udp"], [])
+
+    def test_usageErrors(self) -> None:
+        """
+        Every bad value is a usage error naming the option.
+        """
+        for argv, message in [
+            (["--framing", "words"], "--framing must be one of auto, line, raw"),
+            (["--reply", "no placeholder"], "--reply: reply template"),
+            (["--reply", "%s %s"], "exactly one %s"),
+            (["--max-length", "0"], "--max-length: 0 is less than 1"),
+            (["--max-length", "x"], "--max-length: 'x' is not a whole number"),
+            (["--tcp", "tcp:abc"], "--tcp 'tcp:abc'"),
+            (["--tcp", "nosuch:1"], "--tcp 'nosuch:1'"),
+            (["--udp", "udp:1:interface=x"], "not an IPv4 or IPv6 address"),
+            (["--no-tcp", "--tcp", "tcp:1"], "--no-tcp contradicts --tcp"),
+            (["--no-udp", "--udp", "udp:1"], "--no-udp contradicts --udp"),
+            (["--no-tcp", "--no-udp"], "nothing to serve"),
+            (["--bogus"], "--bogus"),
+        ]:
+            options = Options()
+            error = self.assertRaises(usage.UsageError, options.parseOptions, argv)
+            self.assertIn(message, str(error), argv)
+            self.assertEqual(
+                options.getUsage(), "Run 'twistd greetd --help' for the options."
+            )
+
+    def test_fullUsage(self) -> None:
+        usageText = Options().getUsage()
+        for option in ("--tcp", "--udp", "--framing", "--max-length", "--reply"):
+            self.assertIn(option, usageText)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def test_bothServices(self) -> None:
+        reactor = MemoryUDPReactor()
+        options = parse(
+            "--tcp", "tcp:1111:interface=127.0.0.1", "--tcp", "tcp:2222",
+            "--udp", "udp:3333", "--max-length", "10", "--framing", "line",
+            "--welcome", "Hi", "--reply", "Yo %s",
+        )  # fmt: skip
+        service = makeService(options, reactor)
+        children = list(service)
+        self.assertEqual(
+            [(child.kind, child.description) for child in children],  # type: ignore[attr-defined]
+            [
+                ("TCP", "tcp:1111:interface=127.0.0.1"),
+                ("TCP", "tcp:2222"),
+                ("UDP", "udp:3333"),
+            ],
+        )
+        self.assertTrue(all(isinstance(c, ListeningService) for c in children))
+        service.privilegedStartService()
+        factories = [server[1] for server in reactor.tcpServers]
+        self.assertEqual([server[0] for server in reactor.tcpServers], [1111, 2222])
+        self.assertIs(factories[0], factories[1])
+        factory = factories[0]
+        assert isinstance(factory, GreetingFactory)
+        self.assertEqual(
+            (factory.welcome, factory.framing, factory.maxLength, factory.clock),
+            (b"Hi", "line", 10, reactor),
+        )
+        self.assertEqual(factory.template.format(b"x"), b"Yo x")
+        [(port, protocol, interface, maxPacketSize)] = reactor.udpServers
+        assert isinstance(protocol, ReplyProtocol)
+        self.assertEqual((port, interface, maxPacketSize), (3333, "", 11))
+        self.assertEqual(protocol.maxLength, 10)
+        self.assertEqual(protocol.template.format(b"x"), b"Yo x")
+
+    def test_eachUDPPortHasItsProtocol(self) -> None:
+        reactor = MemoryUDPReactor()
+        makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
+        first, second = (server[1] for server in reactor.udpServers)
+        self.assertIsNot(first, second)

@@ -1,0 +1,12 @@
+"""
+The C{greetd} twistd plugin.
+"""
+
+from twisted.application.service import ServiceMaker
+
+Greetd = ServiceMaker(
+    "greetd",
+    "greetd.tap",
+    "The greeting daemon: TCP greetings and UDP replies.",
+    "greetd",
+)
