@@ -6,7 +6,10 @@ VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+# Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
+DEBIAN_TOOLS := nc=netcat-openbsd
+
+.PHONY: run test lint install debian-packages clean
 
 # Editable installs must use compat mode: Twisted finds plugins by scanning
 # sys.path for twisted/plugins, which setuptools' default editable finder hides.
@@ -21,7 +24,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/twistd --nodaemon --pidfile= greetd $(ARGS)
 
-test: $(STAMP)
+debian-packages:
+	tools/debian-packages $(DEBIAN_TOOLS)
+
+test: $(STAMP) debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial tests
 

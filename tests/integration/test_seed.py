@@ -1,0 +1,77 @@
+"""
+The seed tutorial's own clients against the real daemon.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import TIMEOUT
+from tests.integration.seed import clientSource
+
+SEED_TCP_OUTPUT = "Welcome\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+SEED_UDP_OUTPUT = "Hello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
+
+
+def runSeedClient(name: str, port: int) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", clientSource(name, port)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    return result.stdout
+
+
+def test_seedClients(spawnGreetd: Any) -> None:
+    """
+    Both seed clients print what they printed against the seed's server.
+    """
+    daemon = spawnGreetd()
+    assert runSeedClient("tcp_client", daemon.tcp[0][1]) == SEED_TCP_OUTPUT
+    assert runSeedClient("udp_client", daemon.udp[0][1]) == SEED_UDP_OUTPUT
+
+
+def _portFree(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_defaultsServeSeedUnchanged(spawnGreetd: Any) -> None:
+    """
+    With no options (what C{make run} starts), greetd serves both seed
+    clients, unchanged, on the seed's 127.0.0.1:9999.
+    """
+    if not _portFree(9999):
+        pytest.skip("127.0.0.1:9999 is in use on this machine")
+    daemon = spawnGreetd(ephemeral=False)
+    assert daemon.tcp == [("127.0.0.1", 9999)]
+    assert daemon.udp == [("127.0.0.1", 9999)]
+    assert runSeedClient("tcp_client", 9999) == SEED_TCP_OUTPUT
+    assert runSeedClient("udp_client", 9999) == SEED_UDP_OUTPUT
+
+
+def test_connectionLogged(spawnGreetd: Any) -> None:
+    """
+    A session is logged once when it opens and once when it closes, with
+    no line per message.
+    """
+    daemon = spawnGreetd()
+    runSeedClient("tcp_client", daemon.tcp[0][1])
+    match = daemon.waitFor(
+        r"Connection from 127\.0\.0\.1:(\d+) closed after [\d.]+s: "
+        r"3 messages, 21 bytes received, 48 bytes sent"
+    )
+    peer = match.group(1)
+    assert sum(f"127.0.0.1:{peer}" in line for line in daemon.lines) == 2
+    assert not any("Michael" in line for line in daemon.lines)
