@@ -28,8 +28,8 @@ debian-packages:
 	tools/debian-packages $(DEBIAN_TOOLS)
 
 test: $(STAMP) debian-packages
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check greetd tests twisted setup.py

@@ -4,19 +4,27 @@ The TCP greeting service: a banner on connect, then a reply to every message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections import Counter
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from greetd.access import AccessPolicy
 from greetd.framing import FRAMINGS, MessageFramer, MessageTooLong
+from greetd.limits import ConnectionLimiter, Throttle
 from greetd.log import formatAddress
 from greetd.template import ReplyTemplate
-
-if TYPE_CHECKING:
-    from twisted.internet.interfaces import ITransport
 
 #: The seed's banner, sent as is, without a line ending.
 DEFAULT_WELCOME = b"Welcome"
@@ -24,21 +32,45 @@ DEFAULT_WELCOME = b"Welcome"
 #: The seed's read size, and so the longest message it could answer whole.
 DEFAULT_MAX_LENGTH = 1024
 
+#: Seconds a connection may go without completing a message.
+DEFAULT_IDLE_TIMEOUT = 300.0
+
 #: The message that ends a session, as in the seed.
 EXIT = b"exit"
 
+#: What a connection over a limit is told before it is closed.
+TOO_MANY_CONNECTIONS = b"Error: too many connections\r\n"
 
+
+class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
+    """
+    What the greeting protocol uses of its transport: TCP, UNIX, TLS and
+    PROXY-wrapped transports all provide it.
+    """
+
+
+@implementer(IPushProducer)
 class GreetingProtocol(Protocol):
     """
     Greet one client: send the banner, answer each message with the reply
-    template, and close on C{exit} or on a message that is too long.
+    template, and close on C{exit}, on a message that is too long, or when
+    the client has been idle too long.
+
+    The protocol is the transport's producer: when replies pile up unread
+    in the transport's buffer, the transport pauses it and it stops reading,
+    so a client that sends without reading cannot grow the daemon's memory.
 
     @ivar factory: The L{GreetingFactory} holding the configuration.
+    @ivar peer: The peer's address, escaped for logs.
+    @ivar host: The peer's IP address, or C{None} (a UNIX socket).
     @ivar messages: How many messages have been answered.
     @ivar bytesReceived: How many bytes the peer has sent.
     @ivar bytesSent: How many bytes have been written to the peer.
+    @ivar admitted: Whether the connection got past the limits and access
+        control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
+    @ivar paused: Whether reading is paused until the peer reads its replies.
     """
 
     factory: GreetingFactory
@@ -47,14 +79,32 @@ class GreetingProtocol(Protocol):
     messages = 0
     bytesReceived = 0
     bytesSent = 0
+    admitted = False
     closing = False
+    paused = False
+    _idleCall: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
+        transport = self._transport()
+        address = transport.getPeer()
+        self.peer = formatAddress(address)
+        self.host = getattr(address, "host", None)
+        refusal = factory.admit(self)
+        if refusal is not None:
+            self.closing = True
+            if refusal != "access":
+                transport.write(TOO_MANY_CONNECTIONS)
+            transport.loseConnection()
+            return
+        self.admitted = True
         self._framer = MessageFramer(factory.framing, factory.maxLength)
-        self._openedAt = factory.clock.seconds()
-        self.peer = formatAddress(self._transport().getPeer())
-        factory.connectionOpened(self)
+        self.openedAt = self.lastMessageAt = factory.clock.seconds()
+        transport.registerProducer(self, True)
+        if factory.idleTimeout:
+            self._idleCall = factory.clock.callLater(
+                factory.idleTimeout, self._checkIdle
+            )
         self._log.info(
             "Connection from {peer} opened",
             peer=self.peer,
@@ -67,7 +117,21 @@ class GreetingProtocol(Protocol):
         if self.closing:
             return
         self.bytesReceived += len(data)
+        try:
+            self._answer(data)
+        except Exception:
+            self._log.failure(
+                "Closing the connection from {peer} after an internal error",
+                peer=self.peer,
+                greetdEvent="connection.error",
+            )
+            self.factory.errors["internal"] += 1
+            self.closing = True
+            self._transport().abortConnection()
+
+    def _answer(self, data: bytes) -> None:
         template = self.factory.template
+        answered = self.messages
         try:
             for message in self._framer.feed(data):
                 if message.payload == EXIT:
@@ -76,8 +140,11 @@ class GreetingProtocol(Protocol):
                 self.messages += 1
                 self.send(template.format(message.payload) + message.ending)
         except MessageTooLong as error:
-            self.send(b"Error: %s%s" % (str(error).encode("ascii"), error.ending))
-            self.close()
+            self.factory.errors["length"] += 1
+            self.sendError(str(error))
+        finally:
+            if self.messages != answered:
+                self.lastMessageAt = self.factory.clock.seconds()
 
     def send(self, data: bytes) -> None:
         """
@@ -86,15 +153,61 @@ class GreetingProtocol(Protocol):
         self.bytesSent += len(data)
         self._transport().write(data)
 
+    def sendError(self, text: str) -> None:
+        """
+        Send C{Error: text}, ended as the connection's lines are, and close.
+        """
+        self.send(b"Error: " + text.encode("ascii") + self._framer.errorEnding)
+        self.close()
+
     def close(self) -> None:
         """
         Close once every reply already written has been sent, and ignore
         anything the peer sends meanwhile.
         """
         self.closing = True
-        self._transport().loseConnection()
+        transport = self._transport()
+        # A registered producer would be resumed, not the connection closed,
+        # once the buffer drains.
+        transport.unregisterProducer()
+        transport.loseConnection()
+
+    def _checkIdle(self) -> None:
+        clock = self.factory.clock
+        timeout = self.factory.idleTimeout
+        idle = clock.seconds() - self.lastMessageAt
+        if idle >= timeout:
+            self._idleCall = None
+            self.factory.errors["idle-timeout"] += 1
+            self.sendError("idle timeout")
+        else:
+            self._idleCall = clock.callLater(timeout - idle, self._checkIdle)
+
+    def pauseProducing(self) -> None:
+        """
+        The peer is not reading its replies: stop reading its messages.
+        """
+        self.paused = True
+        self._transport().pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The peer caught up: read again.
+        """
+        self.paused = False
+        self._transport().resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away; L{connectionLost} cleans up.
+        """
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._idleCall is not None and self._idleCall.active():
+            self._idleCall.cancel()
+        self._idleCall = None
+        if not self.admitted:
+            return
         factory = self.factory
         factory.connectionClosed(self)
         self._log.info(
@@ -102,17 +215,17 @@ class GreetingProtocol(Protocol):
             "{messages} messages, {bytesReceived} bytes received, "
             "{bytesSent} bytes sent",
             peer=self.peer,
-            duration=factory.clock.seconds() - self._openedAt,
+            duration=factory.clock.seconds() - self.openedAt,
             messages=self.messages,
             bytesReceived=self.bytesReceived,
             bytesSent=self.bytesSent,
             greetdEvent="connection.close",
         )
 
-    def _transport(self) -> ITransport:
+    def _transport(self) -> IStreamTransport:
         transport = self.transport
         assert transport is not None, "not connected"
-        return transport
+        return cast(IStreamTransport, transport)
 
 
 if TYPE_CHECKING:
@@ -131,13 +244,22 @@ class GreetingFactory(_FactoryBase):
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar framing: One of L{greetd.framing.FRAMINGS}.
     @ivar maxLength: The longest message answered.
-    @ivar clock: The time source for durations.
-    @ivar connections: The connections open now.
-    @ivar connectionsTotal: How many connections have been opened.
+    @ivar idleTimeout: Seconds a connection may complete no message; 0 for
+        no limit.
+    @ivar limiter: The L{ConnectionLimiter} new connections must pass.
+    @ivar access: The L{AccessPolicy} for source addresses.
+    @ivar clock: The time source for durations and timeouts.
+    @ivar connections: The admitted connections open now.
+    @ivar connectionsTotal: How many connections have been admitted.
+    @ivar refused: Connections refused, by the limit that refused them.
+    @ivar errors: Connections closed with an error, by reason.
+    @ivar closedTotals: Messages and bytes of the connections already closed,
+        so totals need no work per message.
     """
 
     protocol = GreetingProtocol
     noisy = False
+    _log = Logger()
 
     def __init__(
         self,
@@ -146,6 +268,9 @@ class GreetingFactory(_FactoryBase):
         framing: str = "auto",
         maxLength: int = DEFAULT_MAX_LENGTH,
         clock: IReactorTime | None = None,
+        idleTimeout: float = DEFAULT_IDLE_TIMEOUT,
+        limiter: ConnectionLimiter | None = None,
+        access: AccessPolicy | None = None,
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
@@ -159,9 +284,17 @@ class GreetingFactory(_FactoryBase):
         self.template = template if template is not None else ReplyTemplate()
         self.framing = framing
         self.maxLength = maxLength
+        self.idleTimeout = idleTimeout
+        self.limiter = limiter if limiter is not None else ConnectionLimiter()
+        self.access = access if access is not None else AccessPolicy()
         self.clock = clock
         self.connections: set[GreetingProtocol] = set()
         self.connectionsTotal = 0
+        self.refused: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.closedTotals: Counter[str] = Counter()
+        self._refusalLog: Throttle[str | None] = Throttle()
+        self._drained: list[Deferred[None]] = []
 
     @property
     def banner(self) -> bytes:
@@ -174,15 +307,83 @@ class GreetingFactory(_FactoryBase):
             return self.welcome + b"\r\n"
         return self.welcome
 
-    def connectionOpened(self, protocol: GreetingProtocol) -> None:
+    def admit(self, protocol: GreetingProtocol) -> str | None:
         """
-        Track a connection that has just been made.
+        Decide whether a new connection may be served, and track it if so.
+
+        @return: C{None} to serve it, or why not: C{"access"} or the name
+            of the connection limit it is over.
         """
+        host = protocol.host
+        now = self.clock.seconds()
+        if host is not None and not self.access.permits(host):
+            refusal: str | None = "access"
+        else:
+            refusal = self.limiter.admit(host, now)
+        if refusal is not None:
+            self.refused[refusal] += 1
+            if self._refusalLog.ready(host, now):
+                self._log.info(
+                    "Refused a connection from {peer}: {reason}",
+                    peer=protocol.peer,
+                    reason=refusal,
+                    greetdEvent="connection.refused",
+                )
+            return refusal
         self.connections.add(protocol)
         self.connectionsTotal += 1
+        return None
 
     def connectionClosed(self, protocol: GreetingProtocol) -> None:
         """
-        Forget a connection that has been lost.
+        Forget an admitted connection that has been lost.
         """
         self.connections.discard(protocol)
+        self.limiter.release(protocol.host)
+        totals = self.closedTotals
+        totals["messages"] += protocol.messages
+        totals["bytesReceived"] += protocol.bytesReceived
+        totals["bytesSent"] += protocol.bytesSent
+        if not self.connections:
+            drained, self._drained = self._drained, []
+            for waiting in drained:
+                waiting.callback(None)
+
+    def totals(self) -> Counter[str]:
+        """
+        Messages and bytes over every connection so far, open ones included.
+        """
+        totals = Counter(self.closedTotals)
+        for protocol in self.connections:
+            totals["messages"] += protocol.messages
+            totals["bytesReceived"] += protocol.bytesReceived
+            totals["bytesSent"] += protocol.bytesSent
+        return totals
+
+    def closeAll(self, timeout: float) -> Deferred[None]:
+        """
+        Close every connection once its owed replies are written, aborting
+        those still open after C{timeout} seconds.
+
+        @return: A L{Deferred} that fires when no connection is left.
+        """
+        if not self.connections:
+            return succeed(None)
+        drained: Deferred[None] = Deferred()
+        self._drained.append(drained)
+        for protocol in list(self.connections):
+            if not protocol.closing:
+                protocol.close()
+        deadline = self.clock.callLater(timeout, self._abortAll)
+        drained.addBoth(_cancelling, deadline)
+        return drained
+
+    def _abortAll(self) -> None:
+        for protocol in list(self.connections):
+            protocol._transport().abortConnection()
+
+
+def _cancelling(result: Any, call: IDelayedCall) -> Any:
+    if call.active():
+        call.cancel()
+    return result

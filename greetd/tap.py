@@ -11,11 +11,19 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
-from greetd.datagram import ReplyProtocol
+from greetd.access import AccessPolicy, parseNetwork
+from greetd.datagram import DEFAULT_GLOBAL_RATE, DEFAULT_RATE, ReplyProtocol
 from greetd.endpoints import datagramServerFromString
 from greetd.framing import FRAMINGS
-from greetd.greeting import DEFAULT_MAX_LENGTH, DEFAULT_WELCOME, GreetingFactory
+from greetd.greeting import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_WELCOME,
+    GreetingFactory,
+)
+from greetd.limits import ConnectionLimiter
 from greetd.service import ListeningService
+from greetd.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
 from greetd.template import DEFAULT_TEMPLATE, ReplyTemplate
 
 #: Where the seed's TCP server listens.
@@ -24,17 +32,29 @@ DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"
 #: Where the seed's UDP server listens.
 DEFAULT_UDP = "udp:9999:interface=127.0.0.1"
 
+#: Connections open at once, from everyone.
+DEFAULT_MAX_CONNECTIONS = 10000
 
-def _number(options: usage.Options, name: str, minimum: int = 1) -> int:
+#: Connections open at once from one address: room for a NAT's users.
+DEFAULT_MAX_PER_IP = 64
+
+#: New connections per second from one address (xinetd's cps).
+DEFAULT_RATE_PER_IP = 20
+
+
+def _number(
+    options: usage.Options, name: str, minimum: float = 1, kind: type = int
+) -> Any:
     """
-    Check the whole-number option C{name}, naming it in the error.
+    Check the numeric option C{name}, naming it in the error.
     """
     value = options[name]
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise usage.UsageError(f"--{name}: {value!r} is not a whole number") from None
-    if number < minimum:
+        description = "a whole number" if kind is int else "a number"
+        raise usage.UsageError(f"--{name}: {value!r} is not {description}") from None
+    if not number >= minimum:
         raise usage.UsageError(f"--{name}: {number} is less than {minimum}")
     return number
 
@@ -79,11 +99,59 @@ class Options(usage.Options):
             DEFAULT_MAX_LENGTH,
             "The longest message or datagram answered, in bytes.",
         ],
+        [
+            "max-connections",
+            None,
+            DEFAULT_MAX_CONNECTIONS,
+            "TCP connections open at once (0: no limit).",
+        ],
+        [
+            "max-per-ip",
+            None,
+            DEFAULT_MAX_PER_IP,
+            "TCP connections open at once from one address (0: no limit).",
+        ],
+        [
+            "rate-per-ip",
+            None,
+            DEFAULT_RATE_PER_IP,
+            "New TCP connections per second from one address (0: no limit).",
+        ],
+        [
+            "idle-timeout",
+            None,
+            DEFAULT_IDLE_TIMEOUT,
+            "Seconds a TCP connection may complete no message (0: no limit).",
+        ],
+        [
+            "udp-rate",
+            None,
+            DEFAULT_RATE,
+            "UDP replies per second to one address (0: no limit).",
+        ],
+        [
+            "udp-global-rate",
+            None,
+            DEFAULT_GLOBAL_RATE,
+            "UDP replies per second in all (0: no limit).",
+        ],
+        [
+            "shutdown-timeout",
+            None,
+            DEFAULT_SHUTDOWN_TIMEOUT,
+            "Seconds to finish writing replies on SIGTERM before cutting.",
+        ],
     ]
 
     optFlags: ClassVar[list[Any]] = [
         ["no-tcp", None, "Do not serve TCP."],
         ["no-udp", None, "Do not serve UDP."],
+        [
+            "udp-allow-low-ports",
+            None,
+            "Answer datagrams from source ports below 1024 (refused by "
+            "default: they are the services a spoofed loop would target).",
+        ],
     ]
 
     compData = usage.Completions(optActions={"framing": usage.CompleteList(FRAMINGS)})
@@ -94,6 +162,8 @@ class Options(usage.Options):
         super().__init__()  # type: ignore[no-untyped-call]
         self["tcp"] = []
         self["udp"] = []
+        self["allow"] = []
+        self["deny"] = []
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         try:
@@ -120,8 +190,30 @@ class Options(usage.Options):
         """udp:PORT[:interface=ADDRESS] for UDP replies (repeatable)."""
         self["udp"].append(description)
 
+    def opt_allow(self, network: str) -> None:
+        """Serve only this CIDR (repeatable; TCP and UDP)."""
+        self["allow"].append(network)
+
+    def opt_deny(self, network: str) -> None:
+        """Refuse this CIDR (repeatable; TCP and UDP; wins over --allow)."""
+        self["deny"].append(network)
+
     def postOptions(self) -> None:
         self["max-length"] = _number(self, "max-length")
+        for name in ("max-connections", "max-per-ip", "rate-per-ip"):
+            self[name] = _number(self, name, minimum=0)
+        for name in ("idle-timeout", "udp-rate", "udp-global-rate"):
+            self[name] = _number(self, name, minimum=0, kind=float)
+        self["shutdown-timeout"] = _number(
+            self, "shutdown-timeout", minimum=0, kind=float
+        )
+        try:
+            self["access"] = AccessPolicy(
+                [parseNetwork(network) for network in self["allow"]],
+                [parseNetwork(network) for network in self["deny"]],
+            )
+        except ValueError as error:
+            raise usage.UsageError(f"--allow/--deny: {error}") from None
         if self["framing"] not in FRAMINGS:
             raise usage.UsageError(
                 f"--framing must be one of {', '.join(FRAMINGS)}, "
@@ -181,13 +273,25 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     services = MultiService()
     template: ReplyTemplate = options["template"]
     maxLength: int = options["max-length"]
+    access: AccessPolicy = options["access"]
     factory = GreetingFactory(
         welcome=options["welcome"].encode("utf-8"),
         template=template,
         framing=options["framing"],
         maxLength=maxLength,
         clock=reactor,
+        idleTimeout=options["idle-timeout"],
+        limiter=ConnectionLimiter(
+            options["max-connections"],
+            options["max-per-ip"],
+            options["rate-per-ip"],
+        ),
+        access=access,
     )
+    if options["tcp"]:
+        raiseFileLimit(options["max-connections"])
+        drain = DrainService(factory, options["shutdown-timeout"])
+        drain.setServiceParent(services)  # type: ignore[no-untyped-call]
     for description in options["tcp"]:
         endpoint = serverFromString(reactor, description)
         ListeningService(
@@ -198,6 +302,39 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         ListeningService(
             "UDP",
             description,
-            partial(datagrams.listen, ReplyProtocol(template, maxLength)),
+            partial(
+                datagrams.listen,
+                ReplyProtocol(
+                    template,
+                    maxLength,
+                    clock=reactor,
+                    rate=options["udp-rate"],
+                    globalRate=options["udp-global-rate"],
+                    access=access,
+                    allowLowPorts=options["udp-allow-low-ports"],
+                ),
+            ),
         ).setServiceParent(services)  # type: ignore[no-untyped-call]
     return services
+
+
+def raiseFileLimit(connections: int) -> None:
+    """
+    Raise the soft limit on open files to fit C{connections} and some to
+    spare, as far as the hard limit allows: the usual soft limit of 1024
+    would refuse connections long before C{--max-connections} does.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover (not on POSIX)
+        return
+    infinity = resource.RLIM_INFINITY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = None if hard == infinity else hard
+    wanted = connections + 256 if connections else ceiling
+    if soft == infinity or wanted is None:
+        return
+    if ceiling is not None:
+        wanted = min(wanted, ceiling)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import (
     MemoryReactorClock,
@@ -21,13 +22,27 @@ from greetd.greeting import GreetingFactory, GreetingProtocol
 PEER = IPv4Address("TCP", "192.0.2.7", 40001)
 
 
+class AbortableTransport(StringTransportWithDisconnection):
+    """
+    A L{StringTransportWithDisconnection} that tells an abort from a close.
+
+    @ivar aborted: Whether C{abortConnection} was called.
+    """
+
+    aborted = False
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
 def connect(
-    factory: GreetingFactory, peer: IPv4Address = PEER
-) -> tuple[GreetingProtocol, StringTransportWithDisconnection]:
+    factory: GreetingFactory, peer: IAddress = PEER
+) -> tuple[GreetingProtocol, AbortableTransport]:
     """
     Connect a new protocol from C{factory} to an in-memory transport.
     """
-    transport = StringTransportWithDisconnection(peerAddress=peer)
+    transport = AbortableTransport(peerAddress=peer)
     protocol = factory.buildProtocol(peer)
     assert isinstance(protocol, GreetingProtocol)
     transport.protocol = protocol

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.address import IPv6Address
+from twisted.internet.address import IPv6Address, UNIXAddress
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.access import AccessPolicy, parseNetwork
 from greetd.greeting import GreetingFactory, GreetingProtocol
+from greetd.limits import ConnectionLimiter
 from greetd.template import ReplyTemplate
 from tests.helpers import captureLogs, connect
 
@@ -220,3 +224,214 @@ class RobustnessTests(SynchronousTestCase):
             self.assertLessEqual(len(protocol._framer._buffer), 65)
         if transport.connected:
             self.assertFalse(protocol.closing)
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    A connection over a limit is told so in one line and closed; the ones
+    already open are untouched.
+    """
+
+    def test_overLimit(self) -> None:
+        events = captureLogs(self, GreetingFactory)
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(1))
+        first, firstTransport = connect(factory)
+        _, secondTransport = connect(factory)
+        self.assertEqual(secondTransport.value(), b"Error: too many connections\r\n")
+        self.assertFalse(secondTransport.connected)
+        self.assertEqual(factory.refused["max-connections"], 1)
+        self.assertEqual(factory.connections, {first})
+        first.dataReceived(b"still here")
+        self.assertEqual(firstTransport.value(), b"WelcomeHello, still here!")
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            ["Refused a connection from 192.0.2.7:40001: max-connections"],
+        )
+        first.dataReceived(b"exit")
+        _, thirdTransport = connect(factory)
+        self.assertEqual(thirdTransport.value(), b"Welcome")
+
+    def test_refusalsLoggedOncePerMinute(self) -> None:
+        events = captureLogs(self, GreetingFactory)
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(0, 1))
+        connect(factory)
+        for _ in range(100):
+            connect(factory)
+        clock.advance(60)
+        connect(factory)
+        self.assertEqual(factory.refused["max-per-ip"], 101)
+        self.assertEqual(len(events), 2)
+
+    def test_refusedNotLoggedAsSessions(self) -> None:
+        events = captureLogs(self, GreetingProtocol)
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 0, 1))
+        connect(factory)
+        connect(factory)
+        self.assertEqual(
+            [event["greetdEvent"] for event in events], ["connection.open"]
+        )
+        self.assertEqual(factory.limiter.open, 1)
+
+    def test_accessDeniedSilently(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), access=AccessPolicy(deny=[parseNetwork("192.0.2.0/24")])
+        )
+        _, transport = connect(factory)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.refused["access"], 1)
+        _, allowed = connect(factory, IPv6Address("TCP", "::1", 1))
+        self.assertEqual(allowed.value(), b"Welcome")
+
+    def test_unixPeersHaveNoHost(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), access=AccessPolicy(allow=[parseNetwork("127.0.0.1")])
+        )
+        protocol, transport = connect(factory, UNIXAddress(None))
+        self.assertEqual(transport.value(), b"Welcome")
+        self.assertIsNone(protocol.host)
+
+
+class IdleTimeoutTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = GreetingFactory(clock=self.clock, idleTimeout=10)
+        self.protocol, self.transport = connect(self.factory)
+        self.transport.clear()
+
+    def test_idleClosed(self) -> None:
+        self.clock.advance(9.9)
+        self.assertTrue(self.transport.connected)
+        self.clock.advance(0.1)
+        self.assertEqual(self.transport.value(), b"Error: idle timeout")
+        self.assertFalse(self.transport.connected)
+        self.assertEqual(self.factory.errors["idle-timeout"], 1)
+
+    def test_slowlorisClosed(self) -> None:
+        """
+        Bytes that never complete a message do not keep a connection open.
+        """
+        self.protocol.dataReceived(b"a\n")
+        self.transport.clear()
+        for _ in range(20):
+            self.clock.advance(1)
+            self.protocol.dataReceived(b"x")
+        self.assertEqual(self.transport.value(), b"Error: idle timeout\n")
+        self.assertFalse(self.transport.connected)
+
+    def test_talkingKeepsOpen(self) -> None:
+        for _ in range(100):
+            self.clock.advance(9)
+            self.protocol.dataReceived(b"hi\n")
+        self.assertTrue(self.transport.connected)
+        self.assertEqual(self.protocol.messages, 100)
+
+    def test_off(self) -> None:
+        clock = Clock()
+        _, transport = connect(GreetingFactory(clock=clock, idleTimeout=0))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(10**6)
+        self.assertTrue(transport.connected)
+
+    def test_timerCancelledOnClose(self) -> None:
+        self.protocol.dataReceived(b"exit")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class BackpressureTests(SynchronousTestCase):
+    """
+    The protocol is its transport's streaming producer: paused, it stops
+    reading from the peer; resumed, it reads again.
+    """
+
+    def test_registered(self) -> None:
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        self.assertIs(transport.producer, protocol)
+        self.assertTrue(transport.streaming)
+
+    def test_pauseStopsReading(self) -> None:
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        protocol.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        self.assertTrue(protocol.paused)
+        protocol.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertFalse(protocol.paused)
+        protocol.stopProducing()
+
+    def test_closeUnregisters(self) -> None:
+        """
+        A registered producer would be resumed instead of the connection
+        closed once the buffer drains, so closing unregisters it.
+        """
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        protocol.dataReceived(b"exit")
+        self.assertIsNone(transport.producer)
+
+
+class InternalErrorTests(SynchronousTestCase):
+    def test_errorClosesOnlyThatClient(self) -> None:
+        """
+        A bug met while answering one client aborts that connection and is
+        logged once; other clients go on.
+        """
+        events = captureLogs(self, GreetingProtocol)
+        factory = GreetingFactory(clock=Clock())
+        bad, badTransport = connect(factory)
+        good, goodTransport = connect(factory)
+        self.patch(bad, "send", lambda data: 1 / 0)
+        bad.dataReceived(b"boom")
+        self.assertTrue(badTransport.aborted)
+        self.assertEqual(factory.errors["internal"], 1)
+        failures = [event for event in events if "log_failure" in event]
+        self.assertEqual(len(failures), 1)
+        failures[0]["log_failure"].trap(ZeroDivisionError)
+        good.dataReceived(b"fine")
+        self.assertEqual(goodTransport.value(), b"WelcomeHello, fine!")
+        self.flushLoggedErrors(ZeroDivisionError)
+
+
+class CloseAllTests(SynchronousTestCase):
+    def test_nothingOpen(self) -> None:
+        self.successResultOf(GreetingFactory(clock=Clock()).closeAll(5))
+
+    def test_drains(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(clock=clock)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"Ann\n")
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        drained = factory.closeAll(5)
+        self.assertNoResult(drained)
+        self.assertTrue(protocol.closing)
+        protocol.dataReceived(b"late\n")
+        self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(drained)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_abortsAfterTimeout(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, idleTimeout=0)
+        _, transport = connect(factory)
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        drained = factory.closeAll(5)
+        clock.advance(4.9)
+        self.assertNoResult(drained)
+        del transport.loseConnection
+        clock.advance(0.1)
+        self.assertTrue(transport.aborted)
+        self.successResultOf(drained)
+
+    def test_totals(self) -> None:
+        factory = GreetingFactory(clock=Clock())
+        first, _ = connect(factory)
+        second, _ = connect(factory)
+        first.dataReceived(b"a\n")
+        second.dataReceived(b"bb\nexit\n")
+        self.assertEqual(
+            factory.totals(),
+            {"messages": 2, "bytesReceived": 10, "bytesSent": 14 + 10 + 11},
+        )

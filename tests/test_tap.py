@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.datagram import ReplyProtocol
 from greetd.greeting import GreetingFactory
 from greetd.service import ListeningService
+from greetd.shutdown import DrainService
 from greetd.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
 from tests.helpers import MemoryUDPReactor
 
@@ -28,6 +29,34 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["max-length"], 1024)
         self.assertEqual(options["framing"], "auto")
         self.assertEqual(options["template"].format(b"M"), b"Hello, M!")
+
+    def test_safeDefaults(self) -> None:
+        options = parse()
+        self.assertEqual(
+            [
+                options[name]
+                for name in (
+                    "max-connections",
+                    "max-per-ip",
+                    "rate-per-ip",
+                    "idle-timeout",
+                    "udp-rate",
+                    "udp-global-rate",
+                    "shutdown-timeout",
+                    "udp-allow-low-ports",
+                )
+            ],
+            [10000, 64, 20, 300.0, 10.0, 1000.0, 5.0, False],
+        )
+        self.assertFalse(options["access"])
+
+    def test_access(self) -> None:
+        options = parse(
+            "--allow", "127.0.0.0/8", "--allow", "::1", "--deny", "127.0.0.2"
+        )  # fmt: skip
+        access = options["access"]
+        self.assertEqual([str(net) for net in access.allow], ["127.0.0.0/8", "::1/128"])
+        self.assertFalse(access.permits("127.0.0.2"))
 
     def test_repeatable(self) -> None:
         options = parse(
@@ -58,6 +87,11 @@ class OptionsTests(SynchronousTestCase):
             (["--no-udp", "--udp", "udp:1"], "--no-udp contradicts --udp"),
             (["--no-tcp", "--no-udp"], "nothing to serve"),
             (["--bogus"], "--bogus"),
+            (["--max-per-ip", "-1"], "--max-per-ip: -1 is less than 0"),
+            (["--idle-timeout", "soon"], "--idle-timeout: 'soon' is not a number"),
+            (["--udp-rate", "nan"], "--udp-rate: nan is less than 0"),
+            (["--allow", "10.0.0.0/33"], "--allow/--deny: '10.0.0.0/33'"),
+            (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
         ]:
             options = Options()
             error = self.assertRaises(usage.UsageError, options.parseOptions, argv)
@@ -81,22 +115,28 @@ class MakeServiceTests(SynchronousTestCase):
             "--welcome", "Hi", "--reply", "Yo %s",
         )  # fmt: skip
         service = makeService(options, reactor)
-        children = list(service)
+        drain, *listeners = list(service)
+        assert isinstance(drain, DrainService)
+        self.assertEqual(drain.timeout, 5.0)
         self.assertEqual(
-            [(child.kind, child.description) for child in children],  # type: ignore[attr-defined]
+            [
+                (child.kind, child.description)
+                for child in listeners
+                if isinstance(child, ListeningService)
+            ],
             [
                 ("TCP", "tcp:1111:interface=127.0.0.1"),
                 ("TCP", "tcp:2222"),
                 ("UDP", "udp:3333"),
             ],
         )
-        self.assertTrue(all(isinstance(c, ListeningService) for c in children))
         service.privilegedStartService()
         factories = [server[1] for server in reactor.tcpServers]
         self.assertEqual([server[0] for server in reactor.tcpServers], [1111, 2222])
         self.assertIs(factories[0], factories[1])
         factory = factories[0]
         assert isinstance(factory, GreetingFactory)
+        self.assertIs(drain.factory, factory)
         self.assertEqual(
             (factory.welcome, factory.framing, factory.maxLength, factory.clock),
             (b"Hi", "line", 10, reactor),
@@ -107,6 +147,33 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual((port, interface, maxPacketSize), (3333, "", 11))
         self.assertEqual(protocol.maxLength, 10)
         self.assertEqual(protocol.template.format(b"x"), b"Yo x")
+
+    def test_limitsReachProtocols(self) -> None:
+        reactor = MemoryUDPReactor()
+        options = parse(
+            "--max-connections", "5", "--max-per-ip", "2", "--rate-per-ip", "3",
+            "--idle-timeout", "7.5", "--udp-rate", "4", "--udp-global-rate", "0",
+            "--udp-allow-low-ports", "--deny", "192.0.2.0/24", "--tcp", "tcp:1",
+            "--udp", "udp:2", "--shutdown-timeout", "1",
+        )  # fmt: skip
+        service = makeService(options, reactor)
+        service.privilegedStartService()
+        factory = reactor.tcpServers[0][1]
+        protocol = reactor.udpServers[0][1]
+        assert isinstance(factory, GreetingFactory)
+        assert isinstance(protocol, ReplyProtocol)
+        limiter = factory.limiter
+        self.assertEqual(
+            (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
+            (5, 2, 3),
+        )
+        self.assertEqual(factory.idleTimeout, 7.5)
+        self.assertFalse(factory.access.permits("192.0.2.1"))
+        self.assertIs(protocol.access, factory.access)
+        self.assertEqual(protocol.perSource.rate, 4)
+        self.assertIsNone(protocol.overall)
+        self.assertTrue(protocol.allowLowPorts)
+        self.assertEqual(next(iter(service)).timeout, 1.0)  # type: ignore[attr-defined]
 
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()
