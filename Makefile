@@ -32,8 +32,8 @@ test: $(STAMP) debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check greetd tests twisted setup.py
-	$(BIN)/ruff format --check greetd tests twisted setup.py
+	$(BIN)/ruff check greetd tests bench twisted setup.py
+	$(BIN)/ruff format --check greetd tests bench twisted setup.py
 	$(BIN)/mypy --strict greetd
 
 clean:

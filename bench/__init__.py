@@ -1,0 +1,4 @@
+"""
+Load, soak and performance runs against the real daemon, outside the
+default test run.
+"""

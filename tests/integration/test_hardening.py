@@ -1,0 +1,339 @@
+"""
+Abuse against the real daemon: each attack is bounded, and an honest
+client is served while it goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import TIMEOUT
+
+
+def connectFrom(source: str, port: int) -> socket.socket:
+    """
+    A TCP connection to the daemon from the loopback address C{source}.
+    """
+    client = socket.socket()
+    client.settimeout(TIMEOUT)
+    client.bind((source, 0))
+    client.connect(("127.0.0.1", port))
+    return client
+
+
+def udpFrom(source: str) -> socket.socket:
+    """
+    A UDP socket on the loopback address C{source}.
+    """
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(TIMEOUT)
+    client.bind((source, 0))
+    return client
+
+
+def waiting(client: socket.socket) -> int:
+    """
+    How many datagrams are waiting on C{client}, read without blocking.
+    """
+    count = 0
+    client.setblocking(False)
+    try:
+        while True:
+            client.recv(65536)
+            count += 1
+    except BlockingIOError:
+        return count
+    finally:
+        client.settimeout(TIMEOUT)
+
+
+def lowPortSocket() -> socket.socket:
+    """
+    A UDP socket on a free loopback port below 1024 (as root).
+    """
+    for port in range(1023, 900, -1):
+        low = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            low.bind(("127.0.0.1", port))
+        except OSError:
+            low.close()
+            continue
+        return low
+    pytest.skip("no free loopback port below 1024")
+
+
+def receiveUntilClosed(client: socket.socket) -> bytes:
+    received = b""
+    while True:
+        data = client.recv(65536)
+        if not data:
+            return received
+        received += data
+
+
+def honestExchange(
+    port: int, name: bytes = b"honest", source: str = "127.0.0.9"
+) -> None:
+    """
+    An honest client's whole session, which must succeed.
+    """
+    with connectFrom(source, port) as client:
+        assert client.recv(7) == b"Welcome"
+        client.sendall(name + b"\n")
+        expected = b"Hello, " + name + b"!\n"
+        received = b""
+        while len(received) < len(expected):
+            received += client.recv(1024)
+        assert received == expected
+        client.sendall(b"exit\n")
+        assert receiveUntilClosed(client) == b""
+
+
+def rss(pid: int) -> int:
+    """
+    The resident set size of process C{pid}, in bytes.
+    """
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_connectionLimits(spawnGreetd: Any) -> None:
+    """
+    Over C{--max-per-ip} and C{--max-connections}, a new connection gets one
+    error line and is closed; the connections already open are untouched.
+    """
+    daemon = spawnGreetd(
+        "--max-connections", "3", "--max-per-ip", "2", "--rate-per-ip", "0"
+    )
+    port = daemon.tcp[0][1]
+    first = connectFrom("127.0.0.1", port)
+    second = connectFrom("127.0.0.1", port)
+    for client in (first, second):
+        assert client.recv(7) == b"Welcome"
+    with connectFrom("127.0.0.1", port) as third:
+        assert receiveUntilClosed(third) == b"Error: too many connections\r\n"
+    other = connectFrom("127.0.0.2", port)
+    assert other.recv(7) == b"Welcome"
+    with connectFrom("127.0.0.3", port) as fourth:
+        assert receiveUntilClosed(fourth) == b"Error: too many connections\r\n"
+    for client in (first, second, other):
+        client.sendall(b"still\n")
+        assert client.recv(1024) == b"Hello, still!\n"
+        client.close()
+    daemon.waitFor(r"Refused a connection from 127\.0\.0\.1:\d+: max-per-ip")
+    daemon.waitFor(r"Refused a connection from 127\.0\.0\.3:\d+: max-connections")
+    honestExchange(port)
+
+
+def test_connectionRate(spawnGreetd: Any) -> None:
+    """
+    A source opening connections faster than C{--rate-per-ip} is refused
+    past its burst, while another source is served.
+    """
+    daemon = spawnGreetd("--rate-per-ip", "5")
+    port = daemon.tcp[0][1]
+    answers = []
+    for _ in range(20):
+        with connectFrom("127.0.0.1", port) as client:
+            answers.append(client.recv(1024))
+    refused = answers.count(b"Error: too many connections\r\n")
+    assert answers.count(b"Welcome") + refused == 20
+    assert 5 <= answers.count(b"Welcome") <= 10
+    honestExchange(port)
+
+
+def test_accessControl(spawnGreetd: Any) -> None:
+    """
+    A denied source gets nothing over TCP or UDP; others are served.
+    """
+    daemon = spawnGreetd("--deny", "127.0.0.2", "--allow", "127.0.0.0/8")
+    port = daemon.tcp[0][1]
+    with connectFrom("127.0.0.2", port) as denied:
+        assert receiveUntilClosed(denied) == b""
+    honestExchange(port)
+    udpPort = daemon.udp[0][1]
+    with udpFrom("127.0.0.2") as denied, udpFrom("127.0.0.3") as allowed:
+        denied.sendto(b"denied", ("127.0.0.1", udpPort))
+        allowed.sendto(b"allowed", ("127.0.0.1", udpPort))
+        assert allowed.recv(1024) == b"Hello, allowed!"
+        # The daemon answers in arrival order: had it answered the denied
+        # datagram, the reply would be here by now.
+        assert waiting(denied) == 0
+
+
+def test_idleTimeout(spawnGreetd: Any) -> None:
+    """
+    A slowloris client that never completes a message is cut after
+    C{--idle-timeout}; a client that keeps talking is not.
+    """
+    daemon = spawnGreetd("--idle-timeout", "1")
+    port = daemon.tcp[0][1]
+    slow = connectFrom("127.0.0.1", port)
+    talker = connectFrom("127.0.0.2", port)
+    assert slow.recv(7) == talker.recv(7) == b"Welcome"
+    slow.sendall(b"a\n")
+    assert slow.recv(1024) == b"Hello, a!\n"
+    started = time.monotonic()
+    while time.monotonic() - started < 3:
+        try:
+            slow.sendall(b"x")
+        except OSError:
+            break
+        talker.sendall(b"t\n")
+        assert talker.recv(1024) == b"Hello, t!\n"
+        time.sleep(0.2)
+    assert receiveUntilClosed(slow) == b"Error: idle timeout\n"
+    assert time.monotonic() - started < 2.5
+    talker.sendall(b"still\n")
+    assert talker.recv(1024) == b"Hello, still!\n"
+    slow.close()
+    talker.close()
+
+
+def test_backpressure(spawnGreetd: Any) -> None:
+    """
+    A client that sends lines without end and never reads is paused: it
+    cannot push its tens of MiB, the daemon's memory stays flat, and
+    another client is served the whole time.
+    """
+    daemon = spawnGreetd("--rate-per-ip", "0")
+    port = daemon.tcp[0][1]
+    pid = daemon.process.pid
+    honestExchange(port)
+    before = rss(pid)
+    target = 40 * 1024 * 1024
+    chunk = b"flood\n" * 10000
+    pushed = 0
+    flooder = connectFrom("127.0.0.1", port)
+    flooder.settimeout(1.0)
+    stop = threading.Event()
+
+    def flood() -> None:
+        nonlocal pushed
+        deadline = time.monotonic() + 6
+        while pushed < target and time.monotonic() < deadline and not stop.is_set():
+            try:
+                pushed += flooder.send(chunk)
+            except (socket.timeout, OSError):
+                continue
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    served = 0
+    try:
+        while thread.is_alive():
+            honestExchange(port, b"honest%d" % served)
+            served += 1
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    growth = rss(pid) - before
+    flooder.close()
+    assert served > 0
+    assert pushed < target / 2, f"pushed {pushed} bytes: reading never paused"
+    assert growth < 30 * 1024 * 1024, f"RSS grew by {growth} bytes"
+    honestExchange(port)
+
+
+def test_shutdownUnderLoad(spawnGreetd: Any) -> None:
+    """
+    SIGTERM during traffic: listening stops, every connection ends with
+    whole replies only, and the daemon exits well within the timeout.
+    """
+    daemon = spawnGreetd("--shutdown-timeout", "3", "--rate-per-ip", "0")
+    port = daemon.tcp[0][1]
+    clients = [connectFrom("127.0.0.1", port) for _ in range(10)]
+    received = [b""] * len(clients)
+
+    def pump(index: int) -> None:
+        client = clients[index]
+        try:
+            while True:
+                client.sendall(b"Michael\nTracy\nSarah\n" * 50)
+                data = client.recv(65536)
+                if not data:
+                    return
+                received[index] += data
+        except OSError:
+            return
+
+    threads = [threading.Thread(target=pump, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    status = daemon.stop()
+    elapsed = time.monotonic() - started
+    for thread in threads:
+        thread.join(TIMEOUT)
+    # twistd re-raises the signal that stopped it once it has shut down, so
+    # its status says SIGTERM, which is how systemd expects a clean stop.
+    assert status in (0, -signal.SIGTERM)
+    assert elapsed < 3 + 1.5
+    replies = (b"Hello, Michael!\n", b"Hello, Tracy!\n", b"Hello, Sarah!\n")
+    for data in received:
+        assert data.startswith(b"Welcome")
+        rest = data[7:]
+        assert rest, "no replies before shutdown"
+        assert rest.endswith(b"!\n"), rest[-40:]
+        for line in rest.splitlines(keepends=True):
+            assert line in replies, line
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    for client in clients:
+        client.close()
+
+
+def test_resetsAndGarbage(spawnGreetd: Any) -> None:
+    """
+    Connections reset mid-message and streams of garbage harm no one else.
+    """
+    daemon = spawnGreetd("--rate-per-ip", "0", "--max-length", "64")
+    port = daemon.tcp[0][1]
+    garbage = [os.urandom(size) for size in (1, 63, 64, 65, 1000, 70000)]
+    for payload in garbage:
+        with connectFrom("127.0.0.1", port) as client:
+            client.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            client.sendall(payload)
+        honestExchange(port)
+    assert daemon.process.poll() is None
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="binding a source port below 1024 needs root"
+)
+def test_udpLowSourcePortIgnored(spawnGreetd: Any) -> None:
+    daemon = spawnGreetd("--no-tcp")
+    address = daemon.udp[0]
+    with lowPortSocket() as low, udpFrom("127.0.0.2") as honest:
+        low.sendto(b"loop", address)
+        honest.sendto(b"honest", address)
+        assert honest.recv(1024) == b"Hello, honest!"
+        assert waiting(low) == 0
+
+
+def test_udpRate(spawnGreetd: Any) -> None:
+    """
+    A source flooding datagrams gets at most its burst answered, while
+    another source is answered.
+    """
+    daemon = spawnGreetd("--no-tcp", "--udp-rate", "5")
+    address = daemon.udp[0]
+    with udpFrom("127.0.0.1") as flooder, udpFrom("127.0.0.2") as honest:
+        for _ in range(200):
+            flooder.sendto(b"flood", address)
+        honest.sendto(b"honest", address)
+        assert honest.recv(1024) == b"Hello, honest!"
+        assert 5 <= waiting(flooder) <= 7
