@@ -207,23 +207,45 @@ class LogTests(SynchronousTestCase):
             self.assertNotIn("\x1b", formatEvent(event))
 
 
+_chunk = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"exit", b"exit\n", b"exit\r\n", b"\r", b"\n", b"\r\n", b"\x00"]),
+    st.integers(1, 200).map(lambda size: b"x" * size),
+)
+
+
 class RobustnessTests(SynchronousTestCase):
     @given(
-        chunks=st.lists(st.binary(max_size=300), max_size=30),
+        chunks=st.lists(_chunk, max_size=30),
         framing=st.sampled_from(["auto", "line", "raw"]),
+        resetAfter=st.one_of(st.none(), st.integers(0, 30)),
     )
-    def test_anyInputIsSafe(self, chunks: list[bytes], framing: str) -> None:
+    def test_anyInputIsSafe(
+        self, chunks: list[bytes], framing: str, resetAfter: int | None
+    ) -> None:
         """
-        Whatever arrives, the protocol answers or closes, and never keeps
-        more than C{maxLength} bytes (and a CR) of an unfinished message.
+        Whatever arrives (invalid UTF-8, NUL, lone CRs, endless lines, C{exit}
+        anywhere, a reset midway), the protocol answers or closes, never keeps
+        more than C{maxLength} bytes (and a CR) of an unfinished message, and
+        leaves the factory's bookkeeping right.
         """
-        factory = GreetingFactory(framing=framing, maxLength=64, clock=Clock())
+        factory = GreetingFactory(
+            framing=framing,
+            maxLength=64,
+            clock=Clock(),
+            limiter=ConnectionLimiter(maxPerHost=1),
+        )
         protocol, transport = connect(factory)
-        for chunk in chunks:
+        for index, chunk in enumerate(chunks):
+            if index == resetAfter:
+                transport.loseConnection()
             protocol.dataReceived(chunk)
             self.assertLessEqual(len(protocol._framer._buffer), 65)
+        self.assertEqual(transport.connected, protocol in factory.connections)
         if transport.connected:
             self.assertFalse(protocol.closing)
+        transport.loseConnection()
+        self.assertEqual((factory.connections, factory.limiter.open), (set(), 0))
 
 
 class ConnectionLimitTests(SynchronousTestCase):

@@ -245,7 +245,8 @@ def test_backpressure(spawnGreetd: Any) -> None:
     honestExchange(port)
 
 
-def test_shutdownUnderLoad(spawnGreetd: Any) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_shutdownUnderLoad(spawnGreetd: Any, sig: int) -> None:
     """
     SIGTERM during traffic: listening stops, every connection ends with
     whole replies only, and the daemon exits well within the timeout.
@@ -272,13 +273,13 @@ def test_shutdownUnderLoad(spawnGreetd: Any) -> None:
         thread.start()
     time.sleep(0.5)
     started = time.monotonic()
-    status = daemon.stop()
+    status = daemon.stop(sig)
     elapsed = time.monotonic() - started
     for thread in threads:
         thread.join(TIMEOUT)
     # twistd re-raises the signal that stopped it once it has shut down, so
-    # its status says SIGTERM, which is how systemd expects a clean stop.
-    assert status in (0, -signal.SIGTERM)
+    # its status names the signal, which is how systemd expects a clean stop.
+    assert status in (0, -sig)
     assert elapsed < 3 + 1.5
     replies = (b"Hello, Michael!\n", b"Hello, Tracy!\n", b"Hello, Sarah!\n")
     for data in received:
@@ -337,3 +338,33 @@ def test_udpRate(spawnGreetd: Any) -> None:
         honest.sendto(b"honest", address)
         assert honest.recv(1024) == b"Hello, honest!"
         assert 5 <= waiting(flooder) <= 7
+
+
+def test_udpGlobalRate(spawnGreetd: Any) -> None:
+    """
+    However many sources share a flood, C{--udp-global-rate} bounds the
+    replies in all.
+    """
+    daemon = spawnGreetd("--no-tcp", "--udp-rate", "0", "--udp-global-rate", "5")
+    address = daemon.udp[0]
+    sources = [udpFrom(f"127.0.0.{host}") for host in range(2, 12)]
+    try:
+        for _ in range(20):
+            for source in sources:
+                source.sendto(b"flood", address)
+        with udpFrom("127.0.0.1") as probe:
+            probe.sendto(b"probe", address)
+            deadline = time.monotonic() + TIMEOUT
+            answered = 0
+            while time.monotonic() < deadline:
+                answered += sum(waiting(source) for source in sources)
+                if answered >= 5:
+                    break
+                time.sleep(0.01)
+            time.sleep(0.2)
+            answered += sum(waiting(source) for source in sources)
+            assert 5 <= answered <= 6
+            assert waiting(probe) <= 1
+    finally:
+        for source in sources:
+            source.close()
