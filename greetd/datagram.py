@@ -28,6 +28,9 @@ DEFAULT_RATE = 10
 #: Replies per second in all.
 DEFAULT_GLOBAL_RATE = 1000
 
+#: Why a datagram may be left unanswered.
+DROP_REASONS = ("low-port", "access", "length", "rate", "global-rate", "send-failed")
+
 #: Source ports below this are the well-known services a spoofed datagram
 #: would aim a reply loop or reflection at (echo, chargen, DNS, NTP, ...).
 LOW_PORTS = 1024

@@ -38,6 +38,12 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 #: The message that ends a session, as in the seed.
 EXIT = b"exit"
 
+#: Why a connection may be refused: access control or a connection limit.
+REFUSAL_REASONS = ("access", "max-connections", "max-per-ip", "rate-per-ip")
+
+#: Why an admitted connection may be closed with an error.
+ERROR_REASONS = ("length", "idle-timeout", "internal")
+
 #: What a connection over a limit is told before it is closed.
 TOO_MANY_CONNECTIONS = b"Error: too many connections\r\n"
 

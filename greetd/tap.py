@@ -5,10 +5,12 @@ C{twistd greetd}: the command-line options and the service they describe.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
 from twisted.python import usage
 
 from greetd.access import AccessPolicy, parseNetwork
@@ -22,6 +24,8 @@ from greetd.greeting import (
     GreetingFactory,
 )
 from greetd.limits import ConnectionLimiter
+from greetd.metrics import GreetdCollector, metricsSite
+from greetd.proxy import streamServerFromString
 from greetd.service import ListeningService
 from greetd.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
 from greetd.template import DEFAULT_TEMPLATE, ReplyTemplate
@@ -136,6 +140,13 @@ class Options(usage.Options):
             "UDP replies per second in all (0: no limit).",
         ],
         [
+            "metrics",
+            None,
+            None,
+            "A Twisted server endpoint for Prometheus metrics at /metrics "
+            "(e.g. tcp:9100:interface=127.0.0.1); none by default.",
+        ],
+        [
             "shutdown-timeout",
             None,
             DEFAULT_SHUTDOWN_TIMEOUT,
@@ -232,7 +243,9 @@ class Options(usage.Options):
         if not (self["tcp"] or self["udp"]):
             raise usage.UsageError("--no-tcp and --no-udp leave nothing to serve")
         reactor = _defaultReactor()
-        _check(self["tcp"], "--tcp", partial(serverFromString, reactor))
+        _check(self["tcp"], "--tcp", partial(streamServerFromString, reactor))
+        if self["metrics"] is not None:
+            _check([self["metrics"]], "--metrics", partial(serverFromString, reactor))
         _check(self["udp"], "--udp", partial(datagramServerFromString, reactor))
 
 
@@ -293,29 +306,38 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         drain = DrainService(factory, options["shutdown-timeout"])
         drain.setServiceParent(services)  # type: ignore[no-untyped-call]
     for description in options["tcp"]:
-        endpoint = serverFromString(reactor, description)
-        ListeningService(
-            "TCP", description, partial(endpoint.listen, factory)
-        ).setServiceParent(services)  # type: ignore[no-untyped-call]
+        endpoint = streamServerFromString(reactor, description)
+        _serve(services, "TCP", description, partial(endpoint.listen, factory))
+    replies = []
     for description in options["udp"]:
         datagrams = datagramServerFromString(reactor, description, maxLength + 1)
-        ListeningService(
-            "UDP",
-            description,
-            partial(
-                datagrams.listen,
-                ReplyProtocol(
-                    template,
-                    maxLength,
-                    clock=reactor,
-                    rate=options["udp-rate"],
-                    globalRate=options["udp-global-rate"],
-                    access=access,
-                    allowLowPorts=options["udp-allow-low-ports"],
-                ),
-            ),
-        ).setServiceParent(services)  # type: ignore[no-untyped-call]
+        protocol = ReplyProtocol(
+            template,
+            maxLength,
+            clock=reactor,
+            rate=options["udp-rate"],
+            globalRate=options["udp-global-rate"],
+            access=access,
+            allowLowPorts=options["udp-allow-low-ports"],
+        )
+        replies.append(protocol)
+        _serve(services, "UDP", description, partial(datagrams.listen, protocol))
+    if options["metrics"] is not None:
+        collector = GreetdCollector(factory if options["tcp"] else None, replies)
+        metrics = serverFromString(reactor, options["metrics"])
+        site = metricsSite(collector)
+        _serve(services, "metrics", options["metrics"], partial(metrics.listen, site))
     return services
+
+
+def _serve(
+    services: MultiService,
+    kind: str,
+    description: str,
+    listen: Callable[[], Deferred[IListeningPort]],
+) -> None:
+    service = ListeningService(kind, description, listen)
+    service.setServiceParent(services)  # type: ignore[no-untyped-call]
 
 
 def raiseFileLimit(connections: int) -> None:

@@ -21,7 +21,7 @@ TWISTD = str(Path(sys.executable).with_name("twistd"))
 #: Every wait on the daemon is bounded by this many seconds.
 TIMEOUT = 15.0
 
-_SERVING = re.compile(r"Serving (TCP|UDP) on (.*)$")
+_SERVING = re.compile(r"Serving (TCP|UDP|metrics) on (.*)$")
 _IP_PORT = re.compile(r"\[?([^\]]*?)\]?:(\d+)")
 
 #: Ephemeral loopback listeners, used unless a test names its own.
@@ -55,6 +55,7 @@ class Daemon:
     @ivar tcp: The C{(host, port)} of each TCP listener on an IP address
         (UNIX sockets are left out), in order.
     @ivar udp: The C{(host, port)} of each UDP listener, in order.
+    @ivar metrics: The C{(host, port)} of the metrics listener, if any.
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class Daemon:
         threading.Thread(target=self._read, daemon=True).start()
         self.tcp: list[tuple[str, int]] = []
         self.udp: list[tuple[str, int]] = []
+        self.metrics: list[tuple[str, int]] = []
         self._stopped = False
 
     def _read(self) -> None:
@@ -130,7 +132,7 @@ class Daemon:
                 kind, address = match.groups()
                 ip = _IP_PORT.fullmatch(address)
                 if ip:
-                    where = self.tcp if kind == "TCP" else self.udp
+                    where = {"TCP": self.tcp, "UDP": self.udp}.get(kind, self.metrics)
                     where.append((ip.group(1), int(ip.group(2))))
 
     @property
@@ -170,4 +172,4 @@ def listenerCount(args: tuple[str, ...]) -> int:
     """
     tcp = args.count("--tcp") or (0 if "--no-tcp" in args else 1)
     udp = args.count("--udp") or (0 if "--no-udp" in args else 1)
-    return tcp + udp
+    return tcp + udp + args.count("--metrics")
