@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
+# Linting runs on CPython only; other interpreters install what tests need.
+EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint,test)
+comma := ,
 STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
@@ -16,7 +19,7 @@ DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(STAMP)

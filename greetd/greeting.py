@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.access import AccessPolicy
+from greetd.fastwrite import supportsWriteThrough, writeThrough
 from greetd.framing import FRAMINGS, MessageFramer, MessageTooLong
 from greetd.limits import ConnectionLimiter, Throttle
 from greetd.log import formatAddress
@@ -77,6 +78,8 @@ class GreetingProtocol(Protocol):
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
     @ivar paused: Whether reading is paused until the peer reads its replies.
+    @ivar writesThrough: Whether replies are sent at once rather than on the
+        next reactor turn (plain TCP only; see L{greetd.fastwrite}).
     """
 
     factory: GreetingFactory
@@ -88,6 +91,7 @@ class GreetingProtocol(Protocol):
     admitted = False
     closing = False
     paused = False
+    writesThrough = False
     _idleCall: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
@@ -104,6 +108,7 @@ class GreetingProtocol(Protocol):
             transport.loseConnection()
             return
         self.admitted = True
+        self.writesThrough = supportsWriteThrough(transport)
         self._framer = MessageFramer(factory.framing, factory.maxLength)
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
         transport.registerProducer(self, True)
@@ -157,7 +162,10 @@ class GreetingProtocol(Protocol):
         Write C{data} to the peer and count it.
         """
         self.bytesSent += len(data)
-        self._transport().write(data)
+        if self.writesThrough:
+            writeThrough(self.transport, data)
+        else:
+            self._transport().write(data)
 
     def sendError(self, text: str) -> None:
         """

@@ -1,0 +1,56 @@
+"""
+Write-through for plain TCP connections.
+
+Twisted's C{transport.write} only queues: the bytes go out when the reactor
+next finds the socket writable, one reactor turn later.  A ping-pong client
+waits for each reply, so that turn is most of the latency and much of the
+cost per message.  When nothing is queued on a plain TCP connection, the
+reply can be sent at once; whatever the kernel does not take goes to the
+transport's own buffer, so ordering, producers and closing are unchanged.
+
+Only plain TCP server connections qualify: TLS transports encrypt in
+C{write}, PROXY-wrapped and other wrapping transports are not sockets,
+UNIX connections are left alone, and test transports have no socket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import tcp
+
+
+def supportsWriteThrough(transport: object) -> bool:
+    """
+    Whether L{writeThrough} may be used on C{transport}.
+    """
+    return type(transport) is tcp.Server and not getattr(transport, "TLS", True)
+
+
+def _queued(transport: Any) -> bool:
+    return bool(
+        transport._tempDataBuffer or len(transport.dataBuffer) > transport.offset
+    )
+
+
+def writeThrough(transport: Any, data: bytes) -> None:
+    """
+    Send C{data} on C{transport} now if nothing is queued before it, and
+    queue what the kernel does not take; C{transport} must pass
+    L{supportsWriteThrough}.
+    """
+    if (
+        transport.disconnecting
+        or not transport.connected
+        or transport._writeDisconnected
+        or _queued(transport)
+    ):
+        transport.write(data)
+        return
+    try:
+        sent = transport.socket.send(data)
+    except OSError:
+        # EAGAIN, or an error the transport will meet and report itself.
+        sent = 0
+    if sent < len(data):
+        transport.write(data[sent:])
