@@ -4,6 +4,7 @@ C{twistd greetd}: the command-line options and the service they describe.
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -167,8 +168,6 @@ class Options(usage.Options):
 
     compData = usage.Completions(optActions={"framing": usage.CompleteList(FRAMINGS)})
 
-    _failed = False
-
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self["tcp"] = []
@@ -177,21 +176,19 @@ class Options(usage.Options):
         self["deny"] = []
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options}; a bad one raises L{usage.UsageError}, except under
+        twistd, where it ends the process with one line on standard error
+        and status 1.  twistd itself would print the whole usage first, and
+        before Twisted 26.10 exit with status 0.
+        """
         try:
             super().parseOptions(options)  # type: ignore[no-untyped-call]
-        except usage.UsageError:
-            self._failed = True
-            raise
-
-    def getUsage(self, width: int | None = None) -> str:
-        """
-        The full usage, or a pointer to it after a failed parse: twistd
-        prints the usage before the error, and a bad value deserves one
-        clear line rather than a screenful (C{--help} shows everything).
-        """
-        if self._failed:
-            return "Run 'twistd greetd --help' for the options."
-        return str(super().getUsage(width))
+        except usage.UsageError as error:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"twistd greetd: {error} (see twistd greetd --help)\n")
+            raise SystemExit(1) from None
 
     def opt_tcp(self, description: str) -> None:
         """A Twisted server endpoint for TCP greetings (repeatable)."""

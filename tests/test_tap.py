@@ -4,7 +4,11 @@ Tests for L{greetd.tap}.
 
 from __future__ import annotations
 
+import sys
+from io import StringIO
+
 from twisted.python import usage
+from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.datagram import ReplyProtocol
@@ -96,9 +100,23 @@ class OptionsTests(SynchronousTestCase):
             options = Options()
             error = self.assertRaises(usage.UsageError, options.parseOptions, argv)
             self.assertIn(message, str(error), argv)
-            self.assertEqual(
-                options.getUsage(), "Run 'twistd greetd --help' for the options."
-            )
+
+    def test_usageErrorUnderTwistd(self) -> None:
+        """
+        As twistd's subcommand, a bad option is one line on standard error
+        and exit status 1, whatever twistd's own handling.
+        """
+        stderr = StringIO()
+        self.patch(sys, "stderr", stderr)
+        error = self.assertRaises(
+            SystemExit, ServerOptions().parseOptions, ["greetd", "--framing", "x"]
+        )
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            stderr.getvalue(),
+            "twistd greetd: --framing must be one of auto, line, raw, not 'x' "
+            "(see twistd greetd --help)\n",
+        )
 
     def test_fullUsage(self) -> None:
         usageText = Options().getUsage()
