@@ -5,13 +5,14 @@ C{twistd greetd}: the command-line options and the service they describe.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from functools import partial
 from typing import Any, Callable, ClassVar, Sequence
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.python import usage
 
 from greetd.access import AccessPolicy, parseNetwork
@@ -25,11 +26,12 @@ from greetd.greeting import (
     GreetingFactory,
 )
 from greetd.limits import ConnectionLimiter
-from greetd.metrics import GreetdCollector, metricsSite
+from greetd.metrics import CountsCollector, metricsSite, readCounts
 from greetd.proxy import streamServerFromString
 from greetd.service import ListeningService
 from greetd.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
 from greetd.template import DEFAULT_TEMPLATE, ReplyTemplate
+from greetd.workers import checkShareable, workerPoolService
 
 #: Where the seed's TCP server listens.
 DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"
@@ -71,6 +73,9 @@ class Options(usage.Options):
     After parsing, C{self["tcp"]} and C{self["udp"]} hold the endpoint
     descriptions to listen on (the defaults unless given or disabled) and
     C{self["template"]} the checked L{ReplyTemplate}.
+
+    @ivar arguments: The arguments as given, which worker processes parse
+        again (L{greetd.workers}).
     """
 
     synopsis = "[options]"
@@ -153,6 +158,14 @@ class Options(usage.Options):
             DEFAULT_SHUTDOWN_TIMEOUT,
             "Seconds to finish writing replies on SIGTERM before cutting.",
         ],
+        [
+            "workers",
+            None,
+            1,
+            "Worker processes serving the same listening sockets (tcp:, tcp6:, "
+            "haproxy:tcp... and udp: only). Limits apply per worker: with N "
+            "workers a per-address limit of L admits up to N*L.",
+        ],
     ]
 
     optFlags: ClassVar[list[Any]] = [
@@ -182,6 +195,7 @@ class Options(usage.Options):
         and status 1.  twistd itself would print the whole usage first, and
         before Twisted 26.10 exit with status 0.
         """
+        self.arguments = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)  # type: ignore[no-untyped-call]
         except usage.UsageError as error:
@@ -208,6 +222,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         self["max-length"] = _number(self, "max-length")
+        self["workers"] = _number(self, "workers")
         for name in ("max-connections", "max-per-ip", "rate-per-ip"):
             self[name] = _number(self, name, minimum=0)
         for name in ("idle-timeout", "udp-rate", "udp-global-rate"):
@@ -244,6 +259,8 @@ class Options(usage.Options):
         if self["metrics"] is not None:
             _check([self["metrics"]], "--metrics", partial(serverFromString, reactor))
         _check(self["udp"], "--udp", partial(datagramServerFromString, reactor))
+        if self["workers"] > 1:
+            _check(self["tcp"], "--tcp", checkShareable)
 
 
 def _check(descriptions: Sequence[str], option: str, parse: Any) -> None:
@@ -268,47 +285,65 @@ def _defaultReactor() -> Any:
     return reactor
 
 
-def makeService(options: Options, reactor: Any = None) -> MultiService:
+class Servers:
     """
-    Build the greetd service: a L{ListeningService} for each TCP endpoint,
-    all sharing one L{GreetingFactory}, and one for each UDP endpoint, each
-    with its own L{ReplyProtocol}.
+    What answers clients, as the options describe it, before it listens
+    anywhere: built once per process, by L{makeService} for the listeners
+    it binds and by a worker (L{greetd.worker}) for the sockets it inherits.
+
+    @ivar factory: The one L{GreetingFactory} every TCP listener shares, so
+        that connection limits count across them; C{None} without TCP.
+    @ivar replies: A L{ReplyProtocol} for each C{--udp} listener, in order
+        (a datagram port owns its protocol).
+    @ivar maxPacketSize: The receive buffer of a UDP port: one more than the
+        longest datagram answered, so a longer one is seen to be too long.
+    """
+
+    def __init__(
+        self,
+        factory: GreetingFactory | None,
+        replies: list[ReplyProtocol],
+        maxPacketSize: int,
+    ) -> None:
+        self.factory = factory
+        self.replies = replies
+        self.maxPacketSize = maxPacketSize
+
+    def counts(self) -> Counter[str]:
+        """
+        The counters of every server, for metrics.
+        """
+        return readCounts(self.factory, self.replies)
+
+
+def buildServers(options: Options, reactor: Any) -> Servers:
+    """
+    The factory and protocols that serve C{options}.
 
     @param options: Parsed L{Options}.
-    @param reactor: The reactor to listen with; the global one by default.
+    @param reactor: The clock for timeouts and rates.
     """
-    if reactor is None:
-        reactor = _defaultReactor()
-
-    services = MultiService()
     template: ReplyTemplate = options["template"]
     maxLength: int = options["max-length"]
     access: AccessPolicy = options["access"]
-    factory = GreetingFactory(
-        welcome=options["welcome"].encode("utf-8"),
-        template=template,
-        framing=options["framing"],
-        maxLength=maxLength,
-        clock=reactor,
-        idleTimeout=options["idle-timeout"],
-        limiter=ConnectionLimiter(
-            options["max-connections"],
-            options["max-per-ip"],
-            options["rate-per-ip"],
-        ),
-        access=access,
-    )
+    factory = None
     if options["tcp"]:
-        raiseFileLimit(options["max-connections"])
-        drain = DrainService(factory, options["shutdown-timeout"])
-        drain.setServiceParent(services)  # type: ignore[no-untyped-call]
-    for description in options["tcp"]:
-        endpoint = streamServerFromString(reactor, description)
-        _serve(services, "TCP", description, partial(endpoint.listen, factory))
-    replies = []
-    for description in options["udp"]:
-        datagrams = datagramServerFromString(reactor, description, maxLength + 1)
-        protocol = ReplyProtocol(
+        factory = GreetingFactory(
+            welcome=options["welcome"].encode("utf-8"),
+            template=template,
+            framing=options["framing"],
+            maxLength=maxLength,
+            clock=reactor,
+            idleTimeout=options["idle-timeout"],
+            limiter=ConnectionLimiter(
+                options["max-connections"],
+                options["max-per-ip"],
+                options["rate-per-ip"],
+            ),
+            access=access,
+        )
+    replies = [
+        ReplyProtocol(
             template,
             maxLength,
             clock=reactor,
@@ -317,14 +352,99 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
             access=access,
             allowLowPorts=options["udp-allow-low-ports"],
         )
-        replies.append(protocol)
-        _serve(services, "UDP", description, partial(datagrams.listen, protocol))
+        for _ in options["udp"]
+    ]
+    return Servers(factory, replies, maxLength + 1)
+
+
+#: Listens for TCP: C{(index, description, factory)} to the listening port,
+#: where C{index} is the description's place among the C{--tcp} options.
+ListenStream = Callable[[int, str, IProtocolFactory], "Deferred[IListeningPort]"]
+
+#: Listens for UDP, likewise: C{(index, description, protocol, maxPacketSize)}.
+ListenDatagram = Callable[[int, str, ReplyProtocol, int], "Deferred[IListeningPort]"]
+
+
+def serve(
+    options: Options,
+    servers: Servers,
+    listenStream: ListenStream,
+    listenDatagram: ListenDatagram,
+) -> MultiService:
+    """
+    The services that serve C{servers} on every listener of C{options}: a
+    L{DrainService} for TCP, then a L{ListeningService} for each listener,
+    listening through C{listenStream} and C{listenDatagram}.
+    """
+    services = MultiService()
+    factory = servers.factory
+    if factory is not None:
+        raiseFileLimit(options["max-connections"])
+        drain = DrainService(factory, options["shutdown-timeout"])
+        drain.setServiceParent(services)  # type: ignore[no-untyped-call]
+        for index, description in enumerate(options["tcp"]):
+            listen = partial(listenStream, index, description, factory)
+            _serve(services, "TCP", description, listen)
+    for index, (description, protocol) in enumerate(
+        zip(options["udp"], servers.replies)
+    ):
+        listen = partial(
+            listenDatagram, index, description, protocol, servers.maxPacketSize
+        )
+        _serve(services, "UDP", description, listen)
+    return services
+
+
+def makeService(options: Options, reactor: Any = None) -> MultiService:
+    """
+    Build the greetd service: a L{ListeningService} for each TCP endpoint,
+    all sharing one L{GreetingFactory}, and one for each UDP endpoint, each
+    with its own L{ReplyProtocol}; or, with C{--workers} above 1, the
+    listening sockets and the L{WorkerPool} that serves them.
+
+    @param options: Parsed L{Options}.
+    @param reactor: The reactor to listen with; the global one by default.
+    """
+    if reactor is None:
+        reactor = _defaultReactor()
+    workers = None
+    if options["workers"] > 1:
+        services, pool = workerPoolService(options, reactor)
+        counts, workers = pool.counts, pool.alive
+    else:
+        servers = buildServers(options, reactor)
+        services = serve(
+            options,
+            servers,
+            partial(_listenStream, reactor),
+            partial(_listenDatagram, reactor),
+        )
+        counts = servers.counts
     if options["metrics"] is not None:
-        collector = GreetdCollector(factory if options["tcp"] else None, replies)
+        served = bool(options["tcp"]), bool(options["udp"])
+        collector = CountsCollector(counts, *served, workers=workers)
         metrics = serverFromString(reactor, options["metrics"])
         site = metricsSite(collector)
         _serve(services, "metrics", options["metrics"], partial(metrics.listen, site))
     return services
+
+
+def _listenStream(
+    reactor: Any, index: int, description: str, factory: IProtocolFactory
+) -> Deferred[IListeningPort]:
+    endpoint = streamServerFromString(reactor, description)
+    return endpoint.listen(factory)
+
+
+def _listenDatagram(
+    reactor: Any,
+    index: int,
+    description: str,
+    protocol: ReplyProtocol,
+    maxPacketSize: int,
+) -> Deferred[IListeningPort]:
+    endpoint = datagramServerFromString(reactor, description, maxPacketSize)
+    return endpoint.listen(protocol)
 
 
 def _serve(

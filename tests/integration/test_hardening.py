@@ -90,7 +90,9 @@ def honestExchange(
         expected = b"Hello, " + name + b"!\n"
         received = b""
         while len(received) < len(expected):
-            received += client.recv(1024)
+            data = client.recv(1024)
+            assert data, f"closed after {received!r}"
+            received += data
         assert received == expected
         client.sendall(b"exit\n")
         assert receiveUntilClosed(client) == b""

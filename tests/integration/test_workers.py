@@ -1,0 +1,207 @@
+"""
+C{--workers} against the real daemon: a worker killed under load is replaced
+without a client noticing, SIGTERM leaves no process behind, workers serve
+UDP and metrics are summed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from greetd.testing import TIMEOUT, Daemon
+from tests.integration.conftest import runTwistd
+from tests.integration.test_hardening import honestExchange, udpFrom
+from tests.integration.test_metrics import scrape
+
+#: Options that let one host's load through: limits are tested elsewhere.
+UNLIMITED = ("--rate-per-ip", "0", "--max-per-ip", "0")
+
+
+class Load:
+    """
+    C{clients} threads, each running whole honest exchanges (banner,
+    message, reply, exit) in a loop against C{port} until stopped, each
+    from its own loopback address.
+
+    @ivar results: C{(startedAt, error or None)} for each exchange.
+    """
+
+    def __init__(self, port: int, clients: int = 20) -> None:
+        self.port = port
+        self.results: list[tuple[float, BaseException | None]] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(f"127.0.0.{10 + n}",), daemon=True)
+            for n in range(clients)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(TIMEOUT)
+
+    def _run(self, source: str) -> None:
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            startedAt = time.monotonic()
+            try:
+                honestExchange(self.port, source.encode(), source)
+            except (OSError, AssertionError) as error:
+                self.results.append((startedAt, error))
+            else:
+                self.results.append((startedAt, None))
+
+    def waitForExchanges(self, count: int, since: float = 0.0) -> None:
+        """
+        Wait until C{count} exchanges started after C{since} have ended.
+        """
+        deadline = time.monotonic() + TIMEOUT
+        while self.completedSince(since) < count:
+            assert time.monotonic() < deadline, f"only {self.completedSince(since)}"
+            time.sleep(0.05)
+
+    def completedSince(self, since: float) -> int:
+        return sum(1 for startedAt, _ in list(self.results) if startedAt >= since)
+
+    def failuresSince(self, since: float) -> list[BaseException]:
+        return [
+            error
+            for startedAt, error in list(self.results)
+            if error is not None and startedAt >= since
+        ]
+
+
+def startedWorkers(daemon: Daemon, count: int) -> dict[int, int]:
+    """
+    Wait until workers 1 to C{count} serve, and return their pids by slot.
+    """
+    pids = {}
+    for slot in range(1, count + 1):
+        match = daemon.waitFor(rf"Started worker {slot} \(pid (\d+)\)")
+        pids[slot] = int(match.group(1))
+        daemon.waitFor(rf"\[worker {slot} pid {pids[slot]}\] Serving")
+    return pids
+
+
+def children(pid: int) -> set[int]:
+    """
+    The pids of the children of process C{pid}.
+    """
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return {int(child) for child in listing.read().split()}
+
+
+def alive(pid: int) -> bool:
+    """
+    Whether process C{pid} exists and is not a zombie.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workerKilledUnderLoad(spawnGreetd: Any) -> None:
+    """
+    SIGKILL one of two workers while 20 clients talk in a loop: it is
+    replaced within a second, and every exchange started after the kill
+    succeeds (only the connections the dead worker held can fail), served
+    by the survivor and the replacement from the one shared accept queue.
+    """
+    daemon = spawnGreetd("--workers", "2", "--no-udp", *UNLIMITED)
+    pids = startedWorkers(daemon, 2)
+    assert children(daemon.process.pid) == set(pids.values())
+    port = daemon.tcp[0][1]
+    with Load(port) as load:
+        load.waitForExchanges(200)
+        killedAt = time.monotonic()
+        os.kill(pids[1], signal.SIGKILL)
+        started = daemon.waitFor(rf"Started worker 1 \(pid (?!{pids[1]}\))(\d+)\)")
+        replacedIn = time.monotonic() - killedAt
+        replacement = int(started.group(1))
+        daemon.waitFor(rf"\[worker 1 pid {replacement}\] Serving TCP")
+        daemon.waitFor(rf"\[worker 1 pid {replacement}\] Connection from .* opened")
+        load.waitForExchanges(300, since=killedAt)
+    assert replacedIn < 1.0, replacedIn
+    assert load.failuresSince(killedAt) == []
+    daemon.waitFor(rf"Worker 1 \(pid {pids[1]}\) died \(.*signal 9")
+    assert children(daemon.process.pid) == {pids[2], replacement}
+    assert not alive(pids[1])
+
+
+def test_sigtermLeavesNothing(spawnGreetd: Any) -> None:
+    """
+    SIGTERM to the parent drains and stops every worker, then the parent
+    exits as a single daemon does; no worker is left.
+    """
+    daemon = spawnGreetd("--workers", "3", *UNLIMITED)
+    pids = startedWorkers(daemon, 3)
+    honestExchange(daemon.tcp[0][1])
+    # stop() also reads the log to its end, which the workers share.
+    assert daemon.stop() == -signal.SIGTERM
+    assert [pid for pid in pids.values() if alive(pid)] == []
+    # Stopping workers is not a death: none is reported or replaced.
+    assert not [line for line in daemon.lines if "died" in line], daemon.output
+    assert len(re.findall("Started worker", daemon.output)) == 3
+
+
+def test_parentKilled(spawnGreetd: Any) -> None:
+    """
+    Workers whose parent dies without a word (SIGKILL) see their pipe from
+    it close, drain and exit.
+    """
+    daemon = spawnGreetd("--workers", "2", "--no-udp", "--shutdown-timeout", "1")
+    pids = startedWorkers(daemon, 2)
+    daemon.process.kill()
+    deadline = time.monotonic() + TIMEOUT
+    while any(alive(pid) for pid in pids.values()):
+        assert time.monotonic() < deadline, "a worker outlived its parent"
+        time.sleep(0.05)
+
+
+def test_udpAndMetrics(spawnGreetd: Any) -> None:
+    """
+    Workers answer UDP on the shared socket; the parent's metrics are the
+    sums of the workers' counters, with the number of workers.
+    """
+    daemon = spawnGreetd(
+        "--workers", "2", "--udp-rate", "0",
+        "--metrics", "tcp:0:interface=127.0.0.1", *UNLIMITED,
+    )  # fmt: skip
+    startedWorkers(daemon, 2)
+    with udpFrom("127.0.0.1") as client:
+        for n in range(20):
+            client.sendto(b"n%d" % n, daemon.udp[0])
+            assert client.recv(100) == b"Hello, n%d!" % n
+    for n in range(4):
+        honestExchange(daemon.tcp[0][1], b"t%d" % n)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        metrics = scrape(daemon.metrics[0])
+        udp = metrics[("greetd_messages_total", (("transport", "udp"),))]
+        tcp = metrics[("greetd_messages_total", (("transport", "tcp"),))]
+        if (udp, tcp) == (20, 4) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (udp, tcp) == (20, 4)
+    assert metrics[("greetd_connections_total", ())] == 4
+    assert metrics[("greetd_workers", ())] == 2
+
+
+def test_unsupportedListener(tmp_path: Path) -> None:
+    result = runTwistd("--workers", "2", "--tcp", f"unix:{tmp_path}/s", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not supported with --workers" in result.stderr
