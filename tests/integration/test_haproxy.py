@@ -1,10 +1,13 @@
 """
 greetd behind a real HAProxy speaking the PROXY protocol (C{send-proxy}):
-limits, access control, logs and metrics see each client's own address.
+limits, access control, logs and metrics see each client's own address;
+and the scale-out recipe, two daemons behind C{contrib/haproxy/greetd.cfg},
+survives losing one under load.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -17,6 +20,13 @@ from greetd.testing import TIMEOUT
 from tests.integration.conftest import requireTool
 from tests.integration.test_hardening import connectFrom, receiveUntilClosed
 from tests.integration.test_metrics import scrape, tcp
+from tests.integration.test_workers import UNLIMITED, Load
+
+#: The scale-out recipe, run here with its ports replaced.
+CONTRIB = Path(__file__).parents[2] / "contrib" / "haproxy" / "greetd.cfg"
+
+#: A listener behind HAProxy.
+PROXIED = "haproxy:tcp:0:interface=127.0.0.1"
 
 CONFIG = """\
 global
@@ -52,8 +62,17 @@ def startHAProxy(
         f"    server g{index} 127.0.0.1:{port} send-proxy {extra}"
         for index, port in enumerate(backends)
     )
+    text = CONFIG.format(frontend=frontend, servers=servers)
+    return runHAProxy(where, text, frontend), frontend
+
+
+def runHAProxy(where: Path, text: str, frontend: int) -> subprocess.Popen[bytes]:
+    """
+    Run haproxy in the foreground with the configuration C{text}; return
+    it once its C{frontend} port accepts connections.
+    """
     config = where / "haproxy.cfg"
-    config.write_text(CONFIG.format(frontend=frontend, servers=servers))
+    config.write_text(text)
     process = subprocess.Popen(
         [requireTool("haproxy"), "-db", "-f", str(config)],
         stdout=subprocess.PIPE,
@@ -63,7 +82,7 @@ def startHAProxy(
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", frontend), timeout=1).close()
-            return process, frontend
+            return process
         except OSError:
             assert process.poll() is None, process.communicate()[0]
             time.sleep(0.05)
@@ -130,3 +149,48 @@ def test_headerlessClientRefused(spawnGreetd: Any) -> None:
     with connectFrom("127.0.0.2", daemon.tcp[0][1]) as client:
         client.sendall(b"Michael\r\n")
         assert receiveUntilClosed(client) == b""
+
+
+def test_haproxyRecipe(spawnGreetd: Any, tmp_path: Path) -> None:
+    """
+    Two daemons behind a real HAProxy running C{contrib/haproxy/greetd.cfg}:
+    kill one under load, and once the health checks have marked it down
+    (2 checks 200 ms apart) every client is served by the other.  Connects
+    refused meanwhile are retried on the other by C{option redispatch}.
+    """
+    daemons = [
+        spawnGreetd(
+            "--tcp", "haproxy:tcp:0:interface=127.0.0.1", "--no-udp", *UNLIMITED
+        )
+        for _ in range(2)
+    ]
+    frontend = freePort()
+    text = CONTRIB.read_text()
+    ports = {
+        "127.0.0.1:9999": frontend,
+        "127.0.0.1:10001": daemons[0].tcp[0][1],
+        "127.0.0.1:10002": daemons[1].tcp[0][1],
+    }
+    for example, port in ports.items():
+        assert re.search(rf"^\s+(bind|server \S+) {example}$", text, re.MULTILINE)
+        text = text.replace(example, f"127.0.0.1:{port}")
+    haproxy = runHAProxy(tmp_path, text, frontend)
+    try:
+        with Load(frontend) as load:
+            load.waitForExchanges(200)
+            killedAt = time.monotonic()
+            daemons[0].process.kill()
+            markedDownBy = killedAt + 2 * 0.2 + 0.6
+            time.sleep(markedDownBy - time.monotonic())
+            load.waitForExchanges(300, since=markedDownBy)
+    finally:
+        haproxy.terminate()
+        output = haproxy.communicate(timeout=TIMEOUT)[0].decode()
+    assert load.failuresSince(markedDownBy) == []
+    assert "greetd/greetd1 is DOWN" in output, output
+    assert "greetd/greetd2 is DOWN" not in output, output
+    # Without the kill both daemons had clients: the balancer balanced.
+    for daemon in daemons:
+        daemon.waitFor(r"Connection from 127\.0\.0\.1\d:\d+ opened")
+    failedInWindow = len(load.failuresSince(killedAt))
+    print(f"failed between the kill and the mark-down: {failedInWindow}")
