@@ -289,7 +289,13 @@ class WorkerPool(Service):
     def _start(self, slot: int) -> None:
         self._restarts.pop(slot, None)
         protocol = WorkerProtocol(self, slot)
-        transport = self._spawn(slot, protocol)
+        try:
+            transport = self._spawn(slot, protocol)
+        except Exception:
+            # Out of processes or descriptors, say: try again, backing off.
+            self._log.failure("Cannot start worker {slot}", slot=slot)
+            self._restart(slot)
+            return
         protocol.pid = transport.pid
         self.workers[slot] = protocol
         self._log.info(
@@ -309,15 +315,27 @@ class WorkerPool(Service):
         for name, count in protocol.counts.items():
             if name not in GAUGES:
                 self.retired[name] += count
-        status = getattr(reason.value, "status", None)
-        signal = getattr(reason.value, "signal", None)
-        exitCode = getattr(reason.value, "exitCode", None)
         if not self.running:
             if not self.workers:
                 stopped, self._stopped = self._stopped, []
                 for waiting in stopped:
                     waiting.callback(None)
             return
+        self._log.warn(
+            "Worker {slot} (pid {pid}) died (exit code {exitCode}, signal {signal})",
+            slot=slot,
+            pid=protocol.pid,
+            exitCode=getattr(reason.value, "exitCode", None),
+            signal=getattr(reason.value, "signal", None),
+            greetdEvent="worker.died",
+        )
+        self._restart(slot)
+
+    def _restart(self, slot: int) -> None:
+        """
+        Start a new worker in C{slot}: at once, or after a back-off if the
+        slot's last worker also failed within L{RESTART_WINDOW}.
+        """
         now = self._clock.seconds()
         last = self._lastDeath.get(slot)
         if last is not None and now - last < RESTART_WINDOW:
@@ -326,16 +344,11 @@ class WorkerPool(Service):
             delay = 0.0
         self._backoff[slot] = delay
         self._lastDeath[slot] = now
-        self._log.warn(
-            "Worker {slot} (pid {pid}) died (exit code {exitCode}, signal "
-            "{signal}, status {status}); restarting it in {delay}s",
+        self._log.info(
+            "Restarting worker {slot} in {delay}s",
             slot=slot,
-            pid=protocol.pid,
-            exitCode=exitCode,
-            signal=signal,
-            status=status,
             delay=delay,
-            greetdEvent="worker.died",
+            greetdEvent="worker.restart",
         )
         self._restarts[slot] = self._clock.callLater(delay, self._start, slot)
 

@@ -109,7 +109,8 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(self.pool.workers[2].pid, 101)
         self.assertEqual(self.pool.alive(), 2)
         self.assertEqual(
-            [event["greetdEvent"] for event in self.events], ["worker.start"] * 2
+            [event.get("greetdEvent") for event in self.events],
+            ["worker.start"] * 2,
         )
 
     def test_replacedAtOnce(self) -> None:
@@ -124,9 +125,11 @@ class PoolTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.spawned[-1][0], 1)
         self.assertEqual(self.pool.workers[1].pid, 102)
-        [died] = [e for e in self.events if e["greetdEvent"] == "worker.died"]
-        self.assertEqual((died["pid"], died["signal"], died["delay"]), (100, 9, 0))
+        [died] = [e for e in self.events if e.get("greetdEvent") == "worker.died"]
+        self.assertEqual((died["pid"], died["signal"]), (100, 9))
         self.assertEqual(died["log_level"], LogLevel.warn)
+        [restart] = [e for e in self.events if e.get("greetdEvent") == "worker.restart"]
+        self.assertEqual((restart["slot"], restart["delay"]), (1, 0))
 
     def test_backoff(self) -> None:
         """
@@ -164,6 +167,36 @@ class PoolTests(SynchronousTestCase):
         self.die(1)
         self.clock.advance(0)
         self.assertIn(1, self.pool.workers)
+
+    def test_spawnFailure(self) -> None:
+        """
+        A worker that cannot even be spawned is logged and tried again,
+        backing off like one that keeps dying.
+        """
+        failures = [OSError("no more processes")] * 2
+        spawn = self.spawn
+
+        def failing(slot: int, protocol: WorkerProtocol) -> Any:
+            if failures:
+                raise failures.pop()
+            return spawn(slot, protocol)
+
+        self.pool = WorkerPool(1, failing, self.clock, stopTimeout=6.0)
+        self.pool.startService()
+        self.assertEqual(self.pool.workers, {})
+        self.clock.advance(0)
+        self.assertEqual(self.pool.workers, {})
+        self.clock.advance(FIRST_BACKOFF * 0.99)
+        self.assertEqual(self.pool.workers, {})
+        self.clock.advance(FIRST_BACKOFF * 0.02)
+        self.assertEqual(list(self.pool.workers), [1])
+        failed = [e["log_failure"].value for e in self.events if "log_failure" in e]
+        self.assertEqual(len(failed), 2)
+        self.assertIsInstance(failed[0], OSError)
+        self.assertEqual(
+            [e.get("greetdEvent") for e in self.events if "log_failure" not in e],
+            ["worker.restart", "worker.restart", "worker.start"],
+        )
 
     def test_stop(self) -> None:
         """
