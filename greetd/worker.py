@@ -17,9 +17,9 @@ import json
 import os
 import socket
 import sys
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from functools import partial
-from typing import IO, Any, ClassVar, Sequence
+from typing import IO, Any, ClassVar, Iterator, Sequence
 
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, execute
@@ -79,6 +79,28 @@ class WorkerOptions(usage.Options):
         self["options"] = options
 
 
+@contextmanager
+def nonBlockingSockets() -> Iterator[None]:
+    """
+    Make socket objects non-blocking from their creation, for the length
+    of the block.
+
+    The listening sockets' open file descriptions, and so their blocking
+    flag, are shared by the parent and every worker.  PyPy puts a socket
+    object made from a descriptor into the default timeout's mode, which is
+    blocking: adopting a socket would make it blocking for every worker,
+    and a worker that lost the race for a connection would then block in
+    C{accept} until the next one came.  Twisted's C{adoptStreamPort} makes
+    such an object and leaves its mode alone.
+    """
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(0.0)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def socketFamily(fd: int) -> int:
     """
     The address family of the socket open on C{fd}, which stays open.
@@ -110,7 +132,9 @@ def adoptStream(
     fd = fds[index]
     if description.startswith(PREFIX):
         factory = ProxyHeaderFactory(factory, reactor)
-    adopting = execute(reactor.adoptStreamPort, fd, socketFamily(fd), factory)
+    with nonBlockingSockets():
+        family = socketFamily(fd)
+        adopting = execute(reactor.adoptStreamPort, fd, family, factory)
     return adopting.addCallback(_adopted, fd)
 
 
@@ -127,8 +151,11 @@ def adoptDatagram(
     C{index}.
     """
     fd = fds[index]
-    family = socketFamily(fd)
-    adopting = execute(reactor.adoptDatagramPort, fd, family, protocol, maxPacketSize)
+    with nonBlockingSockets():
+        family = socketFamily(fd)
+        adopting = execute(
+            reactor.adoptDatagramPort, fd, family, protocol, maxPacketSize
+        )
     return adopting.addCallback(_adopted, fd)
 
 

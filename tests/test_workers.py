@@ -403,13 +403,16 @@ class Adopter(Clock):
     def __init__(self) -> None:
         super().__init__()
         self.adopted: list[tuple[Any, ...]] = []
+        self.timeouts: list[float | None] = []
 
     def adoptStreamPort(self, *args: Any) -> Any:
         self.adopted.append(args)
+        self.timeouts.append(socket.getdefaulttimeout())
         return self
 
     def adoptDatagramPort(self, *args: Any) -> Any:
         self.adopted.append(args)
+        self.timeouts.append(socket.getdefaulttimeout())
         return self
 
     def getHost(self) -> IPv4Address:
@@ -453,6 +456,10 @@ class BuilderTests(SynchronousTestCase):
         self.assertEqual(datagram, (fds[2], socket.AF_INET, servers.replies[0], 10))
         for fd in fds:
             self.assertRaises(OSError, os.fstat, fd)
+        # The socket objects Twisted makes leave the shared sockets
+        # non-blocking (PyPy would make them blocking by default).
+        self.assertEqual(reactor.timeouts, [0.0] * 3)
+        self.assertIsNone(socket.getdefaulttimeout())
 
     def test_noTCPNoFactory(self) -> None:
         servers = buildServers(parse("--no-tcp", "--udp", "udp:1"), Clock())
