@@ -84,6 +84,7 @@ SHAREABLE = ("tcp", "tcp6")
 def _tcp(
     kind: str, port: str, interface: str = "", backlog: str | None = None
 ) -> tuple[str, int, int]:
+    # The arguments of Twisted's tcp: and tcp6: endpoints, with its defaults.
     if kind == "tcp6" and not interface:
         interface = "::"
     return interface, int(port), int(backlog) if backlog else DEFAULT_BACKLOG
