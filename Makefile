@@ -12,11 +12,15 @@ STAMP := $(VENV)/.installed
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
 DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy
 
+# Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.
+DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
+
 .PHONY: run test lint install debian-packages clean
 
 # Editable installs must use compat mode: Twisted finds plugins by scanning
 # sys.path for twisted/plugins, which setuptools' default editable finder hides.
 $(STAMP): setup.cfg setup.py
+	$(if $(filter pypy3,$(PYTHON)),tools/debian-packages $(DEBIAN_PYPY))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[$(EXTRAS)]'
