@@ -80,7 +80,8 @@ class NoReply(GreetError):
     """
 
     def __init__(self, name: bytes, tries: int) -> None:
-        super().__init__(f"no reply to {quote(name)} after {tries} tries")
+        plural = "try" if tries == 1 else "tries"
+        super().__init__(f"no reply to {quote(name)} after {tries} {plural}")
         self.name = name
         self.tries = tries
 

@@ -218,9 +218,9 @@ class LineNames(Protocol):
             self._ended = True
 
     def _stop(self, problem: ValueError) -> None:
+        # The names before the bad line are still greeted.
         self.problem = problem
         self._ended = True
-        self._names.clear()
 
     def readConnectionLost(self) -> None:
         self._addLine(self._buffer)
