@@ -17,7 +17,11 @@ from typing import IO, Any, Callable, ClassVar, Sequence
 
 from twisted.internet import error
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, clientFromString
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP6ClientEndpoint,
+    clientFromString,
+)
 from twisted.internet.interfaces import IHalfCloseableProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import react
@@ -34,6 +38,7 @@ from greetd.client import (
     greetOverTCP,
     greetOverUDP,
 )
+from greetd.endpoints import _port, splitDescription
 from greetd.greeting import EXIT
 from greetd.log import escape, formatAddress
 from greetd.tap import _check, _number
@@ -317,8 +322,10 @@ class Session:
         self.options = options
         self.write = write
         self.names = names
-        if options["connect"] is not None:
-            self.address = escape(options["connect"])
+        description = options["connect"]
+        if description is not None:
+            printable = description.isascii() and description.isprintable()
+            self.address = description if printable else escape(description)
         else:
             self.address = formatAddress((options["host"], options["port"]))
 
@@ -328,10 +335,7 @@ class Session:
         """
         options = self.options
         if options["connect"] is not None:
-            endpoint: IStreamClientEndpoint = clientFromString(
-                reactor, options["connect"]
-            )
-            return endpoint
+            return clientEndpoint(reactor, options["connect"])
         return HostnameEndpoint(
             reactor, options["host"], options["port"], timeout=options["timeout"]
         )
@@ -385,10 +389,42 @@ def parse(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> Options | in
     return options
 
 
+def clientEndpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
+    """
+    The client endpoint C{description} names: anything Twisted's
+    C{clientFromString} knows, and C{tcp6:host=ADDRESS:port=PORT} (or
+    C{tcp6:ADDRESS:PORT}, with an optional C{timeout=SECONDS}), which
+    Twisted has as a server endpoint only.
+
+    @raise ValueError: (and whatever C{clientFromString} raises) for a
+        description that is not valid.
+    """
+    if description.split(":", 1)[0] != "tcp6":
+        endpoint: IStreamClientEndpoint = clientFromString(reactor, description)
+        return endpoint
+    args, kwargs = splitDescription(description)
+    return _tcp6(reactor, *args[1:], **kwargs)
+
+
+def _tcp6(
+    reactor: Any,
+    host: str | None = None,
+    port: str | None = None,
+    timeout: str = "30",
+) -> TCP6ClientEndpoint:
+    if host is None or port is None:
+        raise ValueError("tcp6 needs a host and a port: tcp6:host=\\:\\:1:port=9999")
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        raise ValueError(f"timeout {timeout!r} is not a number") from None
+    return TCP6ClientEndpoint(reactor, host, _port(port), seconds)
+
+
 def _parseEndpoint(description: str) -> object:
     from twisted.internet import reactor
 
-    return clientFromString(reactor, description)
+    return clientEndpoint(reactor, description)
 
 
 def finish(result: Failure | object, address: str, stderr: IO[str]) -> int:

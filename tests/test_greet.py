@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 
 from twisted.internet import error
-from twisted.internet.testing import StringTransport
+from twisted.internet.endpoints import TCP6ClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,6 +23,7 @@ from greetd.greet import (
     LineNames,
     Options,
     Session,
+    clientEndpoint,
     describeFailure,
     finish,
     parse,
@@ -62,6 +65,8 @@ class OptionsTests(SynchronousTestCase):
             ((), "127.0.0.1:9999"),
             (("-H", "::1"), "[::1]:9999"),
             (("--connect", "unix:path=/run/g"), "unix:path=/run/g"),
+            (("--connect", "tcp6:host=\\:\\:1:port=1"), "tcp6:host=\\:\\:1:port=1"),
+            (("--connect", "unix:path=/run/\u00e9"), "unix:path=/run/\\xc3\\xa9"),
         ]:
             self.assertEqual(Session(parsed(*argv), print, []).address, address)
 
@@ -79,6 +84,9 @@ class OptionsTests(SynchronousTestCase):
             (["--udp", "--connect", "tcp:h:1"], "--connect is for TCP, not --udp"),
             (["-p", "1", "--connect", "tcp:h:1"], "--connect replaces --host"),
             (["--connect", "nope:x"], "--connect 'nope:x': Unknown endpoint type"),
+            (["--connect", "tcp6:h"], "--connect 'tcp6:h': tcp6 needs a host and"),
+            (["--connect", "tcp6:h:x"], "--connect 'tcp6:h:x': port 'x' is not a"),
+            (["--connect", "tcp6:h:1:timeout=x"], "--connect 'tcp6:h:1:timeout=x'"),
             ([""], "a name cannot be empty"),
             (["a\nb"], "a name cannot contain CR or LF: 'a\\nb'"),
             (["--bogus"], "option --bogus not recognized"),
@@ -96,6 +104,35 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(parse(["--help"], stdout, io.StringIO()), OK)
         self.assertIn("--retries 3 sends it at most 4 times", stdout.getvalue())
         self.assertTrue(stdout.getvalue().startswith("Usage: greet [-H HOST]"))
+
+
+class ClientEndpointTests(SynchronousTestCase):
+    def test_tcp6(self) -> None:
+        """
+        C{tcp6:} connects over IPv6, with Twisted's endpoint syntax.
+        """
+        reactor = MemoryReactor()
+        for description in (
+            "tcp6:host=\\:\\:1:port=7:timeout=2",
+            "tcp6:\\:\\:1:7:timeout=2",
+        ):
+            endpoint = clientEndpoint(reactor, description)
+            self.assertIsInstance(endpoint, TCP6ClientEndpoint)
+            endpoint.connect(Factory.forProtocol(Protocol))
+        self.assertEqual(
+            [(host, port, timeout) for host, port, _, timeout, _ in reactor.tcpClients],
+            [("::1", 7, 2.0)] * 2,
+        )
+
+    def test_others(self) -> None:
+        """
+        Other descriptions are Twisted's.
+        """
+        reactor = MemoryReactor()
+        clientEndpoint(reactor, "unix:path=/run/g").connect(
+            Factory.forProtocol(Protocol)
+        )
+        self.assertEqual(reactor.unixClients[0][0], "/run/g")
 
 
 class DescribeFailureTests(SynchronousTestCase):

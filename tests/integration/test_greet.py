@@ -110,6 +110,13 @@ def test_otherTemplateAndConnect(spawnGreetd: Any) -> None:
     assert (run.status, run.stdout) == (0, "Yo\nHi Ann\nHi Bob\n")
 
 
+def test_connectUNIX(spawnGreetd: Any, tmp_path: Path) -> None:
+    socketPath = tmp_path / "greetd.sock"
+    spawnGreetd("--tcp", f"unix:{socketPath}", "--framing", "line")
+    run = greet("--connect", f"unix:path={socketPath}", "Ann")
+    assert (run.status, run.stdout) == (0, "Welcome\nHello, Ann!\n")
+
+
 def test_serverError(spawnGreetd: Any) -> None:
     daemon = spawnGreetd("--max-length", "8")
     port = daemon.tcp[0][1]
