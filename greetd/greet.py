@@ -3,7 +3,7 @@ C{greet}: the command-line client for both greetd services.
 
 Exit status: 0 when every name got its reply, 1 when the session failed
 (one line on standard error: the server's address and what happened), 2
-for a usage error.
+for a usage error, 130 when a signal (SIGINT, SIGTERM) interrupted it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import deque
 from typing import IO, Any, Callable, ClassVar, Sequence
 
 from twisted.internet import error
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP6ClientEndpoint,
@@ -51,8 +51,8 @@ DEFAULT_PORT = 9999
 #: The longest line read from standard input as one name.
 MAX_NAME_LENGTH = 65536
 
-#: Exit statuses.
-OK, FAILED, USAGE = 0, 1, 2
+#: Exit statuses; a signal (SIGINT, SIGTERM) gives the shells' 128 + 2.
+OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
 class Options(usage.Options):
@@ -73,7 +73,8 @@ class Options(usage.Options):
         "banner, each reply) lasts at most --timeout seconds. Over UDP a name "
         "that gets no reply is sent again, up to --retries more times (so "
         "--retries 3 sends it at most 4 times). Exit status: 0 when every "
-        "name got its reply, 1 when not, 2 for a usage error."
+        "name got its reply, 1 when not, 2 for a usage error, 130 when "
+        "interrupted."
     )
 
     optParameters: ClassVar[list[Any]] = [
@@ -437,6 +438,9 @@ def finish(result: Failure | object, address: str, stderr: IO[str]) -> int:
     if result.check(InputError):
         stderr.write(f"greet: {result.value} (see greet --help)\n")
         return USAGE
+    if result.check(CancelledError):
+        stderr.write(f"greet: {address}: interrupted\n")
+        return INTERRUPTED
     stderr.write(f"greet: {address}: {describeFailure(result)}\n")
     return FAILED
 
@@ -511,11 +515,26 @@ def _run(reactor: Any, argv: Sequence[str]) -> Deferred[None]:
     output = _Output(reactor, parsed["names"])
     session = Session(parsed, output.write, output.names)
 
+    running = session.run(reactor)
+    finished = False
+
     def done(result: object) -> Deferred[None]:
+        nonlocal finished
+        finished = True
         status = finish(result, session.address, sys.stderr)
         return output.close().addCallback(lambda _: _exit(status))
 
-    return session.run(reactor).addBoth(done)
+    def interrupted() -> Deferred[None] | None:
+        # A signal stops the reactor under a session: end it (dropping the
+        # connection), say so and exit non-zero, rather than exit 0.
+        if finished:
+            return None
+        running.cancel()
+        return closing
+
+    closing: Deferred[None] = running.addBoth(done)
+    reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+    return closing
 
 
 def main(argv: Sequence[str] | None = None) -> int:

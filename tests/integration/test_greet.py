@@ -9,6 +9,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -294,3 +295,27 @@ def test_interactive(spawnGreetd: Any) -> None:
     finally:
         os.close(controller)
         os.close(terminal)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted(sig: int) -> None:
+    """
+    Interrupted while it waits, greet says so in one line and exits 130.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(TIMEOUT)
+        port = silent.getsockname()[1]
+        process = subprocess.Popen(
+            [GREET, "--timeout", str(TIMEOUT), "-p", str(port), "Ann"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        connection, _ = silent.accept()
+        with connection:
+            process.send_signal(sig)
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+    assert (process.returncode, stdout) == (130, b"")
+    assert stderr == f"greet: 127.0.0.1:{port}: interrupted\n".encode()
