@@ -210,7 +210,9 @@ class GreetingClientProtocol(Protocol):
     complete once the bytes received equal the expected reply, however the
     network split them.  If they stop being a prefix of it (a daemon with
     another template), the bytes received so far are the reply, the seed's
-    rule.
+    rule.  The banner is the first chunk received (up to its LF): the daemon
+    writes it in one small write, so a line banner split before its LF, which
+    would be taken for a raw one, is not expected on any real network.
 
     @ivar template: The daemon's L{ReplyTemplate}, to recognise replies.
     @ivar timeout: How long each wait for the server may last, in seconds.

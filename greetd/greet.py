@@ -306,7 +306,7 @@ def _readLine(names: LineNames) -> Callable[[], Deferred[bytes | None]]:
 
 class Session:
     """
-    One run of C{greet}: where to, what to print, and how it ended.
+    One run of C{greet}: which service, where, and what to print.
 
     @ivar options: The parsed L{Options}.
     @ivar address: The server's address, as error lines show it.
