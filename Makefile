@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
-DEBIAN_TOOLS := nc=netcat-openbsd
+DEBIAN_TOOLS := nc=netcat-openbsd systemd-socket-activate=systemd systemd-analyze=systemd
 
 .PHONY: run test lint install debian-packages clean
 

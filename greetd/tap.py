@@ -8,11 +8,10 @@ from functools import partial
 from typing import Any, ClassVar, Sequence
 
 from twisted.application.service import MultiService
-from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
 from greetd.datagram import ReplyProtocol
-from greetd.endpoints import datagramServerFromString
+from greetd.endpoints import datagramServerFromString, streamServerFromString
 from greetd.framing import FRAMINGS
 from greetd.greeting import DEFAULT_MAX_LENGTH, DEFAULT_WELCOME, GreetingFactory
 from greetd.service import ListeningService
@@ -140,7 +139,7 @@ class Options(usage.Options):
         if not (self["tcp"] or self["udp"]):
             raise usage.UsageError("--no-tcp and --no-udp leave nothing to serve")
         reactor = _defaultReactor()
-        _check(self["tcp"], "--tcp", partial(serverFromString, reactor))
+        _check(self["tcp"], "--tcp", partial(streamServerFromString, reactor))
         _check(self["udp"], "--udp", partial(datagramServerFromString, reactor))
 
 
@@ -189,7 +188,7 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         clock=reactor,
     )
     for description in options["tcp"]:
-        endpoint = serverFromString(reactor, description)
+        endpoint = streamServerFromString(reactor, description)
         ListeningService(
             "TCP", description, partial(endpoint.listen, factory)
         ).setServiceParent(services)  # type: ignore[no-untyped-call]
