@@ -14,6 +14,7 @@ from greetd.datagram import ReplyProtocol
 from greetd.endpoints import datagramServerFromString, streamServerFromString
 from greetd.framing import FRAMINGS
 from greetd.greeting import DEFAULT_MAX_LENGTH, DEFAULT_WELCOME, GreetingFactory
+from greetd.notify import notifyServiceFromEnvironment
 from greetd.service import ListeningService
 from greetd.template import DEFAULT_TEMPLATE, ReplyTemplate
 
@@ -169,7 +170,9 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     """
     Build the greetd service: a L{ListeningService} for each TCP endpoint,
     all sharing one L{GreetingFactory}, and one for each UDP endpoint, each
-    with its own L{ReplyProtocol}.
+    with its own L{ReplyProtocol}; then, under a service manager that asks
+    for them (C{NOTIFY_SOCKET}), a L{NotifyService} for readiness and
+    watchdog notifications, last so that it starts after every listener.
 
     @param options: Parsed L{Options}.
     @param reactor: The reactor to listen with; the global one by default.
@@ -199,4 +202,8 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
             description,
             partial(datagrams.listen, ReplyProtocol(template, maxLength)),
         ).setServiceParent(services)  # type: ignore[no-untyped-call]
+    listeners = [child for child in services if isinstance(child, ListeningService)]
+    notifier = notifyServiceFromEnvironment(listeners, reactor)
+    if notifier is not None:
+        notifier.setServiceParent(services)  # type: ignore[no-untyped-call]
     return services

@@ -4,11 +4,14 @@ Tests for L{greetd.tap}.
 
 from __future__ import annotations
 
+import os
+
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.datagram import ReplyProtocol
 from greetd.greeting import GreetingFactory
+from greetd.notify import NotifyService
 from greetd.service import ListeningService
 from greetd.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
 from tests.helpers import MemoryUDPReactor
@@ -113,3 +116,24 @@ class MakeServiceTests(SynchronousTestCase):
         makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
         first, second = (server[1] for server in reactor.udpServers)
         self.assertIsNot(first, second)
+
+    def test_notifyServiceLast(self) -> None:
+        """
+        Under a service manager (C{NOTIFY_SOCKET}), a L{NotifyService}
+        watching every listener is added last, so it starts after them and
+        stops before them.
+        """
+        self.patch(os, "environ", {"NOTIFY_SOCKET": "@greetd-test-tap"})
+        service = makeService(parse("--tcp", "tcp:1", "--udp", "udp:2"))
+        children = list(service)
+        notifier = children[-1]
+        assert isinstance(notifier, NotifyService)
+        self.addCleanup(notifier._sender.close)  # type: ignore[attr-defined]
+        self.assertEqual(notifier.listeners, children[:-1])
+        self.assertEqual([child.kind for child in notifier.listeners], ["TCP", "UDP"])
+        self.assertIsNone(notifier.interval)
+
+    def test_noNotifyServiceByDefault(self) -> None:
+        self.patch(os, "environ", {})
+        service = makeService(parse(), MemoryUDPReactor())
+        self.assertFalse(any(isinstance(c, NotifyService) for c in service))

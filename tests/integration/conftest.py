@@ -78,6 +78,7 @@ class Daemon:
         threading.Thread(target=self._read, daemon=True).start()
         self.tcp: list[tuple[str, int]] = []
         self.udp: list[tuple[str, int]] = []
+        self._status: int | None = None
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -146,8 +147,11 @@ class Daemon:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """
         Signal the daemon, wait for it to exit, read the rest of its log,
-        and return its exit status (killing it if it does not exit).
+        and return its exit status (killing it if it does not exit); once
+        stopped, return that status again.
         """
+        if self._status is not None:
+            return self._status
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
@@ -161,6 +165,7 @@ class Daemon:
         deadline = time.monotonic() + TIMEOUT
         while self._next(deadline) is not None:
             pass
+        self._status = status
         return status
 
 
