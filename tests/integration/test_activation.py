@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import TIMEOUT, requireTool, runTwistd
+from tests.integration.test_startup import exchange
 
 
 def freePort(kind: socket.SocketKind) -> int:
@@ -43,10 +44,8 @@ def test_tcpByName(spawnGreetd: Any) -> None:
         wrapper=activator(port, "greetd-tcp"), listeners=0,
     )  # fmt: skip
     daemon.waitFor(rf"Listening on 127\.0\.0\.1:{port}")
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
-        assert client.recv(7) == b"Welcome"
-        client.sendall(b"Michael")
-        assert client.recv(1024) == b"Hello, Michael!"
+    reply = exchange(socket.AF_INET, ("127.0.0.1", port), b"Michael")
+    assert reply == b"WelcomeHello, Michael!"
     daemon.waitForListeners(1)
     assert daemon.tcp == [("127.0.0.1", port)]
 

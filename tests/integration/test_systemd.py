@@ -5,12 +5,18 @@ with greetd about the sockets they pass.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import socket
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.integration.conftest import TIMEOUT, TWISTD, requireTool, runTwistd
+from tests.integration.test_startup import exchange
 
 UNITS = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 
@@ -84,3 +90,66 @@ def test_execStartOptionsParse(tmp_path: Path) -> None:
     result = runTwistd(*greetdArguments, cwd=tmp_path)
     assert result.returncode == 1
     assert "no inherited socket is named 'greetd-tcp'" in result.stdout + result.stderr
+
+
+def freeIPv6Port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET6, kind) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        return int(probe.getsockname()[1])
+
+
+def test_execStartUnderActivation(spawnGreetd: Any, tmp_path: Path) -> None:
+    """
+    The unit's own ExecStart arguments, run as systemd would run them: both
+    sockets inherited by name (two nested C{systemd-socket-activate}, the
+    inner one passing the outer's socket on), C{NOTIFY_SOCKET} set.  greetd
+    serves TCP and UDP, says C{READY=1}, and logs JSON.
+    """
+    tool = requireTool("systemd-socket-activate")
+    tcpPort = freeIPv6Port(socket.SOCK_STREAM)
+    udpPort = freeIPv6Port(socket.SOCK_DGRAM)
+    notifyPath = str(tmp_path / "notify")
+    arguments = execStart()
+    twistdArgs = tuple(arguments[1 : arguments.index("greetd")])
+    greetdArgs = arguments[arguments.index("greetd") + 1 :]
+    setenv = f"--setenv=NOTIFY_SOCKET={notifyPath}"
+    wrapper = (
+        tool, "-l", f"[::1]:{tcpPort}", "--fdname=greetd-tcp", "--",
+        tool, setenv, "--datagram", "-l", f"[::1]:{udpPort}",
+        "--fdname=greetd-tcp:greetd-udp", "--",
+    )  # fmt: skip
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(notifyPath)
+        notify.settimeout(TIMEOUT)
+        daemon = spawnGreetd(
+            *greetdArgs,
+            ephemeral=False,
+            twistdArgs=twistdArgs[2:],  # spawnGreetd adds --nodaemon --pidfile=
+            wrapper=wrapper,
+            listeners=0,
+        )
+        # The outer activator starts the inner one on the first connection.
+        daemon.waitFor(rf"Listening on \[::1\]:{tcpPort}")
+        reply = exchange(socket.AF_INET6, ("::1", tcpPort), b"Michael")
+        assert reply == b"WelcomeHello, Michael!"
+        daemon.waitForListeners(2)
+        assert daemon.tcp == [("::1", tcpPort)]
+        assert daemon.udp == [("::1", udpPort)]
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as client:
+            client.settimeout(TIMEOUT)
+            client.sendto(b"Sarah", ("::1", udpPort))
+            assert client.recv(1024) == b"Hello, Sarah!"
+        message = notify.recv(4096)
+        while message == b"WATCHDOG=1":
+            message = notify.recv(4096)
+        status = f"Serving TCP on [::1]:{tcpPort}, UDP on [::1]:{udpPort}"
+        assert message == b"READY=1\nSTATUS=" + status.encode()
+    daemon.waitFor(r'"greetdEvent": "connection\.close"')
+    records = [json.loads(line) for line in daemon.lines if line.startswith("{")]
+    assert [r["kind"] for r in records if r.get("greetdEvent") == "listen.ok"] == [
+        "TCP",
+        "UDP",
+    ]
