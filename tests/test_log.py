@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from twisted.application.app import AppLogger
@@ -214,7 +217,9 @@ class JSONLoggerTests(SynchronousTestCase):
         """
         self.patch(signal, "signal", lambda *args: None)
         self.patch(signal, "getsignal", lambda signum: None)
-        path = self.mktemp()
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        path = os.path.join(directory, "greetd.log")
         observer = FakeAppLogger(path, True).makeObserver()
         observer(closeEvent())
         observer(closeEvent(messages=4))
