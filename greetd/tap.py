@@ -26,6 +26,7 @@ from greetd.greeting import (
 )
 from greetd.limits import ConnectionLimiter
 from greetd.metrics import GreetdCollector, metricsSite
+from greetd.notify import notifyServiceFromEnvironment
 from greetd.proxy import streamServerFromString
 from greetd.service import ListeningService
 from greetd.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
@@ -272,7 +273,9 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     """
     Build the greetd service: a L{ListeningService} for each TCP endpoint,
     all sharing one L{GreetingFactory}, and one for each UDP endpoint, each
-    with its own L{ReplyProtocol}.
+    with its own L{ReplyProtocol}; then, under a service manager that asks
+    for them (C{NOTIFY_SOCKET}), a L{NotifyService} for readiness and
+    watchdog notifications, last so that it starts after every listener.
 
     @param options: Parsed L{Options}.
     @param reactor: The reactor to listen with; the global one by default.
@@ -324,6 +327,10 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         metrics = serverFromString(reactor, options["metrics"])
         site = metricsSite(collector)
         _serve(services, "metrics", options["metrics"], partial(metrics.listen, site))
+    listeners = [child for child in services if isinstance(child, ListeningService)]
+    notifier = notifyServiceFromEnvironment(listeners, reactor)
+    if notifier is not None:
+        notifier.setServiceParent(services)  # type: ignore[no-untyped-call]
     return services
 
 
