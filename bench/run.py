@@ -324,6 +324,7 @@ class Bench:
             rssBefore=before,
             rssAfter=after,
             count=round((after - before) / held),
+            settleSeconds=settle(pid),
         )
         return report
 
@@ -397,11 +398,28 @@ class Bench:
         return figures
 
 
+def settle(pid: int, timeout: float = 60.0) -> float:
+    """
+    Wait until process C{pid} is nearly idle (under a tenth of a core over
+    half a second), at most C{timeout} seconds, and say how long it took: a
+    server closing 10,000 connections may stay busy long after, which would
+    count against whatever it is measured on next.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        used = cpuSeconds(pid)
+        time.sleep(0.5)
+        if cpuSeconds(pid) - used < 0.05:
+            break
+    return round(time.monotonic() - started, 1)
+
+
 def describe(report: dict[str, Any]) -> str:
     if report["mode"] == "idle":
         return (
             f"{report['count']} B/connection ({report['held']} held, "
-            f"RSS {report['rssBefore'] >> 20} -> {report['rssAfter'] >> 20} MB)"
+            f"RSS {report['rssBefore'] >> 20} -> {report['rssAfter'] >> 20} MB, "
+            f"idle again {report['settleSeconds']} s after the close)"
         )
     text = f"{report['rate']:10.0f}/s"
     if report["p50_us"]:
