@@ -1,4 +1,4 @@
-# greetd developer workflow: `make run`, `make test`, `make lint`.
+# greetd developer workflow: `make run`, `make test`, `make lint`, `make bench`.
 # PYTHON picks the interpreter (make test PYTHON=pypy3); each gets its own venv.
 
 PYTHON ?= python3
@@ -10,13 +10,18 @@ comma := ,
 STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
-DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy
+DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy \
+	systemd-socket-activate=systemd systemd-analyze=systemd
 
-.PHONY: run test lint install debian-packages clean
+# Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.
+DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
+
+.PHONY: run test lint install bench debian-packages clean
 
 # Editable installs must use compat mode: Twisted finds plugins by scanning
 # sys.path for twisted/plugins, which setuptools' default editable finder hides.
 $(STAMP): setup.cfg setup.py
+	$(if $(filter pypy3,$(PYTHON)),tools/debian-packages $(DEBIAN_PYPY))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[$(EXTRAS)]'
@@ -38,6 +43,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check greetd tests bench twisted setup.py
 	$(BIN)/ruff format --check greetd tests bench twisted setup.py
 	$(BIN)/mypy --strict greetd
+
+# The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
+# (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,lint,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	@if command -v pypy3 >/dev/null; then \
+		$(MAKE) install PYTHON=pypy3 || echo "make bench: no PyPy venv; greetd on PyPy is skipped"; \
+	else echo "make bench: no pypy3; greetd on PyPy is skipped"; fi
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .venv-* build *.egg-info

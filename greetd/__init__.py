@@ -3,9 +3,24 @@ greetd: the greeting daemon, TCP greetings and UDP replies on Twisted.
 
 The public API: L{GreetingFactory} and L{GreetingProtocol} for the TCP
 service, L{ReplyProtocol} for the UDP one, and L{Options} and
-L{makeService} to build both as C{twistd greetd} does.
+L{makeService} to build both as C{twistd greetd} does; the clients
+L{GreetingClientProtocol} and L{greetOverTCP} (TCP) and
+L{ReplyClientProtocol} and L{greetOverUDP} (UDP), and their errors.
 """
 
+from greetd.client import (
+    ConnectionClosed,
+    GreetError,
+    GreetingClientProtocol,
+    Greetings,
+    GreetTimeout,
+    NoReply,
+    PortUnreachable,
+    ReplyClientProtocol,
+    ServerError,
+    greetOverTCP,
+    greetOverUDP,
+)
 from greetd.datagram import ReplyProtocol
 from greetd.framing import Message, MessageFramer, MessageTooLong
 from greetd.greeting import GreetingFactory, GreetingProtocol
@@ -15,13 +30,24 @@ from greetd.template import ReplyTemplate
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConnectionClosed",
+    "GreetError",
+    "GreetTimeout",
+    "GreetingClientProtocol",
     "GreetingFactory",
     "GreetingProtocol",
+    "Greetings",
     "Message",
     "MessageFramer",
     "MessageTooLong",
+    "NoReply",
     "Options",
+    "PortUnreachable",
+    "ReplyClientProtocol",
     "ReplyProtocol",
     "ReplyTemplate",
+    "ServerError",
+    "greetOverTCP",
+    "greetOverUDP",
     "makeService",
 ]

@@ -109,7 +109,7 @@ class ReplyProtocol(DatagramProtocol):
             self.drop("access", addr)
             return
         if len(datagram) > self.maxLength:
-            self.drop("length", addr)
+            self.drop("length", addr, length=len(datagram))
             return
         now = self.clock.seconds()
         if not self.perSource.allow(host, now):

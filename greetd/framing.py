@@ -56,6 +56,9 @@ class MessageFramer:
     @ivar lineMode: Whether chunks are currently split on LF.
     """
 
+    # One framer per connection: slots keep idle connections small.
+    __slots__ = ("_buffer", "_lastEnding", "framing", "lineMode", "maxLength")
+
     def __init__(self, framing: str = "auto", maxLength: int = 1024) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}")

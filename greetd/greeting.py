@@ -16,6 +16,7 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -68,7 +69,6 @@ class GreetingProtocol(Protocol):
     so a client that sends without reading cannot grow the daemon's memory.
 
     @ivar factory: The L{GreetingFactory} holding the configuration.
-    @ivar peer: The peer's address, escaped for logs.
     @ivar host: The peer's IP address, or C{None} (a UNIX socket).
     @ivar messages: How many messages have been answered.
     @ivar bytesReceived: How many bytes the peer has sent.
@@ -92,14 +92,11 @@ class GreetingProtocol(Protocol):
     closing = False
     paused = False
     writesThrough = False
-    _idleCall: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
         transport = self._transport()
-        address = transport.getPeer()
-        self.peer = formatAddress(address)
-        self.host = getattr(address, "host", None)
+        self.host = getattr(transport.getPeer(), "host", None)
         refusal = factory.admit(self)
         if refusal is not None:
             self.closing = True
@@ -112,10 +109,6 @@ class GreetingProtocol(Protocol):
         self._framer = MessageFramer(factory.framing, factory.maxLength)
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
         transport.registerProducer(self, True)
-        if factory.idleTimeout:
-            self._idleCall = factory.clock.callLater(
-                factory.idleTimeout, self._checkIdle
-            )
         self._log.info(
             "Connection from {peer} opened",
             peer=self.peer,
@@ -186,16 +179,13 @@ class GreetingProtocol(Protocol):
         transport.unregisterProducer()
         transport.loseConnection()
 
-    def _checkIdle(self) -> None:
-        clock = self.factory.clock
-        timeout = self.factory.idleTimeout
-        idle = clock.seconds() - self.lastMessageAt
-        if idle >= timeout:
-            self._idleCall = None
-            self.factory.errors["idle-timeout"] += 1
-            self.sendError("idle timeout")
-        else:
-            self._idleCall = clock.callLater(timeout - idle, self._checkIdle)
+    def idleTimedOut(self) -> None:
+        """
+        The peer completed no message for the factory's idle timeout: say so
+        and close.
+        """
+        self.factory.errors["idle-timeout"] += 1
+        self.sendError("idle timeout")
 
     def pauseProducing(self) -> None:
         """
@@ -216,10 +206,15 @@ class GreetingProtocol(Protocol):
         The transport is going away; L{connectionLost} cleans up.
         """
 
+    @property
+    def peer(self) -> str:
+        """
+        The peer's address, escaped for logs; worked out when logged rather
+        than kept, since idle connections are many and logs are few.
+        """
+        return formatAddress(self._transport().getPeer())
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._idleCall is not None and self._idleCall.active():
-            self._idleCall.cancel()
-        self._idleCall = None
         if not self.admitted:
             return
         factory = self.factory
@@ -309,6 +304,7 @@ class GreetingFactory(_FactoryBase):
         self.closedTotals: Counter[str] = Counter()
         self._refusalLog: Throttle[str | None] = Throttle()
         self._drained: list[Deferred[None]] = []
+        self._idleSweep: LoopingCall | None = None
 
     @property
     def banner(self) -> bytes:
@@ -346,7 +342,34 @@ class GreetingFactory(_FactoryBase):
             return refusal
         self.connections.add(protocol)
         self.connectionsTotal += 1
+        if self.idleTimeout and self._idleSweep is None:
+            self._idleSweep = LoopingCall(self._sweepIdle)
+            self._idleSweep.clock = self.clock
+            self._idleSweep.start(self.sweepInterval, now=False)
         return None
+
+    @property
+    def sweepInterval(self) -> float:
+        """
+        How often idle connections are looked for: a tenth of the timeout,
+        between 0.1 and 5 seconds, so a connection is cut at most that late.
+        """
+        return min(max(self.idleTimeout / 10, 0.1), 5.0)
+
+    def _sweepIdle(self) -> None:
+        """
+        Time out connections that completed no message for C{idleTimeout}.
+
+        One periodic sweep serves every connection: a timer each would cost
+        more memory than the rest of an idle connection's state.
+        """
+        deadline = self.clock.seconds() - self.idleTimeout
+        for protocol in [
+            protocol
+            for protocol in self.connections
+            if protocol.lastMessageAt <= deadline and not protocol.closing
+        ]:
+            protocol.idleTimedOut()
 
     def connectionClosed(self, protocol: GreetingProtocol) -> None:
         """
@@ -359,6 +382,9 @@ class GreetingFactory(_FactoryBase):
         totals["bytesReceived"] += protocol.bytesReceived
         totals["bytesSent"] += protocol.bytesSent
         if not self.connections:
+            sweep, self._idleSweep = self._idleSweep, None
+            if sweep is not None and sweep.running:
+                sweep.stop()
             drained, self._drained = self._drained, []
             for waiting in drained:
                 waiting.callback(None)

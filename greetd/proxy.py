@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import (
     IDelayedCall,
     IListeningPort,
@@ -30,6 +29,8 @@ from twisted.protocols.haproxy._wrapper import (  # Twisted's parser, not public
 )
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
+
+from greetd.endpoints import streamServerFromString as checkedServerFromString
 
 #: The prefix of a C{--tcp} description that expects a PROXY header.
 PREFIX = "haproxy:"
@@ -152,9 +153,10 @@ class ProxiedServerEndpoint:
 def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpoint:
     """
     Like Twisted's C{serverFromString}, except that C{haproxy:} endpoints
-    connect their protocols only once the PROXY header is read.
+    connect their protocols only once the PROXY header is read, and
+    C{systemd:} ones are checked (L{greetd.endpoints.streamServerFromString}).
     """
     if description.startswith(PREFIX):
-        inner = serverFromString(reactor, description[len(PREFIX) :])
+        inner = checkedServerFromString(reactor, description[len(PREFIX) :])
         return ProxiedServerEndpoint(inner, reactor)
-    return serverFromString(reactor, description)  # type: ignore[no-any-return]
+    return checkedServerFromString(reactor, description)

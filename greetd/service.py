@@ -45,6 +45,7 @@ class ListeningService(Service):
     _log = Logger()
     port: IListeningPort | None = None
     _waiting: Deferred[None] | None = None
+    _whenListening: list[Deferred[IListeningPort]] | None = None
 
     def __init__(
         self,
@@ -83,6 +84,20 @@ class ListeningService(Service):
         stopped = port.stopListening() if port is not None else None
         return stopped if stopped is not None else succeed(None)
 
+    def whenListening(self) -> Deferred[IListeningPort]:
+        """
+        A L{Deferred} that fires with the port once it is listening, so that
+        readiness can be announced only then (most endpoints listen at once;
+        not all do).
+        """
+        if self.port is not None:
+            return succeed(self.port)
+        if self._whenListening is None:
+            self._whenListening = []
+        waiting: Deferred[IListeningPort] = Deferred()
+        self._whenListening.append(waiting)
+        return waiting
+
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
         self._log.info(
@@ -91,3 +106,6 @@ class ListeningService(Service):
             address=formatAddress(port.getHost()),
             greetdEvent="listen.ok",
         )
+        waiting, self._whenListening = self._whenListening or [], None
+        for listener in waiting:
+            listener.callback(port)

@@ -27,6 +27,7 @@ from greetd.greeting import (
 )
 from greetd.limits import ConnectionLimiter
 from greetd.metrics import CountsCollector, metricsSite, readCounts
+from greetd.notify import notifyServiceFromEnvironment
 from greetd.proxy import streamServerFromString
 from greetd.service import ListeningService
 from greetd.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
@@ -426,6 +427,10 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         metrics = serverFromString(reactor, options["metrics"])
         site = metricsSite(collector)
         _serve(services, "metrics", options["metrics"], partial(metrics.listen, site))
+    listeners = [child for child in services if isinstance(child, ListeningService)]
+    notifier = notifyServiceFromEnvironment(listeners, reactor)
+    if notifier is not None:
+        notifier.setServiceParent(services)  # type: ignore[no-untyped-call]
     return services
 
 

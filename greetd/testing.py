@@ -6,6 +6,7 @@ programs that talk to greetd.
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import signal
@@ -39,6 +40,19 @@ def withEphemeralPorts(args: tuple[str, ...]) -> tuple[str, ...]:
     if not {"--udp", "--no-udp"} & set(args):
         args = (*EPHEMERAL_UDP, *args)
     return args
+
+
+def logText(line: str) -> str:
+    """
+    The text of a log line: the line, or for a JSON line (C{--logger
+    greetd.log.jsonLogger}) its C{text}.
+    """
+    if line.startswith("{"):
+        try:
+            return str(json.loads(line)["text"])
+        except (ValueError, KeyError):
+            pass
+    return line
 
 
 def twistdCommand(*args: str, twistdArgs: tuple[str, ...] = ()) -> list[str]:
@@ -126,7 +140,7 @@ class Daemon:
                 raise AssertionError(f"greetd exited while starting:\n{self.output}")
             line = self.lines[index]
             index += 1
-            match = _SERVING.search(line)
+            match = _SERVING.search(logText(line))
             if match:
                 seen += 1
                 kind, address = match.groups()

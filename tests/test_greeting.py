@@ -360,6 +360,33 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.protocol.dataReceived(b"exit")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_oneTimerForAll(self) -> None:
+        """
+        However many connections are open, one sweep looks for idle ones,
+        every tenth of the timeout; each is cut at most that late.
+        """
+        for _ in range(100):
+            connect(self.factory)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(self.factory.sweepInterval, 1.0)
+        self.clock.advance(5)
+        _, lateTransport = connect(self.factory)
+        self.clock.advance(5)
+        self.assertEqual(len(self.factory.connections), 1)
+        self.clock.advance(4)
+        self.assertTrue(lateTransport.connected)
+        self.clock.advance(1)
+        self.assertFalse(lateTransport.connected)
+        self.assertEqual(self.factory.errors["idle-timeout"], 102)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sweepBounds(self) -> None:
+        for timeout, interval in [(0.5, 0.1), (10, 1.0), (300, 5.0), (3600, 5.0)]:
+            self.assertEqual(
+                GreetingFactory(clock=self.clock, idleTimeout=timeout).sweepInterval,
+                interval,
+            )
+
 
 class BackpressureTests(SynchronousTestCase):
     """

@@ -4,6 +4,7 @@ Tests for L{greetd.tap}.
 
 from __future__ import annotations
 
+import os
 import sys
 from io import StringIO
 
@@ -13,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.datagram import ReplyProtocol
 from greetd.greeting import GreetingFactory
+from greetd.notify import NotifyService
 from greetd.service import ListeningService
 from greetd.shutdown import DrainService
 from greetd.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
@@ -198,3 +200,25 @@ class MakeServiceTests(SynchronousTestCase):
         makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
         first, second = (server[1] for server in reactor.udpServers)
         self.assertIsNot(first, second)
+
+    def test_notifyServiceLast(self) -> None:
+        """
+        Under a service manager (C{NOTIFY_SOCKET}), a L{NotifyService}
+        watching every listener is added last, so it starts after them and
+        stops before them.
+        """
+        self.patch(os, "environ", {"NOTIFY_SOCKET": "@greetd-test-tap"})
+        service = makeService(parse("--tcp", "tcp:1", "--udp", "udp:2"))
+        children = list(service)
+        notifier = children[-1]
+        assert isinstance(notifier, NotifyService)
+        self.addCleanup(notifier._sender.close)  # type: ignore[attr-defined]
+        listeners = [c for c in children if isinstance(c, ListeningService)]
+        self.assertEqual(notifier.listeners, listeners)
+        self.assertEqual([child.kind for child in notifier.listeners], ["TCP", "UDP"])
+        self.assertIsNone(notifier.interval)
+
+    def test_noNotifyServiceByDefault(self) -> None:
+        self.patch(os, "environ", {})
+        service = makeService(parse(), MemoryUDPReactor())
+        self.assertFalse(any(isinstance(c, NotifyService) for c in service))

@@ -31,17 +31,28 @@ def spawnGreetd(tmp_path: Path) -> Iterator[object]:
     returns the L{Daemon} once every listener is up; all are stopped when the
     test ends.  Services C{args} do not place listen on ephemeral loopback
     ports, unless C{ephemeral=False} leaves greetd's own defaults.
+    C{env} adds to the daemon's environment, C{wrapper} is a command that
+    runs twistd (C{systemd-socket-activate ...}), C{cwd} replaces the test's
+    temporary directory, and C{listeners} says how many listeners to wait
+    for (0: return at once).
     """
     daemons: list[Daemon] = []
 
     def start(
-        *args: str, ephemeral: bool = True, twistdArgs: tuple[str, ...] = ()
+        *args: str,
+        ephemeral: bool = True,
+        twistdArgs: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        wrapper: tuple[str, ...] = (),
+        cwd: Path = tmp_path,
+        listeners: int | None = None,
     ) -> Daemon:
         if ephemeral:
             args = withEphemeralPorts(args)
-        daemon = Daemon(twistdCommand(*args, twistdArgs=twistdArgs), tmp_path)
+        command = [*wrapper, *twistdCommand(*args, twistdArgs=twistdArgs)]
+        daemon = Daemon(command, cwd, None if env is None else {**os.environ, **env})
         daemons.append(daemon)
-        daemon.waitForListeners(listenerCount(args))
+        daemon.waitForListeners(listenerCount(args) if listeners is None else listeners)
         return daemon
 
     yield start

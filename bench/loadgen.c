@@ -1,0 +1,458 @@
+/*
+ * The load generator: one thread, epoll, nonblocking sockets, loopback only.
+ * C, because a Python client cannot drive 50 connections at 150k+ replies/s;
+ * bench/run.py compiles it with the machine's cc and pins it to one core.
+ *
+ *   loadgen pingpong --port P [--connections 50]   lines "Michael\n" answered
+ *                                                   "Hello, Michael!\n"
+ *   loadgen churn    --port P [--connections 50]   connect, banner, "exit\n",
+ *                                                   wait for the close; again
+ *   loadgen udp      --port P [--connections 20]   datagram ping-pong flows
+ *   loadgen idle     --port P [--connections 10000]
+ *       open and hold connections (banner read); print one JSON line, hold
+ *       until stdin has a line or closes (at most --hold seconds), close all.
+ *
+ * Timed modes run --warmup seconds, then --rounds windows of --duration
+ * seconds, and print one JSON line per window: the count, the rate, the
+ * latency percentiles (pingpong, udp) and the generator's own CPU use in that
+ * window (user + system seconds per second: near 1.0 means it may be the
+ * bottleneck).  Every loop is bounded in time; connections are spread over
+ * source addresses 127.0.0.2 to 127.0.0.(1 + --sources).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EVENTS 512
+#define BUFSIZE 4096
+/* Latency histogram: 100 ns buckets up to 100 ms, then one overflow bucket. */
+#define BUCKET_NS 100
+#define BUCKETS 1000001
+#define BANNER_MIN 7 /* "Welcome": the tutorial's banner; a CRLF may follow */
+#define UDP_TIMEOUT_NS 200000000ULL
+
+static const char MESSAGE[] = "Michael\n";
+static const char REPLY[] = "Hello, Michael!";
+static const char EXIT[] = "exit\n";
+
+static struct {
+    const char *mode;
+    int port, connections, rounds, sources;
+    double warmup, duration, hold, connect_timeout;
+} opt = {NULL, 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0};
+
+struct conn {
+    int fd, index, state; /* state: 0 banner, 1 running, 2 waiting close, -1 dead */
+    size_t seen, len;
+    uint64_t sent;
+    char buf[BUFSIZE];
+};
+
+static uint32_t *hist;
+static uint64_t count, errors, wrong, resets;
+static int epfd;
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+static void record(uint64_t ns)
+{
+    uint64_t bucket = ns / BUCKET_NS;
+    hist[bucket < BUCKETS - 1 ? bucket : BUCKETS - 1]++;
+    count++;
+}
+
+static double percentile(double p)
+{
+    uint64_t total = 0, seen = 0;
+    for (int i = 0; i < BUCKETS; i++)
+        total += hist[i];
+    if (!total)
+        return 0;
+    uint64_t want = (uint64_t)(p * (double)total);
+    for (int i = 0; i < BUCKETS; i++) {
+        seen += hist[i];
+        if (seen > want)
+            return (i + 0.5) * BUCKET_NS / 1000.0;
+    }
+    return 0;
+}
+
+/* Phases: warmup, then rounds.  Returns the phase for time t (rounds + 1
+ * when done) and reports each window as it closes. */
+static int phase = 0;
+static uint64_t phase_start;
+static double phase_cpu;
+static uint64_t start_ns;
+
+static void report(uint64_t t)
+{
+    double seconds = (double)(t - phase_start) / 1e9;
+    double cpu = cpu_seconds();
+    printf("{\"mode\": \"%s\", \"round\": %d, \"seconds\": %.3f, \"count\": %llu, "
+           "\"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu, "
+           "\"wrong\": %llu, \"resets\": %llu, \"generator_cpu\": %.3f}\n",
+           opt.mode, phase, seconds, (unsigned long long)count, (double)count / seconds,
+           percentile(0.50), percentile(0.99), (unsigned long long)errors,
+           (unsigned long long)wrong, (unsigned long long)resets,
+           (cpu - phase_cpu) / seconds);
+    fflush(stdout);
+}
+
+static int advance(uint64_t t)
+{
+    uint64_t end = start_ns + (uint64_t)(opt.warmup * 1e9) +
+                   (uint64_t)phase * (uint64_t)(opt.duration * 1e9);
+    if (t < end)
+        return phase;
+    if (phase > 0)
+        report(t);
+    phase++;
+    phase_start = t;
+    phase_cpu = cpu_seconds();
+    count = errors = wrong = resets = 0;
+    memset(hist, 0, BUCKETS * sizeof *hist);
+    return phase;
+}
+
+static int open_socket(int type, int index)
+{
+    int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    if (fd < 0)
+        return -1;
+    src.sin_addr.s_addr = htonl(0x7f000002 + (uint32_t)(index % opt.sources));
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    dst.sin_port = htons((uint16_t)opt.port);
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    if (type == SOCK_STREAM)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0 ||
+        (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int start_conn(struct conn *c, int type)
+{
+    c->fd = open_socket(type, c->index);
+    c->state = 0;
+    c->seen = c->len = 0;
+    if (c->fd < 0) {
+        c->state = -1;
+        errors++;
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+    return 0;
+}
+
+static void end_conn(struct conn *c)
+{
+    close(c->fd);
+    c->fd = -1;
+    c->state = -1;
+}
+
+static int send_all(struct conn *c, const char *data, size_t len)
+{
+    ssize_t n = write(c->fd, data, len);
+    if (n != (ssize_t)len) {
+        errors++;
+        end_conn(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read what is there; returns bytes read, 0 at EOF, -1 on error (counted
+ * and the connection ended), -2 when nothing was ready. */
+static ssize_t fill(struct conn *c)
+{
+    ssize_t n = read(c->fd, c->buf + c->len, BUFSIZE - c->len);
+    if (n < 0) {
+        if (errno == EAGAIN)
+            return -2;
+        if (errno == ECONNRESET)
+            resets++;
+        errors++;
+        end_conn(c);
+        return -1;
+    }
+    c->len += (size_t)n;
+    c->seen += (size_t)n;
+    return n;
+}
+
+/* Drop the banner's bytes once BANNER_MIN have arrived. */
+static int past_banner(struct conn *c)
+{
+    if (c->state != 0)
+        return 1;
+    if (c->seen < BANNER_MIN)
+        return 0;
+    if (memcmp(c->buf, "Welcome", BANNER_MIN) != 0)
+        wrong++;
+    memmove(c->buf, c->buf + BANNER_MIN, c->len - BANNER_MIN);
+    c->len -= BANNER_MIN;
+    c->state = 1;
+    return 1;
+}
+
+static void pingpong_ready(struct conn *c)
+{
+    ssize_t n = fill(c);
+    if (n == -2 || n == -1)
+        return;
+    if (n == 0) {
+        errors++;
+        end_conn(c);
+        return;
+    }
+    int was_banner = c->state == 0;
+    if (!past_banner(c))
+        return;
+    uint64_t t = now_ns();
+    char *start = c->buf, *end = c->buf + c->len, *nl;
+    int replies = 0;
+    while ((nl = memchr(start, '\n', (size_t)(end - start)))) {
+        size_t len = (size_t)(nl - start);
+        if (len && start[len - 1] == '\r')
+            len--;
+        if (len) {
+            if (len != sizeof REPLY - 1 || memcmp(start, REPLY, len))
+                wrong++;
+            record(t - c->sent);
+            replies++;
+        }
+        start = nl + 1;
+    }
+    c->len = (size_t)(end - start);
+    memmove(c->buf, start, c->len);
+    if (replies || was_banner) {
+        c->sent = now_ns();
+        send_all(c, MESSAGE, sizeof MESSAGE - 1);
+    }
+}
+
+static void churn_ready(struct conn *c)
+{
+    ssize_t n = fill(c);
+    if (n == -2)
+        return;
+    if (n == -1) {
+        start_conn(c, SOCK_STREAM);
+        return;
+    }
+    if (n == 0) {
+        if (c->state == 2)
+            count++;
+        else
+            errors++;
+        end_conn(c);
+        start_conn(c, SOCK_STREAM);
+        return;
+    }
+    if (c->state == 0 && past_banner(c)) {
+        c->len = 0;
+        c->state = 2;
+        if (send_all(c, EXIT, sizeof EXIT - 1) < 0)
+            start_conn(c, SOCK_STREAM);
+        return;
+    }
+    c->len = 0; /* what follows the banner is not looked at */
+}
+
+static void udp_send(struct conn *c)
+{
+    c->sent = now_ns();
+    if (send(c->fd, MESSAGE, sizeof MESSAGE - 2, 0) < 0)
+        errors++;
+}
+
+static void udp_ready(struct conn *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf, BUFSIZE, 0);
+        if (n < 0) {
+            if (errno != EAGAIN)
+                errors++;
+            return;
+        }
+        if ((size_t)n != sizeof REPLY - 1 || memcmp(c->buf, REPLY, (size_t)n))
+            wrong++;
+        record(now_ns() - c->sent);
+        udp_send(c);
+    }
+}
+
+static int timed(void (*ready)(struct conn *), struct conn *conns)
+{
+    struct epoll_event events[EVENTS];
+    uint64_t last_check = now_ns();
+    start_ns = phase_start = last_check;
+    phase_cpu = cpu_seconds();
+    for (;;) {
+        int n = epoll_wait(epfd, events, EVENTS, 10);
+        for (int i = 0; i < n; i++)
+            ready(events[i].data.ptr);
+        uint64_t t = now_ns();
+        if (advance(t) > opt.rounds)
+            return 0;
+        if (ready == udp_ready && t - last_check > UDP_TIMEOUT_NS / 4) {
+            /* A lost datagram would stall its flow: resend, count it. */
+            for (int i = 0; i < opt.connections; i++)
+                if (t - conns[i].sent > UDP_TIMEOUT_NS) {
+                    errors++;
+                    udp_send(&conns[i]);
+                }
+            last_check = t;
+        }
+        if (ready == churn_ready) {
+            for (int i = 0; i < opt.connections; i++)
+                if (conns[i].state < 0)
+                    start_conn(&conns[i], SOCK_STREAM);
+        } else {
+            int alive = 0;
+            for (int i = 0; i < opt.connections; i++)
+                alive += conns[i].state >= 0;
+            if (!alive) {
+                fprintf(stderr, "loadgen: every connection failed\n");
+                return 1;
+            }
+        }
+    }
+}
+
+static int idle(struct conn *conns)
+{
+    struct epoll_event events[EVENTS];
+    int opened = 0, banners = 0, inflight = 0, failed = 0;
+    uint64_t deadline = now_ns() + (uint64_t)(opt.connect_timeout * 1e9);
+    uint64_t began = now_ns();
+    while (banners + failed < opt.connections && now_ns() < deadline) {
+        while (opened < opt.connections && inflight < 256) {
+            if (start_conn(&conns[opened++], SOCK_STREAM) < 0)
+                failed++;
+            else
+                inflight++;
+        }
+        int n = epoll_wait(epfd, events, EVENTS, 100);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = events[i].data.ptr;
+            ssize_t got = fill(c);
+            if (got == -2)
+                continue;
+            if (got <= 0) {
+                if (got == 0)
+                    end_conn(c);
+                failed++;
+                inflight--;
+            } else if (past_banner(c)) {
+                c->len = 0;
+                epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+                banners++;
+                inflight--;
+            }
+        }
+    }
+    printf("{\"mode\": \"idle\", \"held\": %d, \"failed\": %d, \"seconds\": %.3f}\n", banners,
+           failed, (double)(now_ns() - began) / 1e9);
+    fflush(stdout);
+    struct pollfd in = {.fd = 0, .events = POLLIN};
+    poll(&in, 1, (int)(opt.hold * 1000));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: loadgen pingpong|churn|udp|idle --port P [options]\n");
+        return 2;
+    }
+    opt.mode = argv[1];
+    for (int i = 2; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--port"))
+            opt.port = atoi(v);
+        else if (!strcmp(k, "--connections"))
+            opt.connections = atoi(v);
+        else if (!strcmp(k, "--rounds"))
+            opt.rounds = atoi(v);
+        else if (!strcmp(k, "--sources"))
+            opt.sources = atoi(v);
+        else if (!strcmp(k, "--warmup"))
+            opt.warmup = atof(v);
+        else if (!strcmp(k, "--duration"))
+            opt.duration = atof(v);
+        else if (!strcmp(k, "--hold"))
+            opt.hold = atof(v);
+        else if (!strcmp(k, "--connect-timeout"))
+            opt.connect_timeout = atof(v);
+        else {
+            fprintf(stderr, "loadgen: unknown option %s\n", k);
+            return 2;
+        }
+    }
+    if (!opt.port || opt.sources < 1 || opt.rounds < 1) {
+        fprintf(stderr, "loadgen: --port is required\n");
+        return 2;
+    }
+    int is_idle = !strcmp(opt.mode, "idle"), is_udp = !strcmp(opt.mode, "udp");
+    if (!opt.connections)
+        opt.connections = is_idle ? 10000 : is_udp ? 20 : 50;
+    struct rlimit lim;
+    getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+    hist = calloc(BUCKETS, sizeof *hist);
+    struct conn *conns = calloc((size_t)opt.connections, sizeof *conns);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    for (int i = 0; i < opt.connections; i++)
+        conns[i].index = i;
+    if (is_idle)
+        return idle(conns);
+    for (int i = 0; i < opt.connections; i++) {
+        start_conn(&conns[i], is_udp ? SOCK_DGRAM : SOCK_STREAM);
+        if (is_udp && conns[i].state == 0)
+            udp_send(&conns[i]);
+    }
+    if (!strcmp(opt.mode, "pingpong"))
+        return timed(pingpong_ready, conns);
+    if (!strcmp(opt.mode, "churn"))
+        return timed(churn_ready, conns);
+    if (is_udp)
+        return timed(udp_ready, conns);
+    fprintf(stderr, "loadgen: unknown mode %s\n", opt.mode);
+    return 2;
+}

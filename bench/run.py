@@ -1,0 +1,809 @@
+"""
+Measure greetd against its peers: the seed tutorial's threaded server, an
+asyncio Protocol server, the same on uvloop, a minimal plain Twisted server
+and a C epoll server, all on loopback, one at a time, driven by the same C
+load generator in the same run.
+
+    python -m bench.run [--quick] [--only WORKLOAD] [--repeats N]
+
+Workloads: TCP ping-pong of C{Michael\\n} / C{Hello, Michael!\\n} over 1 and
+50 connections (replies/s, p50/p99 latency), connection churn (connect, read
+the banner, send C{exit}, wait for the close: connections/s), UDP ping-pong
+over 20 flows (replies/s), and 10,000 idle connections held (server RSS
+growth per connection).
+
+The load generator runs pinned to core 0; the servers are left free to use
+every core (pinning a threaded server to one core would hide its GIL
+contention).  Each server is started fresh and warmed up, then measured; the
+whole sequence of servers is repeated C{--repeats} times and each figure is
+the median over the passes, so a burst of other work on the machine lands
+on every server alike rather than on one.  greetd runs as C{twistd greetd}
+under every interpreter given (CPython's venv and, when it exists,
+C{.venv-pypy3}), with the safe-default limits lifted.
+
+Writes C{bench/results/latest.json} and C{bench/results/latest.png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from bench.soak import rss
+from greetd.testing import Daemon, twistdCommand
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "bench"
+RESULTS = HERE / "results"
+
+#: Every workload, in the order each server runs them.  Idle comes last: the
+#: seed's server takes a minute or more (GIL contention among 10,000
+#: threads) to get over 10,000 connections closing at once, and would serve
+#: nothing in any workload after it.
+WORKLOADS = ("tcp1", "tcp50", "udp20", "churn", "idle")
+
+#: What each workload measures, its unit, and whether more is better.
+METRICS = {
+    "tcp1": ("TCP ping-pong, 1 connection", "replies/s", True),
+    "tcp50": ("TCP ping-pong, 50 connections", "replies/s", True),
+    "churn": ("connection churn (banner, exit)", "connections/s", True),
+    "udp20": ("UDP ping-pong, 20 flows", "replies/s", True),
+    "idle": ("idle connections (10,000 held)", "bytes RSS/connection", False),
+}
+
+#: greetd's safe-default limits, lifted: every client here is on loopback.
+GREETD_ARGS = (
+    "--tcp",
+    "tcp:0:interface=127.0.0.1:backlog=4096",
+    "--udp",
+    "udp:0:interface=127.0.0.1",
+    "--framing",
+    "line",
+    "--rate-per-ip",
+    "0",
+    "--max-per-ip",
+    "0",
+    "--max-connections",
+    "0",
+    "--udp-rate",
+    "0",
+    "--udp-global-rate",
+    "0",
+    "--idle-timeout",
+    "0",
+)
+
+#: The Python peers: key, label, module under bench.peers.
+PYTHON_PEERS = (
+    ("uvloop", "uvloop", "uvloop_server"),
+    ("asyncio", "asyncio Protocol", "asyncio_server"),
+    ("twisted", "plain Twisted", "twisted_plain"),
+    ("seed", "seed threads", "seed_threads"),
+)
+
+#: The loadgen's core; the servers may use every core.
+GENERATOR_CORE = 0
+
+#: Ratio targets from issue 6: (greetd key, workload, peer or "best", minimum).
+TARGETS = (
+    ("greetd-cpython", "tcp50", "asyncio", 0.9),
+    ("greetd-pypy", "tcp50", "uvloop", 0.95),
+    ("greetd-cpython", "udp20", "asyncio", 1.0),
+    ("greetd-pypy", "udp20", "uvloop", 1.0),
+    ("greetd-cpython", "churn", "best", 0.9),
+    ("greetd-pypy", "churn", "best", 0.9),
+)
+
+#: Idle memory target: bytes of RSS per held connection, at most.
+IDLE_TARGET = 2048
+
+
+@dataclass
+class Timing:
+    """
+    How long each phase runs, in seconds.
+    """
+
+    serverWarmup: float
+    warmup: float
+    duration: float
+    idle: int
+
+    def loadgenTimeout(self) -> float:
+        return self.warmup + self.duration + 60
+
+
+FULL = Timing(serverWarmup=5.0, warmup=1.0, duration=3.0, idle=10000)
+QUICK = Timing(serverWarmup=2.0, warmup=0.5, duration=1.0, idle=10000)
+
+
+@dataclass
+class Server:
+    """
+    A server to measure: a key for the results, a label for people, and
+    the command that starts it listening on ephemeral loopback ports.
+    """
+
+    key: str
+    label: str
+    command: list[str]
+    greetd: bool = False
+    version: dict[str, str] = field(default_factory=dict)
+
+
+def compileC(source: Path, where: Path) -> Path:
+    """
+    Compile C{source} with the machine's C compiler into C{where}.
+    """
+    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    binary = where / source.stem
+    subprocess.run(
+        [compiler, "-O2", "-Wall", "-o", str(binary), str(source)], check=True
+    )
+    return binary
+
+
+def raiseOwnFileLimit() -> None:
+    """
+    Raise the soft open-file limit to the hard one; the servers and the
+    load generator inherit it (10,000 idle connections need it).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def interpreterVersion(python: str) -> dict[str, str]:
+    """
+    The implementation and versions of C{python} and its Twisted.
+    """
+    script = (
+        "import json, platform, sys, twisted; print(json.dumps({"
+        "'implementation': platform.python_implementation(), "
+        "'python': platform.python_version(), "
+        "'pypy': '.'.join(map(str, getattr(sys, 'pypy_version_info', ())[:3])), "
+        "'twisted': twisted.__version__}))"
+    )
+    output = subprocess.run(
+        [python, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    version: dict[str, str] = json.loads(output)
+    return version
+
+
+def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
+    """
+    The greetd servers to measure, from C{NAME=TWISTD} specs or the default
+    venvs, and notes on those skipped.
+    """
+    notes = []
+    if not specs:
+        specs = [f"cpython={Path(sys.executable).with_name('twistd')}"]
+        pypy = ROOT / ".venv-pypy3" / "bin" / "twistd"
+        if pypy.exists():
+            specs.append(f"pypy={pypy}")
+        else:
+            notes.append(
+                "greetd on PyPy skipped: no .venv-pypy3 "
+                "(make install PYTHON=pypy3 creates it)"
+            )
+    servers = []
+    for spec in specs:
+        name, _, twistd = spec.partition("=")
+        if not Path(twistd).exists():
+            notes.append(f"greetd {name} skipped: {twistd} does not exist")
+            continue
+        command = [twistd, *twistdCommand(*GREETD_ARGS)[1:]]
+        version = interpreterVersion(str(Path(twistd).with_name("python")))
+        label = f"greetd ({version['implementation']})"
+        servers.append(Server(f"greetd-{name}", label, command, True, version))
+    return servers, notes
+
+
+def peerServers(cPeer: Path) -> list[Server]:
+    """
+    The peers: the C server, then the Python ones on this interpreter.
+    """
+    ports = ["--port", "0", "--udp-port", "0"]
+    servers = [Server("c", "C epoll", [str(cPeer), *ports])]
+    for key, label, module in PYTHON_PEERS:
+        command = [sys.executable, "-m", f"bench.peers.{module}", *ports]
+        servers.append(Server(key, label, command))
+    return servers
+
+
+def coreIrqSeconds(core: int) -> float:
+    """
+    Seconds core C{core} has spent in interrupts and softirqs.
+    """
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} "):
+                fields = line.split()
+                return (int(fields[6]) + int(fields[7])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def cpuSeconds(pid: int) -> float:
+    """
+    User and system CPU seconds used by process C{pid}, every thread.
+    """
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Bench:
+    """
+    One run: the compiled load generator, the timing, and the results.
+    """
+
+    def __init__(self, loadgen: Path, timing: Timing, workloads: Sequence[str]):
+        self.loadgen = loadgen
+        self.timing = timing
+        self.workloads = workloads
+        self.samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self.failures: list[str] = []
+
+    def generator(self, mode: str, port: int, *options: str) -> list[str]:
+        command = [str(self.loadgen), mode, "--port", str(port), *options]
+        if shutil.which("taskset"):
+            return ["taskset", "-c", str(GENERATOR_CORE), *command]
+        return command
+
+    def drive(
+        self, pid: int, mode: str, port: int, connections: int, seconds: float
+    ) -> dict[str, Any]:
+        """
+        Run the load generator for one window after its warm-up, and return
+        its report with the server's CPU use over the run.
+        """
+        timing = self.timing
+        command = self.generator(
+            mode,
+            port,
+            "--connections",
+            str(connections),
+            "--warmup",
+            str(timing.warmup),
+            "--duration",
+            str(seconds),
+            "--rounds",
+            "1",
+        )
+        cpu, started = cpuSeconds(pid), time.monotonic()
+        irq = coreIrqSeconds(GENERATOR_CORE)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timing.loadgenTimeout()
+        )
+        elapsed = time.monotonic() - started
+        reports = [json.loads(line) for line in done.stdout.splitlines()]
+        if done.returncode or not reports:
+            raise RuntimeError(f"loadgen {mode} failed: {done.stderr.strip()}")
+        report: dict[str, Any] = reports[-1]
+        report["server_cpu"] = round((cpuSeconds(pid) - cpu) / elapsed, 3)
+        irq = coreIrqSeconds(GENERATOR_CORE) - irq
+        report["generator_core_irq"] = round(irq / elapsed, 3)
+        return report
+
+    def idle(self, pid: int, port: int) -> dict[str, Any]:
+        """
+        Hold C{timing.idle} connections (banner read) and measure how much
+        the server's RSS grew per connection.
+        """
+        count = self.timing.idle
+        before = rss(pid)
+        generator = subprocess.Popen(
+            self.generator("idle", port, "--connections", str(count), "--hold", "60"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert generator.stdin is not None and generator.stdout is not None
+        try:
+            report: dict[str, Any] = json.loads(generator.stdout.readline() or "{}")
+            time.sleep(1.0)
+            after = rss(pid)
+        finally:
+            generator.stdin.close()
+            generator.wait(60)
+        held = report.get("held", 0)
+        if not held:
+            raise RuntimeError("loadgen idle held no connection")
+        report.update(
+            rssBefore=before,
+            rssAfter=after,
+            count=round((after - before) / held),
+            settleSeconds=settle(pid),
+        )
+        return report
+
+    def measure(self, server: Server) -> None:
+        """
+        Start C{server}, warm it up, run each workload once, stop it.
+        """
+        daemon = Daemon(server.command, ROOT)
+        try:
+            daemon.waitForListeners(2)
+            (_, tcp), (_, udp) = daemon.tcp[0], daemon.udp[0]
+            pid = daemon.process.pid
+            warm = self.timing.serverWarmup
+            self.drive(pid, "pingpong", tcp, 50, warm)
+            self.drive(pid, "churn", tcp, 50, warm / 2)
+            self.drive(pid, "udp", udp, 20, warm / 2)
+            runs = {
+                "tcp1": lambda: self.drive(pid, "pingpong", tcp, 1, self.duration),
+                "tcp50": lambda: self.drive(pid, "pingpong", tcp, 50, self.duration),
+                "udp20": lambda: self.drive(pid, "udp", udp, 20, self.duration),
+                "churn": lambda: self.drive(pid, "churn", tcp, 50, self.duration),
+                "idle": lambda: self.idle(pid, tcp),
+            }
+            for workload in WORKLOADS:
+                if workload in self.workloads:
+                    try:
+                        report = runs[workload]()
+                    except (RuntimeError, subprocess.TimeoutExpired) as error:
+                        print(f"  {server.key:15} {workload:6} failed: {error}")
+                        self.failures.append(f"{server.key} {workload}: {error}")
+                        continue
+                    self.samples.setdefault(server.key, {}).setdefault(
+                        workload, []
+                    ).append(report)
+                    print(f"  {server.key:15} {workload:6} {describe(report)}")
+        finally:
+            daemon.stop()
+
+    @property
+    def duration(self) -> float:
+        return self.timing.duration
+
+    def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """
+        The median of each figure over the passes, with every sample kept.
+        """
+        figures: dict[str, dict[str, dict[str, Any]]] = {}
+        for key, workloads in self.samples.items():
+            for workload, reports in workloads.items():
+                values = [report["count"] for report in reports]
+                if workload != "idle":
+                    values = [report["rate"] for report in reports]
+                figure: dict[str, Any] = {
+                    "value": statistics.median(values),
+                    "samples": values,
+                }
+                for name in (
+                    "p50_us",
+                    "p99_us",
+                    "generator_cpu",
+                    "generator_core_irq",
+                    "server_cpu",
+                ):
+                    if name in reports[0]:
+                        figure[name] = statistics.median(r[name] for r in reports)
+                figure["errors"] = sum(
+                    r.get("errors", 0) + r.get("failed", 0) for r in reports
+                )
+                figure["wrong"] = sum(r.get("wrong", 0) for r in reports)
+                figures.setdefault(key, {})[workload] = figure
+        return figures
+
+
+def settle(pid: int, timeout: float = 10.0) -> float:
+    """
+    Wait until process C{pid} is nearly idle (under a tenth of a core over
+    half a second), at most C{timeout} seconds, and say how long it took: a
+    server closing 10,000 connections may stay busy long after (the seed's
+    threads do), which is worth knowing.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        used = cpuSeconds(pid)
+        time.sleep(0.5)
+        if cpuSeconds(pid) - used < 0.05:
+            break
+    return round(time.monotonic() - started, 1)
+
+
+def describe(report: dict[str, Any]) -> str:
+    if report["mode"] == "idle":
+        return (
+            f"{report['count']} B/connection ({report['held']} held, "
+            f"RSS {report['rssBefore'] >> 20} -> {report['rssAfter'] >> 20} MB, "
+            f"quiet {report['settleSeconds']} s after the close; 10 is the cap)"
+        )
+    text = f"{report['rate']:10.0f}/s"
+    if report["p50_us"]:
+        text += f"  p50 {report['p50_us']:.0f} us  p99 {report['p99_us']:.0f} us"
+    text += (
+        f"  generator CPU {report['generator_cpu']:.2f}"
+        f"  server CPU {report['server_cpu']:.2f}"
+    )
+    if report["errors"] or report["wrong"]:
+        text += f"  errors {report['errors']} wrong {report['wrong']}"
+    return text
+
+
+def ratios(
+    figures: dict[str, dict[str, dict[str, Any]]], servers: Sequence[Server]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """
+    greetd / each peer, for each greetd and workload; for idle memory,
+    greetd's bytes per connection over the peer's (lower is better).
+    """
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    peers = [server.key for server in servers if not server.greetd]
+    for server in servers:
+        if not server.greetd or server.key not in figures:
+            continue
+        for workload, figure in figures[server.key].items():
+            row = result.setdefault(server.key, {}).setdefault(workload, {})
+            for peer in peers:
+                other = figures.get(peer, {}).get(workload)
+                if other and other["value"]:
+                    row[peer] = round(figure["value"] / other["value"], 3)
+    return result
+
+
+def bestPeer(
+    figures: dict[str, dict[str, dict[str, Any]]],
+    servers: Sequence[Server],
+    workload: str,
+) -> str | None:
+    candidates = [
+        server.key
+        for server in servers
+        if not server.greetd and workload in figures.get(server.key, {})
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda key: figures[key][workload]["value"])
+
+
+def targets(
+    figures: dict[str, dict[str, dict[str, Any]]], servers: Sequence[Server]
+) -> list[dict[str, Any]]:
+    """
+    Issue 6's targets, each with the measured ratio and whether it is met.
+    """
+    checks: list[dict[str, Any]] = []
+    for key, workload, peer, minimum in TARGETS:
+        if peer == "best":
+            peer = bestPeer(figures, servers, workload) or "best"
+        mine = figures.get(key, {}).get(workload)
+        other = figures.get(peer, {}).get(workload)
+        if mine is None or other is None or not other["value"]:
+            continue
+        ratio = mine["value"] / other["value"]
+        checks.append(
+            {
+                "target": f"{key} {workload} >= {minimum}x {peer}",
+                "ratio": round(ratio, 3),
+                "met": ratio >= minimum,
+            }
+        )
+    for server in servers:
+        idle = figures.get(server.key, {}).get("idle")
+        if server.greetd and idle is not None:
+            checks.append(
+                {
+                    "target": f"{server.key} idle <= {IDLE_TARGET} B/connection",
+                    "bytes": idle["value"],
+                    "met": idle["value"] <= IDLE_TARGET,
+                }
+            )
+    return checks
+
+
+def ceiling(
+    figures: dict[str, dict[str, dict[str, Any]]], servers: Sequence[Server]
+) -> dict[str, dict[str, Any]]:
+    """
+    How far the load generator was from being the bottleneck: for each
+    workload, at the fastest server's rate, the share of its core the
+    generator used (its own CPU time, plus the interrupt and softirq time
+    of its core, where loopback's packet work may be accounted), and the
+    rate that share extrapolates to with the whole core.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for workload in ("tcp1", "tcp50", "udp20", "churn"):
+        every = [
+            server for server in servers if workload in figures.get(server.key, {})
+        ]
+        if not every:
+            continue
+        fastest = max(every, key=lambda server: figures[server.key][workload]["value"])
+        figure = figures[fastest.key][workload]
+        share = figure["generator_cpu"] + figure["generator_core_irq"]
+        result[workload] = {
+            "fastest": fastest.key,
+            "rate": figure["value"],
+            "generator_core_share": round(share, 3),
+            "ceiling_estimate": round(figure["value"] / share) if share else None,
+        }
+    return result
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        memory = int(meminfo.readline().split()[1]) * 1024
+    compiler = shutil.which("cc") or "cc"
+    cc = subprocess.run([compiler, "--version"], capture_output=True, text=True)
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "cc": cc.stdout.splitlines()[0] if cc.stdout else "",
+        "loadavg": os.getloadavg(),
+    }
+
+
+def versions(servers: Sequence[Server]) -> dict[str, Any]:
+    import twisted
+
+    found: dict[str, Any] = {
+        "python (peers)": platform.python_version(),
+        "twisted (peers)": twisted.__version__,
+    }
+    try:
+        import uvloop
+
+        found["uvloop"] = uvloop.__version__
+    except ImportError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    found["greetd commit"] = commit.stdout.strip()
+    for server in servers:
+        if server.greetd:
+            found[server.key] = server.version
+    return found
+
+
+def table(
+    figures: dict[str, dict[str, dict[str, Any]]],
+    servers: Sequence[Server],
+    allRatios: dict[str, dict[str, dict[str, float]]],
+) -> str:
+    """
+    The figures and ratios as reStructuredText simple tables.
+    """
+    shown = [server for server in servers if server.key in figures]
+    workloads = [w for w in METRICS if any(w in figures[s.key] for s in shown)]
+    head = ["workload", *(server.label for server in shown)]
+    rows = []
+    for workload in workloads:
+        title, unit, _ = METRICS[workload]
+        cells = [f"{title} ({unit})"]
+        for server in shown:
+            figure = figures[server.key].get(workload)
+            cells.append(f"{figure['value']:,.0f}" if figure else "")
+        rows.append(cells)
+        if workload.startswith("tcp"):
+            latency = ["  p50 / p99 latency (us)"]
+            for server in shown:
+                figure = figures[server.key].get(workload)
+                latency.append(
+                    f"{figure['p50_us']:.0f} / {figure['p99_us']:.0f}" if figure else ""
+                )
+            rows.append(latency)
+    text = [rstTable(head, rows)]
+    peers = [server for server in shown if not server.greetd]
+    for server in shown:
+        if not server.greetd or server.key not in allRatios:
+            continue
+        ratioRows = [
+            [
+                METRICS[workload][0],
+                *(
+                    f"{allRatios[server.key][workload].get(peer.key, 0):.2f}"
+                    for peer in peers
+                ),
+            ]
+            for workload in workloads
+            if workload in allRatios[server.key]
+        ]
+        text.append(
+            rstTable([f"{server.label} / peer", *(p.label for p in peers)], ratioRows)
+        )
+    return "\n\n".join(text)
+
+
+def rstTable(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [
+        max(len(row[column]) for row in [head, *rows]) for column in range(len(head))
+    ]
+    rule = "  ".join("=" * width for width in widths)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if column == 0 else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    return "\n".join([rule, line(head), rule, *(line(row) for row in rows), rule])
+
+
+def chart(
+    figures: dict[str, dict[str, dict[str, Any]]],
+    servers: Sequence[Server],
+    title: str,
+    path: Path,
+) -> None:
+    """
+    One bar chart per workload, every server side by side, greetd in colour;
+    the whiskers span the passes' lowest and highest figures.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = [w for w in METRICS if any(w in f for f in figures.values())]
+    shown = [server for server in servers if server.key in figures]
+    columns = min(3, len(workloads))
+    rows = (len(workloads) + columns - 1) // columns
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False
+    )
+    for axis in axes.flat[len(workloads) :]:
+        axis.set_visible(False)
+    for axis, workload in zip(axes.flat, workloads):
+        name, unit, higherBetter = METRICS[workload]
+        labels, values, low, high, colours = [], [], [], [], []
+        for server in shown:
+            figure_ = figures[server.key].get(workload)
+            if figure_ is None:
+                continue
+            labels.append(server.label.replace(" (", "\n("))
+            values.append(figure_["value"])
+            low.append(figure_["value"] - min(figure_["samples"]))
+            high.append(max(figure_["samples"]) - figure_["value"])
+            colours.append("tab:red" if server.greetd else "tab:gray")
+        axis.bar(range(len(values)), values, color=colours, yerr=[low, high])
+        axis.set_xticks(range(len(values)))
+        axis.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+        better = "higher" if higherBetter else "lower"
+        axis.set_title(f"{name}\n{unit}, {better} is better", fontsize=9)
+        axis.tick_params(axis="y", labelsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="one pass of short windows"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=WORKLOADS,
+        help="run only this workload (repeatable)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="passes over every server (default 3, quick 1)"
+    )
+    parser.add_argument(
+        "--greetd",
+        action="append",
+        default=[],
+        metavar="NAME=TWISTD",
+        help="measure greetd run by this twistd (repeatable; default: this "
+        "venv's twistd, and .venv-pypy3's when it exists)",
+    )
+    parser.add_argument(
+        "--servers",
+        help="comma-separated keys of the servers to measure (default: all)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="where latest.json/png go"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parseArguments(sys.argv[1:] if argv is None else argv)
+    timing = QUICK if options.quick else FULL
+    repeats = options.repeats or (1 if options.quick else 3)
+    workloads = tuple(options.only or WORKLOADS)
+    raiseOwnFileLimit()
+    with tempfile.TemporaryDirectory(prefix="greetd-bench-") as where:
+        loadgen = compileC(HERE / "loadgen.c", Path(where))
+        cPeer = compileC(HERE / "peers" / "c_epoll.c", Path(where))
+        greetds, notes = greetdServers(options.greetd)
+        servers = greetds + peerServers(cPeer)
+        if options.servers:
+            keep = set(options.servers.split(","))
+            servers = [server for server in servers if server.key in keep]
+        for note in notes:
+            print(f"note: {note}")
+        bench = Bench(loadgen, timing, workloads)
+        started = time.time()
+        about = machine()
+        for number in range(repeats):
+            print(f"pass {number + 1} of {repeats}")
+            for server in servers:
+                bench.measure(server)
+    about["loadavg after"] = os.getloadavg()
+    figures = bench.summary()
+    generatorCeiling = ceiling(figures, servers)
+    allRatios = ratios(figures, servers)
+    checks = targets(figures, servers)
+    text = table(figures, servers, allRatios)
+    print()
+    print(text)
+    print()
+    for check in checks:
+        print(
+            f"{'met    ' if check['met'] else 'NOT met'}  {check['target']}: ", end=""
+        )
+        print(check.get("ratio", check.get("bytes")))
+    for workload, limit in generatorCeiling.items():
+        print(
+            f"generator, {workload}: {limit['generator_core_share']:.0%} of its core "
+            f"at {limit['fastest']}'s {limit['rate']:,.0f}/s: "
+            f"ceiling about {limit['ceiling_estimate'] or 0:,}/s"
+        )
+    report = {
+        "command": "python -m bench.run "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started),
+        "machine": about,
+        "versions": versions(servers),
+        "method": {
+            "generator": f"bench/loadgen.c, pinned to core {GENERATOR_CORE}",
+            "servers": "unpinned (free to use every core)",
+            "passes": repeats,
+            "timing": timing.__dict__,
+            "figure": "median over the passes; samples lists each pass",
+            "noise": "other jobs share this machine; see loadavg",
+        },
+        "notes": notes,
+        "failures": bench.failures,
+        "servers": {server.key: server.label for server in servers},
+        "results": figures,
+        "ratios": allRatios,
+        "targets": checks,
+        "generator_ceiling": generatorCeiling,
+        "table": text,
+    }
+    output: Path = options.output
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+    title = (
+        f"greetd vs peers on {about['cores']} cores ({about['cpu']}), "
+        f"{repeats} passes, median; generator pinned to core {GENERATOR_CORE}"
+    )
+    chart(figures, servers, title, output / "latest.png")
+    print(f"\nwrote {output / 'latest.json'} and {output / 'latest.png'}")
+
+
+if __name__ == "__main__":
+    main()

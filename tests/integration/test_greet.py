@@ -1,0 +1,321 @@
+"""
+The installed C{greet} command against the real daemon in each framing, and
+against servers that refuse, stay silent or lose datagrams.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.integration.conftest import TIMEOUT
+from tests.integration.test_seed import SEED_TCP_OUTPUT, SEED_UDP_OUTPUT
+
+#: The greet installed beside the interpreter running the tests.
+GREET = str(Path(sys.executable).with_name("greet"))
+
+#: How long a failing run may take beyond its --timeout: starting Python
+#: and Twisted on a busy machine.
+MARGIN = 3.0
+
+NAMES = ("Michael", "Tracy", "Sarah")
+
+
+class Run:
+    """
+    A finished C{greet}: its status, output and how long it took.
+    """
+
+    def __init__(self, args: tuple[str, ...], stdin: bytes) -> None:
+        started = time.monotonic()
+        result = subprocess.run(
+            [GREET, *args], input=stdin, capture_output=True, timeout=TIMEOUT
+        )
+        self.elapsed = time.monotonic() - started
+        self.status = result.returncode
+        self.stdout = result.stdout.decode("utf-8", "backslashreplace")
+        self.stderr = result.stderr.decode("utf-8", "backslashreplace")
+
+    def failedWith(self, line: str, within: float) -> None:
+        """
+        Check that the run failed with exactly C{line} on standard error,
+        no traceback, within C{within} seconds (plus L{MARGIN}).
+        """
+        assert "Traceback" not in self.stderr, self.stderr
+        assert (self.status, self.stderr) == (1, line + "\n"), self.stderr
+        assert self.elapsed < within + MARGIN, self.elapsed
+
+
+def greet(*args: str, stdin: bytes = b"") -> Run:
+    return Run(args, stdin)
+
+
+@pytest.mark.parametrize("framing", ["auto", "line", "raw"])
+def test_seedOutput(spawnGreetd: Any, framing: str) -> None:
+    """
+    C{greet Michael Tracy Sarah} and C{greet --udp ...} print what the seed's
+    clients print, in every framing.
+    """
+    daemon = spawnGreetd("--framing", framing)
+    tcp = greet("-p", str(daemon.tcp[0][1]), *NAMES)
+    assert (tcp.status, tcp.stdout, tcp.stderr) == (0, SEED_TCP_OUTPUT, "")
+    udp = greet("--udp", "-p", str(daemon.udp[0][1]), *NAMES)
+    assert (udp.status, udp.stdout, udp.stderr) == (0, SEED_UDP_OUTPUT, "")
+    daemon.waitFor(r"closed after [\d.]+s: 3 messages")
+
+
+@pytest.mark.parametrize("framing", ["auto", "line", "raw"])
+def test_standardInput(spawnGreetd: Any, framing: str) -> None:
+    """
+    C{printf 'Ann\\nBob\\n' | greet}; blank lines are skipped, CRLF is
+    fine, and a line C{exit} ends the session.
+    """
+    daemon = spawnGreetd("--framing", framing)
+    port = str(daemon.tcp[0][1])
+    piped = greet("-p", port, stdin=b"Ann\nBob\n")
+    assert (piped.status, piped.stdout, piped.stderr) == (
+        0,
+        "Welcome\nHello, Ann!\nHello, Bob!\n",
+        "",
+    )
+    ended = greet("-p", port, stdin=b"Ann\r\n\nexit\nBob\n")
+    assert (ended.status, ended.stdout) == (0, "Welcome\nHello, Ann!\n")
+
+
+def test_udpStandardInput(spawnGreetd: Any) -> None:
+    daemon = spawnGreetd()
+    run = greet("--udp", "-p", str(daemon.udp[0][1]), stdin=b"Ann\nBob")
+    assert (run.status, run.stdout) == (0, "Hello, Ann!\nHello, Bob!\n")
+
+
+def test_otherTemplateAndConnect(spawnGreetd: Any) -> None:
+    """
+    C{--reply} matches a daemon run with another template, and
+    C{--connect} takes an endpoint string.
+    """
+    daemon = spawnGreetd("--reply", "Hi %s", "--welcome", "Yo")
+    endpoint = f"tcp:host=127.0.0.1:port={daemon.tcp[0][1]}"
+    run = greet("--connect", endpoint, "--reply", "Hi %s", "Ann", "Bob")
+    assert (run.status, run.stdout) == (0, "Yo\nHi Ann\nHi Bob\n")
+
+
+def test_connectUNIX(spawnGreetd: Any, tmp_path: Path) -> None:
+    socketPath = tmp_path / "greetd.sock"
+    spawnGreetd("--tcp", f"unix:{socketPath}", "--framing", "line")
+    run = greet("--connect", f"unix:path={socketPath}", "Ann")
+    assert (run.status, run.stdout) == (0, "Welcome\nHello, Ann!\n")
+
+
+def test_serverError(spawnGreetd: Any) -> None:
+    daemon = spawnGreetd("--max-length", "8")
+    port = daemon.tcp[0][1]
+    run = greet("-p", str(port), "Ann", "123456789")
+    assert run.stdout == "Welcome\nHello, Ann!\n"
+    run.failedWith(
+        f"greet: 127.0.0.1:{port}: the server said "
+        "'Error: message longer than 8 bytes'",
+        TIMEOUT,
+    )
+
+
+def unusedPort(kind: int = socket.SOCK_STREAM) -> int:
+    """
+    A loopback port nothing listens on (bound, noted, then released).
+    """
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_closedPort() -> None:
+    port = unusedPort()
+    run = greet("--timeout", "1", "-p", str(port), "Ann")
+    run.failedWith(f"greet: 127.0.0.1:{port}: connection refused", 1)
+    assert run.stdout == ""
+
+
+def test_silentServer() -> None:
+    """
+    A server that accepts (in the kernel's backlog) and never answers:
+    greet gives up after --timeout.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        run = greet("--timeout", "1", "-p", str(port), "Ann")
+    run.failedWith(
+        f"greet: 127.0.0.1:{port}: timed out after 1s waiting for the banner", 1
+    )
+
+
+def test_noUDPServer() -> None:
+    """
+    Nothing listens on the UDP port: the ICMP port unreachable the kernel
+    reports ends the run at once.
+    """
+    port = unusedPort(socket.SOCK_DGRAM)
+    run = greet("--udp", "--timeout", "1", "-p", str(port), "Ann")
+    run.failedWith(f"greet: 127.0.0.1:{port}: port unreachable: no UDP server there", 1)
+
+
+class LossyUDPServer:
+    """
+    A UDP greeting server in a thread that drops the first datagram it
+    gets, and answers every later one C{copies} times.
+
+    @ivar received: Every datagram received, in order.
+    """
+
+    def __init__(self, copies: int = 1) -> None:
+        self.copies = copies
+        self.received: list[bytes] = []
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.settimeout(0.1)
+        self.port: int = self.socket.getsockname()[1]
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                datagram, peer = self.socket.recvfrom(2048)
+            except socket.timeout:
+                continue
+            self.received.append(datagram)
+            if len(self.received) > 1:
+                for _ in range(self.copies):
+                    self.socket.sendto(b"Hello, %s!" % datagram, peer)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(TIMEOUT)
+        self.socket.close()
+
+
+@pytest.fixture
+def lossyServer() -> Iterator[Any]:
+    servers: list[LossyUDPServer] = []
+
+    def start(copies: int = 1) -> LossyUDPServer:
+        server = LossyUDPServer(copies)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_udpFirstDatagramLost(lossyServer: Any) -> None:
+    """
+    The lost first datagram is sent again after --timeout, and every name
+    gets its own reply.
+    """
+    server = lossyServer()
+    run = greet("--udp", "--timeout", "1", "-p", str(server.port), *NAMES)
+    assert (run.status, run.stdout, run.stderr) == (0, SEED_UDP_OUTPUT, "")
+    assert server.received == [b"Michael", b"Michael", b"Tracy", b"Sarah"]
+    assert run.elapsed < 1 + MARGIN
+
+
+def test_udpDuplicateReplies(lossyServer: Any) -> None:
+    """
+    A server that answers twice: each reply is printed once, against its
+    own name.
+    """
+    server = lossyServer(copies=2)
+    run = greet("--udp", "--timeout", "1", "-p", str(server.port), *NAMES)
+    assert (run.status, run.stdout, run.stderr) == (0, SEED_UDP_OUTPUT, "")
+
+
+def test_udpNoRetries(lossyServer: Any) -> None:
+    """
+    With C{--retries 0} the lost datagram is not sent again.
+    """
+    server = lossyServer()
+    run = greet(
+        "--udp", "--timeout", "1", "--retries", "0", "-p", str(server.port), "Ann"
+    )
+    run.failedWith(f"greet: 127.0.0.1:{server.port}: no reply to 'Ann' after 1 try", 1)
+
+
+def readUntil(fd: int, expected: bytes) -> bytes:
+    """
+    Read from C{fd} until C{expected} has appeared, for at most L{TIMEOUT}.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    received = b""
+    while expected not in received:
+        ready, _, _ = select.select([fd], [], [], deadline - time.monotonic())
+        assert ready, f"waited for {expected!r}, got {received!r}"
+        received += os.read(fd, 1024)
+    return received
+
+
+def test_interactive(spawnGreetd: Any) -> None:
+    """
+    At a terminal, greet answers each name as it is typed, ends at C{exit},
+    and leaves the terminal blocking, as it found it.
+    """
+    daemon = spawnGreetd()
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [GREET, "-p", str(daemon.tcp[0][1])],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+        )
+        assert b"Welcome" in readUntil(controller, b"Welcome")
+        os.write(controller, b"Ann\n")
+        assert b"Hello, Ann!" in readUntil(controller, b"Hello, Ann!")
+        os.write(controller, b"Bob\n")
+        readUntil(controller, b"Hello, Bob!")
+        os.write(controller, b"exit\n")
+        assert process.wait(TIMEOUT) == 0
+        assert process.stderr is not None
+        assert process.stderr.read() == b""
+        assert not fcntl.fcntl(terminal, fcntl.F_GETFL) & os.O_NONBLOCK
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted(sig: int) -> None:
+    """
+    Interrupted while it waits, greet says so in one line and exits 130.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(TIMEOUT)
+        port = silent.getsockname()[1]
+        process = subprocess.Popen(
+            [GREET, "--timeout", str(TIMEOUT), "-p", str(port), "Ann"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        connection, _ = silent.accept()
+        with connection:
+            process.send_signal(sig)
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+    assert (process.returncode, stdout) == (130, b"")
+    assert stderr == f"greet: 127.0.0.1:{port}: interrupted\n".encode()
