@@ -93,6 +93,9 @@ PYTHON_PEERS = (
     ("seed", "seed threads", "seed_threads"),
 )
 
+#: Worker processes for greetd's --workers figure.
+WORKERS = 2
+
 #: The loadgen's core; the servers may use every core.
 GENERATOR_CORE = 0
 
@@ -141,6 +144,7 @@ class Server:
     command: list[str]
     greetd: bool = False
     version: dict[str, str] = field(default_factory=dict)
+    skip: tuple[str, ...] = ()
 
 
 def compileC(source: Path, where: Path) -> Path:
@@ -209,6 +213,20 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
         version = interpreterVersion(str(Path(twistd).with_name("python")))
         label = f"greetd ({version['implementation']})"
         servers.append(Server(f"greetd-{name}", label, command, True, version))
+        if name == "cpython":
+            # --workers: the parent holds the sockets and N workers serve
+            # them; the parent's RSS and CPU say nothing of the workers', so
+            # the idle figure is left out.
+            servers.append(
+                Server(
+                    f"greetd-{name}-workers{WORKERS}",
+                    f"greetd ({version['implementation']}, {WORKERS} workers)",
+                    [*command, "--workers", str(WORKERS)],
+                    True,
+                    version,
+                    skip=("idle",),
+                )
+            )
     return servers, notes
 
 
@@ -351,7 +369,7 @@ class Bench:
                 "idle": lambda: self.idle(pid, tcp),
             }
             for workload in WORKLOADS:
-                if workload in self.workloads:
+                if workload in self.workloads and workload not in server.skip:
                     try:
                         report = runs[workload]()
                     except (RuntimeError, subprocess.TimeoutExpired) as error:

@@ -13,6 +13,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from greetd.access import AccessPolicy
+from greetd.fastwrite import datagramWriter
 from greetd.greeting import DEFAULT_MAX_LENGTH
 from greetd.limits import KeyedRateLimiter, Throttle, TokenBucket
 from greetd.log import formatAddress
@@ -98,6 +99,9 @@ class ReplyProtocol(DatagramProtocol):
         self.dropped: Counter[str] = Counter()
         self._dropLog: Throttle[str] = Throttle()
 
+    def startProtocol(self) -> None:
+        self._send = datagramWriter(self.transport)
+
     def datagramReceived(self, datagram: bytes, addr: DatagramAddress) -> None:
         self.received += 1
         self.bytesReceived += len(datagram)
@@ -111,18 +115,17 @@ class ReplyProtocol(DatagramProtocol):
         if len(datagram) > self.maxLength:
             self.drop("length", addr, length=len(datagram))
             return
-        now = self.clock.seconds()
-        if not self.perSource.allow(host, now):
-            self.drop("rate", addr)
-            return
-        if self.overall is not None and not self.overall.take(now):
-            self.drop("global-rate", addr)
-            return
+        if self.perSource.rate or self.overall is not None:
+            now = self.clock.seconds()
+            if not self.perSource.allow(host, now):
+                self.drop("rate", addr)
+                return
+            if self.overall is not None and not self.overall.take(now):
+                self.drop("global-rate", addr)
+                return
         reply = self.template.format(datagram)
-        transport = self.transport
-        assert transport is not None, "not listening"
         try:
-            transport.write(reply, (host, port))
+            self._send(reply, (host, port))
         except (OSError, MessageLengthError) as error:
             self.drop("send-failed", addr, error=str(error))
             return

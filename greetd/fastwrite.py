@@ -11,13 +11,17 @@ transport's own buffer, so ordering, producers and closing are unchanged.
 Only plain TCP server connections qualify: TLS transports encrypt in
 C{write}, PROXY-wrapped and other wrapping transports are not sockets,
 UNIX connections are left alone, and test transports have no socket.
+
+UDP replies have no queue to respect, but Twisted's C{udp.Port.write}
+parses the destination address on every call; a reply goes to an address
+the kernel has just handed over, so L{datagramWriter} sends it directly.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Tuple
 
-from twisted.internet import tcp
+from twisted.internet import tcp, udp
 
 
 def supportsWriteThrough(transport: object) -> bool:
@@ -54,3 +58,20 @@ def writeThrough(transport: Any, data: bytes) -> None:
         sent = 0
     if sent < len(data):
         transport.write(data[sent:])
+
+
+#: Sends one datagram to a C{(host, port)}; raises C{OSError} on failure.
+DatagramWriter = Callable[[bytes, Tuple[str, int]], Any]
+
+
+def datagramWriter(transport: Any) -> DatagramWriter:
+    """
+    How to send replies on C{transport}: its socket's C{sendto} for a plain
+    UDP port, whose failures (a full buffer, an unreachable network) raise
+    C{OSError} like the port's own C{write} does; C{write} otherwise.
+    """
+    if type(transport) is udp.Port:
+        sendto: DatagramWriter = transport.socket.sendto
+        return sendto
+    write: DatagramWriter = transport.write
+    return write

@@ -37,7 +37,7 @@ def listening(
     protocol: ReplyProtocol,
 ) -> tuple[ReplyProtocol, RecordingDatagramTransport]:
     transport = RecordingDatagramTransport()
-    protocol.transport = transport  # type: ignore[assignment]
+    protocol.makeConnection(transport)  # type: ignore[arg-type]
     return protocol, transport
 
 

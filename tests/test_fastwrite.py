@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import socket
 
-from twisted.internet import tcp
+from twisted.internet import tcp, udp
 from twisted.internet.address import IPv4Address
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.fastwrite import supportsWriteThrough, writeThrough
+from greetd.fastwrite import datagramWriter, supportsWriteThrough, writeThrough
 from greetd.greeting import GreetingFactory
 from greetd.proxy import ProxyHeaderFactory
 
@@ -112,3 +112,27 @@ class WriteThroughTests(SynchronousTestCase):
         self.assertEqual(peer.recv(100), b"Welcome")
         protocol.dataReceived(b"Michael")
         self.assertEqual(peer.recv(100), b"Hello, Michael!")
+
+
+class DatagramWriterTests(SynchronousTestCase):
+    def test_plainUDPSendsDirectly(self) -> None:
+        """
+        On a real UDP port the writer is the socket's own C{sendto}, and the
+        datagram arrives.
+        """
+        port = udp.Port(
+            0, DatagramProtocol(), "127.0.0.1", reactor=MemoryReactorClock()
+        )
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        writer = datagramWriter(port)
+        self.assertEqual(writer, port.socket.sendto)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(5)
+            writer(b"Hello, x!", peer.getsockname())
+            self.assertEqual(peer.recv(100), b"Hello, x!")
+
+    def test_othersUseWrite(self) -> None:
+        transport = StringTransport()
+        self.assertEqual(datagramWriter(transport), transport.write)
