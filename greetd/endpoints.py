@@ -116,7 +116,12 @@ def splitDescription(description: str) -> tuple[list[str], dict[str, str]]:
     return args, kwargs
 
 
-def _port(value: str) -> int:
+def parsePort(value: str) -> int:
+    """
+    A port number from an endpoint description, 0 to 65535.
+
+    @raise ValueError: Naming the value, when it is not one.
+    """
     try:
         port = int(value)
     except ValueError:
@@ -141,7 +146,7 @@ def _udp(
             raise ValueError(
                 f"interface {interface!r} is not an IPv4 or IPv6 address"
             ) from None
-    return UDPServerEndpoint(reactor, _port(port), interface, maxPacketSize)
+    return UDPServerEndpoint(reactor, parsePort(port), interface, maxPacketSize)
 
 
 @implementer(IDatagramServerEndpoint)

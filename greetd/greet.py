@@ -38,10 +38,10 @@ from greetd.client import (
     greetOverTCP,
     greetOverUDP,
 )
-from greetd.endpoints import _port, splitDescription
+from greetd.endpoints import parsePort, splitDescription
 from greetd.greeting import EXIT
 from greetd.log import escape, formatAddress
-from greetd.tap import _check, _number
+from greetd.tap import checkEndpoints, numericOption
 from greetd.template import DEFAULT_TEMPLATE, ReplyTemplate
 
 #: The seed's server address.
@@ -131,10 +131,10 @@ class Options(usage.Options):
                 raise usage.UsageError("--connect replaces --host and --port")
         self["host"] = self["host"] or DEFAULT_HOST
         self["port"] = self["port"] or str(DEFAULT_PORT)
-        self["port"] = _number(self, "port")
+        self["port"] = numericOption(self, "port")
         if self["port"] > 65535:
             raise usage.UsageError(f"--port: {self['port']} is not a port")
-        self["retries"] = _number(self, "retries", minimum=0)
+        self["retries"] = numericOption(self, "retries", minimum=0)
         try:
             self["timeout"] = float(self["timeout"])
         except ValueError:
@@ -381,7 +381,7 @@ def parse(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> Options | in
     try:
         options.parseOptions(list(argv))  # type: ignore[no-untyped-call]
         if options["connect"] is not None:
-            _check([options["connect"]], "--connect", _parseEndpoint)
+            checkEndpoints([options["connect"]], "--connect", _parseEndpoint)
     except usage.UsageError as problem:
         stderr.write(f"greet: {problem} (see greet --help)\n")
         return USAGE
@@ -419,7 +419,7 @@ def _tcp6(
         seconds = float(timeout)
     except ValueError:
         raise ValueError(f"timeout {timeout!r} is not a number") from None
-    return TCP6ClientEndpoint(reactor, host, _port(port), seconds)
+    return TCP6ClientEndpoint(reactor, host, parsePort(port), seconds)
 
 
 def _parseEndpoint(description: str) -> object:

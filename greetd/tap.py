@@ -50,7 +50,7 @@ DEFAULT_MAX_PER_IP = 64
 DEFAULT_RATE_PER_IP = 20
 
 
-def _number(
+def numericOption(
     options: usage.Options, name: str, minimum: float = 1, kind: type = int
 ) -> Any:
     """
@@ -222,13 +222,13 @@ class Options(usage.Options):
         self["deny"].append(network)
 
     def postOptions(self) -> None:
-        self["max-length"] = _number(self, "max-length")
-        self["workers"] = _number(self, "workers")
+        self["max-length"] = numericOption(self, "max-length")
+        self["workers"] = numericOption(self, "workers")
         for name in ("max-connections", "max-per-ip", "rate-per-ip"):
-            self[name] = _number(self, name, minimum=0)
+            self[name] = numericOption(self, name, minimum=0)
         for name in ("idle-timeout", "udp-rate", "udp-global-rate"):
-            self[name] = _number(self, name, minimum=0, kind=float)
-        self["shutdown-timeout"] = _number(
+            self[name] = numericOption(self, name, minimum=0, kind=float)
+        self["shutdown-timeout"] = numericOption(
             self, "shutdown-timeout", minimum=0, kind=float
         )
         try:
@@ -256,15 +256,17 @@ class Options(usage.Options):
         if not (self["tcp"] or self["udp"]):
             raise usage.UsageError("--no-tcp and --no-udp leave nothing to serve")
         reactor = _defaultReactor()
-        _check(self["tcp"], "--tcp", partial(streamServerFromString, reactor))
+        checkEndpoints(self["tcp"], "--tcp", partial(streamServerFromString, reactor))
         if self["metrics"] is not None:
-            _check([self["metrics"]], "--metrics", partial(serverFromString, reactor))
-        _check(self["udp"], "--udp", partial(datagramServerFromString, reactor))
+            checkEndpoints(
+                [self["metrics"]], "--metrics", partial(serverFromString, reactor)
+            )
+        checkEndpoints(self["udp"], "--udp", partial(datagramServerFromString, reactor))
         if self["workers"] > 1:
-            _check(self["tcp"], "--tcp", checkShareable)
+            checkEndpoints(self["tcp"], "--tcp", checkShareable)
 
 
-def _check(descriptions: Sequence[str], option: str, parse: Any) -> None:
+def checkEndpoints(descriptions: Sequence[str], option: str, parse: Any) -> None:
     """
     Parse each endpoint description once, so a bad one is a usage error now
     rather than a traceback when the service starts.
