@@ -84,8 +84,10 @@ class Options(usage.Options):
         "greetd serves the greeting protocol: over TCP, a banner on connect, "
         "'Hello, M!' for every message M, and a close on 'exit'; over UDP, "
         "'Hello, D!' for every datagram D. --tcp takes any Twisted server "
-        "endpoint string; --udp takes udp:PORT[:interface=ADDRESS]. Both "
-        "may be repeated."
+        "endpoint string (default tcp:9999:interface=127.0.0.1; haproxy: in "
+        "front for the PROXY protocol); --udp takes udp:PORT[:interface=ADDRESS] "
+        "or systemd:domain=...:name=... (default udp:9999:interface=127.0.0.1). "
+        "Both may be repeated."
     )
 
     optParameters: ClassVar[list[Any]] = [
@@ -210,7 +212,7 @@ class Options(usage.Options):
         self["tcp"].append(description)
 
     def opt_udp(self, description: str) -> None:
-        """udp:PORT[:interface=ADDRESS] for UDP replies (repeatable)."""
+        """udp:PORT[:interface=ADDRESS] or systemd:domain=...:name=... (repeatable)."""
         self["udp"].append(description)
 
     def opt_allow(self, network: str) -> None:
