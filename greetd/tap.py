@@ -32,7 +32,11 @@ from greetd.proxy import streamServerFromString
 from greetd.service import ListeningService
 from greetd.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
 from greetd.template import DEFAULT_TEMPLATE, ReplyTemplate
-from greetd.workers import checkShareable, workerPoolService
+from greetd.workers import (
+    checkShareable,
+    checkShareableDatagram,
+    workerPoolService,
+)
 
 #: Where the seed's TCP server listens.
 DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"
@@ -266,6 +270,8 @@ class Options(usage.Options):
         checkEndpoints(self["udp"], "--udp", partial(datagramServerFromString, reactor))
         if self["workers"] > 1:
             checkEndpoints(self["tcp"], "--tcp", checkShareable)
+            shareable = partial(checkShareableDatagram, reactor)
+            checkEndpoints(self["udp"], "--udp", shareable)
 
 
 def checkEndpoints(descriptions: Sequence[str], option: str, parse: Any) -> None:

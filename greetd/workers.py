@@ -106,6 +106,21 @@ def checkShareable(description: str) -> tuple[str, int, int]:
     return _tcp(*args, **kwargs)
 
 
+def checkShareableDatagram(reactor: Any, description: str) -> tuple[str, int, int]:
+    """
+    The interface and port (and a backlog of 0) of a C{--udp} description
+    that the parent can bind for its workers: C{udp:} only.
+
+    @raise ValueError: For any other kind of endpoint, or a bad C{udp:} one.
+    """
+    args, _ = splitDescription(description)
+    if args[0] != "udp":
+        raise ValueError("not supported with --workers (only udp:)")
+    endpoint = datagramServerFromString(reactor, description)
+    assert isinstance(endpoint, UDPServerEndpoint)
+    return endpoint.interface, endpoint.port, 0
+
+
 @implementer(IListeningPort)
 class SharedSocket:
     """
@@ -439,9 +454,7 @@ def workerPoolService(
         bind = partial(listenShared, "TCP", *checkShareable(description))
         listeners["tcp"].append(ListeningService("TCP", description, bind))
     for description in options["udp"]:
-        endpoint = datagramServerFromString(reactor, description)
-        assert isinstance(endpoint, UDPServerEndpoint)
-        where = (endpoint.interface, endpoint.port, 0)
+        where = checkShareableDatagram(reactor, description)
         bind = partial(listenShared, "UDP", *where)
         listeners["udp"].append(ListeningService("UDP", description, bind))
     for service in listeners["tcp"] + listeners["udp"]:

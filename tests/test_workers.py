@@ -50,6 +50,7 @@ from greetd.workers import (
     WorkerProtocol,
     bindShared,
     checkShareable,
+    checkShareableDatagram,
     formatInherited,
     parseInherited,
     spawnWorker,
@@ -365,6 +366,22 @@ class ShareableTests(SynchronousTestCase):
             with self.assertRaises(ValueError) as caught:
                 checkShareable(description)
             self.assertIn("not supported with --workers", str(caught.exception))
+
+    def test_udp(self) -> None:
+        reactor = MemoryReactorClock()
+        self.assertEqual(
+            checkShareableDatagram(reactor, "udp:99:interface=127.0.0.1"),
+            ("127.0.0.1", 99, 0),
+        )
+
+    def test_unsupportedDatagram(self) -> None:
+        """
+        Only C{udp:} is bound by the parent: an inherited (C{systemd:})
+        datagram socket is refused before anything is parsed or adopted.
+        """
+        with self.assertRaises(ValueError) as caught:
+            checkShareableDatagram(MemoryReactorClock(), "systemd:domain=INET:index=1")
+        self.assertIn("not supported with --workers", str(caught.exception))
 
     def test_usageError(self) -> None:
         error = self.assertRaises(
