@@ -415,7 +415,7 @@ class GreetingFactory(_FactoryBase):
             if not protocol.closing:
                 protocol.close()
         deadline = self.clock.callLater(timeout, self._abortAll)
-        drained.addBoth(_cancelling, deadline)
+        drained.addBoth(cancelling, deadline)
         return drained
 
     def _abortAll(self) -> None:
@@ -423,7 +423,11 @@ class GreetingFactory(_FactoryBase):
             protocol._transport().abortConnection()
 
 
-def _cancelling(result: Any, call: IDelayedCall) -> Any:
+def cancelling(result: Any, call: IDelayedCall) -> Any:
+    """
+    A callback that cancels C{call} (a deadline) when the L{Deferred} it is
+    added to fires, and passes the result on.
+    """
     if call.active():
         call.cancel()
     return result

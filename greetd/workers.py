@@ -48,7 +48,7 @@ from greetd.endpoints import (
     datagramServerFromString,
     splitDescription,
 )
-from greetd.greeting import _cancelling
+from greetd.greeting import cancelling
 from greetd.metrics import GAUGES
 from greetd.proxy import PREFIX
 from greetd.service import ListeningService
@@ -379,7 +379,7 @@ class WorkerPool(Service):
         self._stopped.append(stopped)
         self._signalAll("TERM")
         kill = self._clock.callLater(self.stopTimeout, self._signalAll, "KILL")
-        return stopped.addBoth(_cancelling, kill)
+        return stopped.addBoth(cancelling, kill)
 
     def _signalAll(self, signal: str) -> None:
         for protocol in list(self.workers.values()):
