@@ -8,7 +8,7 @@ L{GreetingClientProtocol} and L{greetOverTCP} (TCP) and
 L{ReplyClientProtocol} and L{greetOverUDP} (UDP), and their errors.
 """
 
-from greetd.client import (
+from greetd.client.api import (
     ConnectionClosed,
     GreetError,
     GreetingClientProtocol,
@@ -21,11 +21,11 @@ from greetd.client import (
     greetOverTCP,
     greetOverUDP,
 )
-from greetd.datagram import ReplyProtocol
-from greetd.framing import Message, MessageFramer, MessageTooLong
-from greetd.greeting import GreetingFactory, GreetingProtocol
-from greetd.tap import Options, makeService
-from greetd.template import ReplyTemplate
+from greetd.core.framing import Message, MessageFramer, MessageTooLong
+from greetd.core.template import ReplyTemplate
+from greetd.daemon.tap import Options, makeService
+from greetd.protocols.datagram import ReplyProtocol
+from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 
 __version__ = "0.1.0"
 

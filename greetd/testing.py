@@ -45,7 +45,7 @@ def withEphemeralPorts(args: tuple[str, ...]) -> tuple[str, ...]:
 def logText(line: str) -> str:
     """
     The text of a log line: the line, or for a JSON line (C{--logger
-    greetd.log.jsonLogger}) its C{text}.
+    greetd.ops.log.jsonLogger}) its C{text}.
     """
     if line.startswith("{"):
         try:

@@ -16,7 +16,7 @@ from twisted.internet.testing import (
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.greeting import GreetingFactory, GreetingProtocol
+from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 
 #: A peer from the documentation range, as tests' client.
 PEER = IPv4Address("TCP", "192.0.2.7", 40001)

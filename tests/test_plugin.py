@@ -8,22 +8,22 @@ from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
-import greetd.tap
+import greetd.daemon.tap
 
 
 class PluginTests(SynchronousTestCase):
     def test_discoverable(self) -> None:
         """
-        twistd finds a C{greetd} service maker that builds from L{greetd.tap}.
+        twistd finds a C{greetd} service maker that builds from L{greetd.daemon.tap}.
         """
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
         maker = makers["greetd"]
-        self.assertIs(maker.options, greetd.tap.Options)
-        self.assertIs(maker.makeService, greetd.tap.makeService)
+        self.assertIs(maker.options, greetd.daemon.tap.Options)
+        self.assertIs(maker.makeService, greetd.daemon.tap.makeService)
 
     def test_publicAPI(self) -> None:
         import greetd
 
         for name in greetd.__all__:
             self.assertTrue(hasattr(greetd, name), name)
-        self.assertIs(greetd.makeService, greetd.tap.makeService)
+        self.assertIs(greetd.makeService, greetd.daemon.tap.makeService)

@@ -10,7 +10,7 @@ from pathlib import Path
 from twisted.application.service import IServiceCollection
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.service import ListeningService
+from greetd.daemon.listening import ListeningService
 
 README = Path(__file__).resolve().parents[1] / "README.rst"
 

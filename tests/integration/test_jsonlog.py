@@ -1,5 +1,5 @@
 """
-C{twistd --logger greetd.log.jsonLogger}: one JSON object per log line.
+C{twistd --logger greetd.ops.log.jsonLogger}: one JSON object per log line.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from tests.integration.conftest import TIMEOUT
 from tests.integration.test_seed import SEED_TCP_OUTPUT, runSeedClient
 
-JSON_LOGGER = ("--logger", "greetd.log.jsonLogger")
+JSON_LOGGER = ("--logger", "greetd.ops.log.jsonLogger")
 
 
 def test_seedSessionToStdout(spawnGreetd: Any) -> None:
@@ -39,7 +39,7 @@ def test_seedSessionToStdout(spawnGreetd: Any) -> None:
     assert closed["greetdEvent"] == "connection.close"
     for record in sessions:
         assert record["level"] == "info"
-        assert record["namespace"] == "greetd.greeting.GreetingProtocol"
+        assert record["namespace"] == "greetd.protocols.greeting.GreetingProtocol"
         assert record["peerHost"] == "127.0.0.1"
         assert record["peer"] == f"127.0.0.1:{opened['peerPort']}"
     assert closed["peerPort"] == opened["peerPort"] > 0

@@ -6,7 +6,7 @@ from twisted.application.service import ServiceMaker
 
 Greetd = ServiceMaker(
     "greetd",
-    "greetd.tap",
+    "greetd.daemon.tap",
     "The greeting daemon: TCP greetings and UDP replies.",
     "greetd",
 )

@@ -1,0 +1,4 @@
+"""
+C{twistd greetd}: from a command line to running services, in one process
+or a pool of worker processes.
+"""

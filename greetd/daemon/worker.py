@@ -1,0 +1,260 @@
+"""
+One worker process of C{twistd greetd --workers N}: C{python -m greetd.daemon.worker
+--slot=N --inherited=tcp=4,udp=5 -- GREETD-ARGUMENTS}, started by the
+parent's L{greetd.daemon.pool.WorkerPool}, never by hand.
+
+It builds the same factory and protocols as C{twistd greetd} does
+(L{greetd.daemon.tap.buildServers}), adopts the sockets the parent bound, logs to
+standard output with C{worker N} in front of each line, drains on SIGTERM or
+SIGINT as the daemon does, reports its counters to the parent every second,
+and drains and exits as soon as its standard input (a pipe from the parent)
+reaches end of file: no worker outlives its parent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from contextlib import contextmanager, suppress
+from functools import partial
+from typing import IO, Any, ClassVar, Iterator, Sequence
+
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.defer import Deferred, execute
+from twisted.internet.error import ReactorNotRunning
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.task import LoopingCall
+from twisted.logger import (
+    FileLogObserver,
+    LogEvent,
+    formatEventAsClassicLogText,
+    globalLogBeginner,
+)
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+from greetd.daemon.pool import COUNTS_FD, parseInherited
+from greetd.daemon.tap import Options, Servers, buildServers, serve
+from greetd.protocols.datagram import ReplyProtocol
+from greetd.protocols.proxy import PREFIX, ProxyHeaderFactory
+
+#: Seconds between two reports of the counters to the parent.
+REPORT_INTERVAL = 1.0
+
+
+class WorkerOptions(usage.Options):
+    """
+    The worker's own options; the greetd options follow C{--}.
+    """
+
+    synopsis = "--slot=N --inherited=tcp=FD,...,udp=FD,... -- [greetd options]"
+    optParameters: ClassVar[list[Any]] = [
+        ["slot", None, None, "Which worker this is, for logs.", int],
+        ["inherited", None, "", "The listening descriptors, in option order."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def parseArgs(self, *greetd: str) -> None:
+        self["greetd"] = list(greetd)
+
+    def postOptions(self) -> None:
+        if self["slot"] is None:
+            raise usage.UsageError("--slot is required")
+        try:
+            self["fds"] = parseInherited(self["inherited"])
+        except ValueError as error:
+            raise usage.UsageError(f"--inherited: {error}") from None
+        options = Options()
+        options.parseOptions(self["greetd"])
+        for kind in ("tcp", "udp"):
+            if len(options[kind]) != len(self["fds"][kind]):
+                raise usage.UsageError(
+                    f"--inherited has {len(self['fds'][kind])} {kind} "
+                    f"descriptors for {len(options[kind])} --{kind} options"
+                )
+        self["options"] = options
+
+
+@contextmanager
+def nonBlockingSockets() -> Iterator[None]:
+    """
+    Make socket objects non-blocking from their creation, for the length
+    of the block.
+
+    The listening sockets' open file descriptions, and so their blocking
+    flag, are shared by the parent and every worker.  PyPy puts a socket
+    object made from a descriptor into the default timeout's mode, which is
+    blocking: adopting a socket would make it blocking for every worker,
+    and a worker that lost the race for a connection would then block in
+    C{accept} until the next one came.  Twisted's C{adoptStreamPort} makes
+    such an object and leaves its mode alone.
+    """
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(0.0)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def socketFamily(fd: int) -> int:
+    """
+    The address family of the socket open on C{fd}, which stays open.
+    """
+    sock = socket.socket(fileno=fd)
+    try:
+        return int(sock.family)
+    finally:
+        sock.detach()
+
+
+def _adopted(port: IListeningPort, fd: int) -> IListeningPort:
+    # The reactor listens on a duplicate of the inherited descriptor.
+    os.close(fd)
+    return port
+
+
+def adoptStream(
+    reactor: Any,
+    fds: Sequence[int],
+    index: int,
+    description: str,
+    factory: IProtocolFactory,
+) -> Deferred[IListeningPort]:
+    """
+    Serve C{factory} on the inherited TCP socket for C{--tcp} number
+    C{index}, reading the PROXY header first if C{description} says so.
+    """
+    fd = fds[index]
+    if description.startswith(PREFIX):
+        factory = ProxyHeaderFactory(factory, reactor)
+    with nonBlockingSockets():
+        family = socketFamily(fd)
+        adopting = execute(reactor.adoptStreamPort, fd, family, factory)
+    return adopting.addCallback(_adopted, fd)
+
+
+def adoptDatagram(
+    reactor: Any,
+    fds: Sequence[int],
+    index: int,
+    description: str,
+    protocol: ReplyProtocol,
+    maxPacketSize: int,
+) -> Deferred[IListeningPort]:
+    """
+    Serve C{protocol} on the inherited UDP socket for C{--udp} number
+    C{index}.
+    """
+    fd = fds[index]
+    with nonBlockingSockets():
+        family = socketFamily(fd)
+        adopting = execute(
+            reactor.adoptDatagramPort, fd, family, protocol, maxPacketSize
+        )
+    return adopting.addCallback(_adopted, fd)
+
+
+class ParentWatcher(FileDescriptor):
+    """
+    Reads the pipe from the parent, which the parent never writes, and
+    calls C{onLost} at its end of file: the parent has exited, however it
+    exited (even SIGKILL), since the kernel closes its end then.
+    """
+
+    def __init__(self, reactor: Any, fd: int, onLost: Any) -> None:
+        super().__init__(reactor)
+        self.fd = fd
+        self.onLost = onLost
+        os.set_blocking(fd, False)
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> Any:
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return None
+        except OSError as error:
+            return Failure(error)
+        return None if data else Failure(EOFError("the parent has exited"))
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+        self.onLost()
+
+
+def _stop(reactor: Any) -> None:
+    with suppress(ReactorNotRunning):  # stopping already: a signal came first
+        reactor.stop()
+
+
+def report(servers: Servers, fd: int) -> None:
+    """
+    Write the counters of C{servers} to the parent as one JSON line.  The
+    pipe is non-blocking: a report that does not fit is dropped, the next
+    one says it all again.
+    """
+    line = json.dumps(servers.counts()).encode("ascii") + b"\n"
+    with suppress(OSError):
+        os.write(fd, line)
+
+
+def workerObserver(slot: int, pid: int, stream: IO[str]) -> FileLogObserver:
+    """
+    Log events as twistd does, with C{worker N pid P} in front of the
+    system: the slot says which worker, the pid which run of it.
+    """
+    prefix = f"worker {slot} pid {pid}"
+
+    def formatEvent(event: LogEvent) -> str | None:
+        system = event.get("log_system")
+        event = dict(event)
+        hasSystem = system and system != "-"
+        event["log_system"] = f"{prefix} {system}" if hasSystem else prefix
+        return formatEventAsClassicLogText(event)
+
+    return FileLogObserver(stream, formatEvent)
+
+
+def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
+    """
+    Run one worker until SIGTERM, SIGINT or the parent's exit.
+    """
+    workerOptions = WorkerOptions()
+    try:
+        workerOptions.parseOptions(argv)  # type: ignore[no-untyped-call]
+    except usage.UsageError as error:
+        sys.stderr.write(f"greetd worker: {error}\n")
+        raise SystemExit(1) from None
+    if reactor is None:
+        from twisted.internet import reactor
+    options: Options = workerOptions["options"]
+    fds = workerOptions["fds"]
+    globalLogBeginner.beginLoggingTo(
+        [workerObserver(workerOptions["slot"], os.getpid(), sys.stdout)],
+        redirectStandardIO=False,
+    )
+    servers = buildServers(options, reactor)
+    services = serve(
+        options,
+        servers,
+        partial(adoptStream, reactor, fds["tcp"]),
+        partial(adoptDatagram, reactor, fds["udp"]),
+    )
+    services.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", services.stopService)
+    watcher = ParentWatcher(reactor, 0, partial(_stop, reactor))
+    watcher.startReading()  # type: ignore[no-untyped-call]
+    os.set_blocking(COUNTS_FD, False)
+    LoopingCall(report, servers, COUNTS_FD).start(REPORT_INTERVAL)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

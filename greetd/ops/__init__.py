@@ -1,0 +1,3 @@
+"""
+What operators touch: systemd notification, Prometheus metrics and logs.
+"""

@@ -1,0 +1,207 @@
+"""
+Helpers that keep greetd's log events readable and safe.
+
+Peers control the bytes they send and, behind a PROXY header or on a UNIX
+socket, part of what their address looks like; nothing a peer supplies may
+reach a log line unescaped, or a client could forge log lines or terminal
+escapes.
+
+L{jsonLogger} is a C{twistd --logger} for machines: one JSON object per
+line, for journald and log shippers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import sys
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from twisted.application.app import AppLogger
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import IAddress
+from twisted.logger import FileLogObserver, LogEvent, formatEvent
+from twisted.python.failure import Failure
+from twisted.python.logfile import LogFile
+
+
+def _byteEscape(byte: int) -> str:
+    named = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
+    if byte in named:
+        return named[byte]
+    if 0x20 <= byte < 0x7F:
+        return chr(byte)
+    return f"\\x{byte:02x}"
+
+
+_ESCAPES = tuple(_byteEscape(byte) for byte in range(256))
+
+
+def escape(data: bytes | str) -> str:
+    """
+    Render untrusted bytes or text as one line of printable ASCII.
+
+    Printable ASCII other than the backslash passes through; every other byte
+    becomes a Python-style escape, so the result is unambiguous.  Text is
+    escaped as its UTF-8 encoding.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return "".join([_ESCAPES[byte] for byte in data])
+
+
+def formatAddress(address: IAddress | object) -> str:
+    """
+    A short, escaped C{host:port} (C{[host]:port} for IPv6, the path for UNIX
+    sockets) for logs.
+    """
+    if isinstance(address, IPv6Address):
+        return f"[{escape(address.host)}]:{address.port}"
+    if isinstance(address, IPv4Address):
+        return f"{escape(address.host)}:{address.port}"
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        if name is None:
+            return "unix:(unnamed)"
+        return "unix:" + escape(name if isinstance(name, bytes) else str(name))
+    if isinstance(address, tuple) and len(address) == 2:
+        host, port = address
+        if ":" in str(host):
+            return f"[{escape(str(host))}]:{port}"
+        return f"{escape(str(host))}:{port}"
+    return escape(str(address))
+
+
+#: The keys every JSON log line has (C{failure} only for an event with a
+#: failure, C{peerHost} and C{peerPort} only for one with a peer); an
+#: event's own field of one of these names is written as C{field_NAME}.
+JSON_KEYS = frozenset(
+    {"timestamp", "level", "namespace", "text", "failure", "peerHost", "peerPort"}
+)
+
+#: What L{twisted.python.log} adds to an event that its text already says.
+_LEGACY_KEYS = frozenset({"message", "format", "time", "isError", "printed"})
+
+_PEER = re.compile(r"\[(?P<v6>[^\]]*)\]:(?P<v6port>\d+)|(?P<v4>[^:]*):(?P<v4port>\d+)")
+
+
+def jsonSafe(value: object) -> object:
+    """
+    C{value} as something C{json.dumps} writes faithfully: text, whole
+    numbers, finite floats, booleans and C{None} as they are, lists and
+    dicts item by item, bytes escaped (they may be a peer's), addresses
+    formatted, and anything else as its C{str}.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return escape(bytes(value))
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonSafe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): jsonSafe(item) for key, item in value.items()}
+    if isinstance(value, (IPv4Address, IPv6Address, UNIXAddress)):
+        return formatAddress(value)
+    return str(value)
+
+
+def peerFields(peer: object) -> dict[str, object]:
+    """
+    C{peerHost} and C{peerPort} for an event's C{peer}: an IP address, or the
+    C{host:port} / C{[host]:port} text L{formatAddress} makes of one.
+    """
+    if isinstance(peer, (IPv4Address, IPv6Address)):
+        return {"peerHost": escape(peer.host), "peerPort": peer.port}
+    if isinstance(peer, str):
+        match = _PEER.fullmatch(peer)
+        if match:
+            host = match.group("v6") if match.group("v6") is not None else match["v4"]
+            port = match.group("v6port") or match.group("v4port")
+            return {"peerHost": host, "peerPort": int(port)}
+    return {}
+
+
+def eventAsJSONLine(event: LogEvent) -> str:
+    """
+    One log event as one line of JSON: C{timestamp} (ISO 8601, UTC),
+    C{level}, C{namespace}, C{text} (the formatted event), C{failure} (a
+    traceback) when there is one, C{peerHost} and C{peerPort} when the event
+    names a peer, and every field of the event's own (C{greetdEvent},
+    C{peer}, counts...) made JSON-safe by L{jsonSafe} (but not the copies
+    of the text that legacy C{log.msg} events carry).  Non-ASCII and control
+    characters are JSON escapes, so a line never breaks and never carries a
+    terminal escape.
+    """
+    level = event.get("log_level")
+    record: dict[str, object] = {
+        "timestamp": datetime.fromtimestamp(
+            event.get("log_time", 0.0), timezone.utc
+        ).isoformat(timespec="microseconds"),
+        "level": jsonSafe(getattr(level, "name", level)),
+        "namespace": jsonSafe(event.get("log_namespace")),
+        "text": formatEvent(event),
+    }
+    failure = event.get("log_failure")
+    if isinstance(failure, Failure):
+        record["failure"] = failure.getTraceback()
+    record.update(peerFields(event.get("peer")))
+    legacy = event.get("log_namespace") == "log_legacy"
+    for key, value in event.items():
+        if key.startswith("log_") or (legacy and key in _LEGACY_KEYS):
+            continue
+        name = f"field_{key}" if key in JSON_KEYS else str(key)
+        record[name] = jsonSafe(value)
+    return json.dumps(record, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def jsonFileLogObserver(outFile: IO[Any]) -> FileLogObserver:
+    """
+    A log observer that writes L{eventAsJSONLine} lines to C{outFile}.
+    """
+    return FileLogObserver(outFile, eventAsJSONLine)
+
+
+def jsonLogger() -> FileLogObserver:
+    """
+    The JSON log observer for C{twistd --logger greetd.ops.log.jsonLogger}: one
+    JSON object per line, to where twistd would have written its own log.
+
+    twistd calls a C{--logger} factory with no arguments and then ignores
+    C{--logfile}, so this looks for the C{AppLogger} calling it (on the
+    stack) to honour twistd's own rule: stdout with C{--nodaemon} (and for
+    C{--logfile -}), where journald takes it; otherwise C{--logfile}, by
+    default C{twistd.log}, which C{SIGUSR1} reopens for log rotation as
+    twistd does.  Called from anywhere else it writes to stdout.
+    """
+    appLogger = _callingAppLogger()
+    logFileName = getattr(appLogger, "_logfilename", "") or ""
+    nodaemon = bool(getattr(appLogger, "_nodaemon", True))
+    if logFileName == "-" or (nodaemon and not logFileName):
+        return jsonFileLogObserver(sys.stdout)
+    logFile = LogFile.fromFullPath(logFileName or "twistd.log")
+    if not signal.getsignal(signal.SIGUSR1):
+
+        def rotate(signum: int, frame: object) -> None:
+            from twisted.internet import reactor
+
+            reactor.callFromThread(logFile.rotate)  # type: ignore[attr-defined]
+
+        signal.signal(signal.SIGUSR1, rotate)
+    return jsonFileLogObserver(logFile)
+
+
+def _callingAppLogger() -> AppLogger | None:
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, AppLogger):
+            return candidate
+        frame = frame.f_back  # type: ignore[assignment]
+    return None

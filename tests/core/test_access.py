@@ -1,0 +1,55 @@
+"""
+Tests for L{greetd.core.access}.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.core.access import AccessPolicy, parseNetwork
+
+
+def policy(allow: list[str], deny: list[str]) -> AccessPolicy:
+    return AccessPolicy(
+        [parseNetwork(net) for net in allow], [parseNetwork(net) for net in deny]
+    )
+
+
+class AccessPolicyTests(SynchronousTestCase):
+    def test_openByDefault(self) -> None:
+        empty = AccessPolicy()
+        self.assertFalse(empty)
+        self.assertTrue(empty.permits("203.0.113.9"))
+        self.assertTrue(empty.permits("not an address"))
+
+    def test_deny(self) -> None:
+        rules = policy([], ["10.0.0.0/8", "2001:db8::/32"])
+        self.assertFalse(rules.permits("10.1.2.3"))
+        self.assertFalse(rules.permits("2001:db8::1"))
+        self.assertTrue(rules.permits("192.0.2.1"))
+        self.assertTrue(rules.permits("::1"))
+
+    def test_allowListClosesTheRest(self) -> None:
+        rules = policy(["127.0.0.0/8", "::1"], [])
+        self.assertTrue(rules.permits("127.0.0.2"))
+        self.assertTrue(rules.permits("::1"))
+        self.assertFalse(rules.permits("192.0.2.1"))
+        self.assertFalse(rules.permits("not an address"))
+
+    def test_denyWins(self) -> None:
+        rules = policy(["127.0.0.0/8"], ["127.0.0.2"])
+        self.assertTrue(rules.permits("127.0.0.1"))
+        self.assertFalse(rules.permits("127.0.0.2"))
+
+    def test_mappedIPv4(self) -> None:
+        rules = policy([], ["192.0.2.0/24"])
+        self.assertFalse(rules.permits("::ffff:192.0.2.7"))
+
+    def test_scopedIPv6(self) -> None:
+        rules = policy([], ["fe80::/10"])
+        self.assertFalse(rules.permits("fe80::1%lo"))
+
+    def test_parseErrors(self) -> None:
+        error = self.assertRaises(ValueError, parseNetwork, "10.0.0.0/33")
+        self.assertIn("'10.0.0.0/33' is not an IPv4 or IPv6 network", str(error))
+        self.assertEqual(str(parseNetwork("10.1.2.3/8")), "10.0.0.0/8")

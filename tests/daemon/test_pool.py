@@ -1,0 +1,555 @@
+"""
+Tests for L{greetd.daemon.pool} and L{greetd.daemon.worker}: supervision with a fake
+clock and fake processes, the parent-to-worker arguments, and adoption.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections import Counter
+from io import StringIO
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import (
+    CannotListenError,
+    ProcessDone,
+    ProcessExitedAlready,
+    ProcessTerminated,
+)
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel
+from twisted.python import usage
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.daemon.listening import ListeningService
+from greetd.daemon.pool import (
+    COUNTS_FD,
+    FIRST_BACKOFF,
+    FIRST_LISTENER_FD,
+    MAX_BACKOFF,
+    RESTART_WINDOW,
+    SharedSocket,
+    WorkerPool,
+    WorkerProtocol,
+    bindShared,
+    checkShareable,
+    checkShareableDatagram,
+    formatInherited,
+    parseInherited,
+    spawnWorker,
+    workerCommand,
+)
+from greetd.daemon.tap import Options, buildServers, makeService, serve
+from greetd.daemon.worker import (
+    ParentWatcher,
+    WorkerOptions,
+    adoptDatagram,
+    adoptStream,
+    report,
+    workerObserver,
+)
+from greetd.ops.metrics import CountsCollector
+from greetd.protocols.greeting import GreetingFactory
+from greetd.protocols.proxy import ProxyHeaderFactory
+from tests.daemon.test_tap import parse
+from tests.helpers import captureLogs
+from tests.ops.test_metrics import scrape
+
+
+class FakeProcess:
+    """
+    An L{IProcessTransport} that records the signals sent to it.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[str] = []
+        self.exited = False
+
+    def signalProcess(self, signal: str) -> None:
+        if self.exited:
+            raise ProcessExitedAlready()
+        self.signals.append(signal)
+
+
+class PoolTests(SynchronousTestCase):
+    """
+    L{WorkerPool} spawns, replaces with back-off, and stops its workers.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.spawned: list[tuple[int, WorkerProtocol, FakeProcess]] = []
+        self.pool = WorkerPool(2, self.spawn, self.clock, stopTimeout=6.0)
+        self.events = captureLogs(self, WorkerPool)
+
+    def spawn(self, slot: int, protocol: WorkerProtocol) -> Any:
+        process = FakeProcess(100 + len(self.spawned))
+        protocol.makeConnection(process)  # type: ignore[arg-type]
+        self.spawned.append((slot, protocol, process))
+        return process
+
+    def die(self, slot: int, reason: Exception | None = None) -> None:
+        """
+        End the running worker in C{slot}, killed by SIGKILL by default.
+        """
+        protocol = self.pool.workers[slot]
+        process = protocol.transport
+        assert isinstance(process, FakeProcess)
+        process.exited = True
+        protocol.processEnded(Failure(reason or ProcessTerminated(signal=9)))
+
+    def test_startsEverySlot(self) -> None:
+        self.pool.startService()
+        self.assertEqual([slot for slot, _, _ in self.spawned], [1, 2])
+        self.assertEqual(self.pool.workers[2].pid, 101)
+        self.assertEqual(self.pool.alive(), 2)
+        self.assertEqual(
+            [event.get("greetdEvent") for event in self.events],
+            ["worker.start"] * 2,
+        )
+
+    def test_replacedAtOnce(self) -> None:
+        """
+        A worker that dies for the first time is replaced in its slot on the
+        next reactor turn, and its death is logged with its pid and signal.
+        """
+        self.pool.startService()
+        self.clock.advance(60)
+        self.die(1)
+        self.assertNotIn(1, self.pool.workers)
+        self.clock.advance(0)
+        self.assertEqual(self.spawned[-1][0], 1)
+        self.assertEqual(self.pool.workers[1].pid, 102)
+        [died] = [e for e in self.events if e.get("greetdEvent") == "worker.died"]
+        self.assertEqual((died["pid"], died["signal"]), (100, 9))
+        self.assertEqual(died["log_level"], LogLevel.warn)
+        [restart] = [e for e in self.events if e.get("greetdEvent") == "worker.restart"]
+        self.assertEqual((restart["slot"], restart["delay"]), (1, 0))
+
+    def test_backoff(self) -> None:
+        """
+        A slot that keeps dying within L{RESTART_WINDOW} of its last death
+        waits twice as long each time, up to L{MAX_BACKOFF}; the other slot
+        is unaffected.
+        """
+        self.pool.startService()
+        self.die(1)
+        self.clock.advance(0)
+        expected = [FIRST_BACKOFF * 2**n for n in range(6)] + [MAX_BACKOFF] * 2
+        self.assertEqual(expected[5], 3.2)
+        for delay in expected:
+            self.die(1)
+            spawned = len(self.spawned)
+            self.clock.advance(delay * 0.99)
+            self.assertEqual(len(self.spawned), spawned)
+            self.clock.advance(delay * 0.02)
+            self.assertEqual(len(self.spawned), spawned + 1)
+        self.die(2)
+        self.clock.advance(0)
+        self.assertIn(2, self.pool.workers)
+
+    def test_backoffForgotten(self) -> None:
+        """
+        A slot whose worker lived longer than L{RESTART_WINDOW} since the
+        last death is replaced at once again.
+        """
+        self.pool.startService()
+        self.die(1)
+        self.clock.advance(0)
+        self.die(1)
+        self.clock.advance(FIRST_BACKOFF)
+        self.clock.advance(RESTART_WINDOW)
+        self.die(1)
+        self.clock.advance(0)
+        self.assertIn(1, self.pool.workers)
+
+    def test_spawnFailure(self) -> None:
+        """
+        A worker that cannot even be spawned is logged and tried again,
+        backing off like one that keeps dying.
+        """
+        failures = [OSError("no more processes")] * 2
+        spawn = self.spawn
+
+        def failing(slot: int, protocol: WorkerProtocol) -> Any:
+            if failures:
+                raise failures.pop()
+            return spawn(slot, protocol)
+
+        self.pool = WorkerPool(1, failing, self.clock, stopTimeout=6.0)
+        self.pool.startService()
+        self.assertEqual(self.pool.workers, {})
+        self.clock.advance(0)
+        self.assertEqual(self.pool.workers, {})
+        self.clock.advance(FIRST_BACKOFF * 0.99)
+        self.assertEqual(self.pool.workers, {})
+        self.clock.advance(FIRST_BACKOFF * 0.02)
+        self.assertEqual(list(self.pool.workers), [1])
+        failed = [e["log_failure"].value for e in self.events if "log_failure" in e]
+        self.assertEqual(len(failed), 2)
+        self.assertIsInstance(failed[0], OSError)
+        self.assertEqual(
+            [e.get("greetdEvent") for e in self.events if "log_failure" not in e],
+            ["worker.restart", "worker.restart", "worker.start"],
+        )
+
+    def test_stop(self) -> None:
+        """
+        Stopping sends SIGTERM to every worker, replaces none, and fires once
+        all have ended.
+        """
+        self.pool.startService()
+        stopped = self.pool.stopService()
+        processes = [process for _, _, process in self.spawned]
+        self.assertEqual([process.signals for process in processes], [["TERM"]] * 2)
+        self.die(1, ProcessDone(0))
+        self.clock.advance(0)
+        self.assertNoResult(stopped)
+        self.assertEqual(len(self.spawned), 2)
+        self.die(2, ProcessTerminated(signal=15))
+        self.successResultOf(stopped)
+        self.clock.advance(60)
+        self.assertEqual(processes[1].signals, ["TERM"])
+        self.assertEqual(len(self.spawned), 2)
+
+    def test_stopKillsStragglers(self) -> None:
+        self.pool.startService()
+        stopped = self.pool.stopService()
+        self.die(1, ProcessDone(0))
+        self.clock.advance(5.9)
+        self.assertEqual(self.spawned[1][2].signals, ["TERM"])
+        self.clock.advance(0.1)
+        self.assertEqual(self.spawned[1][2].signals, ["TERM", "KILL"])
+        self.die(2)
+        self.successResultOf(stopped)
+
+    def test_stopCancelsRestarts(self) -> None:
+        self.pool.startService()
+        self.die(1)
+        self.die(2)
+        self.successResultOf(self.pool.stopService())
+        self.clock.advance(10)
+        self.assertEqual(len(self.spawned), 2)
+
+    def test_countsSummed(self) -> None:
+        """
+        Counters are summed over workers; an ended worker's counters are
+        kept, its gauges are not.
+        """
+        self.pool.startService()
+        first, second = self.pool.workers[1], self.pool.workers[2]
+        first.childDataReceived(COUNTS_FD, b'{"tcp.messages": 3, "tcp.op')
+        first.childDataReceived(COUNTS_FD, b'en": 2}\n')
+        second.childDataReceived(COUNTS_FD, b'{"tcp.messages": 1, "tcp.open": 1}\n')
+        second.childDataReceived(1, b"not counts\n")
+        self.assertEqual(
+            self.pool.counts(), Counter({"tcp.messages": 4, "tcp.open": 3})
+        )
+        self.die(1)
+        self.assertEqual(
+            self.pool.counts(), Counter({"tcp.messages": 4, "tcp.open": 1})
+        )
+
+    def test_unreadableCounts(self) -> None:
+        events = captureLogs(self, WorkerProtocol)
+        self.pool.startService()
+        worker = self.pool.workers[1]
+        worker.childDataReceived(COUNTS_FD, b'{"udp.messages": 2}\n')
+        worker.childDataReceived(COUNTS_FD, b"{garbage\n")
+        self.assertEqual(worker.counts, Counter({"udp.messages": 2}))
+        self.assertEqual(len(events), 1)
+
+    def test_workersGauge(self) -> None:
+        self.pool.startService()
+        self.die(1)
+        collector = CountsCollector(
+            self.pool.counts, tcp=True, udp=False, workers=self.pool.alive
+        )
+        self.assertEqual(scrape(collector)[("greetd_workers", ())], 1)
+
+
+class ArgumentTests(SynchronousTestCase):
+    """
+    What the parent tells a worker, and what the worker understands.
+    """
+
+    def test_inheritedRoundTrip(self) -> None:
+        inherited = {"tcp": [4, 5], "udp": [6]}
+        self.assertEqual(formatInherited(inherited), "tcp=4,tcp=5,udp=6")
+        self.assertEqual(parseInherited(formatInherited(inherited)), inherited)
+        self.assertEqual(parseInherited(""), {"tcp": [], "udp": []})
+        self.assertRaises(ValueError, parseInherited, "unix=4")
+        self.assertRaises(ValueError, parseInherited, "tcp=x")
+
+    def test_commandRoundTrip(self) -> None:
+        """
+        The worker parses the parent's greetd arguments as they were given,
+        and the descriptors in option order.
+        """
+        arguments = parse(
+            "--workers", "3", "--tcp", "tcp:0", "--tcp", "haproxy:tcp6:0",
+            "--udp", "udp:0", "--welcome", "--", "--max-per-ip", "5",
+        ).arguments  # fmt: skip
+        command = workerCommand(2, {"tcp": [4, 5], "udp": [6]}, arguments)
+        self.assertEqual(command[1:3], ["-m", "greetd.daemon.worker"])
+        options = WorkerOptions()
+        options.parseOptions(command[3:])  # type: ignore[no-untyped-call]
+        self.assertEqual(options["slot"], 2)
+        self.assertEqual(options["fds"], {"tcp": [4, 5], "udp": [6]})
+        greetd = options["options"]
+        self.assertEqual(greetd["tcp"], ["tcp:0", "haproxy:tcp6:0"])
+        self.assertEqual(greetd["welcome"], "--")
+        self.assertEqual(greetd["max-per-ip"], 5)
+
+    def test_descriptorsMustMatch(self) -> None:
+        options = WorkerOptions()
+        self.assertRaises(
+            usage.UsageError,
+            options.parseOptions,
+            ["--slot=1", "--inherited=tcp=4", "--", "--no-tcp"],
+        )
+
+    def test_spawn(self) -> None:
+        """
+        L{spawnWorker} passes each bound socket at its own descriptor, the
+        counts pipe, and a pipe for standard input that the worker watches.
+        """
+        spawned: list[Any] = []
+
+        class Reactor:
+            def spawnProcess(self, *args: Any, **kwargs: Any) -> FakeProcess:
+                spawned.append((args, kwargs))
+                return FakeProcess(7)
+
+        tcp = bindShared("TCP", "127.0.0.1", 0, 5)
+        udp = bindShared("UDP", "127.0.0.1", 0, 0)
+        self.addCleanup(tcp.stopListening)
+        self.addCleanup(udp.stopListening)
+        listeners = {"tcp": [ListeningService("TCP", "tcp:0", None)],  # type: ignore[arg-type]
+                     "udp": [ListeningService("UDP", "udp:0", None)]}  # type: ignore[arg-type]  # fmt: skip
+        listeners["tcp"][0].port = tcp
+        listeners["udp"][0].port = udp
+        protocol = WorkerProtocol(None, 1)  # type: ignore[arg-type]
+        spawnWorker(Reactor(), ["--no-udp"], listeners, 1, protocol)
+        [((spawnedProtocol, executable, argv), kwargs)] = spawned
+        self.assertIs(spawnedProtocol, protocol)
+        self.assertEqual(argv[0], executable)
+        self.assertEqual(argv[-2:], ["--", "--no-udp"])
+        self.assertIn(f"--inherited=tcp={FIRST_LISTENER_FD},udp=5", argv)
+        self.assertEqual(
+            kwargs["childFDs"],
+            {0: "w", 1: 1, 2: 2, COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
+        )
+        self.assertEqual(kwargs["env"], os.environ)
+
+
+class ShareableTests(SynchronousTestCase):
+    def test_tcp(self) -> None:
+        self.assertEqual(checkShareable("tcp:99"), ("", 99, 4096))
+        self.assertEqual(
+            checkShareable("tcp:99:interface=127.0.0.1:backlog=7"),
+            ("127.0.0.1", 99, 7),
+        )
+        self.assertEqual(checkShareable("tcp6:99"), ("::", 99, 4096))
+        self.assertEqual(
+            checkShareable("haproxy:tcp6:port=99:interface=\\:\\:1"), ("::1", 99, 4096)
+        )
+
+    def test_unsupported(self) -> None:
+        for description in ("unix:/tmp/x", "ssl:99", "systemd:domain=INET:index=0"):
+            with self.assertRaises(ValueError) as caught:
+                checkShareable(description)
+            self.assertIn("not supported with --workers", str(caught.exception))
+
+    def test_udp(self) -> None:
+        reactor = MemoryReactorClock()
+        self.assertEqual(
+            checkShareableDatagram(reactor, "udp:99:interface=127.0.0.1"),
+            ("127.0.0.1", 99, 0),
+        )
+
+    def test_unsupportedDatagram(self) -> None:
+        """
+        Only C{udp:} is bound by the parent: an inherited (C{systemd:})
+        datagram socket is refused before anything is parsed or adopted.
+        """
+        with self.assertRaises(ValueError) as caught:
+            checkShareableDatagram(MemoryReactorClock(), "systemd:domain=INET:index=1")
+        self.assertIn("not supported with --workers", str(caught.exception))
+
+    def test_usageError(self) -> None:
+        error = self.assertRaises(
+            usage.UsageError, parse, "--workers", "2", "--tcp", "unix:/tmp/greetd"
+        )
+        self.assertIn("not supported with --workers", str(error))
+        parse("--workers", "1", "--tcp", "unix:/tmp/greetd")
+        self.assertRaises(usage.UsageError, parse, "--workers", "0")
+
+    def test_bind(self) -> None:
+        """
+        L{bindShared} listens without accepting; a port in use is a
+        L{CannotListenError}, as with Twisted's own ports.
+        """
+        shared = bindShared("TCP", "127.0.0.1", 0, 5)
+        self.addCleanup(shared.stopListening)
+        self.assertFalse(shared.socket.getblocking())
+        address = shared.getHost()
+        self.assertEqual((address.type, address.host), ("TCP", "127.0.0.1"))
+        client = socket.create_connection(("127.0.0.1", address.port), timeout=5)
+        client.close()
+        self.assertRaises(
+            CannotListenError, bindShared, "TCP", "127.0.0.1", address.port, 5
+        )
+        udp = bindShared("UDP", "::1", 0, 0)
+        self.addCleanup(udp.stopListening)
+        self.assertEqual(udp.getHost().type, "UDP")
+        self.assertEqual(udp.socket.family, socket.AF_INET6)
+
+
+class Adopter(Clock):
+    """
+    A reactor that records what is adopted.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adopted: list[tuple[Any, ...]] = []
+        self.timeouts: list[float | None] = []
+
+    def adoptStreamPort(self, *args: Any) -> Any:
+        self.adopted.append(args)
+        self.timeouts.append(socket.getdefaulttimeout())
+        return self
+
+    def adoptDatagramPort(self, *args: Any) -> Any:
+        self.adopted.append(args)
+        self.timeouts.append(socket.getdefaulttimeout())
+        return self
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 1)
+
+
+class BuilderTests(SynchronousTestCase):
+    """
+    One builder serves the daemon and the workers alike.
+    """
+
+    def test_workerAdopts(self) -> None:
+        """
+        A worker adopts the inherited descriptors in option order, with the
+        same factory for every TCP socket and the PROXY wrapper where asked,
+        and closes the inherited descriptors (the reactor has duplicates).
+        """
+        options = parse(
+            "--tcp", "tcp:0", "--tcp", "haproxy:tcp:0", "--udp", "udp:0",
+            "--max-length", "9",
+        )  # fmt: skip
+        sockets = [socket.socket(), socket.socket(socket.AF_INET6)]
+        sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        fds = [os.dup(sock.fileno()) for sock in sockets]
+        for sock in sockets:
+            sock.close()
+        reactor = Adopter()
+        servers = buildServers(options, reactor)
+        services = serve(
+            options,
+            servers,
+            lambda *args: adoptStream(reactor, fds[:2], *args),
+            lambda *args: adoptDatagram(reactor, fds[2:], *args),
+        )
+        services.startService()
+        [plain, proxied, datagram] = reactor.adopted
+        self.assertEqual(plain, (fds[0], socket.AF_INET, servers.factory))
+        self.assertEqual(proxied[:2], (fds[1], socket.AF_INET6))
+        self.assertIsInstance(proxied[2], ProxyHeaderFactory)
+        self.assertIs(proxied[2].wrappedFactory, servers.factory)
+        self.assertEqual(datagram, (fds[2], socket.AF_INET, servers.replies[0], 10))
+        for fd in fds:
+            self.assertRaises(OSError, os.fstat, fd)
+        # The socket objects Twisted makes leave the shared sockets
+        # non-blocking (PyPy would make them blocking by default).
+        self.assertEqual(reactor.timeouts, [0.0] * 3)
+        self.assertIsNone(socket.getdefaulttimeout())
+
+    def test_noTCPNoFactory(self) -> None:
+        servers = buildServers(parse("--no-tcp", "--udp", "udp:1"), Clock())
+        self.assertIsNone(servers.factory)
+        self.assertEqual(len(servers.replies), 1)
+
+    def test_parentServices(self) -> None:
+        """
+        With C{--workers}, the parent binds each listener (in its privileged
+        start) and runs a L{WorkerPool}: it serves no protocol itself.
+        """
+        service = makeService(
+            parse("--workers", "3", "--tcp", "tcp:0", "--udp", "udp:0"), Clock()
+        )
+        *listeners, pool = list(service)
+        self.assertEqual(
+            [(child.kind, child.description) for child in listeners],  # type: ignore[attr-defined]
+            [("TCP", "tcp:0"), ("UDP", "udp:0")],
+        )
+        assert isinstance(pool, WorkerPool)
+        self.assertEqual((pool.count, pool.stopTimeout), (3, 6.0))
+        for listener in listeners:
+            listener.privilegedStartService()
+            self.addCleanup(listener.stopService)
+            self.assertIsInstance(listener.port, SharedSocket)  # type: ignore[attr-defined]
+
+
+class WorkerProcessTests(SynchronousTestCase):
+    def test_parentWatcher(self) -> None:
+        """
+        L{ParentWatcher} ignores data and reports the pipe's end of file.
+        """
+        readEnd, writeEnd = os.pipe()
+        self.addCleanup(os.close, readEnd)
+        lost: list[bool] = []
+        watcher = ParentWatcher(
+            MemoryReactorClock(), readEnd, lambda: lost.append(True)
+        )
+        self.assertIsNone(watcher.doRead())
+        os.write(writeEnd, b"x")
+        self.assertIsNone(watcher.doRead())
+        os.close(writeEnd)
+        result = watcher.doRead()
+        assert isinstance(result, Failure)
+        watcher.connectionLost(result)
+        self.assertEqual(lost, [True])
+
+    def test_report(self) -> None:
+        readEnd, writeEnd = os.pipe()
+        self.addCleanup(os.close, readEnd)
+        self.addCleanup(os.close, writeEnd)
+        servers = buildServers(parse("--no-udp"), Clock())
+        assert isinstance(servers.factory, GreetingFactory)
+        servers.factory.connectionsTotal = 4
+        report(servers, writeEnd)
+        line = os.read(readEnd, 65536)
+        self.assertTrue(line.endswith(b"\n"))
+        self.assertEqual(json.loads(line)["tcp.connections"], 4)
+
+    def test_logPrefix(self) -> None:
+        stream = StringIO()
+        observer = workerObserver(2, 99, stream)
+        event = {"log_format": "hi {x}", "x": 1, "log_time": 0.0, "log_system": "S"}
+        observer(event)
+        observer({"log_format": "bare", "log_time": 0.0, "log_system": "-"})
+        first, second = stream.getvalue().splitlines()
+        self.assertTrue(first.endswith(" [worker 2 pid 99 S] hi 1"), first)
+        self.assertTrue(second.endswith(" [worker 2 pid 99] bare"), second)
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_arguments(self) -> None:
+        options = Options()
+        options.parseOptions(["--workers=2", "--no-udp"])
+        self.assertEqual(options.arguments, ["--workers=2", "--no-udp"])
+        self.assertEqual(options["workers"], 2)

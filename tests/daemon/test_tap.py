@@ -1,0 +1,224 @@
+"""
+Tests for L{greetd.daemon.tap}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from io import StringIO
+
+from twisted.python import usage
+from twisted.scripts.twistd import ServerOptions
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.daemon.listening import ListeningService
+from greetd.daemon.shutdown import DrainService
+from greetd.daemon.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
+from greetd.ops.notify import NotifyService
+from greetd.protocols.datagram import ReplyProtocol
+from greetd.protocols.greeting import GreetingFactory
+from tests.helpers import MemoryUDPReactor
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        options = parse()
+        self.assertEqual(options["tcp"], [DEFAULT_TCP])
+        self.assertEqual(options["udp"], [DEFAULT_UDP])
+        self.assertEqual(options["max-length"], 1024)
+        self.assertEqual(options["framing"], "auto")
+        self.assertEqual(options["template"].format(b"M"), b"Hello, M!")
+
+    def test_safeDefaults(self) -> None:
+        options = parse()
+        self.assertEqual(
+            [
+                options[name]
+                for name in (
+                    "max-connections",
+                    "max-per-ip",
+                    "rate-per-ip",
+                    "idle-timeout",
+                    "udp-rate",
+                    "udp-global-rate",
+                    "shutdown-timeout",
+                    "udp-allow-low-ports",
+                )
+            ],
+            [10000, 64, 20, 300.0, 10.0, 1000.0, 5.0, False],
+        )
+        self.assertFalse(options["access"])
+
+    def test_access(self) -> None:
+        options = parse(
+            "--allow", "127.0.0.0/8", "--allow", "::1", "--deny", "127.0.0.2"
+        )  # fmt: skip
+        access = options["access"]
+        self.assertEqual([str(net) for net in access.allow], ["127.0.0.0/8", "::1/128"])
+        self.assertFalse(access.permits("127.0.0.2"))
+
+    def test_repeatable(self) -> None:
+        options = parse(
+            "--tcp", "tcp:1", "--tcp", r"tcp6:2:interface=\:\:1",
+            "--udp", "udp:3", "--udp", r"udp:4:interface=\:\:1",
+        )  # fmt: skip
+        self.assertEqual(options["tcp"], ["tcp:1", r"tcp6:2:interface=\:\:1"])
+        self.assertEqual(options["udp"], ["udp:3", r"udp:4:interface=\:\:1"])
+
+    def test_disable(self) -> None:
+        self.assertEqual(parse("--no-tcp")["tcp"], [])
+        self.assertEqual(parse("--no-udp")["udp"], [])
+
+    def test_usageErrors(self) -> None:
+        """
+        Every bad value is a usage error naming the option.
+        """
+        for argv, message in [
+            (["--framing", "words"], "--framing must be one of auto, line, raw"),
+            (["--reply", "no placeholder"], "--reply: reply template"),
+            (["--reply", "%s %s"], "exactly one %s"),
+            (["--max-length", "0"], "--max-length: 0 is less than 1"),
+            (["--max-length", "x"], "--max-length: 'x' is not a whole number"),
+            (["--tcp", "tcp:abc"], "--tcp 'tcp:abc'"),
+            (["--tcp", "nosuch:1"], "--tcp 'nosuch:1'"),
+            (["--udp", "udp:1:interface=x"], "not an IPv4 or IPv6 address"),
+            (["--no-tcp", "--tcp", "tcp:1"], "--no-tcp contradicts --tcp"),
+            (["--no-udp", "--udp", "udp:1"], "--no-udp contradicts --udp"),
+            (["--no-tcp", "--no-udp"], "nothing to serve"),
+            (["--bogus"], "--bogus"),
+            (["--max-per-ip", "-1"], "--max-per-ip: -1 is less than 0"),
+            (["--idle-timeout", "soon"], "--idle-timeout: 'soon' is not a number"),
+            (["--udp-rate", "nan"], "--udp-rate: nan is less than 0"),
+            (["--allow", "10.0.0.0/33"], "--allow/--deny: '10.0.0.0/33'"),
+            (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
+        ]:
+            options = Options()
+            error = self.assertRaises(usage.UsageError, options.parseOptions, argv)
+            self.assertIn(message, str(error), argv)
+
+    def test_usageErrorUnderTwistd(self) -> None:
+        """
+        As twistd's subcommand, a bad option is one line on standard error
+        and exit status 1, whatever twistd's own handling.
+        """
+        stderr = StringIO()
+        self.patch(sys, "stderr", stderr)
+        error = self.assertRaises(
+            SystemExit, ServerOptions().parseOptions, ["greetd", "--framing", "x"]
+        )
+        self.assertEqual(error.code, 1)
+        self.assertEqual(
+            stderr.getvalue(),
+            "twistd greetd: --framing must be one of auto, line, raw, not 'x' "
+            "(see twistd greetd --help)\n",
+        )
+
+    def test_fullUsage(self) -> None:
+        usageText = Options().getUsage()
+        for option in ("--tcp", "--udp", "--framing", "--max-length", "--reply"):
+            self.assertIn(option, usageText)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def test_bothServices(self) -> None:
+        reactor = MemoryUDPReactor()
+        options = parse(
+            "--tcp", "tcp:1111:interface=127.0.0.1", "--tcp", "tcp:2222",
+            "--udp", "udp:3333", "--max-length", "10", "--framing", "line",
+            "--welcome", "Hi", "--reply", "Yo %s",
+        )  # fmt: skip
+        service = makeService(options, reactor)
+        drain, *listeners = list(service)
+        assert isinstance(drain, DrainService)
+        self.assertEqual(drain.timeout, 5.0)
+        self.assertEqual(
+            [
+                (child.kind, child.description)
+                for child in listeners
+                if isinstance(child, ListeningService)
+            ],
+            [
+                ("TCP", "tcp:1111:interface=127.0.0.1"),
+                ("TCP", "tcp:2222"),
+                ("UDP", "udp:3333"),
+            ],
+        )
+        service.privilegedStartService()
+        factories = [server[1] for server in reactor.tcpServers]
+        self.assertEqual([server[0] for server in reactor.tcpServers], [1111, 2222])
+        self.assertIs(factories[0], factories[1])
+        factory = factories[0]
+        assert isinstance(factory, GreetingFactory)
+        self.assertIs(drain.factory, factory)
+        self.assertEqual(
+            (factory.welcome, factory.framing, factory.maxLength, factory.clock),
+            (b"Hi", "line", 10, reactor),
+        )
+        self.assertEqual(factory.template.format(b"x"), b"Yo x")
+        [(port, protocol, interface, maxPacketSize)] = reactor.udpServers
+        assert isinstance(protocol, ReplyProtocol)
+        self.assertEqual((port, interface, maxPacketSize), (3333, "", 11))
+        self.assertEqual(protocol.maxLength, 10)
+        self.assertEqual(protocol.template.format(b"x"), b"Yo x")
+
+    def test_limitsReachProtocols(self) -> None:
+        reactor = MemoryUDPReactor()
+        options = parse(
+            "--max-connections", "5", "--max-per-ip", "2", "--rate-per-ip", "3",
+            "--idle-timeout", "7.5", "--udp-rate", "4", "--udp-global-rate", "0",
+            "--udp-allow-low-ports", "--deny", "192.0.2.0/24", "--tcp", "tcp:1",
+            "--udp", "udp:2", "--shutdown-timeout", "1",
+        )  # fmt: skip
+        service = makeService(options, reactor)
+        service.privilegedStartService()
+        factory = reactor.tcpServers[0][1]
+        protocol = reactor.udpServers[0][1]
+        assert isinstance(factory, GreetingFactory)
+        assert isinstance(protocol, ReplyProtocol)
+        limiter = factory.limiter
+        self.assertEqual(
+            (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
+            (5, 2, 3),
+        )
+        self.assertEqual(factory.idleTimeout, 7.5)
+        self.assertFalse(factory.access.permits("192.0.2.1"))
+        self.assertIs(protocol.access, factory.access)
+        self.assertEqual(protocol.perSource.rate, 4)
+        self.assertIsNone(protocol.overall)
+        self.assertTrue(protocol.allowLowPorts)
+        self.assertEqual(next(iter(service)).timeout, 1.0)  # type: ignore[attr-defined]
+
+    def test_eachUDPPortHasItsProtocol(self) -> None:
+        reactor = MemoryUDPReactor()
+        makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
+        first, second = (server[1] for server in reactor.udpServers)
+        self.assertIsNot(first, second)
+
+    def test_notifyServiceLast(self) -> None:
+        """
+        Under a service manager (C{NOTIFY_SOCKET}), a L{NotifyService}
+        watching every listener is added last, so it starts after them and
+        stops before them.
+        """
+        self.patch(os, "environ", {"NOTIFY_SOCKET": "@greetd-test-tap"})
+        service = makeService(parse("--tcp", "tcp:1", "--udp", "udp:2"))
+        children = list(service)
+        notifier = children[-1]
+        assert isinstance(notifier, NotifyService)
+        self.addCleanup(notifier._sender.close)  # type: ignore[attr-defined]
+        listeners = [c for c in children if isinstance(c, ListeningService)]
+        self.assertEqual(notifier.listeners, listeners)
+        self.assertEqual([child.kind for child in notifier.listeners], ["TCP", "UDP"])
+        self.assertIsNone(notifier.interval)
+
+    def test_noNotifyServiceByDefault(self) -> None:
+        self.patch(os, "environ", {})
+        service = makeService(parse(), MemoryUDPReactor())
+        self.assertFalse(any(isinstance(c, NotifyService) for c in service))

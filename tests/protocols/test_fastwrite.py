@@ -1,0 +1,142 @@
+"""
+Tests for L{greetd.protocols.fastwrite}, on a real C{tcp.Server} transport over a
+socket pair, with an in-memory reactor that never runs.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import tcp, udp
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import DatagramProtocol, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
+from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.protocols.fastwrite import (
+    datagramWriter,
+    supportsWriteThrough,
+    writeThrough,
+)
+from greetd.protocols.greeting import GreetingFactory
+from greetd.protocols.proxy import ProxyHeaderFactory
+
+PEER = ("127.0.0.1", 40000)
+
+
+def serverConnection(case: SynchronousTestCase) -> tuple[tcp.Server, socket.socket]:
+    """
+    A C{tcp.Server} on one end of a socket pair, and the other end.
+    """
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.settimeout(5)
+    reactor = MemoryReactor()
+    server = tcp.Server(ours, Protocol(), PEER, None, 1, reactor)  # type: ignore[arg-type]
+    case.addCleanup(ours.close)
+    case.addCleanup(theirs.close)
+    return server, theirs
+
+
+class SupportsWriteThroughTests(SynchronousTestCase):
+    def test_plainTCP(self) -> None:
+        server, _ = serverConnection(self)
+        self.assertTrue(supportsWriteThrough(server))
+
+    def test_others(self) -> None:
+        """
+        In-memory, wrapping (PROXY) and TLS transports keep plain C{write}.
+        """
+        self.assertFalse(supportsWriteThrough(StringTransport()))
+        wrapper = HAProxyProtocolWrapper(
+            ProxyHeaderFactory(GreetingFactory(clock=Clock()), Clock()), Protocol()
+        )
+        self.assertFalse(supportsWriteThrough(wrapper))
+        server, _ = serverConnection(self)
+        server.TLS = True
+        self.assertFalse(supportsWriteThrough(server))
+
+
+class WriteThroughTests(SynchronousTestCase):
+    def test_sentAtOnce(self) -> None:
+        """
+        With nothing queued, the bytes reach the peer without a reactor turn.
+        """
+        server, peer = serverConnection(self)
+        writeThrough(server, b"Hello, Michael!\n")
+        self.assertEqual(peer.recv(100), b"Hello, Michael!\n")
+        self.assertFalse(server._tempDataBuffer)
+
+    def test_queuedFirstKeepsOrder(self) -> None:
+        server, peer = serverConnection(self)
+        server.write(b"first ")
+        writeThrough(server, b"second")
+        self.assertEqual(server._tempDataBuffer, [b"first ", b"second"])
+        peer.setblocking(False)
+        self.assertRaises(BlockingIOError, peer.recv, 100)
+
+    def test_partialSendQueuesRest(self) -> None:
+        """
+        What the kernel does not take goes to the transport's buffer, and
+        later writes queue behind it.
+        """
+        server, _ = serverConnection(self)
+        big = b"x" * (8 * 1024 * 1024)
+        writeThrough(server, big)
+        queued = b"".join(server._tempDataBuffer)
+        self.assertTrue(0 < len(queued) < len(big))
+        self.assertTrue(big.endswith(queued))
+        writeThrough(server, b"after")
+        self.assertEqual(server._tempDataBuffer[-1], b"after")
+
+    def test_closingUsesWrite(self) -> None:
+        server, _ = serverConnection(self)
+        server.disconnecting = True
+        writeThrough(server, b"late")
+        self.assertEqual(server._tempDataBuffer, [b"late"])
+
+    def test_greetingUsesIt(self) -> None:
+        """
+        A greeting connection on plain TCP sends its banner and replies at
+        once.
+        """
+        ours, peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        ours.setblocking(False)
+        peer.settimeout(5)
+        factory = GreetingFactory(clock=Clock())
+        protocol = factory.buildProtocol(IPv4Address("TCP", *PEER))
+        assert protocol is not None
+        server = tcp.Server(ours, protocol, PEER, None, 1, MemoryReactor())  # type: ignore[arg-type]
+        protocol.makeConnection(server)
+        self.assertTrue(protocol.writesThrough)
+        self.assertEqual(peer.recv(100), b"Welcome")
+        protocol.dataReceived(b"Michael")
+        self.assertEqual(peer.recv(100), b"Hello, Michael!")
+
+
+class DatagramWriterTests(SynchronousTestCase):
+    def test_plainUDPSendsDirectly(self) -> None:
+        """
+        On a real UDP port the writer is the socket's own C{sendto}, and the
+        datagram arrives.
+        """
+        port = udp.Port(
+            0, DatagramProtocol(), "127.0.0.1", reactor=MemoryReactorClock()
+        )
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        writer = datagramWriter(port)
+        self.assertEqual(writer, port.socket.sendto)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(5)
+            writer(b"Hello, x!", peer.getsockname())
+            self.assertEqual(peer.recv(100), b"Hello, x!")
+
+    def test_othersUseWrite(self) -> None:
+        transport = StringTransport()
+        self.assertEqual(datagramWriter(transport), transport.write)

@@ -1,0 +1,486 @@
+"""
+Tests for L{greetd.protocols.greeting}.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.address import IPv6Address, UNIXAddress
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.limits import ConnectionLimiter
+from greetd.core.template import ReplyTemplate
+from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+from tests.helpers import captureLogs, connect
+
+
+class SeedBehaviourTests(SynchronousTestCase):
+    """
+    The default configuration answers as the seed's server does.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = GreetingFactory(clock=self.clock)
+        self.protocol, self.transport = connect(self.factory)
+
+    def test_banner(self) -> None:
+        self.assertEqual(self.transport.value(), b"Welcome")
+
+    def test_replies(self) -> None:
+        self.transport.clear()
+        for name in (b"Michael", b"Tracy", b"Sarah"):
+            self.protocol.dataReceived(name)
+        self.assertEqual(
+            self.transport.value(), b"Hello, Michael!Hello, Tracy!Hello, Sarah!"
+        )
+        self.assertEqual(self.protocol.messages, 3)
+
+    def test_exitCloses(self) -> None:
+        self.protocol.dataReceived(b"Michael")
+        self.protocol.dataReceived(b"exit")
+        self.assertEqual(self.transport.value(), b"WelcomeHello, Michael!")
+        self.assertFalse(self.transport.connected)
+        self.assertNotIn(self.protocol, self.factory.connections)
+
+    def test_nothingAfterExit(self) -> None:
+        """
+        After C{exit}, the rest of the chunk and anything later is ignored.
+        """
+        self.protocol.dataReceived(b"A\nexit\nB\n")
+        self.protocol.dataReceived(b"C\n")
+        self.assertEqual(self.transport.value(), b"WelcomeHello, A!\n")
+
+    def test_exitWaitsForEarlierReplies(self) -> None:
+        """
+        C{exit} closes with C{loseConnection}, which writes what is queued
+        first, rather than C{abortConnection}.
+        """
+        self.transport.disconnecting = False
+        self.protocol.dataReceived(b"A\r\nexit\r\n")
+        self.assertTrue(self.protocol.closing)
+        self.assertEqual(self.transport.value(), b"WelcomeHello, A!\r\n")
+
+    def test_byteTransparent(self) -> None:
+        self.transport.clear()
+        self.protocol.dataReceived(b"\xff\xfe\x00z")
+        self.assertEqual(self.transport.value(), b"Hello, \xff\xfe\x00z!")
+
+    def test_counters(self) -> None:
+        self.protocol.dataReceived(b"Ann\nBob\n")
+        self.assertEqual(self.protocol.bytesReceived, 8)
+        self.assertEqual(
+            self.protocol.bytesSent, len(b"WelcomeHello, Ann!\nHello, Bob!\n")
+        )
+        self.assertEqual(self.factory.connectionsTotal, 1)
+
+
+class FramingTests(SynchronousTestCase):
+    def test_lineClient(self) -> None:
+        """
+        The issue's line client: two lines in one write and one line in two.
+        """
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        transport.clear()
+        protocol.dataReceived(b"Michael\r\nTracy\r\n")
+        protocol.dataReceived(b"Sar")
+        protocol.dataReceived(b"ah\n")
+        self.assertEqual(
+            transport.value(), b"Hello, Michael!\r\nHello, Tracy!\r\nHello, Sarah!\n"
+        )
+        protocol.dataReceived(b"exit\n")
+        self.assertFalse(transport.connected)
+
+    def test_lineFramingBannerIsALine(self) -> None:
+        protocol, transport = connect(GreetingFactory(framing="line", clock=Clock()))
+        protocol.dataReceived(b"Ann")
+        self.assertEqual(transport.value(), b"Welcome\r\n")
+        protocol.dataReceived(b"\n")
+        self.assertEqual(transport.value(), b"Welcome\r\nHello, Ann!\n")
+
+    def test_rawFramingNeverSplits(self) -> None:
+        protocol, transport = connect(GreetingFactory(framing="raw", clock=Clock()))
+        transport.clear()
+        protocol.dataReceived(b"A\nB\n")
+        self.assertEqual(transport.value(), b"Hello, A\nB\n!")
+
+    def test_noBanner(self) -> None:
+        _, transport = connect(GreetingFactory(welcome=b"", clock=Clock()))
+        self.assertEqual(transport.value(), b"")
+        _, transport = connect(
+            GreetingFactory(welcome=b"", framing="line", clock=Clock())
+        )
+        self.assertEqual(transport.value(), b"")
+
+    def test_customWelcomeAndReply(self) -> None:
+        factory = GreetingFactory(
+            welcome=b"Hi", template=ReplyTemplate("<%s>"), clock=Clock()
+        )
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"x\r\n")
+        self.assertEqual(transport.value(), b"Hi<x>\r\n")
+
+
+class MaxLengthTests(SynchronousTestCase):
+    def test_rawTooLong(self) -> None:
+        protocol, transport = connect(GreetingFactory(maxLength=4, clock=Clock()))
+        transport.clear()
+        protocol.dataReceived(b"12345")
+        self.assertEqual(transport.value(), b"Error: message longer than 4 bytes")
+        self.assertFalse(transport.connected)
+
+    def test_lineTooLongAfterEarlierReplies(self) -> None:
+        protocol, transport = connect(GreetingFactory(maxLength=4, clock=Clock()))
+        transport.clear()
+        protocol.dataReceived(b"ab\r\nabcde\r\nnot answered\r\n")
+        self.assertEqual(
+            transport.value(),
+            b"Hello, ab!\r\nError: message longer than 4 bytes\r\n",
+        )
+        self.assertFalse(transport.connected)
+
+    def test_unfinishedLineTooLong(self) -> None:
+        protocol, transport = connect(
+            GreetingFactory(framing="line", maxLength=4, clock=Clock())
+        )
+        transport.clear()
+        protocol.dataReceived(b"abcd")
+        self.assertTrue(transport.connected)
+        protocol.dataReceived(b"e")
+        self.assertEqual(transport.value(), b"Error: message longer than 4 bytes\r\n")
+        self.assertFalse(transport.connected)
+
+    def test_exactlyMaxLength(self) -> None:
+        protocol, transport = connect(GreetingFactory(maxLength=4, clock=Clock()))
+        transport.clear()
+        protocol.dataReceived(b"abcd")
+        self.assertEqual(transport.value(), b"Hello, abcd!")
+
+
+class FactoryArgumentTests(SynchronousTestCase):
+    def test_badFraming(self) -> None:
+        self.assertRaises(ValueError, GreetingFactory, framing="words")
+
+    def test_badMaxLength(self) -> None:
+        self.assertRaises(ValueError, GreetingFactory, maxLength=0)
+
+    def test_defaultClockIsReactor(self) -> None:
+        from twisted.internet import reactor
+
+        self.assertIs(GreetingFactory().clock, reactor)
+
+
+class LogTests(SynchronousTestCase):
+    """
+    One event when a connection opens and one when it closes, none per
+    message, and nothing from the peer unescaped.
+    """
+
+    def test_openAndClose(self) -> None:
+        events = captureLogs(self, GreetingProtocol)
+        clock = Clock()
+        protocol, _ = connect(
+            GreetingFactory(clock=clock), IPv6Address("TCP", "::1", 5)
+        )
+        for _ in range(10):
+            protocol.dataReceived(b"\x1b[2J\n")
+        clock.advance(2.5)
+        protocol.dataReceived(b"exit\n")
+        self.assertEqual(
+            [event["greetdEvent"] for event in events],
+            ["connection.open", "connection.close"],
+        )
+        self.assertEqual(formatEvent(events[0]), "Connection from [::1]:5 opened")
+        self.assertEqual(
+            formatEvent(events[1]),
+            "Connection from [::1]:5 closed after 2.500s: 10 messages, "
+            "55 bytes received, 137 bytes sent",
+        )
+        self.assertEqual(events[1]["peer"], "[::1]:5")
+        for event in events:
+            self.assertNotIn("\x1b", formatEvent(event))
+
+
+_chunk = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"exit", b"exit\n", b"exit\r\n", b"\r", b"\n", b"\r\n", b"\x00"]),
+    st.integers(1, 200).map(lambda size: b"x" * size),
+)
+
+
+class RobustnessTests(SynchronousTestCase):
+    @given(
+        chunks=st.lists(_chunk, max_size=30),
+        framing=st.sampled_from(["auto", "line", "raw"]),
+        resetAfter=st.one_of(st.none(), st.integers(0, 30)),
+    )
+    def test_anyInputIsSafe(
+        self, chunks: list[bytes], framing: str, resetAfter: int | None
+    ) -> None:
+        """
+        Whatever arrives (invalid UTF-8, NUL, lone CRs, endless lines, C{exit}
+        anywhere, a reset midway), the protocol answers or closes, never keeps
+        more than C{maxLength} bytes (and a CR) of an unfinished message, and
+        leaves the factory's bookkeeping right.
+        """
+        factory = GreetingFactory(
+            framing=framing,
+            maxLength=64,
+            clock=Clock(),
+            limiter=ConnectionLimiter(maxPerHost=1),
+        )
+        protocol, transport = connect(factory)
+        for index, chunk in enumerate(chunks):
+            if index == resetAfter:
+                transport.loseConnection()
+            protocol.dataReceived(chunk)
+            self.assertLessEqual(len(protocol._framer._buffer), 65)
+        self.assertEqual(transport.connected, protocol in factory.connections)
+        if transport.connected:
+            self.assertFalse(protocol.closing)
+        transport.loseConnection()
+        self.assertEqual((factory.connections, factory.limiter.open), (set(), 0))
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    A connection over a limit is told so in one line and closed; the ones
+    already open are untouched.
+    """
+
+    def test_overLimit(self) -> None:
+        events = captureLogs(self, GreetingFactory)
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(1))
+        first, firstTransport = connect(factory)
+        _, secondTransport = connect(factory)
+        self.assertEqual(secondTransport.value(), b"Error: too many connections\r\n")
+        self.assertFalse(secondTransport.connected)
+        self.assertEqual(factory.refused["max-connections"], 1)
+        self.assertEqual(factory.connections, {first})
+        first.dataReceived(b"still here")
+        self.assertEqual(firstTransport.value(), b"WelcomeHello, still here!")
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            ["Refused a connection from 192.0.2.7:40001: max-connections"],
+        )
+        first.dataReceived(b"exit")
+        _, thirdTransport = connect(factory)
+        self.assertEqual(thirdTransport.value(), b"Welcome")
+
+    def test_refusalsLoggedOncePerMinute(self) -> None:
+        events = captureLogs(self, GreetingFactory)
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(0, 1))
+        connect(factory)
+        for _ in range(100):
+            connect(factory)
+        clock.advance(60)
+        connect(factory)
+        self.assertEqual(factory.refused["max-per-ip"], 101)
+        self.assertEqual(len(events), 2)
+
+    def test_refusedNotLoggedAsSessions(self) -> None:
+        events = captureLogs(self, GreetingProtocol)
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 0, 1))
+        connect(factory)
+        connect(factory)
+        self.assertEqual(
+            [event["greetdEvent"] for event in events], ["connection.open"]
+        )
+        self.assertEqual(factory.limiter.open, 1)
+
+    def test_accessDeniedSilently(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), access=AccessPolicy(deny=[parseNetwork("192.0.2.0/24")])
+        )
+        _, transport = connect(factory)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.refused["access"], 1)
+        _, allowed = connect(factory, IPv6Address("TCP", "::1", 1))
+        self.assertEqual(allowed.value(), b"Welcome")
+
+    def test_unixPeersHaveNoHost(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), access=AccessPolicy(allow=[parseNetwork("127.0.0.1")])
+        )
+        protocol, transport = connect(factory, UNIXAddress(None))
+        self.assertEqual(transport.value(), b"Welcome")
+        self.assertIsNone(protocol.host)
+
+
+class IdleTimeoutTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = GreetingFactory(clock=self.clock, idleTimeout=10)
+        self.protocol, self.transport = connect(self.factory)
+        self.transport.clear()
+
+    def test_idleClosed(self) -> None:
+        self.clock.advance(9.9)
+        self.assertTrue(self.transport.connected)
+        self.clock.advance(0.1)
+        self.assertEqual(self.transport.value(), b"Error: idle timeout")
+        self.assertFalse(self.transport.connected)
+        self.assertEqual(self.factory.errors["idle-timeout"], 1)
+
+    def test_slowlorisClosed(self) -> None:
+        """
+        Bytes that never complete a message do not keep a connection open.
+        """
+        self.protocol.dataReceived(b"a\n")
+        self.transport.clear()
+        for _ in range(20):
+            self.clock.advance(1)
+            self.protocol.dataReceived(b"x")
+        self.assertEqual(self.transport.value(), b"Error: idle timeout\n")
+        self.assertFalse(self.transport.connected)
+
+    def test_talkingKeepsOpen(self) -> None:
+        for _ in range(100):
+            self.clock.advance(9)
+            self.protocol.dataReceived(b"hi\n")
+        self.assertTrue(self.transport.connected)
+        self.assertEqual(self.protocol.messages, 100)
+
+    def test_off(self) -> None:
+        clock = Clock()
+        _, transport = connect(GreetingFactory(clock=clock, idleTimeout=0))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(10**6)
+        self.assertTrue(transport.connected)
+
+    def test_timerCancelledOnClose(self) -> None:
+        self.protocol.dataReceived(b"exit")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_oneTimerForAll(self) -> None:
+        """
+        However many connections are open, one sweep looks for idle ones,
+        every tenth of the timeout; each is cut at most that late.
+        """
+        for _ in range(100):
+            connect(self.factory)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(self.factory.sweepInterval, 1.0)
+        self.clock.advance(5)
+        _, lateTransport = connect(self.factory)
+        self.clock.advance(5)
+        self.assertEqual(len(self.factory.connections), 1)
+        self.clock.advance(4)
+        self.assertTrue(lateTransport.connected)
+        self.clock.advance(1)
+        self.assertFalse(lateTransport.connected)
+        self.assertEqual(self.factory.errors["idle-timeout"], 102)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sweepBounds(self) -> None:
+        for timeout, interval in [(0.5, 0.1), (10, 1.0), (300, 5.0), (3600, 5.0)]:
+            self.assertEqual(
+                GreetingFactory(clock=self.clock, idleTimeout=timeout).sweepInterval,
+                interval,
+            )
+
+
+class BackpressureTests(SynchronousTestCase):
+    """
+    The protocol is its transport's streaming producer: paused, it stops
+    reading from the peer; resumed, it reads again.
+    """
+
+    def test_registered(self) -> None:
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        self.assertIs(transport.producer, protocol)
+        self.assertTrue(transport.streaming)
+
+    def test_pauseStopsReading(self) -> None:
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        protocol.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        self.assertTrue(protocol.paused)
+        protocol.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertFalse(protocol.paused)
+        protocol.stopProducing()
+
+    def test_closeUnregisters(self) -> None:
+        """
+        A registered producer would be resumed instead of the connection
+        closed once the buffer drains, so closing unregisters it.
+        """
+        protocol, transport = connect(GreetingFactory(clock=Clock()))
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        protocol.dataReceived(b"exit")
+        self.assertIsNone(transport.producer)
+
+
+class InternalErrorTests(SynchronousTestCase):
+    def test_errorClosesOnlyThatClient(self) -> None:
+        """
+        A bug met while answering one client aborts that connection and is
+        logged once; other clients go on.
+        """
+        events = captureLogs(self, GreetingProtocol)
+        factory = GreetingFactory(clock=Clock())
+        bad, badTransport = connect(factory)
+        good, goodTransport = connect(factory)
+        self.patch(bad, "send", lambda data: 1 / 0)
+        bad.dataReceived(b"boom")
+        self.assertTrue(badTransport.aborted)
+        self.assertEqual(factory.errors["internal"], 1)
+        failures = [event for event in events if "log_failure" in event]
+        self.assertEqual(len(failures), 1)
+        failures[0]["log_failure"].trap(ZeroDivisionError)
+        good.dataReceived(b"fine")
+        self.assertEqual(goodTransport.value(), b"WelcomeHello, fine!")
+        self.flushLoggedErrors(ZeroDivisionError)
+
+
+class CloseAllTests(SynchronousTestCase):
+    def test_nothingOpen(self) -> None:
+        self.successResultOf(GreetingFactory(clock=Clock()).closeAll(5))
+
+    def test_drains(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(clock=clock)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"Ann\n")
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        drained = factory.closeAll(5)
+        self.assertNoResult(drained)
+        self.assertTrue(protocol.closing)
+        protocol.dataReceived(b"late\n")
+        self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(drained)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_abortsAfterTimeout(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, idleTimeout=0)
+        _, transport = connect(factory)
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        drained = factory.closeAll(5)
+        clock.advance(4.9)
+        self.assertNoResult(drained)
+        del transport.loseConnection
+        clock.advance(0.1)
+        self.assertTrue(transport.aborted)
+        self.successResultOf(drained)
+
+    def test_totals(self) -> None:
+        factory = GreetingFactory(clock=Clock())
+        first, _ = connect(factory)
+        second, _ = connect(factory)
+        first.dataReceived(b"a\n")
+        second.dataReceived(b"bb\nexit\n")
+        self.assertEqual(
+            factory.totals(),
+            {"messages": 2, "bytesReceived": 10, "bytesSent": 14 + 10 + 11},
+        )

@@ -1,0 +1,116 @@
+"""
+Tests for L{greetd.protocols.proxy}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+from greetd.protocols.proxy import (
+    ProxiedServerEndpoint,
+    ProxyHeaderFactory,
+    ProxyHeaderProtocol,
+    streamServerFromString,
+)
+from tests.helpers import AbortableTransport, captureLogs
+
+BALANCER = IPv4Address("TCP", "127.0.0.1", 40000)
+HEADER = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 9999\r\n"
+
+
+def proxied(
+    factory: GreetingFactory, headerTimeout: float = 10
+) -> tuple[ProxyHeaderProtocol, AbortableTransport, Clock]:
+    clock = Clock()
+    wrapper = ProxyHeaderFactory(factory, clock, headerTimeout).buildProtocol(BALANCER)
+    assert isinstance(wrapper, ProxyHeaderProtocol)
+    transport = AbortableTransport(peerAddress=BALANCER)
+    transport.protocol = wrapper
+    wrapper.makeConnection(transport)
+    return wrapper, transport, clock
+
+
+class ProxyHeaderProtocolTests(SynchronousTestCase):
+    def test_waitsForHeader(self) -> None:
+        """
+        Nothing reaches the greeting protocol, and no banner is sent, until
+        the header is complete; then the client's address is the peer.
+        """
+        events = captureLogs(self, GreetingProtocol)
+        factory = GreetingFactory(clock=Clock())
+        wrapper, transport, _ = proxied(factory)
+        self.assertEqual(transport.value(), b"")
+        wrapper.dataReceived(HEADER[:20])
+        self.assertEqual((transport.value(), factory.connections), (b"", set()))
+        wrapper.dataReceived(HEADER[20:])
+        self.assertEqual(transport.value(), b"Welcome")
+        [protocol] = factory.connections
+        self.assertEqual(protocol.peer, "192.0.2.7:5555")
+        self.assertEqual(events[0]["peer"], "192.0.2.7:5555")
+        wrapper.dataReceived(b"Ann\n")
+        self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
+
+    def test_dataWithHeader(self) -> None:
+        factory = GreetingFactory(clock=Clock())
+        wrapper, transport, _ = proxied(factory)
+        wrapper.dataReceived(HEADER + b"Michael")
+        self.assertEqual(transport.value(), b"WelcomeHello, Michael!")
+
+    def test_accessUsesClientAddress(self) -> None:
+        denied = AccessPolicy(deny=[parseNetwork("192.0.2.0/24")])
+        factory = GreetingFactory(clock=Clock(), access=denied)
+        wrapper, transport, _ = proxied(factory)
+        wrapper.dataReceived(HEADER)
+        self.assertEqual(factory.refused["access"], 1)
+        self.assertFalse(transport.connected)
+
+    def test_badHeader(self) -> None:
+        factory = GreetingFactory(clock=Clock())
+        wrapper, transport, _ = proxied(factory)
+        wrapper.dataReceived(b"Michael, no header at all\r\n")
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.connections, set())
+        self.assertEqual(transport.value(), b"")
+
+    def test_headerTimeout(self) -> None:
+        factory = GreetingFactory(clock=Clock())
+        wrapper, transport, clock = proxied(factory, headerTimeout=10)
+        wrapper.dataReceived(HEADER[:10])
+        clock.advance(10)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_timerCancelled(self) -> None:
+        factory = GreetingFactory(clock=Clock(), idleTimeout=0)
+        wrapper, transport, clock = proxied(factory)
+        wrapper.dataReceived(HEADER)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        wrapper.dataReceived(b"exit")
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.connections, set())
+
+
+class EndpointTests(SynchronousTestCase):
+    def test_haproxyPrefix(self) -> None:
+        reactor = MemoryReactor()
+        endpoint = streamServerFromString(
+            reactor, "haproxy:tcp:9999:interface=127.0.0.1"
+        )
+        assert isinstance(endpoint, ProxiedServerEndpoint)
+        self.assertIsInstance(endpoint.endpoint, TCP4ServerEndpoint)
+        factory = GreetingFactory(clock=Clock())
+        self.successResultOf(endpoint.listen(factory))
+        [(port, wrapper, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (9999, "127.0.0.1"))
+        assert isinstance(wrapper, ProxyHeaderFactory)
+        self.assertIs(wrapper.wrappedFactory, factory)
+
+    def test_otherEndpoints(self) -> None:
+        endpoint = streamServerFromString(MemoryReactor(), "tcp:9999")
+        self.assertIsInstance(endpoint, TCP4ServerEndpoint)
