@@ -36,9 +36,9 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 
+from greetd.core.escaping import escape
+from greetd.core.framing import EXIT
 from greetd.core.template import ReplyTemplate
-from greetd.ops.log import escape
-from greetd.protocols.greeting import EXIT
 
 #: How long any one wait for the server lasts by default, in seconds.
 DEFAULT_TIMEOUT = 5.0

@@ -38,11 +38,11 @@ from greetd.client.api import (
     greetOverTCP,
     greetOverUDP,
 )
+from greetd.core.checks import checkEndpoints, numericOption
+from greetd.core.description import parsePort, splitDescription
+from greetd.core.escaping import escape, formatAddress
+from greetd.core.framing import EXIT
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
-from greetd.daemon.endpoints import parsePort, splitDescription
-from greetd.daemon.tap import checkEndpoints, numericOption
-from greetd.ops.log import escape, formatAddress
-from greetd.protocols.greeting import EXIT
 
 #: The seed's server address.
 DEFAULT_HOST = "127.0.0.1"

@@ -15,6 +15,9 @@ from typing import Iterator, NamedTuple
 #: The framing names accepted by L{MessageFramer} and C{--framing}.
 FRAMINGS = ("auto", "line", "raw")
 
+#: The message that ends a session, as in the seed.
+EXIT = b"exit"
+
 #: The line ending used for a line-framed error before any line has ended.
 DEFAULT_LINE_ENDING = b"\r\n"
 

@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from greetd.ops.log import formatAddress
+from greetd.core.escaping import formatAddress
 
 
 def describeFailure(failure: Failure) -> str:

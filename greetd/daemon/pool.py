@@ -43,11 +43,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from greetd.daemon.endpoints import (
-    UDPServerEndpoint,
-    datagramServerFromString,
-    splitDescription,
-)
+from greetd.core.description import splitDescription
+from greetd.daemon.endpoints import UDPServerEndpoint, datagramServerFromString
 from greetd.daemon.listening import ListeningService
 from greetd.ops.metrics import GAUGES
 from greetd.protocols.greeting import cancelling

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.python import usage
 
 from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.checks import checkEndpoints, numericOption
 from greetd.core.framing import FRAMINGS
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
@@ -52,23 +53,6 @@ DEFAULT_MAX_PER_IP = 64
 
 #: New connections per second from one address (xinetd's cps).
 DEFAULT_RATE_PER_IP = 20
-
-
-def numericOption(
-    options: usage.Options, name: str, minimum: float = 1, kind: type = int
-) -> Any:
-    """
-    Check the numeric option C{name}, naming it in the error.
-    """
-    value = options[name]
-    try:
-        number = kind(value)
-    except ValueError:
-        description = "a whole number" if kind is int else "a number"
-        raise usage.UsageError(f"--{name}: {value!r} is not {description}") from None
-    if not number >= minimum:
-        raise usage.UsageError(f"--{name}: {number} is less than {minimum}")
-    return number
 
 
 class Options(usage.Options):
@@ -272,22 +256,6 @@ class Options(usage.Options):
             checkEndpoints(self["tcp"], "--tcp", checkShareable)
             shareable = partial(checkShareableDatagram, reactor)
             checkEndpoints(self["udp"], "--udp", shareable)
-
-
-def checkEndpoints(descriptions: Sequence[str], option: str, parse: Any) -> None:
-    """
-    Parse each endpoint description once, so a bad one is a usage error now
-    rather than a traceback when the service starts.
-    """
-    for description in descriptions:
-        try:
-            parse(description)
-        except Exception as error:
-            # Endpoint parsers raise ValueError, TypeError, KeyError, OSError
-            # (a missing certificate) and more; each is the operator's error.
-            raise usage.UsageError(
-                f"{option} {description!r}: {error or type(error).__name__}"
-            ) from None
 
 
 def _defaultReactor() -> Any:

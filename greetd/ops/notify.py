@@ -21,8 +21,8 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from greetd.core.escaping import escape, formatAddress
 from greetd.daemon.listening import ListeningService
-from greetd.ops.log import escape, formatAddress
 
 #: Something that delivers one notification datagram.
 Sender = Callable[[bytes], None]

@@ -13,9 +13,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from greetd.core.access import AccessPolicy
+from greetd.core.escaping import formatAddress
 from greetd.core.limits import KeyedRateLimiter, Throttle, TokenBucket
 from greetd.core.template import ReplyTemplate
-from greetd.ops.log import formatAddress
 from greetd.protocols.fastwrite import datagramWriter
 from greetd.protocols.greeting import DEFAULT_MAX_LENGTH
 

@@ -22,10 +22,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.core.access import AccessPolicy
-from greetd.core.framing import FRAMINGS, MessageFramer, MessageTooLong
+from greetd.core.escaping import formatAddress
+from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter, Throttle
 from greetd.core.template import ReplyTemplate
-from greetd.ops.log import formatAddress
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 
 #: The seed's banner, sent as is, without a line ending.
@@ -36,9 +36,6 @@ DEFAULT_MAX_LENGTH = 1024
 
 #: Seconds a connection may go without completing a message.
 DEFAULT_IDLE_TIMEOUT = 300.0
-
-#: The message that ends a session, as in the seed.
-EXIT = b"exit"
 
 #: Why a connection may be refused: access control or a connection limit.
 REFUSAL_REASONS = ("access", "max-connections", "max-per-ip", "rate-per-ip")

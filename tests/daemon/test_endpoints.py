@@ -22,31 +22,9 @@ from greetd.daemon.endpoints import (
     IDatagramServerEndpoint,
     UDPServerEndpoint,
     datagramServerFromString,
-    splitDescription,
     streamServerFromString,
 )
 from tests.helpers import MemoryUDPReactor
-
-
-class SplitDescriptionTests(SynchronousTestCase):
-    def test_positionalAndKeyword(self) -> None:
-        self.assertEqual(
-            splitDescription("udp:9999:interface=127.0.0.1"),
-            (["udp", "9999"], {"interface": "127.0.0.1"}),
-        )
-
-    def test_escapes(self) -> None:
-        self.assertEqual(
-            splitDescription(r"udp:9999:interface=\:\:1"),
-            (["udp", "9999"], {"interface": "::1"}),
-        )
-        self.assertEqual(splitDescription("a\\=b:c=d=e"), (["a=b"], {"c": "d=e"}))
-
-    def test_positionalAfterKeyword(self) -> None:
-        self.assertRaises(ValueError, splitDescription, "udp:port=1:2")
-
-    def test_keywordTwice(self) -> None:
-        self.assertRaises(ValueError, splitDescription, "udp:port=1:port=2")
 
 
 class DatagramServerFromStringTests(SynchronousTestCase):

@@ -1,0 +1,58 @@
+"""
+Escaping for log lines: peers control the bytes they send and, behind a
+PROXY header or on a UNIX socket, part of what their address looks like;
+nothing a peer supplies may reach a log line unescaped, or a client could
+forge log lines or terminal escapes.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import IAddress
+
+
+def _byteEscape(byte: int) -> str:
+    named = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"}
+    if byte in named:
+        return named[byte]
+    if 0x20 <= byte < 0x7F:
+        return chr(byte)
+    return f"\\x{byte:02x}"
+
+
+_ESCAPES = tuple(_byteEscape(byte) for byte in range(256))
+
+
+def escape(data: bytes | str) -> str:
+    """
+    Render untrusted bytes or text as one line of printable ASCII.
+
+    Printable ASCII other than the backslash passes through; every other byte
+    becomes a Python-style escape, so the result is unambiguous.  Text is
+    escaped as its UTF-8 encoding.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return "".join([_ESCAPES[byte] for byte in data])
+
+
+def formatAddress(address: IAddress | object) -> str:
+    """
+    A short, escaped C{host:port} (C{[host]:port} for IPv6, the path for UNIX
+    sockets) for logs.
+    """
+    if isinstance(address, IPv6Address):
+        return f"[{escape(address.host)}]:{address.port}"
+    if isinstance(address, IPv4Address):
+        return f"{escape(address.host)}:{address.port}"
+    if isinstance(address, UNIXAddress):
+        name = address.name
+        if name is None:
+            return "unix:(unnamed)"
+        return "unix:" + escape(name if isinstance(name, bytes) else str(name))
+    if isinstance(address, tuple) and len(address) == 2:
+        host, port = address
+        if ":" in str(host):
+            return f"[{escape(str(host))}]:{port}"
+        return f"{escape(str(host))}:{port}"
+    return escape(str(address))
