@@ -43,10 +43,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from greetd.core.counters import retire, sumCounts
 from greetd.core.description import splitDescription
 from greetd.daemon.endpoints import UDPServerEndpoint, datagramServerFromString
 from greetd.daemon.listening import ListeningService
-from greetd.ops.metrics import GAUGES
 from greetd.protocols.greeting import cancelling
 from greetd.protocols.proxy import PREFIX
 
@@ -325,9 +325,7 @@ class WorkerPool(Service):
         slot = protocol.slot
         if self.workers.get(slot) is protocol:
             del self.workers[slot]
-        for name, count in protocol.counts.items():
-            if name not in GAUGES:
-                self.retired[name] += count
+        retire(self.retired, protocol.counts)
         if not self.running:
             if not self.workers:
                 stopped, self._stopped = self._stopped, []
@@ -402,10 +400,8 @@ class WorkerPool(Service):
         """
         The counters of every worker, summed, with those of ended workers.
         """
-        total = Counter(self.retired)
-        for protocol in self.workers.values():
-            total.update(protocol.counts)
-        return total
+        reports = [protocol.counts for protocol in self.workers.values()]
+        return sumCounts(reports, self.retired)
 
 
 def spawnWorker(

@@ -292,7 +292,8 @@ class Servers:
         """
         The counters of every server, for metrics.
         """
-        return readCounts(self.factory, self.replies)
+        factory = [self.factory] if self.factory is not None else []
+        return readCounts([*factory, *self.replies])
 
 
 def buildServers(options: Options, reactor: Any) -> Servers:

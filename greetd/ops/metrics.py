@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import partial
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
@@ -24,51 +24,37 @@ from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from greetd.protocols.datagram import DROP_REASONS, ReplyProtocol
-from greetd.protocols.greeting import ERROR_REASONS, REFUSAL_REASONS, GreetingFactory
+from greetd.core.counters import COUNTER, GAUGE, METRICS, SCHEMA, Counts
 
-#: Counts that are a level now rather than a running total: they are not
-#: carried over from a worker that has exited.
-GAUGES = frozenset({"tcp.open"})
+_FAMILIES = {COUNTER: CounterMetricFamily, GAUGE: GaugeMetricFamily}
 
 
-def readCounts(
-    factory: GreetingFactory | None, replies: Sequence[ReplyProtocol]
-) -> Counter[str]:
+class HasCounts(Protocol):
     """
-    The counters of a L{GreetingFactory} and L{ReplyProtocol}s as one flat
-    L{Counter}, so that counts from several worker processes can be sent as
-    JSON and summed.
-
-    Keys are C{tcp.connections}, C{tcp.open}, C{tcp.messages},
-    C{tcp.bytesReceived}, C{tcp.bytesSent}, C{tcp.error.REASON},
-    C{tcp.dropped.REASON}, C{udp.messages}, C{udp.bytesReceived},
-    C{udp.bytesSent} and C{udp.dropped.REASON}.
+    Something that reports counts of the schema (L{greetd.core.counters}):
+    a L{GreetingFactory <greetd.protocols.greeting.GreetingFactory>} or a
+    L{ReplyProtocol <greetd.protocols.datagram.ReplyProtocol>}.
     """
-    counts: Counter[str] = Counter()
-    if factory is not None:
-        totals = factory.totals()
-        counts["tcp.connections"] = factory.connectionsTotal
-        counts["tcp.open"] = len(factory.connections)
-        for name in ("messages", "bytesReceived", "bytesSent"):
-            counts[f"tcp.{name}"] = totals[name]
-        for reason in ERROR_REASONS:
-            counts[f"tcp.error.{reason}"] = factory.errors[reason]
-        for reason in REFUSAL_REASONS:
-            counts[f"tcp.dropped.{reason}"] = factory.refused[reason]
-    for protocol in replies:
-        counts["udp.messages"] += protocol.replies
-        counts["udp.bytesReceived"] += protocol.bytesReceived
-        counts["udp.bytesSent"] += protocol.bytesSent
-        for reason in DROP_REASONS:
-            counts[f"udp.dropped.{reason}"] += protocol.dropped[reason]
-    return counts
+
+    def counts(self) -> Counts[str]: ...
+
+
+def readCounts(sources: Iterable[HasCounts]) -> Counts[str]:
+    """
+    The counts of C{sources}, summed.
+    """
+    total: Counts[str] = Counter()
+    for source in sources:
+        total.update(source.counts())
+    return total
 
 
 class CountsCollector:
     """
-    Collects greetd's metrics from L{readCounts}-style counts, read afresh at
-    every scrape: one process's own, or the sum over worker processes.
+    Collects greetd's metrics from counts read afresh at every scrape: one
+    process's own, or the sum over worker processes.  Each count of the
+    schema is a sample of its metric family, so the collector needs no
+    change when a count is added.
 
     Every reason is reported from the start, at 0 until it happens, so that
     rates and alerts work without waiting for the first event.
@@ -82,7 +68,7 @@ class CountsCollector:
 
     def __init__(
         self,
-        counts: Callable[[], Counter[str]],
+        counts: Callable[[], Counts[str]],
         tcp: bool,
         udp: bool,
         workers: Callable[[], int] | None = None,
@@ -93,53 +79,20 @@ class CountsCollector:
         self.workers = workers
 
     def collect(self) -> Iterator[Metric]:
-        connections = CounterMetricFamily(
-            "greetd_connections", "TCP connections admitted."
-        )
-        openConnections = GaugeMetricFamily(
-            "greetd_connections_open", "TCP connections open now."
-        )
-        messages = CounterMetricFamily(
-            "greetd_messages", "Messages and datagrams answered.", labels=["transport"]
-        )
-        received = CounterMetricFamily(
-            "greetd_bytes_received",
-            "Bytes received from clients.",
-            labels=["transport"],
-        )
-        sent = CounterMetricFamily(
-            "greetd_bytes_sent", "Bytes sent to clients.", labels=["transport"]
-        )
-        errors = CounterMetricFamily(
-            "greetd_errors",
-            "TCP connections closed with an error, by reason.",
-            labels=["transport", "reason"],
-        )
-        dropped = CounterMetricFamily(
-            "greetd_dropped",
-            "Connections refused and datagrams left unanswered, by reason.",
-            labels=["transport", "reason"],
-        )
+        served = {"tcp": self.tcp, "udp": self.udp}
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            metric.name: _FAMILIES[metric.kind](
+                metric.name, metric.help, labels=list(metric.labels)
+            )
+            for metric in METRICS
+        }
         counts = self.counts()
-        served: list[tuple[str, Sequence[str]]] = []
-        if self.tcp:
-            served.append(("tcp", REFUSAL_REASONS))
-        if self.udp:
-            served.append(("udp", DROP_REASONS))
-        if self.tcp:
-            connections.add_metric([], counts["tcp.connections"])
-            openConnections.add_metric([], counts["tcp.open"])
-            for reason in ERROR_REASONS:
-                errors.add_metric(["tcp", reason], counts[f"tcp.error.{reason}"])
-        for transport, reasons in served:
-            messages.add_metric([transport], counts[f"{transport}.messages"])
-            received.add_metric([transport], counts[f"{transport}.bytesReceived"])
-            sent.add_metric([transport], counts[f"{transport}.bytesSent"])
-            for reason in reasons:
-                count = counts[f"{transport}.dropped.{reason}"]
-                dropped.add_metric([transport, reason], count)
-        yield from (connections, openConnections, messages, received, sent)
-        yield from (errors, dropped)
+        for count in SCHEMA:
+            if served[count.transport]:
+                families[count.metric.name].add_metric(
+                    list(count.labelValues), counts[count.key]
+                )
+        yield from (family for family in families.values() if family.samples)
         if self.workers is not None:
             workers = GaugeMetricFamily(
                 "greetd_workers", "Worker processes running now."
@@ -150,20 +103,19 @@ class CountsCollector:
 
 class GreetdCollector(CountsCollector):
     """
-    Collects greetd's metrics from a L{GreetingFactory} and the
-    L{ReplyProtocol}s of this process, whichever are being served.
+    Collects greetd's metrics from the greeting factory and the reply
+    protocols of this process, whichever are being served.
     """
 
     def __init__(
         self,
-        factory: GreetingFactory | None = None,
-        replies: Sequence[ReplyProtocol] = (),
+        factory: HasCounts | None = None,
+        replies: Sequence[HasCounts] = (),
     ) -> None:
+        sources = [*([factory] if factory is not None else []), *replies]
         super().__init__(
-            partial(readCounts, factory, replies), factory is not None, bool(replies)
+            partial(readCounts, sources), factory is not None, bool(replies)
         )
-        self.factory = factory
-        self.replies = replies
 
 
 class MetricsResource(Resource):

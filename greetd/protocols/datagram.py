@@ -13,6 +13,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from greetd.core.access import AccessPolicy
+from greetd.core.counters import DROP_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.limits import KeyedRateLimiter, Throttle, TokenBucket
 from greetd.core.template import ReplyTemplate
@@ -28,9 +29,6 @@ DEFAULT_RATE = 10
 
 #: Replies per second in all.
 DEFAULT_GLOBAL_RATE = 1000
-
-#: Why a datagram may be left unanswered.
-DROP_REASONS = ("low-port", "access", "length", "rate", "global-rate", "send-failed")
 
 #: Source ports below this are the well-known services a spoofed datagram
 #: would aim a reply loop or reflection at (echo, chargen, DNS, NTP, ...).
@@ -131,6 +129,18 @@ class ReplyProtocol(DatagramProtocol):
             return
         self.replies += 1
         self.bytesSent += len(reply)
+
+    def counts(self) -> Counts[str]:
+        """
+        The UDP counts of the schema (L{greetd.core.counters}), now.
+        """
+        counts: Counts[str] = Counter()
+        counts[key("udp", "messages")] = self.replies
+        counts[key("udp", "bytesReceived")] = self.bytesReceived
+        counts[key("udp", "bytesSent")] = self.bytesSent
+        for reason in DROP_REASONS:
+            counts[key("udp", "dropped", reason)] = self.dropped[reason]
+        return counts
 
     def drop(self, reason: str, addr: DatagramAddress, **fields: object) -> None:
         """

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.core.access import AccessPolicy
+from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter, Throttle
@@ -36,12 +37,6 @@ DEFAULT_MAX_LENGTH = 1024
 
 #: Seconds a connection may go without completing a message.
 DEFAULT_IDLE_TIMEOUT = 300.0
-
-#: Why a connection may be refused: access control or a connection limit.
-REFUSAL_REASONS = ("access", "max-connections", "max-per-ip", "rate-per-ip")
-
-#: Why an admitted connection may be closed with an error.
-ERROR_REASONS = ("length", "idle-timeout", "internal")
 
 #: What a connection over a limit is told before it is closed.
 TOO_MANY_CONNECTIONS = b"Error: too many connections\r\n"
@@ -396,6 +391,22 @@ class GreetingFactory(_FactoryBase):
             totals["bytesReceived"] += protocol.bytesReceived
             totals["bytesSent"] += protocol.bytesSent
         return totals
+
+    def counts(self) -> Counts[str]:
+        """
+        The TCP counts of the schema (L{greetd.core.counters}), now.
+        """
+        counts: Counts[str] = Counter()
+        counts[key("tcp", "connections")] = self.connectionsTotal
+        counts[key("tcp", "open")] = len(self.connections)
+        totals = self.totals()
+        for name in ("messages", "bytesReceived", "bytesSent"):
+            counts[key("tcp", name)] = totals[name]
+        for reason in ERROR_REASONS:
+            counts[key("tcp", "error", reason)] = self.errors[reason]
+        for reason in REFUSAL_REASONS:
+            counts[key("tcp", "dropped", reason)] = self.refused[reason]
+        return counts
 
     def closeAll(self, timeout: float) -> Deferred[None]:
         """

@@ -1,0 +1,176 @@
+"""
+The counter schema: every count greetd keeps, declared once.
+
+The protocols keep plain integers; a process reports them as one flat
+mapping from a L{Count}'s C{key} (C{"tcp.dropped.max-per-ip"}) to a number.
+Everything else is derived from L{SCHEMA}: the Prometheus collector
+(L{greetd.ops.metrics}) renders each count as a sample of its L{Metric}, a
+worker (L{greetd.daemon.worker}) reports the mapping to its parent, and the
+parent (L{greetd.daemon.pool}) sums the workers' mappings, keeping the
+counters of a worker that has exited but not its gauges (L{GAUGES}).
+
+Adding a count is one edit here (a L{Count}, or a reason in one of the
+C{*_REASONS} tuples), plus the code that counts it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import NamedTuple
+
+#: A running total: only ever goes up, and survives its worker.
+COUNTER = "counter"
+
+#: A level now: read afresh, and forgotten with its worker.
+GAUGE = "gauge"
+
+#: Why a TCP connection may be refused before it is served.
+REFUSAL_REASONS = ("access", "max-connections", "max-per-ip", "rate-per-ip")
+
+#: Why an admitted TCP connection may be closed with an error.
+ERROR_REASONS = ("length", "idle-timeout", "internal")
+
+#: Why a datagram may be left unanswered.
+DROP_REASONS = ("low-port", "access", "length", "rate", "global-rate", "send-failed")
+
+#: The transports a count may belong to.
+TRANSPORTS = ("tcp", "udp")
+
+#: What every count is read into: its L{Count.key} to its value.
+Counts = Counter
+
+
+class Metric(NamedTuple):
+    """
+    A Prometheus metric family.
+
+    @ivar name: Its name, without the C{_total} Prometheus adds to counters.
+    @ivar help: What it counts, for C{# HELP}.
+    @ivar kind: L{COUNTER} or L{GAUGE}.
+    @ivar labels: The names of its labels.
+    """
+
+    name: str
+    help: str
+    kind: str
+    labels: tuple[str, ...] = ()
+
+
+CONNECTIONS = Metric("greetd_connections", "TCP connections admitted.", COUNTER)
+CONNECTIONS_OPEN = Metric("greetd_connections_open", "TCP connections open now.", GAUGE)
+MESSAGES = Metric(
+    "greetd_messages", "Messages and datagrams answered.", COUNTER, ("transport",)
+)
+BYTES_RECEIVED = Metric(
+    "greetd_bytes_received", "Bytes received from clients.", COUNTER, ("transport",)
+)
+BYTES_SENT = Metric(
+    "greetd_bytes_sent", "Bytes sent to clients.", COUNTER, ("transport",)
+)
+ERRORS = Metric(
+    "greetd_errors",
+    "TCP connections closed with an error, by reason.",
+    COUNTER,
+    ("transport", "reason"),
+)
+DROPPED = Metric(
+    "greetd_dropped",
+    "Connections refused and datagrams left unanswered, by reason.",
+    COUNTER,
+    ("transport", "reason"),
+)
+
+#: Every metric family, in the order a scrape shows them.
+METRICS = (
+    CONNECTIONS,
+    CONNECTIONS_OPEN,
+    MESSAGES,
+    BYTES_RECEIVED,
+    BYTES_SENT,
+    ERRORS,
+    DROPPED,
+)
+
+
+def key(transport: str, name: str, reason: str | None = None) -> str:
+    """
+    The flat key of a count: C{tcp.messages}, C{udp.dropped.rate}.
+    """
+    return f"{transport}.{name}" if reason is None else f"{transport}.{name}.{reason}"
+
+
+class Count(NamedTuple):
+    """
+    One count: a sample of a L{Metric}.
+
+    @ivar key: Its flat key (L{key}), as processes report it.
+    @ivar transport: The service it belongs to, C{"tcp"} or C{"udp"}.
+    @ivar metric: The family it is a sample of.
+    @ivar labelValues: Its label values, in the order of C{metric.labels}.
+    """
+
+    key: str
+    transport: str
+    metric: Metric
+    labelValues: tuple[str, ...]
+
+
+def _schema() -> tuple[Count, ...]:
+    counts = [
+        Count(key("tcp", "connections"), "tcp", CONNECTIONS, ()),
+        Count(key("tcp", "open"), "tcp", CONNECTIONS_OPEN, ()),
+    ]
+    for transport in TRANSPORTS:
+        counts += [
+            Count(key(transport, "messages"), transport, MESSAGES, (transport,)),
+            Count(
+                key(transport, "bytesReceived"),
+                transport,
+                BYTES_RECEIVED,
+                (transport,),
+            ),
+            Count(key(transport, "bytesSent"), transport, BYTES_SENT, (transport,)),
+        ]
+    counts += [
+        Count(key("tcp", "error", reason), "tcp", ERRORS, ("tcp", reason))
+        for reason in ERROR_REASONS
+    ]
+    for transport, reasons in (("tcp", REFUSAL_REASONS), ("udp", DROP_REASONS)):
+        counts += [
+            Count(
+                key(transport, "dropped", reason),
+                transport,
+                DROPPED,
+                (transport, reason),
+            )
+            for reason in reasons
+        ]
+    return tuple(counts)
+
+
+#: Every count greetd keeps.
+SCHEMA = _schema()
+
+#: The keys of the counts that are gauges.
+GAUGES = frozenset(count.key for count in SCHEMA if count.metric.kind == GAUGE)
+
+
+def sumCounts(reports: list[Counts[str]], retired: Counts[str]) -> Counts[str]:
+    """
+    The counts of several processes summed, with C{retired}, the counters
+    of processes that have exited.
+    """
+    total: Counts[str] = Counter(retired)
+    for report in reports:
+        total.update(report)
+    return total
+
+
+def retire(retired: Counts[str], report: Counts[str]) -> None:
+    """
+    Keep the counters of a process that has exited in C{retired}, so that
+    sums never go backwards; its gauges go with it.
+    """
+    for name, value in report.items():
+        if name not in GAUGES:
+            retired[name] += value
