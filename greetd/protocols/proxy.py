@@ -11,15 +11,12 @@ wrapped protocol is connected only once the header has been read.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
-    IListeningPort,
     IProtocolFactory,
     IReactorTime,
-    IStreamServerEndpoint,
     ITransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
@@ -28,12 +25,7 @@ from twisted.protocols.haproxy._wrapper import (  # Twisted's parser, not public
     HAProxyWrappingFactory,
 )
 from twisted.python.failure import Failure
-from zope.interface import directlyProvides, implementer, providedBy
-
-from greetd.daemon.endpoints import streamServerFromString as checkedServerFromString
-
-#: The prefix of a C{--tcp} description that expects a PROXY header.
-PREFIX = "haproxy:"
+from zope.interface import directlyProvides, providedBy
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
 #: sends it at once; a client that does not is not one.
@@ -127,36 +119,3 @@ class ProxyHeaderFactory(HAProxyWrappingFactory):
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.clock = clock
         self.headerTimeout = headerTimeout
-
-
-@implementer(IStreamServerEndpoint)
-class ProxiedServerEndpoint:
-    """
-    An endpoint whose connections start with a PROXY header.
-    """
-
-    def __init__(
-        self,
-        endpoint: IStreamServerEndpoint,
-        clock: IReactorTime,
-        headerTimeout: float = DEFAULT_HEADER_TIMEOUT,
-    ) -> None:
-        self.endpoint = endpoint
-        self.clock = clock
-        self.headerTimeout = headerTimeout
-
-    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
-        wrapped = ProxyHeaderFactory(factory, self.clock, self.headerTimeout)
-        return self.endpoint.listen(wrapped)
-
-
-def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpoint:
-    """
-    Like Twisted's C{serverFromString}, except that C{haproxy:} endpoints
-    connect their protocols only once the PROXY header is read, and
-    C{systemd:} ones are checked (L{greetd.daemon.endpoints.streamServerFromString}).
-    """
-    if description.startswith(PREFIX):
-        inner = checkedServerFromString(reactor, description[len(PREFIX) :])
-        return ProxiedServerEndpoint(inner, reactor)
-    return checkedServerFromString(reactor, description)

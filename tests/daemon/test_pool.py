@@ -26,7 +26,18 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.daemon.build import buildServers
 from greetd.daemon.listening import ListeningService
+from greetd.daemon.options import Options
+from greetd.daemon.plan import (
+    TCP,
+    UDP,
+    Address,
+    Inherited,
+    Listener,
+    datagramListener,
+    streamListener,
+)
 from greetd.daemon.pool import (
     COUNTS_FD,
     FIRST_BACKOFF,
@@ -37,19 +48,17 @@ from greetd.daemon.pool import (
     WorkerPool,
     WorkerProtocol,
     bindShared,
-    checkShareable,
-    checkShareableDatagram,
     formatInherited,
     parseInherited,
     spawnWorker,
     workerCommand,
 )
-from greetd.daemon.tap import Options, buildServers, makeService, serve
+from greetd.daemon.single import serve
+from greetd.daemon.tap import makeService
 from greetd.daemon.worker import (
     ParentWatcher,
     WorkerOptions,
-    adoptDatagram,
-    adoptStream,
+    adopt,
     report,
     workerObserver,
 )
@@ -327,8 +336,8 @@ class ArgumentTests(SynchronousTestCase):
                 spawned.append((args, kwargs))
                 return FakeProcess(7)
 
-        tcp = bindShared("TCP", "127.0.0.1", 0, 5)
-        udp = bindShared("UDP", "127.0.0.1", 0, 0)
+        tcp = bindShared("TCP", Address("127.0.0.1", 0, 5))
+        udp = bindShared("UDP", Address("127.0.0.1", 0))
         self.addCleanup(tcp.stopListening)
         self.addCleanup(udp.stopListening)
         listeners = {"tcp": [ListeningService("TCP", "tcp:0", None)],  # type: ignore[arg-type]
@@ -350,38 +359,47 @@ class ArgumentTests(SynchronousTestCase):
 
 
 class ShareableTests(SynchronousTestCase):
+    def address(self, description: str) -> Address | None:
+        return streamListener(description, MemoryReactorClock()).address
+
     def test_tcp(self) -> None:
-        self.assertEqual(checkShareable("tcp:99"), ("", 99, 4096))
+        self.assertEqual(self.address("tcp:99"), Address("", 99, 4096))
         self.assertEqual(
-            checkShareable("tcp:99:interface=127.0.0.1:backlog=7"),
-            ("127.0.0.1", 99, 7),
+            self.address("tcp:99:interface=127.0.0.1:backlog=7"),
+            Address("127.0.0.1", 99, 7),
         )
-        self.assertEqual(checkShareable("tcp6:99"), ("::", 99, 4096))
+        self.assertEqual(self.address("tcp6:99"), Address("::", 99, 4096))
         self.assertEqual(
-            checkShareable("haproxy:tcp6:port=99:interface=\\:\\:1"), ("::1", 99, 4096)
+            self.address("haproxy:tcp6:port=99:interface=\\:\\:1"),
+            Address("::1", 99, 4096),
         )
 
     def test_unsupported(self) -> None:
-        for description in ("unix:/tmp/x", "ssl:99", "systemd:domain=INET:index=0"):
-            with self.assertRaises(ValueError) as caught:
-                checkShareable(description)
-            self.assertIn("not supported with --workers", str(caught.exception))
+        for listener in (
+            streamListener("unix:/tmp/x", MemoryReactorClock()),
+            Listener(TCP, "ssl:99", twistedDescription="ssl:99"),
+            Listener(TCP, "systemd:domain=INET:index=0"),
+        ):
+            self.assertFalse(listener.shareable)
+            self.assertIn("not supported with --workers", listener.notShareable)
 
     def test_udp(self) -> None:
-        reactor = MemoryReactorClock()
         self.assertEqual(
-            checkShareableDatagram(reactor, "udp:99:interface=127.0.0.1"),
-            ("127.0.0.1", 99, 0),
+            datagramListener("udp:99:interface=127.0.0.1").address,
+            Address("127.0.0.1", 99),
         )
 
     def test_unsupportedDatagram(self) -> None:
         """
         Only C{udp:} is bound by the parent: an inherited (C{systemd:})
-        datagram socket is refused before anything is parsed or adopted.
+        datagram socket is refused.
         """
-        with self.assertRaises(ValueError) as caught:
-            checkShareableDatagram(MemoryReactorClock(), "systemd:domain=INET:index=1")
-        self.assertIn("not supported with --workers", str(caught.exception))
+        listener = Listener(
+            UDP,
+            "systemd:domain=INET:index=1",
+            inherited=Inherited(3, socket.AF_INET),
+        )
+        self.assertIn("not supported with --workers", listener.notShareable)
 
     def test_usageError(self) -> None:
         error = self.assertRaises(
@@ -396,7 +414,7 @@ class ShareableTests(SynchronousTestCase):
         L{bindShared} listens without accepting; a port in use is a
         L{CannotListenError}, as with Twisted's own ports.
         """
-        shared = bindShared("TCP", "127.0.0.1", 0, 5)
+        shared = bindShared("TCP", Address("127.0.0.1", 0, 5))
         self.addCleanup(shared.stopListening)
         self.assertFalse(shared.socket.getblocking())
         address = shared.getHost()
@@ -404,9 +422,9 @@ class ShareableTests(SynchronousTestCase):
         client = socket.create_connection(("127.0.0.1", address.port), timeout=5)
         client.close()
         self.assertRaises(
-            CannotListenError, bindShared, "TCP", "127.0.0.1", address.port, 5
+            CannotListenError, bindShared, "TCP", Address("127.0.0.1", address.port, 5)
         )
-        udp = bindShared("UDP", "::1", 0, 0)
+        udp = bindShared("UDP", Address("::1", 0))
         self.addCleanup(udp.stopListening)
         self.assertEqual(udp.getHost().type, "UDP")
         self.assertEqual(udp.socket.family, socket.AF_INET6)
@@ -458,11 +476,13 @@ class BuilderTests(SynchronousTestCase):
             sock.close()
         reactor = Adopter()
         servers = buildServers(options, reactor)
+        inherited = {"tcp": fds[:2], "udp": fds[2:]}
         services = serve(
-            options,
+            options["plan"],
             servers,
-            lambda *args: adoptStream(reactor, fds[:2], *args),
-            lambda *args: adoptDatagram(reactor, fds[2:], *args),
+            lambda *args: adopt(reactor, inherited, *args),
+            5.0,
+            0,
         )
         services.startService()
         [plain, proxied, datagram] = reactor.adopted

@@ -5,18 +5,14 @@ Tests for L{greetd.protocols.proxy}.
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 from greetd.protocols.proxy import (
-    ProxiedServerEndpoint,
     ProxyHeaderFactory,
     ProxyHeaderProtocol,
-    streamServerFromString,
 )
 from tests.helpers import AbortableTransport, captureLogs
 
@@ -94,23 +90,3 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         wrapper.dataReceived(b"exit")
         self.assertFalse(transport.connected)
         self.assertEqual(factory.connections, set())
-
-
-class EndpointTests(SynchronousTestCase):
-    def test_haproxyPrefix(self) -> None:
-        reactor = MemoryReactor()
-        endpoint = streamServerFromString(
-            reactor, "haproxy:tcp:9999:interface=127.0.0.1"
-        )
-        assert isinstance(endpoint, ProxiedServerEndpoint)
-        self.assertIsInstance(endpoint.endpoint, TCP4ServerEndpoint)
-        factory = GreetingFactory(clock=Clock())
-        self.successResultOf(endpoint.listen(factory))
-        [(port, wrapper, _, interface)] = reactor.tcpServers
-        self.assertEqual((port, interface), (9999, "127.0.0.1"))
-        assert isinstance(wrapper, ProxyHeaderFactory)
-        self.assertIs(wrapper.wrappedFactory, factory)
-
-    def test_otherEndpoints(self) -> None:
-        endpoint = streamServerFromString(MemoryReactor(), "tcp:9999")
-        self.assertIsInstance(endpoint, TCP4ServerEndpoint)
