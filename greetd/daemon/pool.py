@@ -47,7 +47,7 @@ from greetd.core.counters import retire, sumCounts
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import Address
-from greetd.protocols.greeting import cancelling
+from greetd.protocols.drain import cancelling
 
 #: The worker's descriptor for its counters, written once a second.
 COUNTS_FD = 3

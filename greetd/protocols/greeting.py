@@ -5,18 +5,16 @@ The TCP greeting service: a banner on connect, then a reply to every message.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IConsumer,
-    IDelayedCall,
     IPushProducer,
     IReactorTime,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -25,9 +23,12 @@ from greetd.core.access import AccessPolicy
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
-from greetd.core.limits import ConnectionLimiter, Throttle
+from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
+from greetd.protocols.admission import Admission
+from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
+from greetd.protocols.idle import IdleSweep
 
 #: The seed's banner, sent as is, without a line ending.
 DEFAULT_WELCOME = b"Welcome"
@@ -121,9 +122,8 @@ class GreetingProtocol(Protocol):
                 peer=self.peer,
                 greetdEvent="connection.error",
             )
-            self.factory.errors["internal"] += 1
-            self.closing = True
-            self._transport().abortConnection()
+            self.factory.countError("internal")
+            self.abort()
 
     def _answer(self, data: bytes) -> None:
         template = self.factory.template
@@ -136,7 +136,7 @@ class GreetingProtocol(Protocol):
                 self.messages += 1
                 self.send(template.format(message.payload) + message.ending)
         except MessageTooLong as error:
-            self.factory.errors["length"] += 1
+            self.factory.countError("length")
             self.sendError(str(error))
         finally:
             if self.messages != answered:
@@ -171,12 +171,19 @@ class GreetingProtocol(Protocol):
         transport.unregisterProducer()
         transport.loseConnection()
 
+    def abort(self) -> None:
+        """
+        Close now, dropping whatever is unwritten.
+        """
+        self.closing = True
+        self._transport().abortConnection()
+
     def idleTimedOut(self) -> None:
         """
         The peer completed no message for the factory's idle timeout: say so
         and close.
         """
-        self.factory.errors["idle-timeout"] += 1
+        self.factory.countError("idle-timeout")
         self.sendError("idle timeout")
 
     def pauseProducing(self) -> None:
@@ -239,20 +246,25 @@ else:
 
 class GreetingFactory(_FactoryBase):
     """
-    Configuration and bookkeeping shared by every L{GreetingProtocol}.
+    The configuration every L{GreetingProtocol} shares, and its admitted
+    connections, with one collaborator for each job: L{Admission} decides
+    who may connect, L{IdleSweep} cuts idle connections, L{Drain} closes
+    them all on shutdown.
+
+    A protocol talks to its factory through L{admit}, L{connectionClosed}
+    and L{countError}, and reads L{banner}, C{template}, C{framing},
+    C{maxLength} and C{clock}.
 
     @ivar welcome: The banner text; empty for none.
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar framing: One of L{greetd.core.framing.FRAMINGS}.
     @ivar maxLength: The longest message answered.
-    @ivar idleTimeout: Seconds a connection may complete no message; 0 for
-        no limit.
-    @ivar limiter: The L{ConnectionLimiter} new connections must pass.
-    @ivar access: The L{AccessPolicy} for source addresses.
     @ivar clock: The time source for durations and timeouts.
+    @ivar admission: The L{Admission} new connections pass.
+    @ivar idle: The L{IdleSweep}.
+    @ivar drain: The L{Drain}, for shutdown.
     @ivar connections: The admitted connections open now.
     @ivar connectionsTotal: How many connections have been admitted.
-    @ivar refused: Connections refused, by the limit that refused them.
     @ivar errors: Connections closed with an error, by reason.
     @ivar closedTotals: Messages and bytes of the connections already closed,
         so totals need no work per message.
@@ -260,7 +272,6 @@ class GreetingFactory(_FactoryBase):
 
     protocol = GreetingProtocol
     noisy = False
-    _log = Logger()
 
     def __init__(
         self,
@@ -285,18 +296,18 @@ class GreetingFactory(_FactoryBase):
         self.template = template if template is not None else ReplyTemplate()
         self.framing = framing
         self.maxLength = maxLength
-        self.idleTimeout = idleTimeout
-        self.limiter = limiter if limiter is not None else ConnectionLimiter()
-        self.access = access if access is not None else AccessPolicy()
         self.clock = clock
         self.connections: set[GreetingProtocol] = set()
         self.connectionsTotal = 0
-        self.refused: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.closedTotals: Counter[str] = Counter()
-        self._refusalLog: Throttle[str | None] = Throttle()
-        self._drained: list[Deferred[None]] = []
-        self._idleSweep: LoopingCall | None = None
+        self.admission = Admission(
+            limiter if limiter is not None else ConnectionLimiter(),
+            access if access is not None else AccessPolicy(),
+            clock,
+        )
+        self.idle = IdleSweep(clock, idleTimeout, self.connections)
+        self.drain = Drain(clock, self.connections)
 
     @property
     def banner(self) -> bytes:
@@ -309,77 +320,58 @@ class GreetingFactory(_FactoryBase):
             return self.welcome + b"\r\n"
         return self.welcome
 
+    @property
+    def limiter(self) -> ConnectionLimiter:
+        return self.admission.limiter
+
+    @property
+    def access(self) -> AccessPolicy:
+        return self.admission.access
+
+    @property
+    def refused(self) -> Counter[str]:
+        return self.admission.refused
+
+    @property
+    def idleTimeout(self) -> float:
+        return self.idle.timeout
+
+    @property
+    def sweepInterval(self) -> float:
+        return self.idle.interval
+
     def admit(self, protocol: GreetingProtocol) -> str | None:
         """
         Decide whether a new connection may be served, and track it if so.
 
-        @return: C{None} to serve it, or why not: C{"access"} or the name
-            of the connection limit it is over.
+        @return: C{None} to serve it, or why not (L{Admission.admit}).
         """
-        host = protocol.host
-        now = self.clock.seconds()
-        if host is not None and not self.access.permits(host):
-            refusal: str | None = "access"
-        else:
-            refusal = self.limiter.admit(host, now)
-        if refusal is not None:
-            self.refused[refusal] += 1
-            if self._refusalLog.ready(host, now):
-                self._log.info(
-                    "Refused a connection from {peer}: {reason}",
-                    peer=protocol.peer,
-                    reason=refusal,
-                    greetdEvent="connection.refused",
-                )
-            return refusal
-        self.connections.add(protocol)
-        self.connectionsTotal += 1
-        if self.idleTimeout and self._idleSweep is None:
-            self._idleSweep = LoopingCall(self._sweepIdle)
-            self._idleSweep.clock = self.clock
-            self._idleSweep.start(self.sweepInterval, now=False)
-        return None
-
-    @property
-    def sweepInterval(self) -> float:
-        """
-        How often idle connections are looked for: a tenth of the timeout,
-        between 0.1 and 5 seconds, so a connection is cut at most that late.
-        """
-        return min(max(self.idleTimeout / 10, 0.1), 5.0)
-
-    def _sweepIdle(self) -> None:
-        """
-        Time out connections that completed no message for C{idleTimeout}.
-
-        One periodic sweep serves every connection: a timer each would cost
-        more memory than the rest of an idle connection's state.
-        """
-        deadline = self.clock.seconds() - self.idleTimeout
-        for protocol in [
-            protocol
-            for protocol in self.connections
-            if protocol.lastMessageAt <= deadline and not protocol.closing
-        ]:
-            protocol.idleTimedOut()
+        refusal = self.admission.admit(protocol.host, lambda: protocol.peer)
+        if refusal is None:
+            self.connections.add(protocol)
+            self.connectionsTotal += 1
+            self.idle.wake()
+        return refusal
 
     def connectionClosed(self, protocol: GreetingProtocol) -> None:
         """
         Forget an admitted connection that has been lost.
         """
         self.connections.discard(protocol)
-        self.limiter.release(protocol.host)
+        self.admission.release(protocol.host)
         totals = self.closedTotals
         totals["messages"] += protocol.messages
         totals["bytesReceived"] += protocol.bytesReceived
         totals["bytesSent"] += protocol.bytesSent
         if not self.connections:
-            sweep, self._idleSweep = self._idleSweep, None
-            if sweep is not None and sweep.running:
-                sweep.stop()
-            drained, self._drained = self._drained, []
-            for waiting in drained:
-                waiting.callback(None)
+            self.idle.rest()
+            self.drain.emptied()
+
+    def countError(self, reason: str) -> None:
+        """
+        Count a connection closed with an error (L{ERROR_REASONS}).
+        """
+        self.errors[reason] += 1
 
     def totals(self) -> Counter[str]:
         """
@@ -411,31 +403,6 @@ class GreetingFactory(_FactoryBase):
     def closeAll(self, timeout: float) -> Deferred[None]:
         """
         Close every connection once its owed replies are written, aborting
-        those still open after C{timeout} seconds.
-
-        @return: A L{Deferred} that fires when no connection is left.
+        those still open after C{timeout} seconds (L{Drain.closeAll}).
         """
-        if not self.connections:
-            return succeed(None)
-        drained: Deferred[None] = Deferred()
-        self._drained.append(drained)
-        for protocol in list(self.connections):
-            if not protocol.closing:
-                protocol.close()
-        deadline = self.clock.callLater(timeout, self._abortAll)
-        drained.addBoth(cancelling, deadline)
-        return drained
-
-    def _abortAll(self) -> None:
-        for protocol in list(self.connections):
-            protocol._transport().abortConnection()
-
-
-def cancelling(result: Any, call: IDelayedCall) -> Any:
-    """
-    A callback that cancels C{call} (a deadline) when the L{Deferred} it is
-    added to fires, and passes the result on.
-    """
-    if call.active():
-        call.cancel()
-    return result
+        return self.drain.closeAll(timeout)

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
+from greetd.protocols.admission import Admission
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 from tests.helpers import captureLogs, connect
 
@@ -255,7 +256,7 @@ class ConnectionLimitTests(SynchronousTestCase):
     """
 
     def test_overLimit(self) -> None:
-        events = captureLogs(self, GreetingFactory)
+        events = captureLogs(self, Admission)
         factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(1))
         first, firstTransport = connect(factory)
         _, secondTransport = connect(factory)
@@ -274,7 +275,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.assertEqual(thirdTransport.value(), b"Welcome")
 
     def test_refusalsLoggedOncePerMinute(self) -> None:
-        events = captureLogs(self, GreetingFactory)
+        events = captureLogs(self, Admission)
         clock = Clock()
         factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(0, 1))
         connect(factory)
