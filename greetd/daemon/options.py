@@ -16,6 +16,11 @@ from greetd.core.framing import FRAMINGS
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.plan import TCP, PlanError, makePlan
 from greetd.daemon.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
+from greetd.protocols.admission import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_IP,
+    DEFAULT_RATE_PER_IP,
+)
 from greetd.protocols.datagram import DEFAULT_GLOBAL_RATE, DEFAULT_RATE
 from greetd.protocols.greeting import (
     DEFAULT_IDLE_TIMEOUT,
@@ -28,15 +33,6 @@ DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"
 
 #: Where the seed's UDP server listens.
 DEFAULT_UDP = "udp:9999:interface=127.0.0.1"
-
-#: Connections open at once, from everyone.
-DEFAULT_MAX_CONNECTIONS = 10000
-
-#: Connections open at once from one address: room for a NAT's users.
-DEFAULT_MAX_PER_IP = 64
-
-#: New connections per second from one address (xinetd's cps).
-DEFAULT_RATE_PER_IP = 20
 
 
 class Options(usage.Options):

@@ -15,6 +15,25 @@ from twisted.logger import Logger
 from greetd.core.access import AccessPolicy
 from greetd.core.limits import ConnectionLimiter, Throttle
 
+#: Connections open at once, from everyone.
+DEFAULT_MAX_CONNECTIONS = 10000
+
+#: Connections open at once from one address: room for a NAT's users.
+DEFAULT_MAX_PER_IP = 64
+
+#: New connections per second from one address (xinetd's cps).
+DEFAULT_RATE_PER_IP = 20
+
+
+def defaultLimiter() -> ConnectionLimiter:
+    """
+    The limits C{twistd greetd} applies by default: what an embedder gets
+    unless they choose otherwise.
+    """
+    return ConnectionLimiter(
+        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP, DEFAULT_RATE_PER_IP
+    )
+
 
 class Admission:
     """

@@ -70,8 +70,8 @@ class ReplyProtocol(DatagramProtocol):
         template: ReplyTemplate | None = None,
         maxLength: int = DEFAULT_MAX_LENGTH,
         clock: IReactorTime | None = None,
-        rate: float = 0,
-        globalRate: float = 0,
+        rate: float = DEFAULT_RATE,
+        globalRate: float = DEFAULT_GLOBAL_RATE,
         access: AccessPolicy | None = None,
         allowLowPorts: bool = False,
     ) -> None:

@@ -25,7 +25,7 @@ from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
-from greetd.protocols.admission import Admission
+from greetd.protocols.admission import Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 from greetd.protocols.idle import IdleSweep
@@ -260,7 +260,9 @@ class GreetingFactory(_FactoryBase):
     @ivar framing: One of L{greetd.core.framing.FRAMINGS}.
     @ivar maxLength: The longest message answered.
     @ivar clock: The time source for durations and timeouts.
-    @ivar admission: The L{Admission} new connections pass.
+    @ivar admission: The L{Admission} new connections pass; without a
+        C{limiter}, C{twistd greetd}'s default limits apply
+        (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
     @ivar idle: The L{IdleSweep}.
     @ivar drain: The L{Drain}, for shutdown.
     @ivar connections: The admitted connections open now.
@@ -302,7 +304,7 @@ class GreetingFactory(_FactoryBase):
         self.errors: Counter[str] = Counter()
         self.closedTotals: Counter[str] = Counter()
         self.admission = Admission(
-            limiter if limiter is not None else ConnectionLimiter(),
+            limiter if limiter is not None else defaultLimiter(),
             access if access is not None else AccessPolicy(),
             clock,
         )

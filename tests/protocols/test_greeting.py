@@ -17,7 +17,11 @@ from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.admission import Admission
-from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+from greetd.protocols.greeting import (
+    TOO_MANY_CONNECTIONS,
+    GreetingFactory,
+    GreetingProtocol,
+)
 from tests.helpers import captureLogs, connect
 
 
@@ -319,7 +323,10 @@ class ConnectionLimitTests(SynchronousTestCase):
 class IdleTimeoutTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
-        self.factory = GreetingFactory(clock=self.clock, idleTimeout=10)
+        # Unlimited: test_oneTimerForAll opens 101 connections from one host.
+        self.factory = GreetingFactory(
+            clock=self.clock, idleTimeout=10, limiter=ConnectionLimiter()
+        )
         self.protocol, self.transport = connect(self.factory)
         self.transport.clear()
 
@@ -485,3 +492,19 @@ class CloseAllTests(SynchronousTestCase):
             factory.totals(),
             {"messages": 2, "bytesReceived": 10, "bytesSent": 14 + 10 + 11},
         )
+
+
+class SafeDefaultsTests(SynchronousTestCase):
+    def test_factoryLimitedByDefault(self) -> None:
+        """
+        A factory built with no limiter applies C{twistd greetd}'s default
+        limits: an embedder gets the safe service unless they opt out.
+        """
+        limiter = GreetingFactory(clock=Clock()).limiter
+        self.assertEqual(
+            (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
+            (10000, 64, 20),
+        )
+        factory = GreetingFactory(clock=Clock())
+        transports = [connect(factory)[1] for _ in range(21)]
+        self.assertEqual(transports[-1].value(), TOO_MANY_CONNECTIONS)
