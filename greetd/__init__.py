@@ -23,7 +23,8 @@ from greetd.client.api import (
 )
 from greetd.core.framing import Message, MessageFramer, MessageTooLong
 from greetd.core.template import ReplyTemplate
-from greetd.daemon.tap import Options, makeService
+from greetd.daemon.options import Options
+from greetd.daemon.tap import makeService
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 

@@ -162,19 +162,11 @@ class Options(usage.Options):
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """
-        Parse C{options}; a bad one raises L{usage.UsageError}, except under
-        twistd, where it ends the process with one line on standard error
-        and status 1.  twistd itself would print the whole usage first, and
-        before Twisted 26.10 exit with status 0.
+        Parse C{options}, keeping them for worker processes; a bad one
+        raises L{usage.UsageError}, embedded or not.
         """
         self.arguments = list(sys.argv[1:] if options is None else options)
-        try:
-            super().parseOptions(options)  # type: ignore[no-untyped-call]
-        except usage.UsageError as error:
-            if getattr(self, "parent", None) is None:
-                raise
-            sys.stderr.write(f"twistd greetd: {error} (see twistd greetd --help)\n")
-            raise SystemExit(1) from None
+        super().parseOptions(options)  # type: ignore[no-untyped-call]
 
     def opt_tcp(self, description: str) -> None:
         """A Twisted server endpoint for TCP greetings (repeatable)."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Union, cast
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
 
 from greetd.daemon.build import Servers, buildServers
 from greetd.daemon.listening import ListeningService
@@ -43,9 +44,10 @@ def serve(
     services = MultiService()
     factory = servers.factory
     if factory is not None:
-        raiseFileLimit(maxConnections)
         drain = DrainService(factory, shutdownTimeout)
         drain.setServiceParent(services)  # type: ignore[no-untyped-call]
+        files = FileLimitService(maxConnections)
+        files.setServiceParent(services)  # type: ignore[no-untyped-call]
     targets: list[tuple[Listener, Target]] = []
     if factory is not None:
         targets += [(listener, factory) for listener in plan.tcp]
@@ -92,23 +94,64 @@ def singleProcessService(
     return services, servers
 
 
-def raiseFileLimit(connections: int) -> None:
+#: Descriptors kept beyond C{--max-connections}: listeners, logs, pipes.
+SPARE_FILES = 256
+
+
+def raiseFileLimit(connections: int) -> tuple[int, int] | None:
     """
-    Raise the soft limit on open files to fit C{connections} and some to
-    spare, as far as the hard limit allows: the usual soft limit of 1024
-    would refuse connections long before C{--max-connections} does.
+    Raise the soft limit on open files to fit C{connections} and
+    L{SPARE_FILES}, as far as the hard limit allows: the usual soft limit of
+    1024 would refuse connections long before C{--max-connections} does.
+
+    @return: C{(limit, wanted)} when the limit now in force is below what
+        C{connections} needs; C{None} when it fits.
     """
     try:
         import resource
     except ImportError:  # pragma: no cover (not on POSIX)
-        return
+        return None
     infinity = resource.RLIM_INFINITY
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == infinity:
+        return None
     ceiling = None if hard == infinity else hard
-    wanted = connections + 256 if connections else ceiling
-    if soft == infinity or wanted is None:
-        return
-    if ceiling is not None:
-        wanted = min(wanted, ceiling)
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    wanted = connections + SPARE_FILES if connections else ceiling
+    if wanted is None:
+        return None
+    reachable = wanted if ceiling is None else min(wanted, ceiling)
+    if soft < reachable:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (reachable, hard))
+        soft = reachable
+    return (soft, wanted) if soft < wanted else None
+
+
+class FileLimitService(Service):
+    """
+    Raises the open-file limit when the service starts, not when it is
+    built, and warns when the limit cannot fit C{--max-connections}: the
+    connections past it would be refused by the kernel, without their
+    error line.
+
+    @ivar connections: C{--max-connections}; 0 for no limit.
+    """
+
+    _log = Logger()
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+
+    def startService(self) -> None:
+        Service.startService(self)
+        short = raiseFileLimit(self.connections)
+        if short is not None and self.connections:
+            limit, wanted = short
+            self._log.warn(
+                "The open-file limit is {limit}, below the {wanted} that "
+                "--max-connections {connections} needs: raise the hard limit "
+                "(LimitNOFILE=, ulimit -Hn) or lower --max-connections",
+                limit=limit,
+                wanted=wanted,
+                connections=self.connections,
+                greetdEvent="files.limit",
+            )

@@ -5,12 +5,15 @@ process or, with C{--workers}, a pool of worker processes.
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Sequence
 
 from twisted.application.service import MultiService
+from twisted.python import usage
 
 from greetd.daemon.listening import ListeningService
-from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options, _defaultReactor
+from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
+from greetd.daemon.options import Options as GreetdOptions
 from greetd.daemon.pool import workerPoolService
 from greetd.daemon.single import singleProcessService
 from greetd.ops.metrics import CountsCollector, metricsSite
@@ -19,7 +22,23 @@ from greetd.ops.notify import notifyServiceFromEnvironment
 __all__ = ["DEFAULT_TCP", "DEFAULT_UDP", "Options", "makeService"]
 
 
-def makeService(options: Options, reactor: Any = None) -> MultiService:
+class Options(GreetdOptions):
+    """
+    L{greetd.daemon.options.Options} as twistd's subcommand: a bad option
+    ends the process with one line on standard error and status 1.  twistd
+    itself would print the whole usage first and, before Twisted 26.10,
+    exit with status 0.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as error:
+            sys.stderr.write(f"twistd greetd: {error} (see twistd greetd --help)\n")
+            raise SystemExit(1) from None
+
+
+def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
     """
     Build the greetd service: a L{ListeningService} for each TCP listener,
     all sharing one L{GreetingFactory <greetd.protocols.greeting.GreetingFactory>},

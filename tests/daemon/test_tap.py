@@ -13,8 +13,9 @@ from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.listening import ListeningService
+from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.shutdown import DrainService
-from greetd.daemon.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
+from greetd.daemon.tap import makeService
 from greetd.ops.notify import NotifyService
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
@@ -119,6 +120,15 @@ class OptionsTests(SynchronousTestCase):
             "twistd greetd: --framing must be one of auto, line, raw, not 'x' "
             "(see twistd greetd --help)\n",
         )
+
+    def test_embeddedRaisesEvenWithAParent(self) -> None:
+        """
+        Embedded, a bad option is a L{usage.UsageError} whether or not the
+        options have a parent: only twistd's subcommand exits.
+        """
+        options = Options()
+        options.parent = ServerOptions()  # type: ignore[attr-defined]
+        self.assertRaises(usage.UsageError, options.parseOptions, ["--framing", "x"])
 
     def test_fullUsage(self) -> None:
         usageText = Options().getUsage()
