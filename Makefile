@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check greetd tests bench twisted setup.py
 	$(BIN)/ruff format --check greetd tests bench twisted setup.py
 	$(BIN)/mypy --strict greetd
+	$(BIN)/lint-imports
 
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
