@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
 
 from twisted.internet.defer import Deferred, execute, fail
 from twisted.internet.error import AlreadyListened
@@ -26,6 +25,7 @@ from twisted.python.systemd import ListenFDs
 from zope.interface import Interface, implementer
 
 from greetd.protocols.proxy import DEFAULT_HEADER_TIMEOUT, ProxyHeaderFactory
+from greetd.twisted_private import inheritedSockets
 
 #: The largest UDP payload, and so the largest useful receive buffer.
 MAX_DATAGRAM = 65535
@@ -120,24 +120,6 @@ class AdoptedDatagramServerEndpoint:
         )
         self._close(self.fileno)
         return port
-
-
-def inheritedSockets() -> ListenFDs:
-    """
-    The sockets this process inherited through socket activation.
-
-    L{ListenFDs.fromEnvironment} removes C{LISTEN_FDS} and C{LISTEN_PID} from
-    the environment when it reads them, and Twisted's C{systemd:} stream
-    endpoint parser reads them when L{twisted.internet.endpoints} is
-    imported, so there is one reading to share: that parser's.
-    """
-    from twisted.internet import endpoints
-
-    parser: Any = getattr(endpoints, "_SystemdParser", None)
-    shared = getattr(parser, "_sddaemon", None)
-    if isinstance(shared, ListenFDs):
-        return shared
-    return ListenFDs.fromEnvironment()  # pragma: no cover (older Twisted)
 
 
 def inheritedDescriptor(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 
-from twisted.internet import endpoints as twisted_endpoints
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import AlreadyListened
 from twisted.internet.protocol import DatagramProtocol
@@ -143,15 +142,3 @@ class InheritedSocketsTests(SynchronousTestCase):
         """
         endpoint = streamServerFromString(self.reactor, "tcp:9999")
         self.assertIsInstance(endpoint, TCP4ServerEndpoint)
-
-    def test_sharesTwistedsReading(self) -> None:
-        """
-        The real L{inheritedSockets} is the reading Twisted's C{systemd:}
-        stream parser made, since that reading consumed the environment.
-        """
-        self.assertIs(
-            self.originalInheritedSockets(),
-            twisted_endpoints._SystemdParser._sddaemon,  # type: ignore[attr-defined]
-        )
-
-    originalInheritedSockets = staticmethod(endpoints.inheritedSockets)
