@@ -72,9 +72,6 @@ class DatagramSender:
     def __call__(self, message: bytes) -> None:
         self._socket.sendto(message, self.address)
 
-    def close(self) -> None:
-        self._socket.close()
-
 
 def watchdogInterval(environ: Mapping[str, str], pid: int) -> float | None:
     """

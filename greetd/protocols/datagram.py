@@ -55,7 +55,6 @@ class ReplyProtocol(DatagramProtocol):
     @ivar perSource: The L{KeyedRateLimiter} for each source address.
     @ivar overall: The L{TokenBucket} for all replies, or C{None} for none.
     @ivar clock: The time source for the rates.
-    @ivar received: How many datagrams have arrived.
     @ivar replies: How many replies have been sent.
     @ivar bytesReceived: Bytes received in all datagrams.
     @ivar bytesSent: Bytes sent in all replies.
@@ -90,7 +89,6 @@ class ReplyProtocol(DatagramProtocol):
         self.overall = (
             TokenBucket(globalRate, globalRate, clock.seconds()) if globalRate else None
         )
-        self.received = 0
         self.replies = 0
         self.bytesReceived = 0
         self.bytesSent = 0
@@ -101,7 +99,6 @@ class ReplyProtocol(DatagramProtocol):
         self._send = datagramWriter(self.transport)
 
     def datagramReceived(self, datagram: bytes, addr: DatagramAddress) -> None:
-        self.received += 1
         self.bytesReceived += len(datagram)
         host, port = addr[0], addr[1]
         if port < LOW_PORTS and not self.allowLowPorts:

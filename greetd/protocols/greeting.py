@@ -70,7 +70,6 @@ class GreetingProtocol(Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
-    @ivar paused: Whether reading is paused until the peer reads its replies.
     @ivar writesThrough: Whether replies are sent at once rather than on the
         next reactor turn (plain TCP only; see L{greetd.protocols.fastwrite}).
     """
@@ -83,7 +82,6 @@ class GreetingProtocol(Protocol):
     bytesSent = 0
     admitted = False
     closing = False
-    paused = False
     writesThrough = False
 
     def connectionMade(self) -> None:
@@ -190,14 +188,12 @@ class GreetingProtocol(Protocol):
         """
         The peer is not reading its replies: stop reading its messages.
         """
-        self.paused = True
         self._transport().pauseProducing()
 
     def resumeProducing(self) -> None:
         """
         The peer caught up: read again.
         """
-        self.paused = False
         self._transport().resumeProducing()
 
     def stopProducing(self) -> None:

@@ -222,7 +222,7 @@ class MakeServiceTests(SynchronousTestCase):
         children = list(service)
         notifier = children[-1]
         assert isinstance(notifier, NotifyService)
-        self.addCleanup(notifier._sender.close)  # type: ignore[attr-defined]
+        self.addCleanup(notifier._sender._socket.close)  # type: ignore[attr-defined]
         listeners = [c for c in children if isinstance(c, ListeningService)]
         self.assertEqual(notifier.listeners, listeners)
         self.assertEqual([child.kind for child in notifier.listeners], ["TCP", "UDP"])

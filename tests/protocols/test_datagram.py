@@ -149,7 +149,7 @@ class AbuseTests(SynchronousTestCase):
             protocol.datagramReceived(b"a", (f"127.0.0.{source}", 5000))
         self.assertEqual(len(transport.sent), 3)
         self.assertEqual(protocol.dropped["global-rate"], 7)
-        self.assertEqual(protocol.received, 10)
+        self.assertEqual(protocol.bytesReceived, 10)
 
     def test_dropsLoggedOncePerMinutePerSource(self) -> None:
         events = captureLogs(self, ReplyProtocol)
