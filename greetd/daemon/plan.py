@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from inspect import signature
 from typing import Any, Callable, Sequence
 
@@ -205,7 +205,8 @@ def _tcpAddress(
             queue = int(backlog)
         except ValueError:
             raise ValueError(f"backlog {backlog!r} is not a number") from None
-    return Address(_interface(interface), parsePort(port), queue)
+    # Twisted binds a host name here too: the interface is its to check.
+    return Address(interface, parsePort(port), queue)
 
 
 def _unixPath(address: str | None = None, *rest: str, **keywords: str) -> None:
@@ -280,12 +281,14 @@ def _udpAddress(port: str | None = None, interface: str = "") -> Address:
 
 def metricsListener(description: str, reactor: Any) -> Listener:
     """
-    The L{Listener} for C{--metrics}: any Twisted stream server endpoint.
+    The L{Listener} for C{--metrics}: any Twisted stream server endpoint,
+    checked as C{--tcp} ones are.
 
-    @raise ValueError: If Twisted cannot parse it.
+    @raise ValueError: If it is not valid, saying why.
     """
-    serverFromString(reactor, description)
-    return Listener(METRICS, description, twistedDescription=description)
+    if description.startswith(PROXY_PREFIX):
+        raise ValueError("the metrics endpoint takes no PROXY header")
+    return replace(streamListener(description, reactor), kind=METRICS)
 
 
 def makePlan(
