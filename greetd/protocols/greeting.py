@@ -318,26 +318,6 @@ class GreetingFactory(_FactoryBase):
             return self.welcome + b"\r\n"
         return self.welcome
 
-    @property
-    def limiter(self) -> ConnectionLimiter:
-        return self.admission.limiter
-
-    @property
-    def access(self) -> AccessPolicy:
-        return self.admission.access
-
-    @property
-    def refused(self) -> Counter[str]:
-        return self.admission.refused
-
-    @property
-    def idleTimeout(self) -> float:
-        return self.idle.timeout
-
-    @property
-    def sweepInterval(self) -> float:
-        return self.idle.interval
-
     def admit(self, protocol: GreetingProtocol) -> str | None:
         """
         Decide whether a new connection may be served, and track it if so.
@@ -395,7 +375,7 @@ class GreetingFactory(_FactoryBase):
         for reason in ERROR_REASONS:
             counts[key("tcp", "error", reason)] = self.errors[reason]
         for reason in REFUSAL_REASONS:
-            counts[key("tcp", "dropped", reason)] = self.refused[reason]
+            counts[key("tcp", "dropped", reason)] = self.admission.refused[reason]
         return counts
 
     def closeAll(self, timeout: float) -> Deferred[None]:

@@ -192,14 +192,14 @@ class MakeServiceTests(SynchronousTestCase):
         protocol = reactor.udpServers[0][1]
         assert isinstance(factory, GreetingFactory)
         assert isinstance(protocol, ReplyProtocol)
-        limiter = factory.limiter
+        limiter = factory.admission.limiter
         self.assertEqual(
             (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
             (5, 2, 3),
         )
-        self.assertEqual(factory.idleTimeout, 7.5)
-        self.assertFalse(factory.access.permits("192.0.2.1"))
-        self.assertIs(protocol.access, factory.access)
+        self.assertEqual(factory.idle.timeout, 7.5)
+        self.assertFalse(factory.admission.access.permits("192.0.2.1"))
+        self.assertIs(protocol.access, factory.admission.access)
         self.assertEqual(protocol.perSource.rate, 4)
         self.assertIsNone(protocol.overall)
         self.assertTrue(protocol.allowLowPorts)

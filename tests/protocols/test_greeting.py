@@ -250,7 +250,9 @@ class RobustnessTests(SynchronousTestCase):
         if transport.connected:
             self.assertFalse(protocol.closing)
         transport.loseConnection()
-        self.assertEqual((factory.connections, factory.limiter.open), (set(), 0))
+        self.assertEqual(
+            (factory.connections, factory.admission.limiter.open), (set(), 0)
+        )
 
 
 class ConnectionLimitTests(SynchronousTestCase):
@@ -266,7 +268,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         _, secondTransport = connect(factory)
         self.assertEqual(secondTransport.value(), b"Error: too many connections\r\n")
         self.assertFalse(secondTransport.connected)
-        self.assertEqual(factory.refused["max-connections"], 1)
+        self.assertEqual(factory.admission.refused["max-connections"], 1)
         self.assertEqual(factory.connections, {first})
         first.dataReceived(b"still here")
         self.assertEqual(firstTransport.value(), b"WelcomeHello, still here!")
@@ -287,7 +289,7 @@ class ConnectionLimitTests(SynchronousTestCase):
             connect(factory)
         clock.advance(60)
         connect(factory)
-        self.assertEqual(factory.refused["max-per-ip"], 101)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 101)
         self.assertEqual(len(events), 2)
 
     def test_refusedNotLoggedAsSessions(self) -> None:
@@ -298,7 +300,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.assertEqual(
             [event["greetdEvent"] for event in events], ["connection.open"]
         )
-        self.assertEqual(factory.limiter.open, 1)
+        self.assertEqual(factory.admission.limiter.open, 1)
 
     def test_accessDeniedSilently(self) -> None:
         factory = GreetingFactory(
@@ -307,7 +309,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         _, transport = connect(factory)
         self.assertEqual(transport.value(), b"")
         self.assertFalse(transport.connected)
-        self.assertEqual(factory.refused["access"], 1)
+        self.assertEqual(factory.admission.refused["access"], 1)
         _, allowed = connect(factory, IPv6Address("TCP", "::1", 1))
         self.assertEqual(allowed.value(), b"Welcome")
 
@@ -376,7 +378,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         for _ in range(100):
             connect(self.factory)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        self.assertEqual(self.factory.sweepInterval, 1.0)
+        self.assertEqual(self.factory.idle.interval, 1.0)
         self.clock.advance(5)
         _, lateTransport = connect(self.factory)
         self.clock.advance(5)
@@ -391,7 +393,7 @@ class IdleTimeoutTests(SynchronousTestCase):
     def test_sweepBounds(self) -> None:
         for timeout, interval in [(0.5, 0.1), (10, 1.0), (300, 5.0), (3600, 5.0)]:
             self.assertEqual(
-                GreetingFactory(clock=self.clock, idleTimeout=timeout).sweepInterval,
+                GreetingFactory(clock=self.clock, idleTimeout=timeout).idle.interval,
                 interval,
             )
 
@@ -498,7 +500,7 @@ class SafeDefaultsTests(SynchronousTestCase):
         A factory built with no limiter applies C{twistd greetd}'s default
         limits: an embedder gets the safe service unless they opt out.
         """
-        limiter = GreetingFactory(clock=Clock()).limiter
+        limiter = GreetingFactory(clock=Clock()).admission.limiter
         self.assertEqual(
             (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
             (10000, 64, 20),

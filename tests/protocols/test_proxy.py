@@ -63,7 +63,7 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         factory = GreetingFactory(clock=Clock(), access=denied)
         wrapper, transport, _ = proxied(factory)
         wrapper.dataReceived(HEADER)
-        self.assertEqual(factory.refused["access"], 1)
+        self.assertEqual(factory.admission.refused["access"], 1)
         self.assertFalse(transport.connected)
 
     def test_badHeader(self) -> None:
