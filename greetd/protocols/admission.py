@@ -25,6 +25,17 @@ DEFAULT_MAX_PER_IP = 64
 DEFAULT_RATE_PER_IP = 20
 
 
+#: What a refused client is told, by the limit that refused it: one line
+#: that says which limit, so a user knows whether to wait or to close some
+#: connections.  A client denied by access control is told nothing.
+REFUSAL_LINES = {
+    "max-connections": b"Error: too many connections\r\n",
+    "max-per-ip": b"Error: too many connections from your address\r\n",
+    "rate-per-ip": b"Error: too many new connections from your address, "
+    b"try again later\r\n",
+}
+
+
 def defaultLimiter() -> ConnectionLimiter:
     """
     The limits C{twistd greetd} applies by default: what an embedder gets
@@ -42,7 +53,18 @@ class Admission:
     @ivar limiter: The L{ConnectionLimiter} new connections must pass.
     @ivar access: The L{AccessPolicy} for source addresses.
     @ivar refused: Connections refused, by the limit that refused them.
+    @ivar lingering: Refused connections being given their error line.
     """
+
+    #: Seconds a refused connection is kept, its sending side shut, reading
+    #: and discarding what the client sends, so that its error line is not
+    #: destroyed by the reset a close with unread bytes would send.
+    refusalLinger = 2.0
+
+    #: The most refused connections kept lingering at once: past it, a
+    #: refusal is closed at once, so a flood of refusals holds a bounded
+    #: number of descriptors.
+    maxLingering = 1024
 
     _log = Logger()
 
@@ -53,6 +75,7 @@ class Admission:
         self.access = access
         self.clock = clock
         self.refused: Counter[str] = Counter()
+        self.lingering = 0
         self._refusalLog: Throttle[str | None] = Throttle()
 
     def admit(self, host: str | None, peer: Callable[[], str]) -> str | None:
@@ -82,6 +105,24 @@ class Admission:
                     greetdEvent="connection.refused",
                 )
         return refusal
+
+    def linger(self) -> bool:
+        """
+        Take a place for a refused connection to linger, if there is one.
+
+        @return: Whether it may linger; if so, the caller must match it with
+            L{lingered}.
+        """
+        if self.lingering >= self.maxLingering:
+            return False
+        self.lingering += 1
+        return True
+
+    def lingered(self) -> None:
+        """
+        A lingering refused connection is gone.
+        """
+        self.lingering -= 1
 
     def release(self, host: str | None) -> None:
         """

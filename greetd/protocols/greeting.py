@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IConsumer,
+    IDelayedCall,
     IPushProducer,
     IReactorTime,
     ITCPTransport,
@@ -25,7 +26,7 @@ from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
-from greetd.protocols.admission import Admission, defaultLimiter
+from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 from greetd.protocols.idle import IdleSweep
@@ -38,9 +39,6 @@ DEFAULT_MAX_LENGTH = 1024
 
 #: Seconds a connection may go without completing a message.
 DEFAULT_IDLE_TIMEOUT = 300.0
-
-#: What a connection over a limit is told before it is closed.
-TOO_MANY_CONNECTIONS = b"Error: too many connections\r\n"
 
 
 class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -83,6 +81,7 @@ class GreetingProtocol(Protocol):
     admitted = False
     closing = False
     writesThrough = False
+    _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -90,10 +89,7 @@ class GreetingProtocol(Protocol):
         self.host = getattr(transport.getPeer(), "host", None)
         refusal = factory.admit(self)
         if refusal is not None:
-            self.closing = True
-            if refusal != "access":
-                transport.write(TOO_MANY_CONNECTIONS)
-            transport.loseConnection()
+            self.refuse(refusal)
             return
         self.admitted = True
         self.writesThrough = supportsWriteThrough(transport)
@@ -107,6 +103,31 @@ class GreetingProtocol(Protocol):
         )
         if factory.banner:
             self.send(factory.banner)
+
+    def refuse(self, refusal: str) -> None:
+        """
+        Tell a refused client why, in one line, and close so that the line
+        arrives: shut the sending side once it is written, then read and
+        discard what the client sends for L{Admission.refusalLinger}
+        seconds, rather than close with its bytes unread, which makes the
+        kernel send a reset that destroys the line in flight.
+        """
+        self.closing = True
+        transport = self._transport()
+        line = REFUSAL_LINES.get(refusal)
+        admission = self.factory.admission
+        if line is None or not admission.linger():
+            if line is not None:
+                transport.write(line)
+            transport.loseConnection()
+            return
+        transport.write(line)
+        self._linger = self.factory.clock.callLater(
+            admission.refusalLinger, transport.loseConnection
+        )
+        halfClose = getattr(transport, "loseWriteConnection", None)
+        if halfClose is not None:
+            halfClose()
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
@@ -211,6 +232,11 @@ class GreetingProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.admitted:
+            linger, self._linger = self._linger, None
+            if linger is not None:
+                if linger.active():
+                    linger.cancel()
+                self.factory.admission.lingered()
             return
         factory = self.factory
         factory.connectionClosed(self)

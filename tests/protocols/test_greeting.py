@@ -16,9 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
-from greetd.protocols.admission import Admission
+from greetd.protocols.admission import REFUSAL_LINES, Admission
 from greetd.protocols.greeting import (
-    TOO_MANY_CONNECTIONS,
     GreetingFactory,
     GreetingProtocol,
 )
@@ -263,10 +262,13 @@ class ConnectionLimitTests(SynchronousTestCase):
 
     def test_overLimit(self) -> None:
         events = captureLogs(self, Admission)
-        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(1))
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(1))
         first, firstTransport = connect(factory)
         _, secondTransport = connect(factory)
         self.assertEqual(secondTransport.value(), b"Error: too many connections\r\n")
+        self.assertTrue(secondTransport.writeClosed)
+        clock.advance(Admission.refusalLinger)
         self.assertFalse(secondTransport.connected)
         self.assertEqual(factory.admission.refused["max-connections"], 1)
         self.assertEqual(factory.connections, {first})
@@ -507,4 +509,79 @@ class SafeDefaultsTests(SynchronousTestCase):
         )
         factory = GreetingFactory(clock=Clock())
         transports = [connect(factory)[1] for _ in range(21)]
-        self.assertEqual(transports[-1].value(), TOO_MANY_CONNECTIONS)
+        self.assertEqual(transports[-1].value(), REFUSAL_LINES["rate-per-ip"])
+
+
+class RefusalDeliveryTests(SynchronousTestCase):
+    """
+    A refused client gets one line naming the limit, and the connection is
+    closed so that the line arrives: the sending side is shut once it is
+    written, what the client sends meanwhile is read and discarded, and the
+    connection is closed after a bounded linger.
+    """
+
+    def test_lineNamesTheLimit(self) -> None:
+        for limiter, reason in [
+            (ConnectionLimiter(1), "max-connections"),
+            (ConnectionLimiter(0, 1), "max-per-ip"),
+            (ConnectionLimiter(0, 0, 1), "rate-per-ip"),
+        ]:
+            factory = GreetingFactory(clock=Clock(), limiter=limiter)
+            connect(factory)
+            _, transport = connect(factory)
+            self.assertEqual(transport.value(), REFUSAL_LINES[reason], reason)
+        self.assertIn(b"from your address", REFUSAL_LINES["max-per-ip"])
+        self.assertIn(b"try again later", REFUSAL_LINES["rate-per-ip"])
+
+    def test_lingerDiscardsThenCloses(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+        )
+        connect(factory)
+        refused, transport = connect(factory)
+        refused.dataReceived(b"x\nexit\n")
+        self.assertEqual(transport.value(), REFUSAL_LINES["max-connections"])
+        self.assertTrue(transport.connected)
+        self.assertEqual(factory.admission.lingering, 1)
+        clock.advance(Admission.refusalLinger)
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.admission.lingering, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_clientClosingEndsTheLinger(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+        )
+        connect(factory)
+        _, transport = connect(factory)
+        transport.loseConnection()
+        self.assertEqual(factory.admission.lingering, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_lingeringBounded(self) -> None:
+        """
+        Past L{Admission.maxLingering}, a refusal is closed at once: a flood
+        of refusals holds a bounded number of descriptors.
+        """
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+        )
+        factory.admission.maxLingering = 2
+        connect(factory)
+        transports = [connect(factory)[1] for _ in range(4)]
+        self.assertEqual([t.connected for t in transports], [True, True, False, False])
+        for transport in transports:
+            self.assertEqual(transport.value(), REFUSAL_LINES["max-connections"])
+        self.assertEqual(len(clock.getDelayedCalls()), 2)
+
+    def test_accessDeniedToldNothing(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), access=AccessPolicy(deny=[parseNetwork("192.0.2.0/24")])
+        )
+        _, transport = connect(factory)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.admission.lingering, 0)
