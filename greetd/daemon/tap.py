@@ -27,6 +27,8 @@ from greetd.daemon.pool import (
     workerPoolService,
 )
 from greetd.daemon.shutdown import DEFAULT_SHUTDOWN_TIMEOUT, DrainService
+from greetd.ops.log import DEFAULT_LOG_LEVEL, LOG_LEVELS, installLogger, parseLogLevel
+from greetd.ops.logfile import LogFiles, ReopenOnSignalService
 from greetd.ops.metrics import CountsCollector, metricsSite, readCounts
 from greetd.ops.notify import notifyServiceFromEnvironment
 from greetd.protocols.datagram import DEFAULT_GLOBAL_RATE, DEFAULT_RATE, ReplyProtocol
@@ -81,6 +83,8 @@ class Options(usage.Options):
 
     @ivar arguments: The arguments as given, which worker processes parse
         again (L{greetd.daemon.pool}).
+    @ivar logFiles: The log files twistd opens through greetd's logger
+        (L{installLogger}), which L{makeService} reopens on signals.
     """
 
     synopsis = "[options]"
@@ -91,7 +95,11 @@ class Options(usage.Options):
         "endpoint string (default tcp:9999:interface=127.0.0.1; haproxy: in "
         "front for the PROXY protocol); --udp takes udp:PORT[:interface=ADDRESS] "
         "or systemd:domain=...:name=... (default udp:9999:interface=127.0.0.1). "
-        "Both may be repeated."
+        "Both may be repeated. Logs go where twistd's would (stdout with "
+        "--nodaemon, else twistd's --logfile), as text or, with twistd's "
+        "--logger greetd.ops.log.jsonLogger, JSON; the file is opened for "
+        "appending and never rotated by greetd: SIGHUP and SIGUSR1 reopen it "
+        "by name, for logrotate. SIGTERM and SIGINT drain and stop."
     )
 
     optParameters: ClassVar[list[Any]] = [
@@ -173,6 +181,13 @@ class Options(usage.Options):
             "haproxy:tcp... and udp: only). Limits apply per worker: with N "
             "workers a per-address limit of L admits up to N*L.",
         ],
+        [
+            "log-level",
+            None,
+            DEFAULT_LOG_LEVEL,
+            f"The least severe log lines written: {', '.join(LOG_LEVELS)} "
+            "(debug adds dropped datagrams and Twisted's own port lines).",
+        ],
     ]
 
     optFlags: ClassVar[list[Any]] = [
@@ -186,10 +201,16 @@ class Options(usage.Options):
         ],
     ]
 
-    compData = usage.Completions(optActions={"framing": usage.CompleteList(FRAMINGS)})
+    compData = usage.Completions(
+        optActions={
+            "framing": usage.CompleteList(FRAMINGS),
+            "log-level": usage.CompleteList(LOG_LEVELS),
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        self.logFiles = LogFiles()
         self["tcp"] = []
         self["udp"] = []
         self["allow"] = []
@@ -211,6 +232,14 @@ class Options(usage.Options):
             sys.stderr.write(f"twistd greetd: {error} (see twistd greetd --help)\n")
             raise SystemExit(1) from None
 
+    def opt_version(self) -> None:
+        """Display greetd's version and Twisted's, and exit."""
+        from greetd import __version__
+        from twisted import copyright
+
+        print(f"greetd {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
     def opt_tcp(self, description: str) -> None:
         """A Twisted server endpoint for TCP greetings (repeatable)."""
         self["tcp"].append(description)
@@ -228,6 +257,13 @@ class Options(usage.Options):
         self["deny"].append(network)
 
     def postOptions(self) -> None:
+        try:
+            self["log-level"] = parseLogLevel(self["log-level"])
+        except ValueError as error:
+            raise usage.UsageError(f"--log-level: {error}") from None
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            installLogger(parent, self["log-level"], self.logFiles)
         self["max-length"] = numericOption(self, "max-length")
         self["workers"] = numericOption(self, "workers")
         for name in ("max-connections", "max-per-ip", "rate-per-ip"):
@@ -431,6 +467,8 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
             partial(_listenDatagram, reactor),
         )
         counts = servers.counts
+    reopen = ReopenOnSignalService(options.logFiles, reactor)
+    reopen.setServiceParent(services)  # type: ignore[no-untyped-call]
     if options["metrics"] is not None:
         served = bool(options["tcp"]), bool(options["udp"])
         collector = CountsCollector(counts, *served, workers=workers)
