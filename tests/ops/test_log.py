@@ -16,6 +16,7 @@ from typing import Any
 from twisted.application.app import AppLogger
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.logger import ILogObserver, LogLevel, textFileLogObserver
+from twisted.python import syslog
 from twisted.python.failure import Failure
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
@@ -400,6 +401,29 @@ class InstallLoggerTests(SynchronousTestCase):
         [line] = self.stdout.getvalue().splitlines()
         self.assertEqual(json.loads(line)["level"], "info")
         self.assertEqual(config.subOptions.logFiles.files, [])
+
+    def test_syslog(self) -> None:
+        """
+        With twistd's C{--syslog}, text goes to syslog, at the level.
+        """
+        emitted: list[dict[str, Any]] = []
+
+        class FakeSyslogObserver:
+            def __init__(self, prefix: str) -> None:
+                self.prefix = prefix
+
+            def emit(self, eventDict: dict[str, Any]) -> None:
+                emitted.append({"prefix": self.prefix, **eventDict})
+
+        self.patch(syslog, "SyslogObserver", FakeSyslogObserver)
+        _, observer = self.twistd(
+            "--syslog", "--prefix", "gd", "greetd", "--log-level", "warn"
+        )
+        observer(closeEvent(log_level=LogLevel.error))
+        observer(closeEvent())
+        [event] = emitted
+        self.assertEqual((event["prefix"], event["messages"]), ("gd", 3))
+        self.assertEqual(self.stdout.getvalue(), "")
 
     def test_daemonCannotLogToStdout(self) -> None:
         config = ServerOptions()
