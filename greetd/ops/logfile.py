@@ -21,6 +21,7 @@ deletes old files.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import IO, Any, Callable, Iterable
 
@@ -37,12 +38,13 @@ class LogFile:
     A text file opened for appending, line by line, that L{reopen} opens
     again by name: a file-like object for L{twisted.logger.FileLogObserver}.
 
-    @ivar path: The file's name, as given (relative to the working directory
-        at start-up, which twistd keeps unless C{--rundir} changes it).
+    @ivar path: The file's absolute name: a relative one is taken from the
+        working directory at start-up, as twistd does, since twistd's
+        C{--rundir} changes it afterwards.
     """
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)
         self._file = self._open()
 
     def _open(self) -> IO[str]:

@@ -200,3 +200,26 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
             {signal.SIGUSR1: signal.SIG_DFL, signal.SIGHUP: "previous"},
         )
         self.assertFalse(self.service.running)
+
+
+class RelativePathTests(SynchronousTestCase):
+    def test_reopenedWhereOpened(self) -> None:
+        """
+        A relative name is the one at start-up: twistd's C{--rundir} changes
+        the working directory after the log is opened, and a reopen must
+        not create the log there.
+        """
+        first, second = tempfile.mkdtemp(), tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, first)
+        self.addCleanup(shutil.rmtree, second)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(first)
+        logFile = LogFile("greetd.log")
+        self.addCleanup(logFile.close)
+        os.chdir(second)
+        os.rename(os.path.join(first, "greetd.log"), "moved.log")
+        logFile.reopen()
+        logFile.write("line\n")
+        self.assertEqual(logFile.path, os.path.join(first, "greetd.log"))
+        self.assertEqual(read(logFile.path), "line\n")
+        self.assertEqual(os.listdir(second), ["moved.log"])
