@@ -261,9 +261,6 @@ class Options(usage.Options):
             self["log-level"] = parseLogLevel(self["log-level"])
         except ValueError as error:
             raise usage.UsageError(f"--log-level: {error}") from None
-        parent = getattr(self, "parent", None)
-        if parent is not None:
-            installLogger(parent, self["log-level"], self.logFiles)
         self["max-length"] = numericOption(self, "max-length")
         self["workers"] = numericOption(self, "workers")
         for name in ("max-connections", "max-per-ip", "rate-per-ip"):
@@ -308,6 +305,9 @@ class Options(usage.Options):
             checkEndpoints(self["tcp"], "--tcp", checkShareable)
             shareable = partial(checkShareableDatagram, reactor)
             checkEndpoints(self["udp"], "--udp", shareable)
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            installLogger(parent, self["log-level"], self.logFiles)
 
 
 def checkEndpoints(descriptions: Sequence[str], option: str, parse: Any) -> None:

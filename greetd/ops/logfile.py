@@ -132,12 +132,16 @@ InstallHandler = Callable[[int, Any], Any]
 
 class ReopenOnSignalService(Service):
     """
-    Reopens L{LogFiles} on each of L{REOPEN_SIGNALS} while running, in the
-    reactor thread (the handler only schedules it), so that a signal never
-    interrupts a line being written; and so the signals never kill, even
-    when the log goes to stdout and there is nothing to reopen.
+    Reopens L{LogFiles} on each of L{REOPEN_SIGNALS}, in the reactor thread
+    (the handler only schedules it), so that a signal never interrupts a
+    line being written; and so the signals never kill, even when the log
+    goes to stdout and there is nothing to reopen.
 
-    The previous handlers are put back when the service stops.
+    The handlers stay after the service stops, until the reactor has shut
+    down: stopping begins with every service at once, and connections may
+    drain for C{--shutdown-timeout} seconds afterwards, during which a
+    rotation's signal must neither kill nor go unanswered.  Then the
+    previous handlers are put back.
     """
 
     def __init__(
@@ -151,16 +155,23 @@ class ReopenOnSignalService(Service):
         self._reactor = reactor
         self._signals = tuple(signals)
         self._installHandler = installHandler or signal.signal
-        self._previous: dict[int, Any] = {}
+        self._previous: dict[int, Any] | None = None
 
     def startService(self) -> None:
         Service.startService(self)
-        for signum in self._signals:
-            self._previous[signum] = self._installHandler(signum, self._handle)
+        if self._previous is not None:
+            return
+        self._previous = {
+            signum: self._installHandler(signum, self._handle)
+            for signum in self._signals
+        }
+        self._reactor.addSystemEventTrigger("after", "shutdown", self.restoreHandlers)
 
-    def stopService(self) -> None:
-        Service.stopService(self)
-        previous, self._previous = self._previous, {}
+    def restoreHandlers(self) -> None:
+        """
+        Put back the handlers there were before L{startService}.
+        """
+        previous, self._previous = self._previous or {}, None
         for signum, handler in previous.items():
             self._installHandler(signum, handler)
 

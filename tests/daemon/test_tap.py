@@ -5,6 +5,7 @@ Tests for L{greetd.daemon.tap}.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from io import StringIO
 
@@ -227,6 +228,7 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()
+        self.patch(signal, "signal", lambda signum, handler: None)
         service = makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor)
         service.startService()
         self.addCleanup(service.stopService)

@@ -153,9 +153,16 @@ class FakeReactor:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.afterShutdown: list[Callable[[], None]] = []
 
     def callFromThread(self, function: Callable[..., Any], *args: Any) -> None:
         self.calls.append((function, args))
+
+    def addSystemEventTrigger(
+        self, phase: str, event: str, callable: Callable[[], None]
+    ) -> None:
+        assert (phase, event) == ("after", "shutdown")
+        self.afterShutdown.append(callable)
 
 
 class ReopenOnSignalServiceTests(SynchronousTestCase):
@@ -192,14 +199,34 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
             ],
         )
 
-    def test_stopRestoresHandlers(self) -> None:
+    def test_handlersOutliveService(self) -> None:
+        """
+        Stopped (connections may drain for a while yet), the service keeps
+        its handlers; they are put back once the reactor has shut down.
+        """
         self.service.startService()
         self.service.stopService()
+        self.assertFalse(self.service.running)
+        self.handlers[signal.SIGHUP](signal.SIGHUP, None)
+        self.assertEqual(self.reactor.calls, [(self.logFiles.reopen, ("SIGHUP",))])
+        [restore] = self.reactor.afterShutdown
+        restore()
         self.assertEqual(
             self.handlers,
             {signal.SIGUSR1: signal.SIG_DFL, signal.SIGHUP: "previous"},
         )
-        self.assertFalse(self.service.running)
+
+    def test_restartedOnce(self) -> None:
+        """
+        Started again, the service neither installs twice nor loses the
+        handlers there were before it.
+        """
+        for _ in range(2):
+            self.service.startService()
+            self.service.stopService()
+        self.assertEqual(len(self.reactor.afterShutdown), 1)
+        self.reactor.afterShutdown[0]()
+        self.assertEqual(self.handlers[signal.SIGHUP], "previous")
 
 
 class RelativePathTests(SynchronousTestCase):
