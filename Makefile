@@ -10,7 +10,7 @@ comma := ,
 STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
-DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy \
+DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate \
 	systemd-socket-activate=systemd systemd-analyze=systemd
 
 # Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.

@@ -16,6 +16,7 @@ from greetd.core.framing import FRAMINGS
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.plan import TCP, PlanError, makePlan
 from greetd.daemon.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
+from greetd.ops.log import DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel
 from greetd.protocols.admission import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_IP,
@@ -56,7 +57,11 @@ class Options(usage.Options):
         "endpoint string (default tcp:9999:interface=127.0.0.1; haproxy: in "
         "front for the PROXY protocol); --udp takes udp:PORT[:interface=ADDRESS] "
         "or systemd:domain=...:name=... (default udp:9999:interface=127.0.0.1). "
-        "Both may be repeated."
+        "Both may be repeated. Logs go where twistd's would (stdout with "
+        "--nodaemon, else twistd's --logfile), as text or, with twistd's "
+        "--logger greetd.ops.log.jsonLogger, JSON; the file is opened for "
+        "appending and never rotated by greetd: SIGHUP and SIGUSR1 reopen it "
+        "by name, for logrotate. SIGTERM and SIGINT drain and stop."
     )
 
     optParameters: ClassVar[list[Any]] = [
@@ -138,6 +143,13 @@ class Options(usage.Options):
             "haproxy:tcp... and udp: only). Limits apply per worker: with N "
             "workers a per-address limit of L admits up to N*L.",
         ],
+        [
+            "log-level",
+            None,
+            DEFAULT_LOG_LEVEL,
+            f"The least severe log lines written: {', '.join(LOG_LEVELS)} "
+            "(debug adds dropped datagrams and Twisted's own port lines).",
+        ],
     ]
 
     optFlags: ClassVar[list[Any]] = [
@@ -151,7 +163,12 @@ class Options(usage.Options):
         ],
     ]
 
-    compData = usage.Completions(optActions={"framing": usage.CompleteList(FRAMINGS)})
+    compData = usage.Completions(
+        optActions={
+            "framing": usage.CompleteList(FRAMINGS),
+            "log-level": usage.CompleteList(LOG_LEVELS),
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -185,6 +202,10 @@ class Options(usage.Options):
         self["deny"].append(network)
 
     def postOptions(self) -> None:
+        try:
+            self["log-level"] = parseLogLevel(self["log-level"])
+        except ValueError as error:
+            raise usage.UsageError(f"--log-level: {error}") from None
         self["max-length"] = numericOption(self, "max-length")
         self["workers"] = numericOption(self, "workers")
         for name in ("max-connections", "max-per-ip", "rate-per-ip"):

@@ -13,7 +13,9 @@ parent's own greetd arguments and the listening sockets as inherited file
 descriptors.  Its standard input is a pipe from the parent that the parent
 never writes: end of file there means the parent is gone, and the worker
 drains and exits.  It writes its counters to the parent once a second over
-another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums.
+another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums,
+and its log to standard output, a pipe too, which the parent relays to its
+own log (L{greetd.ops.relay}).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -47,6 +49,7 @@ from greetd.core.counters import retire, sumCounts
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import Address
+from greetd.ops.relay import LogRelay
 from greetd.protocols.drain import cancelling
 
 #: The worker's descriptor for its counters, written once a second.
@@ -175,8 +178,8 @@ def workerCommand(
 
 class WorkerProtocol(ProcessProtocol):
     """
-    The parent's end of one worker: reads its counters and tells the pool
-    when it ends.
+    The parent's end of one worker: reads its counters, relays its log and
+    tells the pool when it ends.
 
     @ivar pool: The L{WorkerPool} it belongs to.
     @ivar slot: Which worker this is, from 1: a replacement takes the slot
@@ -193,8 +196,18 @@ class WorkerProtocol(ProcessProtocol):
         self.slot = slot
         self.counts: Counter[str] = Counter()
         self._buffer = b""
+        self._logs: dict[int, LogRelay] = {}
+
+    def connectionMade(self) -> None:
+        pid = getattr(self.transport, "pid", None)
+        self._logs = {
+            1: LogRelay(self.slot, pid),
+            2: LogRelay(self.slot, pid, LogLevel.error),
+        }
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD in self._logs:
+            self._logs[childFD].dataReceived(data)
         if childFD != COUNTS_FD:
             return
         *lines, self._buffer = (self._buffer + data).split(b"\n")
@@ -203,6 +216,10 @@ class WorkerProtocol(ProcessProtocol):
                 self.counts = Counter(json.loads(lines[-1]))
             except ValueError:
                 self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        if childFD in self._logs:
+            self._logs[childFD].connectionLost()
 
     def processEnded(self, reason: Failure) -> None:
         self.pool.workerEnded(self, reason)
@@ -363,9 +380,10 @@ def spawnWorker(
     """
     Start worker C{slot} with the parent's bound sockets as descriptors
     from L{FIRST_LISTENER_FD} on; standard input is the pipe whose end of
-    file tells it the parent is gone, and L{COUNTS_FD} the counters' pipe.
+    file tells it the parent is gone, standard output and error pipes
+    whose lines the parent logs, and L{COUNTS_FD} the counters' pipe.
     """
-    childFDs: dict[int, int | str] = {0: "w", 1: 1, 2: 2, COUNTS_FD: "r"}
+    childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r", COUNTS_FD: "r"}
     inherited: dict[str, list[int]] = {}
     fd = FIRST_LISTENER_FD
     for kind, services in listeners.items():

@@ -16,6 +16,8 @@ from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
 from greetd.daemon.options import Options as GreetdOptions
 from greetd.daemon.pool import workerPoolService
 from greetd.daemon.single import singleProcessService
+from greetd.ops.log import installLogger
+from greetd.ops.logfile import LogFiles, ReopenOnSignalService
 from greetd.ops.metrics import CountsCollector, metricsSite
 from greetd.ops.notify import notifyServiceFromEnvironment
 
@@ -24,11 +26,21 @@ __all__ = ["DEFAULT_TCP", "DEFAULT_UDP", "Options", "makeService"]
 
 class Options(GreetdOptions):
     """
-    L{greetd.daemon.options.Options} as twistd's subcommand: a bad option
-    ends the process with one line on standard error and status 1.  twistd
-    itself would print the whole usage first and, before Twisted 26.10,
-    exit with status 0.
+    L{greetd.daemon.options.Options} as twistd's subcommand.
+
+    A bad option ends the process with one line on standard error and
+    status 1 (twistd itself would print the whole usage first and, before
+    Twisted 26.10, exit with status 0); C{--version} prints greetd's
+    version; and once the options are good, twistd logs through greetd's
+    logger (L{installLogger}), whose files L{makeService} reopens on
+    SIGHUP and SIGUSR1.
+
+    @ivar logFiles: The log files twistd opens through greetd's logger.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logFiles = LogFiles()
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         try:
@@ -36,6 +48,20 @@ class Options(GreetdOptions):
         except usage.UsageError as error:
             sys.stderr.write(f"twistd greetd: {error} (see twistd greetd --help)\n")
             raise SystemExit(1) from None
+
+    def opt_version(self) -> None:
+        """Display greetd's version and Twisted's, and exit."""
+        from greetd import __version__
+        from twisted import copyright
+
+        print(f"greetd {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            installLogger(parent, self["log-level"], self.logFiles)
 
 
 def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
@@ -46,8 +72,9 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
     L{ReplyProtocol <greetd.protocols.datagram.ReplyProtocol>}; or, with
     C{--workers} above 1, the listening sockets and the
     L{WorkerPool <greetd.daemon.pool.WorkerPool>} that serves them.  Then
-    the metrics listener, if asked for, and under a service manager the
-    L{NotifyService <greetd.ops.notify.NotifyService>}, last.
+    the metrics listener, if asked for; under twistd (L{Options}), the
+    service that reopens the log on SIGHUP and SIGUSR1; and under a service
+    manager the L{NotifyService <greetd.ops.notify.NotifyService>}, last.
 
     @param options: Parsed L{Options}.
     @param reactor: The reactor to listen with; the global one by default.
@@ -72,6 +99,10 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
             plan.metrics.kind, plan.metrics.description, lambda: endpoint.listen(site)
         )
         metrics.setServiceParent(services)  # type: ignore[no-untyped-call]
+    logFiles = getattr(options, "logFiles", None)
+    if logFiles is not None:
+        reopen = ReopenOnSignalService(logFiles, reactor)
+        reopen.setServiceParent(services)  # type: ignore[no-untyped-call]
     listeners = [child for child in services if isinstance(child, ListeningService)]
     notifier = notifyServiceFromEnvironment(listeners, reactor)
     if notifier is not None:

@@ -5,8 +5,9 @@ parent's L{greetd.daemon.pool.WorkerPool}, never by hand.
 
 It builds the same factory and protocols as C{twistd greetd} does
 (L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
-standard output with C{worker N} in front of each line, drains on SIGTERM or
-SIGINT as the daemon does, reports its counters to the parent every second,
+standard output, a pipe the parent relays to its own log (L{greetd.ops.relay}),
+drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
+(the parent's to handle), reports its counters to the parent every second,
 and drains and exits as soon as its standard input (a pipe from the parent)
 reaches end of file: no worker outlives its parent.
 """
@@ -15,23 +16,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import IO, Any, ClassVar, Iterator, Sequence, cast
+from typing import Any, ClassVar, Iterator, Sequence, cast
 
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, execute
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.task import LoopingCall
-from twisted.logger import (
-    FileLogObserver,
-    LogEvent,
-    formatEventAsClassicLogText,
-    globalLogBeginner,
-)
+from twisted.logger import globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
 
@@ -40,6 +37,8 @@ from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
 from greetd.daemon.pool import COUNTS_FD, parseInherited
 from greetd.daemon.single import Target, serve
+from greetd.ops.logfile import REOPEN_SIGNALS
+from greetd.ops.relay import workerLogObserver
 from greetd.protocols.proxy import ProxyHeaderFactory
 
 #: Seconds between two reports of the counters to the parent.
@@ -196,23 +195,6 @@ def report(servers: Servers, fd: int) -> None:
         os.write(fd, line)
 
 
-def workerObserver(slot: int, pid: int, stream: IO[str]) -> FileLogObserver:
-    """
-    Log events as twistd does, with C{worker N pid P} in front of the
-    system: the slot says which worker, the pid which run of it.
-    """
-    prefix = f"worker {slot} pid {pid}"
-
-    def formatEvent(event: LogEvent) -> str | None:
-        system = event.get("log_system")
-        event = dict(event)
-        hasSystem = system and system != "-"
-        event["log_system"] = f"{prefix} {system}" if hasSystem else prefix
-        return formatEventAsClassicLogText(event)
-
-    return FileLogObserver(stream, formatEvent)
-
-
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
     Run one worker until SIGTERM, SIGINT or the parent's exit.
@@ -228,9 +210,11 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     options: Options = workerOptions["options"]
     fds = workerOptions["fds"]
     globalLogBeginner.beginLoggingTo(
-        [workerObserver(workerOptions["slot"], os.getpid(), sys.stdout)],
+        [workerLogObserver(sys.stdout, options["log-level"])],
         redirectStandardIO=False,
     )
+    for signum in REOPEN_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     servers = buildServers(options, reactor)
     services = serve(
         options["plan"],

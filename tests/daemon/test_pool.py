@@ -9,7 +9,6 @@ import json
 import os
 import socket
 from collections import Counter
-from io import StringIO
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -21,7 +20,7 @@ from twisted.internet.error import (
 )
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -60,9 +59,9 @@ from greetd.daemon.worker import (
     WorkerOptions,
     adopt,
     report,
-    workerObserver,
 )
 from greetd.ops.metrics import CountsCollector
+from greetd.ops.relay import eventAsRelayLine
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
 from tests.daemon.test_tap import parse
@@ -353,7 +352,7 @@ class ArgumentTests(SynchronousTestCase):
         self.assertIn(f"--inherited=tcp={FIRST_LISTENER_FD},udp=5", argv)
         self.assertEqual(
             kwargs["childFDs"],
-            {0: "w", 1: 1, 2: 2, COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
+            {0: "w", 1: "r", 2: "r", COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
         )
         self.assertEqual(kwargs["env"], os.environ)
 
@@ -556,15 +555,30 @@ class WorkerProcessTests(SynchronousTestCase):
         self.assertTrue(line.endswith(b"\n"))
         self.assertEqual(json.loads(line)["tcp.connections"], 4)
 
-    def test_logPrefix(self) -> None:
-        stream = StringIO()
-        observer = workerObserver(2, 99, stream)
-        event = {"log_format": "hi {x}", "x": 1, "log_time": 0.0, "log_system": "S"}
-        observer(event)
-        observer({"log_format": "bare", "log_time": 0.0, "log_system": "-"})
-        first, second = stream.getvalue().splitlines()
-        self.assertTrue(first.endswith(" [worker 2 pid 99 S] hi 1"), first)
-        self.assertTrue(second.endswith(" [worker 2 pid 99] bare"), second)
+    def test_relaysLog(self) -> None:
+        """
+        What a worker writes to standard output and error is published in
+        the parent, naming the worker; its counters' pipe is not.
+        """
+        published: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(published.append)
+        self.addCleanup(globalLogPublisher.removeObserver, published.append)
+        protocol = WorkerProtocol(WorkerPool(1, None, Clock(), 1.0), 3)  # type: ignore[arg-type]
+        protocol.makeConnection(FakeProcess(1234))  # type: ignore[arg-type]
+        line = eventAsRelayLine({"log_format": "Serving", "log_time": 0.0})
+        protocol.childDataReceived(1, line[:5].encode())
+        protocol.childDataReceived(COUNTS_FD, b'{"tcp.connections": 1}\n')
+        protocol.childDataReceived(1, line[5:].encode())
+        protocol.childDataReceived(2, b"Traceback")
+        protocol.childConnectionLost(2)
+        self.assertEqual(
+            [(event["log_system"], event["log_level"]) for event in published],
+            [
+                ("worker 3 pid 1234", LogLevel.info),
+                ("worker 3 pid 1234", LogLevel.error),
+            ],
+        )
+        self.assertEqual(protocol.counts["tcp.connections"], 1)
 
 
 class OptionsTests(SynchronousTestCase):

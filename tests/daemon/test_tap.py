@@ -5,21 +5,27 @@ Tests for L{greetd.daemon.tap}.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from io import StringIO
 
+from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd import __version__
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.shutdown import DrainService
+from greetd.daemon.tap import Options as TwistdOptions
 from greetd.daemon.tap import makeService
+from greetd.ops.logfile import ReopenOnSignalService
 from greetd.ops.notify import NotifyService
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
 from tests.helpers import MemoryUDPReactor
+from twisted import copyright
 
 
 def parse(*argv: str) -> Options:
@@ -99,6 +105,11 @@ class OptionsTests(SynchronousTestCase):
             (["--udp-rate", "nan"], "--udp-rate: nan is less than 0"),
             (["--allow", "10.0.0.0/33"], "--allow/--deny: '10.0.0.0/33'"),
             (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
+            (
+                ["--log-level", "verbose"],
+                "--log-level: 'verbose' is not one of debug, info, warn, error, "
+                "critical",
+            ),
         ]:
             options = Options()
             error = self.assertRaises(usage.UsageError, options.parseOptions, argv)
@@ -130,10 +141,31 @@ class OptionsTests(SynchronousTestCase):
         options.parent = ServerOptions()  # type: ignore[attr-defined]
         self.assertRaises(usage.UsageError, options.parseOptions, ["--framing", "x"])
 
+    def test_logLevel(self) -> None:
+        self.assertIs(parse()["log-level"], LogLevel.info)
+        self.assertIs(parse("--log-level", "debug")["log-level"], LogLevel.debug)
+        self.assertIs(parse("--log-level=critical")["log-level"], LogLevel.critical)
+
+    def test_version(self) -> None:
+        """
+        C{twistd greetd --version} prints greetd's version and Twisted's.
+        """
+        stdout = StringIO()
+        self.patch(sys, "stdout", stdout)
+        error = self.assertRaises(
+            SystemExit, ServerOptions().parseOptions, ["greetd", "--version"]
+        )
+        self.assertEqual(error.code, 0)
+        self.assertEqual(
+            stdout.getvalue(), f"greetd {__version__} (Twisted {copyright.version})\n"
+        )
+
     def test_fullUsage(self) -> None:
         usageText = Options().getUsage()
         for option in ("--tcp", "--udp", "--framing", "--max-length", "--reply"):
             self.assertIn(option, usageText)
+        for text in ("--log-level", "SIGHUP and SIGUSR1 reopen", "--version"):
+            self.assertIn(text, " ".join(usageText.split()))
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -207,7 +239,10 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()
-        makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
+        self.patch(signal, "signal", lambda signum, handler: None)
+        service = makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
         first, second = (server[1] for server in reactor.udpServers)
         self.assertIsNot(first, second)
 
@@ -227,6 +262,25 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(notifier.listeners, listeners)
         self.assertEqual([child.kind for child in notifier.listeners], ["TCP", "UDP"])
         self.assertIsNone(notifier.interval)
+
+    def test_reopenService(self) -> None:
+        """
+        The service reopens the log files twistd opened through greetd's
+        options, on SIGUSR1 and SIGHUP.
+        """
+        options = TwistdOptions()
+        options.parseOptions([])
+        service = makeService(options, MemoryUDPReactor())
+        [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
+        self.assertIs(reopen.logFiles, options.logFiles)
+
+    def test_noSignalHandlersEmbedded(self) -> None:
+        """
+        Embedded (L{greetd.Options}), the service installs no signal
+        handlers: those are twistd's business.
+        """
+        service = makeService(parse(), MemoryUDPReactor())
+        self.assertFalse(any(isinstance(c, ReopenOnSignalService) for c in service))
 
     def test_noNotifyServiceByDefault(self) -> None:
         self.patch(os, "environ", {})
