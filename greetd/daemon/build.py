@@ -12,6 +12,8 @@ from greetd.core.counters import Counts, readCounts
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
 from greetd.daemon.options import Options
+from greetd.ops.accesslog import FastAccessLog
+from greetd.ops.log import output
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
 
@@ -74,6 +76,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
                 options["rate-per-ip"],
             ),
             access=access,
+            accessLog=FastAccessLog(output),
         )
     replies = [
         ReplyProtocol(

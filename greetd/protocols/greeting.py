@@ -8,6 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
@@ -26,6 +27,7 @@ from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
+from greetd.protocols.accesslog import AccessLog, LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
@@ -68,6 +70,7 @@ class GreetingProtocol(Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
+    @ivar ended: How it ended, for the access log (L{ENDINGS}), once known.
     @ivar writesThrough: Whether replies are sent at once rather than on the
         next reactor turn (plain TCP only; see L{greetd.protocols.fastwrite}).
     """
@@ -81,6 +84,7 @@ class GreetingProtocol(Protocol):
     admitted = False
     closing = False
     writesThrough = False
+    ended: str | None = None
     _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
@@ -96,11 +100,9 @@ class GreetingProtocol(Protocol):
         self._framer = MessageFramer(factory.framing, factory.maxLength)
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
         transport.registerProducer(self, True)
-        self._log.info(
-            "Connection from {peer} opened",
-            peer=self.peer,
-            greetdEvent="connection.open",
-        )
+        accessLog = factory.accessLog
+        if accessLog.wantsOpened():
+            accessLog.opened(self.peer)
         if factory.banner:
             self.send(factory.banner)
 
@@ -113,8 +115,10 @@ class GreetingProtocol(Protocol):
         kernel send a reset that destroys the line in flight.
         """
         self.closing = True
+        self.ended = "refused"
         transport = self._transport()
         line = REFUSAL_LINES.get(refusal)
+        self._logClosed(0.0, 0, len(line or b""))
         admission = self.factory.admission
         if line is None or not admission.linger():
             if line is not None:
@@ -142,6 +146,7 @@ class GreetingProtocol(Protocol):
                 greetdEvent="connection.error",
             )
             self.factory.countError("internal")
+            self.ended = "error"
             self.abort()
 
     def _answer(self, data: bytes) -> None:
@@ -150,12 +155,14 @@ class GreetingProtocol(Protocol):
         try:
             for message in self._framer.feed(data):
                 if message.payload == EXIT:
+                    self.ended = "exit"
                     self.close()
                     return
                 self.messages += 1
                 self.send(template.format(message.payload) + message.ending)
         except MessageTooLong as error:
             self.factory.countError("length")
+            self.ended = "error"
             self.sendError(str(error))
         finally:
             if self.messages != answered:
@@ -203,6 +210,7 @@ class GreetingProtocol(Protocol):
         and close.
         """
         self.factory.countError("idle-timeout")
+        self.ended = "idle-timeout"
         self.sendError("idle timeout")
 
     def pauseProducing(self) -> None:
@@ -240,16 +248,25 @@ class GreetingProtocol(Protocol):
             return
         factory = self.factory
         factory.connectionClosed(self)
-        self._log.info(
-            "Connection from {peer} closed after {duration:.3f}s: "
-            "{messages} messages, {bytesReceived} bytes received, "
-            "{bytesSent} bytes sent",
-            peer=self.peer,
-            duration=factory.clock.seconds() - self.openedAt,
-            messages=self.messages,
-            bytesReceived=self.bytesReceived,
-            bytesSent=self.bytesSent,
-            greetdEvent="connection.close",
+        if self.ended is None:
+            self.ended = "closed" if reason.check(ConnectionDone) else "reset"
+        self._logClosed(
+            factory.clock.seconds() - self.openedAt,
+            self.bytesReceived,
+            self.bytesSent,
+        )
+
+    def _logClosed(self, duration: float, received: int, sent: int) -> None:
+        address = self._transport().getPeer()
+        self.factory.accessLog.closed(
+            formatAddress(address),
+            self.host,
+            getattr(address, "port", None),
+            duration,
+            self.messages,
+            received,
+            sent,
+            self.ended or "closed",
         )
 
     def _transport(self) -> IStreamTransport:
@@ -287,6 +304,8 @@ class GreetingFactory(_FactoryBase):
         (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
     @ivar idle: The L{IdleSweep}.
     @ivar drain: The L{Drain}, for shutdown.
+    @ivar accessLog: Where each connection's line goes when it closes
+        (L{LoggerAccessLog} unless given).
     @ivar connections: The admitted connections open now.
     @ivar connectionsTotal: How many connections have been admitted.
     @ivar errors: Connections closed with an error, by reason.
@@ -307,6 +326,7 @@ class GreetingFactory(_FactoryBase):
         idleTimeout: float = DEFAULT_IDLE_TIMEOUT,
         limiter: ConnectionLimiter | None = None,
         access: AccessPolicy | None = None,
+        accessLog: AccessLog | None = None,
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
@@ -331,6 +351,7 @@ class GreetingFactory(_FactoryBase):
             clock,
         )
         self.idle = IdleSweep(clock, idleTimeout, self.connections)
+        self.accessLog = accessLog if accessLog is not None else LoggerAccessLog()
         self.drain = Drain(clock, self.connections)
 
     @property
@@ -409,4 +430,7 @@ class GreetingFactory(_FactoryBase):
         Close every connection once its owed replies are written, aborting
         those still open after C{timeout} seconds (L{Drain.closeAll}).
         """
+        for protocol in self.connections:
+            if protocol.ended is None:
+                protocol.ended = "shutdown"
         return self.drain.closeAll(timeout)

@@ -73,7 +73,7 @@ def test_seedOutput(spawnGreetd: Any, framing: str) -> None:
     assert (tcp.status, tcp.stdout, tcp.stderr) == (0, SEED_TCP_OUTPUT, "")
     udp = greet("--udp", "-p", str(daemon.udp[0][1]), *NAMES)
     assert (udp.status, udp.stdout, udp.stderr) == (0, SEED_UDP_OUTPUT, "")
-    daemon.waitFor(r"closed after [\d.]+s: 3 messages")
+    daemon.waitFor(r"closed \(exit\) after [\d.]+s: 3 messages")
 
 
 @pytest.mark.parametrize("framing", ["auto", "line", "raw"])
