@@ -16,7 +16,8 @@ from twisted.internet.testing import (
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.protocols.accesslog import NAMESPACE, LoggerAccessLog
+from greetd.core.accessline import NAMESPACE
+from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 
 #: A peer from the documentation range, as tests' client.

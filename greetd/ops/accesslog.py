@@ -19,8 +19,8 @@ from json import encoder
 
 from twisted.logger import LogLevel, formatTime
 
+from greetd.core.accessline import CLOSED_TEXT, NAMESPACE, AccessLog
 from greetd.ops.log import LogOutput
-from greetd.protocols.accesslog import CLOSED_TEXT, NAMESPACE, LoggerAccessLog
 
 #: A closed connection's line in twistd's text format.
 TEXT_LINE = "%s [" + NAMESPACE + "#info] " + CLOSED_TEXT + "\n"
@@ -45,12 +45,13 @@ class FastAccessLog:
     then, in a worker, whose log its parent relays, or to syslog).
 
     @ivar output: Where and how the log is written.
-    @ivar fallback: The access log used when C{output} has no stream.
+    @ivar fallback: The access log used when C{output} has no stream: a
+        L{LoggerAccessLog <greetd.protocols.accesslog.LoggerAccessLog>}.
     """
 
-    def __init__(self, output: LogOutput, fallback: LoggerAccessLog | None = None):
+    def __init__(self, output: LogOutput, fallback: AccessLog) -> None:
         self.output = output
-        self.fallback = fallback if fallback is not None else LoggerAccessLog()
+        self.fallback = fallback
         self._second = -1
         self._textStamp = ""
         self._isoStamp = ""

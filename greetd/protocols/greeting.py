@@ -22,12 +22,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.core.access import AccessPolicy
+from greetd.core.accessline import AccessLog
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
-from greetd.protocols.accesslog import AccessLog, LoggerAccessLog
+from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
@@ -70,7 +71,8 @@ class GreetingProtocol(Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
-    @ivar ended: How it ended, for the access log (L{ENDINGS}), once known.
+    @ivar ended: How it ended, for the access log (one of
+        L{greetd.core.accessline.ENDINGS}), once known.
     @ivar writesThrough: Whether replies are sent at once rather than on the
         next reactor turn (plain TCP only; see L{greetd.protocols.fastwrite}).
     """

@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.ops.accesslog import FastAccessLog
 from greetd.ops.log import LogOutput, eventAsJSONLine
+from greetd.protocols.accesslog import LoggerAccessLog
 from tests.helpers import capturingAccessLog
 
 #: A moment with a fraction, for the JSON timestamp's microseconds.
@@ -35,7 +36,7 @@ class FastAccessLogTests(SynchronousTestCase):
         self.output = LogOutput()
         self.stream = FakeStream()
         self.output.stream = self.stream  # type: ignore[assignment]
-        self.accessLog = FastAccessLog(self.output)
+        self.accessLog = FastAccessLog(self.output, LoggerAccessLog())
 
     def loggerEvent(self) -> dict[str, Any]:
         """

@@ -14,9 +14,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.accessline import ENDINGS
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
-from greetd.protocols.accesslog import ENDINGS
 from greetd.protocols.admission import REFUSAL_LINES, Admission
 from greetd.protocols.greeting import (
     GreetingFactory,
