@@ -391,7 +391,6 @@ class GreetingFactory(_FactoryBase):
         totals["bytesReceived"] += protocol.bytesReceived
         totals["bytesSent"] += protocol.bytesSent
         if not self.connections:
-            self.idle.rest()
             self.drain.emptied()
 
     def countError(self, reason: str) -> None:
@@ -432,6 +431,7 @@ class GreetingFactory(_FactoryBase):
         Close every connection once its owed replies are written, aborting
         those still open after C{timeout} seconds (L{Drain.closeAll}).
         """
+        self.idle.rest()
         for protocol in self.connections:
             if protocol.ended is None:
                 protocol.ended = "shutdown"

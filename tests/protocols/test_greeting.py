@@ -406,9 +406,18 @@ class IdleTimeoutTests(SynchronousTestCase):
         clock.advance(10**6)
         self.assertTrue(transport.connected)
 
-    def test_timerCancelledOnClose(self) -> None:
+    def test_timerStopsAfterClose(self) -> None:
+        """
+        The sweep stops at its first tick with no connection left, rather
+        than with the last connection (a client connecting one at a time
+        would start and stop it every time).
+        """
         self.protocol.dataReceived(b"exit")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(self.factory.idle.interval)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        connect(self.factory)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
 
     def test_oneTimerForAll(self) -> None:
         """
@@ -428,6 +437,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertFalse(lateTransport.connected)
         self.assertEqual(self.factory.errors["idle-timeout"], 102)
+        self.clock.advance(self.factory.idle.interval)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_sweepBounds(self) -> None:
