@@ -14,7 +14,7 @@ from greetd.core.template import ReplyTemplate
 from greetd.daemon.options import Options
 from greetd.ops.accesslog import FastAccessLog
 from greetd.ops.log import output
-from greetd.protocols.accesslog import LoggerAccessLog
+from greetd.protocols.accesslog import LoggerAccessLog, NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
 
@@ -77,7 +77,9 @@ def buildServers(options: Options, reactor: Any) -> Servers:
                 options["rate-per-ip"],
             ),
             access=access,
-            accessLog=FastAccessLog(output, LoggerAccessLog()),
+            accessLog=NoAccessLog()
+            if options["no-access-log"]
+            else FastAccessLog(output, LoggerAccessLog()),
         )
     replies = [
         ReplyProtocol(

@@ -57,3 +57,29 @@ class LoggerAccessLog:
             ended=ended,
             greetdEvent="connection.close",
         )
+
+
+class NoAccessLog:
+    """
+    No access log (C{--no-access-log}): for a deployment whose connections
+    are counted by metrics alone.
+    """
+
+    def wantsOpened(self) -> bool:
+        return False
+
+    def opened(self, peer: str) -> None:
+        pass
+
+    def closed(
+        self,
+        peer: str,
+        host: str | None,
+        port: int | None,
+        duration: float,
+        messages: int,
+        bytesReceived: int,
+        bytesSent: int,
+        ended: str,
+    ) -> None:
+        pass
