@@ -63,7 +63,7 @@ class Options(usage.Options):
 
     synopsis = (
         "Usage: greet [-H HOST] [-p PORT] [--udp] [--timeout SECONDS] "
-        "[--retries N] [--connect ENDPOINT] [NAME ...]"
+        "[--retries N] [--connect ENDPOINT] [--reply TEMPLATE] [NAME ...]"
     )
     longdesc = (
         "Greet each NAME with the greetd daemon and print the replies, one a "
