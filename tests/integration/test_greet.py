@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from greetd.testing import defaultSignals
 from tests.integration.conftest import TIMEOUT
 from tests.integration.test_seed import SEED_TCP_OUTPUT, SEED_UDP_OUTPUT
 
@@ -41,7 +42,11 @@ class Run:
     def __init__(self, args: tuple[str, ...], stdin: bytes) -> None:
         started = time.monotonic()
         result = subprocess.run(
-            [GREET, *args], input=stdin, capture_output=True, timeout=TIMEOUT
+            [GREET, *args],
+            input=stdin,
+            capture_output=True,
+            timeout=TIMEOUT,
+            preexec_fn=defaultSignals,
         )
         self.elapsed = time.monotonic() - started
         self.status = result.returncode
@@ -281,6 +286,7 @@ def test_interactive(spawnGreetd: Any) -> None:
             stdin=terminal,
             stdout=terminal,
             stderr=subprocess.PIPE,
+            preexec_fn=defaultSignals,
         )
         assert b"Welcome" in readUntil(controller, b"Welcome")
         os.write(controller, b"Ann\n")
@@ -312,6 +318,7 @@ def test_interrupted(sig: int) -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=defaultSignals,
         )
         connection, _ = silent.accept()
         with connection:
