@@ -66,10 +66,12 @@ def runnableExamples(text: str) -> list[Example]:
 
 def makeRun(*variables: str) -> list[str]:
     """
-    The command C{make run} runs with C{variables}, as C{make -n} prints it.
+    The command C{make run} runs with C{variables}, as C{make -n} prints it,
+    in the virtualenv running the tests.
     """
+    venv = f"VENV={sys.prefix}"
     printed = subprocess.run(
-        ["make", "--no-print-directory", "-n", "run", *variables],
+        ["make", "--no-print-directory", "-n", "run", venv, *variables],
         cwd=PROJECT,
         check=True,
         capture_output=True,
