@@ -30,6 +30,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.python.systemd import ListenFDs
 from zope.interface import Interface, implementer
 
+from greetd.protocols.tls import TLS_KINDS, tlsServerFromString
+
 #: The largest UDP payload, and so the largest useful receive buffer.
 MAX_DATAGRAM = 65535
 
@@ -293,9 +295,13 @@ def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpo
     """
     L{serverFromString}, except that a C{systemd:} description is checked
     here first, so that a socket that was not inherited gets an error
-    naming what was (Twisted's own parser raises a bare C{KeyError}).
+    naming what was (Twisted's own parser raises a bare C{KeyError}), and
+    that C{ssl:} and C{tls:} ones serve their protocols behind a
+    L{greetd.protocols.tls.HandshakeGate}.
     """
     args, kwargs = splitDescription(description)
+    if args[0] in TLS_KINDS:
+        return tlsServerFromString(reactor, description)
     if args[0] == "systemd":
         _bindArguments("systemd", _adoptable, socket.SOCK_STREAM, *args[1:], **kwargs)
         _adoptable(socket.SOCK_STREAM, *args[1:], **kwargs)
