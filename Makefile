@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 # Linting runs on CPython only; other interpreters install what tests need.
-EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint,test)
+# TLS (greetd[tls]) is tested, and served by make run, with every interpreter.
+EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint$(comma)tls,test$(comma)tls)
 comma := ,
 STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
-DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy \
+DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy openssl=openssl \
 	systemd-socket-activate=systemd systemd-analyze=systemd
 
 # Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.
@@ -47,7 +48,7 @@ lint: $(STAMP)
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,lint,bench]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,lint,tls,bench]'
 	touch $@
 
 bench: $(VENV)/.bench-installed

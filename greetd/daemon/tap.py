@@ -286,7 +286,7 @@ def checkEndpoints(descriptions: Sequence[str], option: str, parse: Any) -> None
             # Endpoint parsers raise ValueError, TypeError, KeyError, OSError
             # (a missing certificate) and more; each is the operator's error.
             raise usage.UsageError(
-                f"{option} {description!r}: {error or type(error).__name__}"
+                f"{option} {description!r}: {str(error) or type(error).__name__}"
             ) from None
 
 

@@ -26,6 +26,7 @@ from greetd.protocols.tls import (
     HandshakeGate,
     HandshakeGateFactory,
     requireTLS,
+    tlsProblem,
     tlsServerFactory,
 )
 from tests.certificates import SERVER_NAME, credentials, writeCredentials
@@ -366,3 +367,31 @@ class ServerFromStringTests(SynchronousTestCase):
             )
         self.assertIn("pip install 'greetd[tls]'", str(raised.exception))
         self.assertIn("OpenSSL is not installed", str(raised.exception))
+
+
+class TLSProblemTests(SynchronousTestCase):
+    """
+    L{tlsProblem} words TLS failures for the one line C{greet} prints.
+    """
+
+    def test_openSSL(self) -> None:
+        from OpenSSL.SSL import Error
+
+        problem = Error([("SSL routines", "", "certificate verify failed")])
+        self.assertEqual(tlsProblem(problem), "certificate verify failed")
+        self.assertEqual(tlsProblem(Error()), "Error")
+
+    def test_otherName(self) -> None:
+        from service_identity import VerificationError
+        from service_identity.exceptions import IPAddressMismatch
+        from service_identity.hazmat import IPAddress_ID
+
+        mismatch = IPAddressMismatch(IPAddress_ID("127.0.0.2"))
+        self.assertEqual(
+            tlsProblem(VerificationError([mismatch])),
+            "the certificate is not for 127.0.0.2",
+        )
+
+    def test_notTLS(self) -> None:
+        self.assertIsNone(tlsProblem(ConnectionDone()))
+        self.assertIsNone(tlsProblem(None))
