@@ -78,7 +78,7 @@ FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 
 #: What C{--tcp} takes with C{--workers}.
-SHAREABLE = ("tcp", "tcp6")
+SHAREABLE = ("tcp", "tcp6", "ssl")
 
 
 def _tcp(
@@ -93,16 +93,23 @@ def _tcp(
 def checkShareable(description: str) -> tuple[str, int, int]:
     """
     The interface, port and backlog of a C{--tcp} description that the
-    parent can bind for its workers: C{tcp:} or C{tcp6:}, optionally behind
-    C{haproxy:}.
+    parent can bind for its workers: C{tcp:}, C{tcp6:} or C{ssl:} (whose
+    TLS the workers serve: L{greetd.protocols.tls.tlsServerFactory}),
+    optionally behind C{haproxy:}.
 
     @raise ValueError: For any other kind of endpoint.
     """
     args, kwargs = splitDescription(description.removeprefix(PREFIX))
     if args[0] not in SHAREABLE:
         raise ValueError(
-            "not supported with --workers (only tcp:, tcp6: and haproxy:tcp...)"
+            "not supported with --workers (only tcp:, tcp6:, ssl: and haproxy:...)"
         )
+    if args[0] == "ssl":
+        kwargs = {
+            key: kwargs[key]
+            for key in ("port", "interface", "backlog")
+            if key in kwargs
+        }
     return _tcp(*args, **kwargs)
 
 

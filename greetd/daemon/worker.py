@@ -39,6 +39,7 @@ from greetd.daemon.pool import COUNTS_FD, parseInherited
 from greetd.daemon.tap import Options, Servers, buildServers, serve
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.proxy import PREFIX, ProxyHeaderFactory
+from greetd.protocols.tls import tlsServerFactory
 
 #: Seconds between two reports of the counters to the parent.
 REPORT_INTERVAL = 1.0
@@ -127,11 +128,15 @@ def adoptStream(
 ) -> Deferred[IListeningPort]:
     """
     Serve C{factory} on the inherited TCP socket for C{--tcp} number
-    C{index}, reading the PROXY header first if C{description} says so.
+    C{index}, reading the PROXY header first if C{description} says so,
+    and with the TLS of an C{ssl:} one.
     """
     fd = fds[index]
     if description.startswith(PREFIX):
         factory = ProxyHeaderFactory(factory, reactor)
+        description = description[len(PREFIX) :]
+    if description.startswith("ssl:"):
+        factory = tlsServerFactory(reactor, description, factory)
     with nonBlockingSockets():
         family = socketFamily(fd)
         adopting = execute(reactor.adoptStreamPort, fd, family, factory)

@@ -10,6 +10,7 @@ import os
 import socket
 from collections import Counter
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -22,6 +23,7 @@ from twisted.internet.error import (
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -44,7 +46,7 @@ from greetd.daemon.pool import (
     spawnWorker,
     workerCommand,
 )
-from greetd.daemon.tap import Options, buildServers, makeService, serve
+from greetd.daemon.tap import Options, Servers, buildServers, makeService, serve
 from greetd.daemon.worker import (
     ParentWatcher,
     WorkerOptions,
@@ -56,6 +58,8 @@ from greetd.daemon.worker import (
 from greetd.ops.metrics import CountsCollector
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
+from greetd.protocols.tls import HandshakeGateFactory
+from tests.certificates import writeCredentials
 from tests.daemon.test_tap import parse
 from tests.helpers import captureLogs
 from tests.ops.test_metrics import scrape
@@ -361,8 +365,27 @@ class ShareableTests(SynchronousTestCase):
             checkShareable("haproxy:tcp6:port=99:interface=\\:\\:1"), ("::1", 99, 4096)
         )
 
+    def test_ssl(self) -> None:
+        """
+        The parent binds an C{ssl:} socket as a C{tcp:} one; the workers
+        serve its TLS.
+        """
+        self.assertEqual(
+            checkShareable(
+                "haproxy:ssl:99:privateKey=k.pem:certKey=c.pem:interface=127.0.0.1"
+            ),
+            ("127.0.0.1", 99, 4096),
+        )
+        self.assertEqual(
+            checkShareable("ssl:port=99:backlog=7:extraCertChain=x"), ("", 99, 7)
+        )
+
     def test_unsupported(self) -> None:
-        for description in ("unix:/tmp/x", "ssl:99", "systemd:domain=INET:index=0"):
+        for description in (
+            "unix:/tmp/x",
+            "tls:/etc/certs",
+            "systemd:domain=INET:index=0",
+        ):
             with self.assertRaises(ValueError) as caught:
                 checkShareable(description)
             self.assertIn("not supported with --workers", str(caught.exception))
@@ -436,6 +459,29 @@ class Adopter(Clock):
         return IPv4Address("TCP", "127.0.0.1", 1)
 
 
+def adoptAll(
+    options: Options, sockets: list[socket.socket]
+) -> tuple[Adopter, Servers, list[int]]:
+    """
+    Serve C{options} as a worker does, on duplicates of C{sockets} (closed
+    here), TCP ones first: the reactor, the servers and the descriptors.
+    """
+    fds = [os.dup(sock.fileno()) for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    tcp = len(options["tcp"])
+    reactor = Adopter()
+    servers = buildServers(options, reactor)
+    services = serve(
+        options,
+        servers,
+        lambda *args: adoptStream(reactor, fds[:tcp], *args),
+        lambda *args: adoptDatagram(reactor, fds[tcp:], *args),
+    )
+    services.startService()
+    return reactor, servers, fds
+
+
 class BuilderTests(SynchronousTestCase):
     """
     One builder serves the daemon and the workers alike.
@@ -453,18 +499,7 @@ class BuilderTests(SynchronousTestCase):
         )  # fmt: skip
         sockets = [socket.socket(), socket.socket(socket.AF_INET6)]
         sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        fds = [os.dup(sock.fileno()) for sock in sockets]
-        for sock in sockets:
-            sock.close()
-        reactor = Adopter()
-        servers = buildServers(options, reactor)
-        services = serve(
-            options,
-            servers,
-            lambda *args: adoptStream(reactor, fds[:2], *args),
-            lambda *args: adoptDatagram(reactor, fds[2:], *args),
-        )
-        services.startService()
+        reactor, servers, fds = adoptAll(options, sockets)
         [plain, proxied, datagram] = reactor.adopted
         self.assertEqual(plain, (fds[0], socket.AF_INET, servers.factory))
         self.assertEqual(proxied[:2], (fds[1], socket.AF_INET6))
@@ -477,6 +512,24 @@ class BuilderTests(SynchronousTestCase):
         # non-blocking (PyPy would make them blocking by default).
         self.assertEqual(reactor.timeouts, [0.0] * 3)
         self.assertIsNone(socket.getdefaulttimeout())
+
+    def test_workerServesTLS(self) -> None:
+        """
+        A worker serves an C{ssl:} listener's TLS on the inherited socket,
+        inside the PROXY wrapper when there is one, as the daemon does.
+        """
+        _, key, certificate = writeCredentials(Path(self.mktemp()))
+        tls = f"ssl:0:privateKey={key}:certKey={certificate}"
+        options = parse("--no-udp", "--tcp", tls, "--tcp", f"haproxy:{tls}")
+        reactor, servers, _ = adoptAll(options, [socket.socket(), socket.socket()])
+        [plain, proxied] = [adopted[2] for adopted in reactor.adopted]
+        self.assertIsInstance(plain, TLSMemoryBIOFactory)
+        self.assertIsInstance(plain.wrappedFactory, HandshakeGateFactory)
+        self.assertIs(plain.wrappedFactory.wrappedFactory, servers.factory)
+        self.assertIsInstance(proxied.wrappedFactory, HandshakeGateFactory)
+        inner = proxied.wrappedFactory.wrappedFactory
+        self.assertIsInstance(inner, ProxyHeaderFactory)
+        self.assertIs(inner.wrappedFactory, servers.factory)
 
     def test_noTCPNoFactory(self) -> None:
         servers = buildServers(parse("--no-tcp", "--udp", "udp:1"), Clock())
