@@ -93,12 +93,17 @@ def credentials() -> Credentials:
 
 def writeCredentials(directory: Path) -> tuple[Path, Path, Path]:
     """
-    Write L{credentials} to C{directory}: the paths of C{ca.pem},
-    C{server.key} and C{server.pem}.
+    Write L{credentials} to C{directory}: the paths of C{trust/ca.pem} (a
+    directory holding only the authority, as Twisted's clients take their
+    trust roots), C{server.key} and C{server.pem}.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "trust").mkdir(parents=True, exist_ok=True)
     made = credentials()
-    paths = (directory / "ca.pem", directory / "server.key", directory / "server.pem")
+    paths = (
+        directory / "trust" / "ca.pem",
+        directory / "server.key",
+        directory / "server.pem",
+    )
     for path, content in zip(paths, (made.authority, made.key, made.certificate)):
         path.write_bytes(content)
     return paths

@@ -156,11 +156,10 @@ class ClientEndpointTests(SynchronousTestCase):
         """
         C{tls:} is Twisted's, trusting the authorities in C{trustRoots=}.
         """
-        directory = Path(self.mktemp())
-        writeCredentials(directory)
+        authority, _, _ = writeCredentials(Path(self.mktemp()))
         reactor = MemoryReactorClock()
         clientEndpoint(
-            reactor, f"tls:host=127.0.0.1:port=7:trustRoots={directory}"
+            reactor, f"tls:host=127.0.0.1:port=7:trustRoots={authority.parent}"
         ).connect(Factory.forProtocol(Protocol))
         reactor.advance(0)
         self.assertEqual(reactor.tcpClients[0][:2], ("127.0.0.1", 7))
