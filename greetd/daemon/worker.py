@@ -128,15 +128,15 @@ def adoptStream(
 ) -> Deferred[IListeningPort]:
     """
     Serve C{factory} on the inherited TCP socket for C{--tcp} number
-    C{index}, reading the PROXY header first if C{description} says so,
-    and with the TLS of an C{ssl:} one.
+    C{index}, with the TLS of an C{ssl:} description, reading the PROXY
+    header first (before TLS) if C{description} says so.
     """
     fd = fds[index]
-    if description.startswith(PREFIX):
+    inner = description.removeprefix(PREFIX)
+    if inner.startswith("ssl:"):
+        factory = tlsServerFactory(reactor, inner, factory)
+    if inner != description:
         factory = ProxyHeaderFactory(factory, reactor)
-        description = description[len(PREFIX) :]
-    if description.startswith("ssl:"):
-        factory = tlsServerFactory(reactor, description, factory)
     with nonBlockingSockets():
         family = socketFamily(fd)
         adopting = execute(reactor.adoptStreamPort, fd, family, factory)

@@ -11,7 +11,8 @@ wrapped protocol is connected only once the header has been read.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from functools import partial
+from typing import Any, Callable, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
@@ -31,6 +32,7 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from greetd.daemon.endpoints import streamServerFromString as checkedServerFromString
+from greetd.protocols.tls import plainServerEndpoint, tlsServerFactory
 
 #: The prefix of a C{--tcp} description that expects a PROXY header.
 PREFIX = "haproxy:"
@@ -140,12 +142,16 @@ class ProxiedServerEndpoint:
         endpoint: IStreamServerEndpoint,
         clock: IReactorTime,
         headerTimeout: float = DEFAULT_HEADER_TIMEOUT,
+        inner: Callable[[IProtocolFactory], IProtocolFactory] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.clock = clock
         self.headerTimeout = headerTimeout
+        self.inner = inner
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        if self.inner is not None:
+            factory = self.inner(factory)
         wrapped = ProxyHeaderFactory(factory, self.clock, self.headerTimeout)
         return self.endpoint.listen(wrapped)
 
@@ -155,8 +161,20 @@ def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpo
     Like Twisted's C{serverFromString}, except that C{haproxy:} endpoints
     connect their protocols only once the PROXY header is read, and
     C{systemd:} ones are checked (L{greetd.daemon.endpoints.streamServerFromString}).
+
+    C{haproxy:ssl:} reads the header before the TLS handshake, where
+    HAProxy's C{send-proxy} and nginx's C{proxy_protocol} put it (Twisted's
+    own C{haproxy:ssl:} would expect it inside TLS).
     """
-    if description.startswith(PREFIX):
-        inner = checkedServerFromString(reactor, description[len(PREFIX) :])
-        return ProxiedServerEndpoint(inner, reactor)
-    return checkedServerFromString(reactor, description)
+    if not description.startswith(PREFIX):
+        return checkedServerFromString(reactor, description)
+    inner = description[len(PREFIX) :]
+    kind = inner.split(":", 1)[0]
+    if kind == "ssl":
+        tls = partial(tlsServerFactory, reactor, inner)
+        return ProxiedServerEndpoint(
+            plainServerEndpoint(reactor, inner), reactor, inner=tls
+        )
+    if kind == "tls":
+        raise ValueError("haproxy: in front of tls: is not supported (use ssl:)")
+    return ProxiedServerEndpoint(checkedServerFromString(reactor, inner), reactor)

@@ -29,7 +29,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import (
+    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    serverFromString,
+)
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IListeningPort,
@@ -158,13 +162,24 @@ def tlsServerFromString(reactor: Any, description: str) -> IStreamServerEndpoint
     return GatedServerEndpoint(serverFromString(reactor, description))
 
 
+def _sslEndpoint(reactor: Any, description: str) -> SSL4ServerEndpoint:
+    requireTLS()
+    endpoint = serverFromString(reactor, description)
+    if not isinstance(endpoint, SSL4ServerEndpoint):
+        raise ValueError(
+            "only ssl: can be served on a shared socket or behind haproxy:"
+        )
+    return endpoint
+
+
 def tlsServerFactory(
     reactor: Any, description: str, factory: IProtocolFactory
 ) -> IProtocolFactory:
     """
     C{factory} with the TLS of the C{ssl:} C{description}, to serve on a
-    socket that someone else bound (a worker's, L{greetd.daemon.worker}):
-    what Twisted's C{ssl:} endpoint listens with, behind a L{HandshakeGate}.
+    socket that someone else bound (a worker's, L{greetd.daemon.worker}) or
+    behind a PROXY header (L{greetd.protocols.proxy}): what Twisted's
+    C{ssl:} endpoint listens with, behind a L{HandshakeGate}.
 
     @param reactor: Parses C{description}, and sends TLS records.
 
@@ -173,15 +188,24 @@ def tlsServerFactory(
     """
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    endpoint = tlsServerFromString(reactor, description)
-    assert isinstance(endpoint, GatedServerEndpoint)
     # Twisted keeps what ssl: parsed as private state of its endpoint; no
     # public API parses the options alone.
-    contextFactory = getattr(endpoint.endpoint, "_sslContextFactory", None)
-    if contextFactory is None:
-        raise ValueError("only ssl: descriptions can be served on a shared socket")
+    contextFactory = _sslEndpoint(reactor, description)._sslContextFactory
     return TLSMemoryBIOFactory(
         contextFactory, False, HandshakeGateFactory(factory), reactor
+    )
+
+
+def plainServerEndpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+    """
+    The TCP endpoint under the C{ssl:} C{description} (its port, backlog
+    and interface) without its TLS, for what comes before the handshake.
+
+    @raise ValueError: As L{tlsServerFactory} does.
+    """
+    endpoint = _sslEndpoint(reactor, description)
+    return TCP4ServerEndpoint(
+        reactor, endpoint._port, endpoint._backlog, endpoint._interface
     )
 
 

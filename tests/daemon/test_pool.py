@@ -516,7 +516,7 @@ class BuilderTests(SynchronousTestCase):
     def test_workerServesTLS(self) -> None:
         """
         A worker serves an C{ssl:} listener's TLS on the inherited socket,
-        inside the PROXY wrapper when there is one, as the daemon does.
+        after the PROXY header when there is one, as the daemon does.
         """
         _, key, certificate = writeCredentials(Path(self.mktemp()))
         tls = f"ssl:0:privateKey={key}:certKey={certificate}"
@@ -526,10 +526,12 @@ class BuilderTests(SynchronousTestCase):
         self.assertIsInstance(plain, TLSMemoryBIOFactory)
         self.assertIsInstance(plain.wrappedFactory, HandshakeGateFactory)
         self.assertIs(plain.wrappedFactory.wrappedFactory, servers.factory)
-        self.assertIsInstance(proxied.wrappedFactory, HandshakeGateFactory)
-        inner = proxied.wrappedFactory.wrappedFactory
-        self.assertIsInstance(inner, ProxyHeaderFactory)
-        self.assertIs(inner.wrappedFactory, servers.factory)
+        # The PROXY header comes before TLS, as HAProxy sends it.
+        self.assertIsInstance(proxied, ProxyHeaderFactory)
+        self.assertIsInstance(proxied.wrappedFactory, TLSMemoryBIOFactory)
+        gate = proxied.wrappedFactory.wrappedFactory
+        self.assertIsInstance(gate, HandshakeGateFactory)
+        self.assertIs(gate.wrappedFactory, servers.factory)
 
     def test_noTCPNoFactory(self) -> None:
         servers = buildServers(parse("--no-tcp", "--udp", "udp:1"), Clock())

@@ -19,10 +19,12 @@ from twisted.internet import endpoints
 
 from tests.integration.conftest import TIMEOUT, requireTool, runTwistd
 from tests.integration.test_greet import NAMES, greet
+from tests.integration.test_haproxy import startHAProxy
 from tests.integration.test_hardening import (
     FLOOD,
     converse,
     floodWhileServing,
+    honestExchange,
     rss,
 )
 from tests.integration.test_seed import SEED_TCP_OUTPUT
@@ -230,6 +232,25 @@ def test_workers(spawnGreetd: Any, certificates: Certificates) -> None:
         result = sClient(certificates, port, b"M\nexit\n")
         assert (result.returncode, result.stdout) == (0, b"WelcomeHello, M!\n")
     daemon.waitFor(r"\[worker \d pid \d+\] .*Connection from 127.0.0.1:\d+ closed")
+
+
+def test_behindHAProxy(
+    spawnGreetd: Any, certificates: Certificates, tmp_path: Path
+) -> None:
+    """
+    The real HAProxy, speaking TLS to greetd (verifying its certificate)
+    with the PROXY header before the handshake, as C{send-proxy} does:
+    the client is served, and greetd sees its own address.
+    """
+    daemon = spawnGreetd("--no-udp", "--tcp", f"haproxy:{certificates.listener()}")
+    tls = f"ssl verify required ca-file {certificates.authority} verifyhost localhost"
+    process, frontend = startHAProxy(tmp_path, [daemon.tcp[0][1]], tls)
+    try:
+        honestExchange(frontend, b"proxied", source="127.0.0.9")
+    finally:
+        process.terminate()
+        process.wait(TIMEOUT)
+    daemon.waitFor(r"Connection from 127\.0\.0\.9:\d+ closed after [\d.]+s: 1 messages")
 
 
 def test_badCertificate(tmp_path: Path) -> None:

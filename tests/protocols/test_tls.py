@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.endpoints import streamServerFromString
 from greetd.protocols.greeting import GreetingFactory
+from greetd.protocols.proxy import streamServerFromString as proxyServerFromString
 from greetd.protocols.tls import (
     GatedServerEndpoint,
     HandshakeGate,
@@ -337,6 +338,32 @@ class ServerFromStringTests(SynchronousTestCase):
         connection = Connection(wrapped, reactor)
         connection.send(b"M\n")
         self.assertEqual(connection.reader.received, b"WelcomeHello, M!\n")
+
+    def test_proxyHeaderBeforeTLS(self) -> None:
+        """
+        C{haproxy:ssl:} reads the PROXY header in clear, before the TLS
+        handshake, where HAProxy and nginx send it; the greeting sees the
+        client's address.
+        """
+        reactor = MemoryReactorClock()
+        endpoint = proxyServerFromString(reactor, f"haproxy:{self.description}")
+        endpoint.listen(self.factory)
+        [(port, factory, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (0, ""))
+        connection = Connection(factory, reactor)
+        connection.server.dataReceived(b"PROXY TCP4 192.0.2.9 127.0.0.1 5000 9999\r\n")
+        connection.send(b"M\n")
+        self.assertEqual(connection.reader.received, b"WelcomeHello, M!\n")
+        [protocol] = self.factory.connections
+        self.assertEqual(protocol.host, "192.0.2.9")
+
+    def test_proxyHeaderBeforeSNIRefused(self) -> None:
+        """
+        C{haproxy:tls:} would read the header inside TLS: refused.
+        """
+        with self.assertRaises(ValueError) as raised:
+            proxyServerFromString(MemoryReactorClock(), "haproxy:tls:/etc/certs")
+        self.assertIn("use ssl:", str(raised.exception))
 
     def test_sharedSocketOnlySSL(self) -> None:
         with self.assertRaises(ValueError) as raised:
