@@ -19,6 +19,11 @@ not finished its handshake.  After the handshake it passes everything on,
 so backpressure works over TLS as over TCP: a peer that does not read its
 replies is not read either.
 
+L{tlsServerFactory} and L{plainServerEndpoint} split an C{ssl:}
+description into its TLS and its TCP listener, for a worker (which serves
+a socket its parent bound) and for C{haproxy:ssl:} (whose PROXY header
+comes before the handshake, L{greetd.protocols.proxy}).
+
 TLS needs pyOpenSSL and service_identity, which C{greetd[tls]} installs
 (L{requireTLS}).
 """
