@@ -19,6 +19,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.core.limits import ConnectionLimiter
 from greetd.daemon.endpoints import streamServerFromString
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import streamServerFromString as proxyServerFromString
@@ -229,6 +230,22 @@ class GreetingOverTLSTests(SynchronousTestCase):
         connection.pump()
         self.assertEqual(self.factory.connections, set())
         self.assertEqual(self.factory.errors["idle-timeout"], 1)
+
+    def test_refusedBeforeHandshake(self) -> None:
+        """
+        A connection over a limit is cut at once, before any handshake
+        work: a refusal must stay cheap under a flood, and could not be
+        told before the handshake anyway.
+        """
+        self.factory.limiter = ConnectionLimiter(maxConnections=1)
+        first = self.connect()
+        second = self.connect()
+        for connection in (first, second):
+            connection.pump()
+        self.assertEqual(first.reader.received, b"Welcome")
+        self.assertTrue(second.serverTransport.disconnected)
+        self.assertEqual(second.reader.received, b"")
+        self.assertEqual(self.factory.refused["max-connections"], 1)
 
     def test_idleTimeoutAfterHandshake(self) -> None:
         """
