@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -16,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from twisted.trial.unittest import SynchronousTestCase
 
 #: The name the server certificate is for, as clients check it.
 SERVER_NAME = "localhost"
@@ -107,3 +110,14 @@ def writeCredentials(directory: Path) -> tuple[Path, Path, Path]:
     for path, content in zip(paths, (made.authority, made.key, made.certificate)):
         path.write_bytes(content)
     return paths
+
+
+def temporaryCredentials(case: SynchronousTestCase) -> tuple[Path, Path, Path]:
+    """
+    L{writeCredentials} to a temporary directory removed after C{case}'s
+    test (C{case.mktemp} would leave it in the working directory under
+    pytest).
+    """
+    directory = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, directory)
+    return writeCredentials(Path(directory))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 from unittest import mock
 
 from twisted.internet import error
@@ -35,7 +34,7 @@ from greetd.client.cli import (
     finish,
     parse,
 )
-from tests.certificates import writeCredentials
+from tests.certificates import temporaryCredentials
 
 
 def parsed(*argv: str) -> Options:
@@ -156,7 +155,7 @@ class ClientEndpointTests(SynchronousTestCase):
         """
         C{tls:} is Twisted's, trusting the authorities in C{trustRoots=}.
         """
-        authority, _, _ = writeCredentials(Path(self.mktemp()))
+        authority, _, _ = temporaryCredentials(self)
         reactor = MemoryReactorClock()
         clientEndpoint(
             reactor, f"tls:host=127.0.0.1:port=7:trustRoots={authority.parent}"

@@ -10,7 +10,6 @@ import os
 import socket
 from collections import Counter
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -59,7 +58,7 @@ from greetd.ops.metrics import CountsCollector
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
 from greetd.protocols.tls import HandshakeGateFactory
-from tests.certificates import writeCredentials
+from tests.certificates import temporaryCredentials
 from tests.daemon.test_tap import parse
 from tests.helpers import captureLogs
 from tests.ops.test_metrics import scrape
@@ -518,7 +517,7 @@ class BuilderTests(SynchronousTestCase):
         A worker serves an C{ssl:} listener's TLS on the inherited socket,
         after the PROXY header when there is one, as the daemon does.
         """
-        _, key, certificate = writeCredentials(Path(self.mktemp()))
+        _, key, certificate = temporaryCredentials(self)
         tls = f"ssl:0:privateKey={key}:certKey={certificate}"
         options = parse("--no-udp", "--tcp", tls, "--tcp", f"haproxy:{tls}")
         reactor, servers, _ = adoptAll(options, [socket.socket(), socket.socket()])

@@ -6,7 +6,6 @@ real TLS transport, client and server connected in memory.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from unittest import mock
 
 from twisted.internet.error import ConnectionDone
@@ -31,7 +30,7 @@ from greetd.protocols.tls import (
     tlsProblem,
     tlsServerFactory,
 )
-from tests.certificates import SERVER_NAME, credentials, writeCredentials
+from tests.certificates import SERVER_NAME, credentials, temporaryCredentials
 from tests.helpers import PEER, AbortableTransport
 
 #: What the server may have written and the client not read before the
@@ -327,7 +326,7 @@ class ServerFromStringTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        _, key, certificate = writeCredentials(Path(self.mktemp()))
+        _, key, certificate = temporaryCredentials(self)
         self.description = f"ssl:0:privateKey={key}:certKey={certificate}"
         self.factory = GreetingFactory(clock=Clock())
 
