@@ -375,7 +375,15 @@ class Bench:
         """
         Start C{server}, warm it up, run each workload once, stop it.
         """
-        daemon = Daemon(server.command, ROOT)
+        if server.greetd:
+            # As greetd runs in production, logging to a file (or journald),
+            # not into a pipe the benchmark would have to keep up with.
+            logFile = Path(tempfile.mkdtemp(prefix="greetd-bench-log-")) / "greetd.log"
+            command = [server.command[0], f"--logfile={logFile}", *server.command[1:]]
+            daemon = Daemon(command, ROOT, logFile=logFile)
+        else:
+            logFile = None
+            daemon = Daemon(server.command, ROOT)
         try:
             daemon.waitForListeners(2)
             (_, tcp), (_, udp) = daemon.tcp[0], daemon.udp[0]
@@ -405,6 +413,8 @@ class Bench:
                     print(f"  {server.key:15} {workload:6} {describe(report)}")
         finally:
             daemon.stop()
+            if logFile is not None:
+                shutil.rmtree(logFile.parent, ignore_errors=True)
 
     @property
     def duration(self) -> float:

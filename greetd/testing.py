@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 #: The twistd installed beside the interpreter running the tests.
@@ -84,8 +85,18 @@ class Daemon:
     """
 
     def __init__(
-        self, command: list[str], cwd: Path, env: dict[str, str] | None = None
+        self,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        logFile: Path | None = None,
     ) -> None:
+        """
+        @param logFile: The log file C{command} writes (twistd's
+            C{--logfile}), to read instead of its output: a benchmark's
+            daemon then writes its log as a production one does, to a
+            file, rather than into a pipe this process must keep up with.
+        """
         self.command = command
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -94,11 +105,12 @@ class Daemon:
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if logFile is None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             preexec_fn=defaultSignals,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        reader = self._read if logFile is None else partial(self._tail, logFile)
+        threading.Thread(target=reader, daemon=True).start()
         self.tcp: list[tuple[str, int]] = []
         self.udp: list[tuple[str, int]] = []
         self.metrics: list[tuple[str, int]] = []
@@ -108,6 +120,23 @@ class Daemon:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
             self._queue.put(raw.decode("utf-8", "backslashreplace").rstrip("\n"))
+        self._queue.put(None)
+
+    def _tail(self, path: Path) -> None:
+        pending = b""
+        while not path.exists() and self.process.poll() is None:
+            time.sleep(0.01)
+        with open(path, "rb") as log:
+            while True:
+                chunk = log.read(1 << 20)
+                if chunk:
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        self._queue.put(raw.decode("utf-8", "backslashreplace"))
+                elif self.process.poll() is not None:
+                    break
+                else:
+                    time.sleep(0.05)
         self._queue.put(None)
 
     def _next(self, deadline: float) -> str | None:
