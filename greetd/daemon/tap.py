@@ -19,6 +19,7 @@ from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.checks import checkEndpoints, numericOption
 from greetd.core.framing import FRAMINGS
 from greetd.core.limits import ConnectionLimiter
+from greetd.core.sources import DEFAULT_IPV6_PREFIX
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.endpoints import datagramServerFromString
 from greetd.daemon.listening import ListeningService
@@ -137,6 +138,13 @@ class Options(usage.Options):
             "UDP replies per second in all (0: no limit).",
         ],
         [
+            "ipv6-prefix",
+            None,
+            DEFAULT_IPV6_PREFIX,
+            "Leading bits of an IPv6 address that name one source for the "
+            "per-address limits (0 to 128; 128: each address apart).",
+        ],
+        [
             "metrics",
             None,
             None,
@@ -214,10 +222,12 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         self["max-length"] = numericOption(self, "max-length")
         self["workers"] = numericOption(self, "workers")
-        for name in ("max-connections", "max-per-ip", "rate-per-ip"):
+        for name in ("max-connections", "max-per-ip", "rate-per-ip", "ipv6-prefix"):
             self[name] = numericOption(self, name, minimum=0)
         for name in ("idle-timeout", "udp-rate", "udp-global-rate"):
             self[name] = numericOption(self, name, minimum=0, kind=float)
+        if self["ipv6-prefix"] > 128:
+            raise usage.UsageError("--ipv6-prefix: an IPv6 prefix is at most 128")
         self["shutdown-timeout"] = numericOption(
             self, "shutdown-timeout", minimum=0, kind=float
         )
@@ -319,6 +329,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
                 options["max-connections"],
                 options["max-per-ip"],
                 options["rate-per-ip"],
+                options["ipv6-prefix"],
             ),
             access=access,
         )
@@ -331,6 +342,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             globalRate=options["udp-global-rate"],
             access=access,
             allowLowPorts=options["udp-allow-low-ports"],
+            ipv6Prefix=options["ipv6-prefix"],
         )
         for _ in options["udp"]
     ]

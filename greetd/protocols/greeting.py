@@ -26,6 +26,7 @@ from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter, Throttle
+from greetd.core.sources import sourceKey
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 
@@ -62,6 +63,8 @@ class GreetingProtocol(Protocol):
 
     @ivar factory: The L{GreetingFactory} holding the configuration.
     @ivar host: The peer's IP address, or C{None} (a UNIX socket).
+    @ivar source: The key of L{host} in per-source limits
+        (L{greetd.core.sources.sourceKey}), or C{None}.
     @ivar messages: How many messages have been answered.
     @ivar bytesReceived: How many bytes the peer has sent.
     @ivar bytesSent: How many bytes have been written to the peer.
@@ -88,7 +91,10 @@ class GreetingProtocol(Protocol):
     def connectionMade(self) -> None:
         factory = self.factory
         transport = self._transport()
-        self.host = getattr(transport.getPeer(), "host", None)
+        self.host = host = getattr(transport.getPeer(), "host", None)
+        self.source = (
+            None if host is None else sourceKey(host, factory.limiter.ipv6Prefix)
+        )
         refusal = factory.admit(self)
         if refusal is not None:
             self.closing = True
@@ -321,10 +327,10 @@ class GreetingFactory(_FactoryBase):
         if host is not None and not self.access.permits(host):
             refusal: str | None = "access"
         else:
-            refusal = self.limiter.admit(host, now)
+            refusal = self.limiter.admit(protocol.source, now)
         if refusal is not None:
             self.refused[refusal] += 1
-            if self._refusalLog.ready(host, now):
+            if self._refusalLog.ready(protocol.source, now):
                 self._log.info(
                     "Refused a connection from {peer}: {reason}",
                     peer=protocol.peer,
@@ -368,7 +374,7 @@ class GreetingFactory(_FactoryBase):
         Forget an admitted connection that has been lost.
         """
         self.connections.discard(protocol)
-        self.limiter.release(protocol.host)
+        self.limiter.release(protocol.source)
         totals = self.closedTotals
         totals["messages"] += protocol.messages
         totals["bytesReceived"] += protocol.bytesReceived
