@@ -8,6 +8,7 @@ socket: root only (CI runs as root).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import threading
@@ -38,27 +39,55 @@ FIRST_SOURCE = int.from_bytes(socket.inet_aton("127.16.0.0"), "big")
 SOURCE_PORT = 40000
 
 
-def flood(target: tuple[str, int]) -> float:
+def forgedPackets(target: tuple[str, int]) -> list[bytes]:
     """
-    Send one datagram from each of L{SOURCES} forged sources to C{target},
-    L{RATE} a second, in bursts every 10 ms.
+    One datagram to C{target} from each of L{SOURCES} forged sources.
+    """
+    packets = []
+    for index in range(SOURCES):
+        source = socket.inet_ntoa((FIRST_SOURCE + index).to_bytes(4, "big"))
+        packets.append(forgedDatagram((source, SOURCE_PORT), target, b"x"))
+    return packets
 
-    @return: How long it took, in seconds.
+
+def sendPaced(packets: list[bytes], target: tuple[str, int]) -> None:
+    """
+    Send C{packets} on a raw socket, L{RATE} a second, in bursts every
+    10 ms; give up if that pace cannot be kept within a factor of 4.
     """
     burst = RATE // 100
     started = time.monotonic()
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
-        for first in range(0, SOURCES, burst):
-            for index in range(first, min(first + burst, SOURCES)):
-                source = socket.inet_ntoa((FIRST_SOURCE + index).to_bytes(4, "big"))
-                packet = forgedDatagram((source, SOURCE_PORT), target, b"x")
+        for first in range(0, len(packets), burst):
+            for packet in packets[first : first + burst]:
                 raw.sendto(packet, target)
-            due = started + (first + burst) / RATE
-            delay = due - time.monotonic()
+            delay = started + (first + burst) / RATE - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            assert time.monotonic() - started < 4 * SOURCES / RATE, "flood too slow"
-    return time.monotonic() - started
+            if time.monotonic() - started > 4 * len(packets) / RATE:
+                raise SystemExit("flood too slow")
+
+
+def flood(target: tuple[str, int]) -> float:
+    """
+    Forge L{SOURCES} datagrams to C{target} from a process of its own, so
+    that the flood and the honest client's thread do not share a GIL.
+
+    @return: How long the flood took, in seconds.
+    """
+    packets = forgedPackets(target)
+    sender = multiprocessing.get_context("fork").Process(
+        target=sendPaced, args=(packets, target)
+    )
+    started = time.monotonic()
+    sender.start()
+    sender.join(8 * SOURCES / RATE)
+    duration = time.monotonic() - started
+    if sender.is_alive():
+        sender.kill()
+        sender.join()
+    assert sender.exitcode == 0, sender.exitcode
+    return duration
 
 
 class HonestClient(threading.Thread):
