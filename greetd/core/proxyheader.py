@@ -98,7 +98,9 @@ class ProxyHeaderParser:
     """
 
     def __init__(self) -> None:
-        self._buffer = b""
+        # A bytearray, so that a header trickled in byte by byte costs
+        # linear time, not quadratic.
+        self._buffer = bytearray()
         self.rest = b""
         self.result: Parsed = INCOMPLETE
 
@@ -118,12 +120,12 @@ class ProxyHeaderParser:
         if result is not None:
             self.result = result
             if isinstance(result, ProxyHeader):
-                self.rest = self._buffer[result.length :]
-            self._buffer = b""
+                self.rest = bytes(self._buffer[result.length :])
+            self._buffer = bytearray()
         return result
 
 
-def _parse(data: bytes) -> Parsed:
+def _parse(data: bytearray) -> Parsed:
     if data[:1] == V1_PREFIX[:1]:
         if not V1_PREFIX.startswith(data[: len(V1_PREFIX)]):
             return ProxyHeaderError("not a PROXY header")
@@ -137,7 +139,7 @@ def _parse(data: bytes) -> Parsed:
     return INCOMPLETE
 
 
-def _parseV1(data: bytes) -> Parsed:
+def _parseV1(data: bytearray) -> Parsed:
     """
     C{PROXY TCP4|TCP6 SOURCE DESTINATION SPORT DPORT\\r\\n}, or
     C{PROXY UNKNOWN ...\\r\\n}, in at most L{V1_MAX_LENGTH} bytes.
@@ -149,7 +151,7 @@ def _parseV1(data: bytes) -> Parsed:
         return INCOMPLETE
     if data[end - 1 : end] != b"\r":
         return ProxyHeaderError("v1 header not ended by CRLF")
-    line = data[len(V1_PREFIX) : end - 1]
+    line = bytes(data[len(V1_PREFIX) : end - 1])
     length = end + 1
     if line.startswith(b"UNKNOWN") and line[7:8] in (b"", b" "):
         if b"\r" in line:
@@ -214,7 +216,7 @@ def _v1Port(field: bytes) -> int | None:
     return port if port <= 0xFFFF else None
 
 
-def _parseV2(data: bytes) -> Parsed:
+def _parseV2(data: bytearray) -> Parsed:
     """
     The binary header: signature, version and command, family and
     protocol, a length, the addresses, then TLVs, which are checked for
@@ -239,7 +241,7 @@ def _parseV2(data: bytes) -> Parsed:
         # A proxy's own connection (a health check): the family and the
         # rest of the block are to be ignored.
         return ProxyHeader(2, "UNKNOWN", None, None, True, total)
-    body = data[V2_FIXED_LENGTH:total]
+    body = bytes(data[V2_FIXED_LENGTH:total])
     if length < addressLength:
         return ProxyHeaderError("v2 addresses truncated")
     if not _tlvsFramed(body[addressLength:]):
