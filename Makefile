@@ -10,7 +10,7 @@ comma := ,
 STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
-DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy \
+DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate \
 	systemd-socket-activate=systemd systemd-analyze=systemd
 
 # Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.
@@ -43,6 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check greetd tests bench twisted setup.py
 	$(BIN)/ruff format --check greetd tests bench twisted setup.py
 	$(BIN)/mypy --strict greetd
+	$(BIN)/lint-imports
 
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.

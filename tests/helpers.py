@@ -24,12 +24,18 @@ PEER = IPv4Address("TCP", "192.0.2.7", 40001)
 
 class AbortableTransport(StringTransportWithDisconnection):
     """
-    A L{StringTransportWithDisconnection} that tells an abort from a close.
+    A L{StringTransportWithDisconnection} that tells an abort from a close,
+    and can shut its sending side (L{ITCPTransport.loseWriteConnection}).
 
     @ivar aborted: Whether C{abortConnection} was called.
+    @ivar writeClosed: Whether C{loseWriteConnection} was called.
     """
 
     aborted = False
+    writeClosed = False
+
+    def loseWriteConnection(self) -> None:
+        self.writeClosed = True
 
     def abortConnection(self) -> None:
         self.aborted = True

@@ -4,6 +4,9 @@ Tests for the C{greetd} twistd plugin.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
@@ -27,3 +30,20 @@ class PluginTests(SynchronousTestCase):
         for name in greetd.__all__:
             self.assertTrue(hasattr(greetd, name), name)
         self.assertIs(greetd.makeService, greetd.daemon.tap.makeService)
+
+    def test_lightImports(self) -> None:
+        """
+        C{import greetd} and the C{greet} command load neither the daemon's
+        options nor C{prometheus_client} nor C{twisted.web}: public names
+        are imported when first used.
+        """
+        code = (
+            "import sys, greetd, greetd.client.cli\n"
+            "heavy = ('greetd.daemon', 'greetd.ops', 'prometheus_client',"
+            " 'twisted.web')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+        )
+        output = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        self.assertEqual(output.strip(), "[]")

@@ -16,7 +16,7 @@ C{*_REASONS} tuples), plus the code that counts it.
 from __future__ import annotations
 
 from collections import Counter
-from typing import NamedTuple
+from typing import Iterable, NamedTuple, Protocol
 
 #: A running total: only ever goes up, and survives its worker.
 COUNTER = "counter"
@@ -182,3 +182,23 @@ def retire(retired: Counts[str], report: Counts[str]) -> None:
     for name, value in report.items():
         if name not in GAUGES:
             retired[name] += value
+
+
+class HasCounts(Protocol):
+    """
+    Something that reports counts of the schema (L{greetd.core.counters}):
+    a L{GreetingFactory <greetd.protocols.greeting.GreetingFactory>} or a
+    L{ReplyProtocol <greetd.protocols.datagram.ReplyProtocol>}.
+    """
+
+    def counts(self) -> Counts[str]: ...
+
+
+def readCounts(sources: Iterable[HasCounts]) -> Counts[str]:
+    """
+    The counts of C{sources}, summed.
+    """
+    total: Counts[str] = Counter()
+    for source in sources:
+        total.update(source.counts())
+    return total

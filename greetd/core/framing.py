@@ -38,14 +38,12 @@ class Message(NamedTuple):
 class MessageTooLong(Exception):
     """
     A message, finished or not, is longer than the framer's C{maxLength}.
-
-    @ivar ending: The line ending the error reply should carry.
+    The error reply ends as the framer's C{errorEnding} says.
     """
 
-    def __init__(self, maxLength: int, ending: bytes) -> None:
+    def __init__(self, maxLength: int) -> None:
         super().__init__(f"message longer than {maxLength} bytes")
         self.maxLength = maxLength
-        self.ending = ending
 
 
 class MessageFramer:
@@ -91,7 +89,7 @@ class MessageFramer:
         if not self.lineMode:
             if self.framing == "raw" or b"\n" not in data:
                 if len(data) > self.maxLength:
-                    raise MessageTooLong(self.maxLength, b"")
+                    raise MessageTooLong(self.maxLength)
                 yield Message(data, b"")
                 return
             self.lineMode = True
@@ -113,12 +111,12 @@ class MessageFramer:
                 ending = b"\r\n"
             self._lastEnding = ending
             if end - start > maxLength:
-                raise MessageTooLong(maxLength, ending)
+                raise MessageTooLong(maxLength)
             if end > start:
                 yield Message(buffer[start:end], ending)
             start = newline + 1
         rest = buffer[start:]
         allowed = maxLength + 1 if rest.endswith(b"\r") else maxLength
         if len(rest) > allowed:
-            raise MessageTooLong(maxLength, self._lastEnding)
+            raise MessageTooLong(maxLength)
         self._buffer = rest

@@ -56,12 +56,5 @@ class ReplyTemplate:
         """
         return self.prefix + message + self.suffix
 
-    @property
-    def overhead(self) -> int:
-        """
-        How many bytes longer a reply is than its message.
-        """
-        return len(self.prefix) + len(self.suffix)
-
     def __repr__(self) -> str:
         return f"ReplyTemplate({self.text!r})"

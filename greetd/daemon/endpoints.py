@@ -1,28 +1,22 @@
 """
-Datagram server endpoints, described by strings in Twisted's endpoint syntax.
-
-Twisted parses stream endpoints (C{tcp:9999:interface=127.0.0.1}) but has no
-datagram counterpart, so C{--udp} descriptions are parsed here with the same
-rules: colon-separated arguments, C{key=value} keywords, backslash escapes
-(C{udp:9999:interface=\\:\\:1}).  C{systemd:domain=INET:name=NAME} (or
-C{index=N}) adopts a datagram socket inherited through socket activation, as
-Twisted's own C{systemd:} stream endpoint does for streams.
+The endpoints greetd listens on beyond Twisted's own: datagram endpoints
+(Twisted has stream endpoints only), a datagram socket inherited through
+socket activation, and a stream endpoint whose connections start with a
+PROXY header.  Their descriptions are parsed by L{greetd.daemon.plan}.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
-from inspect import signature
-from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, execute, fail
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import AlreadyListened
 from twisted.internet.interfaces import (
     IListeningPort,
+    IProtocolFactory,
     IReactorSocket,
+    IReactorTime,
     IReactorUDP,
     IStreamServerEndpoint,
 )
@@ -30,7 +24,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.python.systemd import ListenFDs
 from zope.interface import Interface, implementer
 
-from greetd.core.description import parsePort, splitDescription
+from greetd.protocols.proxy import DEFAULT_HEADER_TIMEOUT, ProxyHeaderFactory
+from greetd.twisted_private import inheritedSockets
 
 #: The largest UDP payload, and so the largest useful receive buffer.
 MAX_DATAGRAM = 65535
@@ -81,24 +76,6 @@ class UDPServerEndpoint:
         )
 
 
-def _udp(
-    reactor: IReactorUDP,
-    maxPacketSize: int,
-    port: str | None = None,
-    interface: str = "",
-) -> UDPServerEndpoint:
-    if port is None:
-        raise ValueError("a UDP port number is required: udp:PORT")
-    if interface:
-        try:
-            ipaddress.ip_address(interface)
-        except ValueError:
-            raise ValueError(
-                f"interface {interface!r} is not an IPv4 or IPv6 address"
-            ) from None
-    return UDPServerEndpoint(reactor, parsePort(port), interface, maxPacketSize)
-
-
 @implementer(IDatagramServerEndpoint)
 class AdoptedDatagramServerEndpoint:
     """
@@ -145,24 +122,6 @@ class AdoptedDatagramServerEndpoint:
         return port
 
 
-def inheritedSockets() -> ListenFDs:
-    """
-    The sockets this process inherited through socket activation.
-
-    L{ListenFDs.fromEnvironment} removes C{LISTEN_FDS} and C{LISTEN_PID} from
-    the environment when it reads them, and Twisted's C{systemd:} stream
-    endpoint parser reads them when L{twisted.internet.endpoints} is
-    imported, so there is one reading to share: that parser's.
-    """
-    from twisted.internet import endpoints
-
-    parser: Any = getattr(endpoints, "_SystemdParser", None)
-    shared = getattr(parser, "_sddaemon", None)
-    if isinstance(shared, ListenFDs):
-        return shared
-    return ListenFDs.fromEnvironment()  # pragma: no cover (older Twisted)
-
-
 def inheritedDescriptor(
     sockets: ListenFDs, index: str | None = None, name: str | None = None
 ) -> int:
@@ -197,7 +156,7 @@ def inheritedDescriptor(
     return descriptors[position]
 
 
-def _adoptable(
+def inheritedSocket(
     kind: socket.SocketKind,
     domain: str | None = None,
     index: str | None = None,
@@ -207,6 +166,8 @@ def _adoptable(
     The inherited descriptor a C{systemd:} description names, and its
     family, once checked to be a socket of the family and C{kind} asked for:
     adopting the wrong kind of socket fails late and obscurely.
+
+    @raise ValueError: Saying what is wrong, and what was inherited.
     """
     if domain is None:
         raise ValueError("an address family is required: domain=INET or INET6")
@@ -228,68 +189,22 @@ def _adoptable(
     return fileno, family
 
 
-def _systemd(
-    reactor: IReactorSocket,
-    maxPacketSize: int,
-    domain: str | None = None,
-    index: str | None = None,
-    name: str | None = None,
-) -> AdoptedDatagramServerEndpoint:
-    fileno, family = _adoptable(socket.SOCK_DGRAM, domain, index, name)
-    return AdoptedDatagramServerEndpoint(reactor, fileno, family, maxPacketSize)
-
-
-def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpoint:
+@implementer(IStreamServerEndpoint)
+class ProxiedServerEndpoint:
     """
-    L{serverFromString}, except that a C{systemd:} description is checked
-    here first, so that a socket that was not inherited gets an error
-    naming what was (Twisted's own parser raises a bare C{KeyError}).
+    An endpoint whose connections start with a PROXY header.
     """
-    args, kwargs = splitDescription(description)
-    if args[0] == "systemd":
-        _bindArguments("systemd", _adoptable, socket.SOCK_STREAM, *args[1:], **kwargs)
-        _adoptable(socket.SOCK_STREAM, *args[1:], **kwargs)
-    endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
-    return endpoint
 
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        clock: IReactorTime,
+        headerTimeout: float = DEFAULT_HEADER_TIMEOUT,
+    ) -> None:
+        self.endpoint = endpoint
+        self.clock = clock
+        self.headerTimeout = headerTimeout
 
-_PARSERS: dict[str, Callable[..., IDatagramServerEndpoint]] = {
-    "udp": _udp,
-    "systemd": _systemd,
-}
-
-
-def datagramServerFromString(
-    reactor: Any, description: str, maxPacketSize: int = MAX_DATAGRAM
-) -> IDatagramServerEndpoint:
-    """
-    Build a datagram endpoint from a description such as C{udp:9999},
-    C{udp:port=9999:interface=\\:\\:1} or C{systemd:domain=INET:name=NAME}.
-
-    @param reactor: An L{IReactorUDP} provider, and for C{systemd:} an
-        L{IReactorSocket} one.
-
-    @raise ValueError: If the description is not valid, with a message that
-        says why.
-    """
-    args, kwargs = splitDescription(description)
-    kind, args = args[0], args[1:]
-    parser = _PARSERS.get(kind)
-    if parser is None:
-        raise ValueError(
-            f"unknown datagram endpoint type {kind!r}; "
-            f"expected one of: {', '.join(sorted(_PARSERS))}"
-        )
-    _bindArguments(kind, parser, reactor, maxPacketSize, *args, **kwargs)
-    return parser(reactor, maxPacketSize, *args, **kwargs)
-
-
-def _bindArguments(kind: str, parser: Any, *args: object, **kwargs: str) -> None:
-    """
-    Check that a description's arguments fit C{parser}, so a wrong one is a
-    L{ValueError} naming it rather than a L{TypeError} from deep inside.
-    """
-    try:
-        signature(parser).bind(*args, **kwargs)
-    except TypeError as error:
-        raise ValueError(f"bad arguments for {kind}: {error}") from None
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        wrapped = ProxyHeaderFactory(factory, self.clock, self.headerTimeout)
+        return self.endpoint.listen(wrapped)

@@ -13,7 +13,9 @@ parent's own greetd arguments and the listening sockets as inherited file
 descriptors.  Its standard input is a pipe from the parent that the parent
 never writes: end of file there means the parent is gone, and the worker
 drains and exits.  It writes its counters to the parent once a second over
-another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums.
+another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums,
+and its log to standard output, a pipe too, which the parent relays to its
+own log (L{greetd.ops.relay}).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 from collections import Counter
 from contextlib import suppress
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.abstract import isIPv6Address
@@ -39,30 +41,22 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.core.counters import retire, sumCounts
-from greetd.core.description import splitDescription
-from greetd.daemon.endpoints import UDPServerEndpoint, datagramServerFromString
 from greetd.daemon.listening import ListeningService
-from greetd.protocols.greeting import cancelling
-from greetd.protocols.proxy import PREFIX
-
-if TYPE_CHECKING:
-    from greetd.daemon.tap import Options
+from greetd.daemon.options import Options
+from greetd.daemon.plan import Address
+from greetd.ops.relay import LogRelay
+from greetd.protocols.drain import cancelling
 
 #: The worker's descriptor for its counters, written once a second.
 COUNTS_FD = 3
 
 #: The first of the worker's descriptors for listening sockets.
 FIRST_LISTENER_FD = 4
-
-#: The accept queue of a TCP socket the parent binds, unless its description
-#: names a C{backlog}: while a worker is being replaced the others must hold
-#: the connections that arrive (the kernel caps it at C{net.core.somaxconn}).
-DEFAULT_BACKLOG = 4096
 
 #: A worker that dies within this many seconds of the same slot's previous
 #: death is restarted after a back-off rather than at once.
@@ -73,49 +67,6 @@ FIRST_BACKOFF = 0.1
 
 #: The longest wait before restarting a worker that keeps dying.
 MAX_BACKOFF = 5.0
-
-#: What C{--tcp} takes with C{--workers}.
-SHAREABLE = ("tcp", "tcp6")
-
-
-def _tcp(
-    kind: str, port: str, interface: str = "", backlog: str | None = None
-) -> tuple[str, int, int]:
-    # The arguments of Twisted's tcp: and tcp6: endpoints, with its defaults.
-    if kind == "tcp6" and not interface:
-        interface = "::"
-    return interface, int(port), int(backlog) if backlog else DEFAULT_BACKLOG
-
-
-def checkShareable(description: str) -> tuple[str, int, int]:
-    """
-    The interface, port and backlog of a C{--tcp} description that the
-    parent can bind for its workers: C{tcp:} or C{tcp6:}, optionally behind
-    C{haproxy:}.
-
-    @raise ValueError: For any other kind of endpoint.
-    """
-    args, kwargs = splitDescription(description.removeprefix(PREFIX))
-    if args[0] not in SHAREABLE:
-        raise ValueError(
-            "not supported with --workers (only tcp:, tcp6: and haproxy:tcp...)"
-        )
-    return _tcp(*args, **kwargs)
-
-
-def checkShareableDatagram(reactor: Any, description: str) -> tuple[str, int, int]:
-    """
-    The interface and port (and a backlog of 0) of a C{--udp} description
-    that the parent can bind for its workers: C{udp:} only.
-
-    @raise ValueError: For any other kind of endpoint, or a bad C{udp:} one.
-    """
-    args, _ = splitDescription(description)
-    if args[0] != "udp":
-        raise ValueError("not supported with --workers (only udp:)")
-    endpoint = datagramServerFromString(reactor, description)
-    assert isinstance(endpoint, UDPServerEndpoint)
-    return endpoint.interface, endpoint.port, 0
 
 
 @implementer(IListeningPort)
@@ -148,14 +99,16 @@ class SharedSocket:
         return IPv4Address(self.kind, host, port)  # type: ignore[arg-type]
 
 
-def bindShared(kind: str, interface: str, port: int, backlog: int) -> SharedSocket:
+def bindShared(kind: str, address: Address) -> SharedSocket:
     """
     Bind a socket for workers to share, as Twisted's own ports would
     (C{SO_REUSEADDR} for TCP, IPv6 when the interface is an IPv6 address).
 
     @param kind: C{"TCP"} or C{"UDP"}.
+    @param address: Where to bind it.
     @raise CannotListenError: If it cannot be bound.
     """
+    interface, port = address.interface, address.port
     family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
     tcp = kind == "TCP"
     sock = socket.socket(family, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
@@ -164,7 +117,7 @@ def bindShared(kind: str, interface: str, port: int, backlog: int) -> SharedSock
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((interface, port))
         if tcp:
-            sock.listen(backlog)
+            sock.listen(address.backlog)
     except OSError as error:
         sock.close()
         raise CannotListenError(interface, port, error) from None
@@ -172,13 +125,12 @@ def bindShared(kind: str, interface: str, port: int, backlog: int) -> SharedSock
     return SharedSocket(sock, kind)
 
 
-def listenShared(
-    kind: str, interface: str, port: int, backlog: int
-) -> Deferred[IListeningPort]:
+def listenShared(kind: str, address: Address | None) -> Deferred[IListeningPort]:
     """
     L{bindShared}, as a L{ListeningService} listens.
     """
-    return execute(bindShared, kind, interface, port, backlog)
+    assert address is not None, "the options admit shareable listeners only"
+    return execute(bindShared, kind, address)
 
 
 def formatInherited(inherited: dict[str, list[int]]) -> str:
@@ -226,8 +178,8 @@ def workerCommand(
 
 class WorkerProtocol(ProcessProtocol):
     """
-    The parent's end of one worker: reads its counters and tells the pool
-    when it ends.
+    The parent's end of one worker: reads its counters, relays its log and
+    tells the pool when it ends.
 
     @ivar pool: The L{WorkerPool} it belongs to.
     @ivar slot: Which worker this is, from 1: a replacement takes the slot
@@ -244,8 +196,18 @@ class WorkerProtocol(ProcessProtocol):
         self.slot = slot
         self.counts: Counter[str] = Counter()
         self._buffer = b""
+        self._logs: dict[int, LogRelay] = {}
+
+    def connectionMade(self) -> None:
+        pid = getattr(self.transport, "pid", None)
+        self._logs = {
+            1: LogRelay(self.slot, pid),
+            2: LogRelay(self.slot, pid, LogLevel.error),
+        }
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD in self._logs:
+            self._logs[childFD].dataReceived(data)
         if childFD != COUNTS_FD:
             return
         *lines, self._buffer = (self._buffer + data).split(b"\n")
@@ -254,6 +216,10 @@ class WorkerProtocol(ProcessProtocol):
                 self.counts = Counter(json.loads(lines[-1]))
             except ValueError:
                 self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        if childFD in self._logs:
+            self._logs[childFD].connectionLost()
 
     def processEnded(self, reason: Failure) -> None:
         self.pool.workerEnded(self, reason)
@@ -414,9 +380,10 @@ def spawnWorker(
     """
     Start worker C{slot} with the parent's bound sockets as descriptors
     from L{FIRST_LISTENER_FD} on; standard input is the pipe whose end of
-    file tells it the parent is gone, and L{COUNTS_FD} the counters' pipe.
+    file tells it the parent is gone, standard output and error pipes
+    whose lines the parent logs, and L{COUNTS_FD} the counters' pipe.
     """
-    childFDs: dict[int, int | str] = {0: "w", 1: 1, 2: 2, COUNTS_FD: "r"}
+    childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r", COUNTS_FD: "r"}
     inherited: dict[str, list[int]] = {}
     fd = FIRST_LISTENER_FD
     for kind, services in listeners.items():
@@ -442,14 +409,13 @@ def workerPoolService(
     L{WorkerPool}, which is returned too, for metrics.
     """
     services = MultiService()
+    plan = options["plan"]
     listeners: dict[str, list[ListeningService]] = {"tcp": [], "udp": []}
-    for description in options["tcp"]:
-        bind = partial(listenShared, "TCP", *checkShareable(description))
-        listeners["tcp"].append(ListeningService("TCP", description, bind))
-    for description in options["udp"]:
-        where = checkShareableDatagram(reactor, description)
-        bind = partial(listenShared, "UDP", *where)
-        listeners["udp"].append(ListeningService("UDP", description, bind))
+    for kind, planned in (("tcp", plan.tcp), ("udp", plan.udp)):
+        for listener in planned:
+            bind = partial(listenShared, listener.kind, listener.address)
+            service = ListeningService(listener.kind, listener.description, bind)
+            listeners[kind].append(service)
     for service in listeners["tcp"] + listeners["udp"]:
         service.setServiceParent(services)  # type: ignore[no-untyped-call]
     spawn = partial(spawnWorker, reactor, options.arguments, listeners)

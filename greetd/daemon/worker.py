@@ -4,9 +4,10 @@ One worker process of C{twistd greetd --workers N}: C{python -m greetd.daemon.wo
 parent's L{greetd.daemon.pool.WorkerPool}, never by hand.
 
 It builds the same factory and protocols as C{twistd greetd} does
-(L{greetd.daemon.tap.buildServers}), adopts the sockets the parent bound, logs to
-standard output with C{worker N} in front of each line, drains on SIGTERM or
-SIGINT as the daemon does, reports its counters to the parent every second,
+(L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
+standard output, a pipe the parent relays to its own log (L{greetd.ops.relay}),
+drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
+(the parent's to handle), reports its counters to the parent every second,
 and drains and exits as soon as its standard input (a pipe from the parent)
 reaches end of file: no worker outlives its parent.
 """
@@ -15,30 +16,30 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import IO, Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Sequence, cast
 
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, execute
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.task import LoopingCall
-from twisted.logger import (
-    FileLogObserver,
-    LogEvent,
-    formatEventAsClassicLogText,
-    globalLogBeginner,
-)
+from twisted.logger import globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from greetd.daemon.build import Servers, buildServers
+from greetd.daemon.options import Options
+from greetd.daemon.plan import TCP, Listener
 from greetd.daemon.pool import COUNTS_FD, parseInherited
-from greetd.daemon.tap import Options, Servers, buildServers, serve
-from greetd.protocols.datagram import ReplyProtocol
-from greetd.protocols.proxy import PREFIX, ProxyHeaderFactory
+from greetd.daemon.single import Target, serve
+from greetd.ops.logfile import REOPEN_SIGNALS
+from greetd.ops.relay import workerLogObserver
+from greetd.protocols.proxy import ProxyHeaderFactory
 
 #: Seconds between two reports of the counters to the parent.
 REPORT_INTERVAL = 1.0
@@ -70,11 +71,12 @@ class WorkerOptions(usage.Options):
             raise usage.UsageError(f"--inherited: {error}") from None
         options = Options()
         options.parseOptions(self["greetd"])
-        for kind in ("tcp", "udp"):
-            if len(options[kind]) != len(self["fds"][kind]):
+        plan = options["plan"]
+        for kind, listeners in (("tcp", plan.tcp), ("udp", plan.udp)):
+            if len(listeners) != len(self["fds"][kind]):
                 raise usage.UsageError(
                     f"--inherited has {len(self['fds'][kind])} {kind} "
-                    f"descriptors for {len(options[kind])} --{kind} options"
+                    f"descriptors for {len(listeners)} --{kind} options"
                 )
         self["options"] = options
 
@@ -118,44 +120,32 @@ def _adopted(port: IListeningPort, fd: int) -> IListeningPort:
     return port
 
 
-def adoptStream(
+def adopt(
     reactor: Any,
-    fds: Sequence[int],
-    index: int,
-    description: str,
-    factory: IProtocolFactory,
-) -> Deferred[IListeningPort]:
-    """
-    Serve C{factory} on the inherited TCP socket for C{--tcp} number
-    C{index}, reading the PROXY header first if C{description} says so.
-    """
-    fd = fds[index]
-    if description.startswith(PREFIX):
-        factory = ProxyHeaderFactory(factory, reactor)
-    with nonBlockingSockets():
-        family = socketFamily(fd)
-        adopting = execute(reactor.adoptStreamPort, fd, family, factory)
-    return adopting.addCallback(_adopted, fd)
-
-
-def adoptDatagram(
-    reactor: Any,
-    fds: Sequence[int],
-    index: int,
-    description: str,
-    protocol: ReplyProtocol,
+    fds: dict[str, list[int]],
+    listener: Listener,
+    target: Target,
     maxPacketSize: int,
 ) -> Deferred[IListeningPort]:
     """
-    Serve C{protocol} on the inherited UDP socket for C{--udp} number
-    C{index}.
+    Serve C{target} on the inherited socket of C{listener}: the greeting
+    factory on a TCP one, reading the PROXY header first if the listener
+    says so, or a reply protocol on a UDP one.
     """
-    fd = fds[index]
     with nonBlockingSockets():
-        family = socketFamily(fd)
-        adopting = execute(
-            reactor.adoptDatagramPort, fd, family, protocol, maxPacketSize
-        )
+        if listener.kind == TCP:
+            fd = fds["tcp"][listener.position]
+            factory = cast(IProtocolFactory, target)
+            if listener.proxied:
+                factory = ProxyHeaderFactory(factory, reactor)
+            family = socketFamily(fd)
+            adopting = execute(reactor.adoptStreamPort, fd, family, factory)
+        else:
+            fd = fds["udp"][listener.position]
+            family = socketFamily(fd)
+            adopting = execute(
+                reactor.adoptDatagramPort, fd, family, target, maxPacketSize
+            )
     return adopting.addCallback(_adopted, fd)
 
 
@@ -205,23 +195,6 @@ def report(servers: Servers, fd: int) -> None:
         os.write(fd, line)
 
 
-def workerObserver(slot: int, pid: int, stream: IO[str]) -> FileLogObserver:
-    """
-    Log events as twistd does, with C{worker N pid P} in front of the
-    system: the slot says which worker, the pid which run of it.
-    """
-    prefix = f"worker {slot} pid {pid}"
-
-    def formatEvent(event: LogEvent) -> str | None:
-        system = event.get("log_system")
-        event = dict(event)
-        hasSystem = system and system != "-"
-        event["log_system"] = f"{prefix} {system}" if hasSystem else prefix
-        return formatEventAsClassicLogText(event)
-
-    return FileLogObserver(stream, formatEvent)
-
-
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
     Run one worker until SIGTERM, SIGINT or the parent's exit.
@@ -237,15 +210,18 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     options: Options = workerOptions["options"]
     fds = workerOptions["fds"]
     globalLogBeginner.beginLoggingTo(
-        [workerObserver(workerOptions["slot"], os.getpid(), sys.stdout)],
+        [workerLogObserver(sys.stdout, options["log-level"])],
         redirectStandardIO=False,
     )
+    for signum in REOPEN_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     servers = buildServers(options, reactor)
     services = serve(
-        options,
+        options["plan"],
         servers,
-        partial(adoptStream, reactor, fds["tcp"]),
-        partial(adoptDatagram, reactor, fds["udp"]),
+        partial(adopt, reactor, fds),
+        options["shutdown-timeout"],
+        options["max-connections"],
     )
     services.startService()
     reactor.addSystemEventTrigger("before", "shutdown", services.stopService)

@@ -2,8 +2,11 @@
 greetd's log output.
 
 Every field a peer controls is escaped (L{greetd.core.escaping}) before it
-reaches a line.  L{jsonLogger} is a C{twistd --logger} for machines: one JSON object per
-line, for journald and log shippers.
+reaches a line.  L{jsonLogger} is a C{twistd --logger} for machines: one
+JSON object per line, for journald and log shippers.  L{installLogger} makes
+twistd log through greetd's own observers, text or JSON: at C{--log-level}
+and above only, and to a L{greetd.ops.logfile.LogFile} that log rotation can
+reopen.
 """
 
 from __future__ import annotations
@@ -11,18 +14,28 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
 import sys
 from datetime import datetime, timezone
-from typing import IO, Any
+from functools import partial
+from typing import IO, Any, Callable, MutableMapping, cast
 
 from twisted.application.app import AppLogger
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.logger import FileLogObserver, LogEvent, formatEvent
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    LegacyLogObserverWrapper,
+    LogEvent,
+    LogLevel,
+    formatEvent,
+    formatEventAsClassicLogText,
+)
 from twisted.python.failure import Failure
-from twisted.python.logfile import LogFile
+from twisted.python.reflect import namedAny
+from zope.interface import implementer
 
 from greetd.core.escaping import escape, formatAddress
+from greetd.ops.logfile import LogFiles, ReopenOnSignalService
 
 #: The keys every JSON log line has (C{failure} only for an event with a
 #: failure, C{peerHost} and C{peerPort} only for one with a peer); an
@@ -117,33 +130,31 @@ def jsonFileLogObserver(outFile: IO[Any]) -> FileLogObserver:
     return FileLogObserver(outFile, eventAsJSONLine)
 
 
-def jsonLogger() -> FileLogObserver:
+def jsonLogger() -> ILogObserver:
     """
     The JSON log observer for C{twistd --logger greetd.ops.log.jsonLogger}: one
     JSON object per line, to where twistd would have written its own log.
 
-    twistd calls a C{--logger} factory with no arguments and then ignores
-    C{--logfile}, so this looks for the C{AppLogger} calling it (on the
-    stack) to honour twistd's own rule: stdout with C{--nodaemon} (and for
-    C{--logfile -}), where journald takes it; otherwise C{--logfile}, by
-    default C{twistd.log}, which C{SIGUSR1} reopens for log rotation as
-    twistd does.  Called from anywhere else it writes to stdout.
+    Under C{twistd greetd}, greetd's options replace this factory with one
+    that knows twistd's options and C{--log-level} (L{installLogger}).
+    Anywhere else (a C{.tac} file run by twistd), twistd calls it with no
+    arguments, so it looks for the C{AppLogger} calling it (on the stack)
+    to honour twistd's own rule (L{logObserver}), logs at C{info} and above,
+    and reopens its file on C{SIGUSR1} and C{SIGHUP}.  Called from anywhere
+    else it writes to stdout.
     """
     appLogger = _callingAppLogger()
-    logFileName = getattr(appLogger, "_logfilename", "") or ""
-    nodaemon = bool(getattr(appLogger, "_nodaemon", True))
-    if logFileName == "-" or (nodaemon and not logFileName):
-        return jsonFileLogObserver(sys.stdout)
-    logFile = LogFile.fromFullPath(logFileName or "twistd.log")
-    if not signal.getsignal(signal.SIGUSR1):
+    config = {
+        "logfile": getattr(appLogger, "_logfilename", "") or "",
+        "nodaemon": bool(getattr(appLogger, "_nodaemon", True)),
+    }
+    logFiles = LogFiles()
+    observer = logObserver(eventAsJSONLine, config, LogLevel.info, logFiles)
+    if logFiles.files:
+        from twisted.internet import reactor
 
-        def rotate(signum: int, frame: object) -> None:
-            from twisted.internet import reactor
-
-            reactor.callFromThread(logFile.rotate)  # type: ignore[attr-defined]
-
-        signal.signal(signal.SIGUSR1, rotate)
-    return jsonFileLogObserver(logFile)
+        ReopenOnSignalService(logFiles, reactor).startService()
+    return observer
 
 
 def _callingAppLogger() -> AppLogger | None:
@@ -154,3 +165,166 @@ def _callingAppLogger() -> AppLogger | None:
             return candidate
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+#: The names C{--log-level} takes, least severe first.
+LOG_LEVELS = tuple(level.name for level in LogLevel.iterconstants())
+
+#: What is logged unless C{--log-level} says otherwise.
+DEFAULT_LOG_LEVEL = "info"
+
+_PRIORITY = {level: index for index, level in enumerate(LogLevel.iterconstants())}
+
+#: Twisted's own lines when a port starts and stops listening, which
+#: greetd's C{Serving TCP on ...} already says, once.
+_PORT_ANNOUNCEMENT = re.compile(
+    r"[\w.]+ starting on .+|\((?:TCP |UDP |UNIX )?Port .+ Closed\)"
+)
+
+
+def parseLogLevel(name: str) -> LogLevel:
+    """
+    The L{LogLevel} named C{name}, one of L{LOG_LEVELS}.
+
+    @raise ValueError: For any other name.
+    """
+    if name not in LOG_LEVELS:
+        raise ValueError(f"{name!r} is not one of {', '.join(LOG_LEVELS)}")
+    return cast(LogLevel, LogLevel.levelWithName(name))
+
+
+def isPortAnnouncement(event: LogEvent) -> bool:
+    """
+    Whether C{event} is Twisted's C{GreetingFactory starting on 9999} or
+    C{(TCP Port 9999 Closed)}, from its legacy C{log.msg}.
+    """
+    if event.get("log_namespace") != "log_legacy":
+        return False
+    text = event.get("log_text")
+    return isinstance(text, str) and _PORT_ANNOUNCEMENT.fullmatch(text) is not None
+
+
+@implementer(ILogObserver)
+class LevelFilter:
+    """
+    Passes on the events at C{level} or above; Twisted's announcements of
+    ports (L{isPortAnnouncement}) count as C{debug} and say so.
+
+    @ivar observer: Where the events that pass go.
+    @ivar level: The least severe level passed on.
+    """
+
+    def __init__(self, observer: ILogObserver, level: LogLevel) -> None:
+        self.observer = observer
+        self.level = level
+        self._threshold = _PRIORITY[level]
+
+    def __call__(self, event: LogEvent) -> None:
+        level = event.get("log_level", LogLevel.info)
+        if isPortAnnouncement(event):
+            level = LogLevel.debug
+            event = {**event, "log_level": level}
+        if _PRIORITY.get(level, _PRIORITY[LogLevel.info]) >= self._threshold:
+            self.observer(event)
+
+
+#: Formats an event as the text of its line or lines.
+EventFormatter = Callable[[LogEvent], "str | None"]
+
+
+def logObserver(
+    formatter: EventFormatter,
+    config: MutableMapping[str, Any],
+    level: LogLevel,
+    logFiles: LogFiles,
+) -> ILogObserver:
+    """
+    A log observer that writes the events at C{level} and above, formatted
+    by C{formatter}, where twistd's C{config} says, as twistd's own
+    C{UnixAppLogger} would: syslog with C{--syslog} (text only); stdout with
+    C{--nodaemon} and no C{--logfile}, or C{--logfile -}; otherwise the
+    C{--logfile} (by default C{twistd.log}), opened through C{logFiles} so
+    it can be reopened.  Unlike twistd's, the file is opened for appending
+    and never renamed: rotation is the operator's tool's job.
+
+    @param config: twistd's options (C{logfile}, C{nodaemon}, C{syslog},
+        C{prefix}), read when the observer is made.
+    """
+    logFileName = config.get("logfile") or ""
+    nodaemon = bool(config.get("nodaemon", True))
+    observer: ILogObserver
+    if config.get("syslog") and formatter is formatEventAsClassicLogText:
+        from twisted.python import syslog
+
+        emit = syslog.SyslogObserver(config.get("prefix") or "Twisted").emit
+        observer = LegacyLogObserverWrapper(emit)  # type: ignore[arg-type]
+    elif logFileName == "-" or (nodaemon and not logFileName):
+        if not nodaemon:
+            sys.exit("Daemons cannot log to stdout, exiting!")
+        observer = FileLogObserver(sys.stdout, formatter)
+    else:
+        logFile = logFiles.open(logFileName or "twistd.log")
+        # A LogFile writes and flushes text, all FileLogObserver needs.
+        observer = FileLogObserver(logFile, formatter)  # type: ignore[arg-type]
+    return LevelFilter(observer, level)
+
+
+class TwistdLogger:
+    """
+    The C{--logger} greetd's options give twistd: twistd takes a logger as
+    the dotted name of a factory it calls with no arguments, so greetd
+    names this one, L{twistdLogger}, and has it make the observer that
+    L{installLogger} prepared.
+
+    @ivar factory: Makes the observer; until L{installLogger} sets it, the
+        one twistd would make without greetd (text, at C{info}).
+    """
+
+    def __init__(self) -> None:
+        self.factory: Callable[[], ILogObserver] = partial(
+            logObserver, formatEventAsClassicLogText, {}, LogLevel.info, LogFiles()
+        )
+
+    def __call__(self) -> ILogObserver:
+        return self.factory()
+
+
+#: The logger L{installLogger} gives twistd, by name.
+twistdLogger = TwistdLogger()
+
+
+def installLogger(
+    config: MutableMapping[str, Any], level: LogLevel, logFiles: LogFiles
+) -> None:
+    """
+    Make twistd log through greetd's observer (L{logObserver}): text as
+    twistd's own, unless C{--logger greetd.ops.log.jsonLogger} asks for
+    JSON.  twistd reads its C{logger} option, the dotted name of a factory,
+    after greetd's options are parsed and before the service starts, so
+    naming L{twistdLogger} here is in time.  Any other C{--logger} is left
+    as it is.
+
+    @param config: twistd's options, to change.
+    @param level: The C{--log-level}.
+    @param logFiles: Where the log file is kept, for reopening.
+    """
+    name = config.get("logger")
+    if name is None:
+        formatter: EventFormatter = formatEventAsClassicLogText
+    elif _named(name) is jsonLogger:
+        formatter = eventAsJSONLine
+    else:
+        return
+    twistdLogger.factory = partial(logObserver, formatter, config, level, logFiles)
+    config["logger"] = f"{__name__}.twistdLogger"
+
+
+def _named(name: object) -> object:
+    # twistd's option holds a dotted name until twistd resolves it; a name
+    # that does not resolve is twistd's to report.
+    if not isinstance(name, str):
+        return name
+    try:
+        return namedAny(name)
+    except Exception:
+        return None

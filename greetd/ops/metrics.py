@@ -7,9 +7,8 @@ metrics only when Prometheus asks, so serving costs nothing per message.
 
 from __future__ import annotations
 
-from collections import Counter
 from functools import partial
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
@@ -24,29 +23,17 @@ from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from greetd.core.counters import COUNTER, GAUGE, METRICS, SCHEMA, Counts
+from greetd.core.counters import (
+    COUNTER,
+    GAUGE,
+    METRICS,
+    SCHEMA,
+    Counts,
+    HasCounts,
+    readCounts,
+)
 
 _FAMILIES = {COUNTER: CounterMetricFamily, GAUGE: GaugeMetricFamily}
-
-
-class HasCounts(Protocol):
-    """
-    Something that reports counts of the schema (L{greetd.core.counters}):
-    a L{GreetingFactory <greetd.protocols.greeting.GreetingFactory>} or a
-    L{ReplyProtocol <greetd.protocols.datagram.ReplyProtocol>}.
-    """
-
-    def counts(self) -> Counts[str]: ...
-
-
-def readCounts(sources: Iterable[HasCounts]) -> Counts[str]:
-    """
-    The counts of C{sources}, summed.
-    """
-    total: Counts[str] = Counter()
-    for source in sources:
-        total.update(source.counts())
-    return total
 
 
 class CountsCollector:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, succeed
@@ -22,7 +22,19 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from greetd.core.escaping import escape, formatAddress
-from greetd.daemon.listening import ListeningService
+
+
+class Listening(Protocol):
+    """
+    A listener as readiness needs it: what it serves, and a L{Deferred}
+    that fires with its port once it listens (a
+    L{ListeningService <greetd.daemon.listening.ListeningService>}).
+    """
+
+    kind: str
+
+    def whenListening(self) -> Deferred[IListeningPort]: ...
+
 
 #: Something that delivers one notification datagram.
 Sender = Callable[[bytes], None]
@@ -60,9 +72,6 @@ class DatagramSender:
     def __call__(self, message: bytes) -> None:
         self._socket.sendto(message, self.address)
 
-    def close(self) -> None:
-        self._socket.close()
-
 
 def watchdogInterval(environ: Mapping[str, str], pid: int) -> float | None:
     """
@@ -89,7 +98,7 @@ class NotifyService(Service):
     C{WATCHDOG=1} every half watchdog period while the reactor runs, and
     C{STOPPING=1} when stopping.
 
-    Add it to the L{MultiService} after the L{ListeningService}s: a
+    Add it to the L{MultiService} after the listening services: a
     L{MultiService} starts its children in order and stops them in reverse,
     so C{READY=1} follows the listeners' start and C{STOPPING=1} precedes
     their stop.
@@ -104,7 +113,7 @@ class NotifyService(Service):
 
     def __init__(
         self,
-        listeners: Sequence[ListeningService],
+        listeners: Sequence[Listening],
         clock: IReactorTime,
         sender: Sender,
         interval: float | None = None,
@@ -159,7 +168,7 @@ class NotifyService(Service):
 
 
 def notifyServiceFromEnvironment(
-    listeners: Sequence[ListeningService],
+    listeners: Sequence[Listening],
     clock: IReactorTime,
     environ: Mapping[str, str] | None = None,
     pid: int | None = None,

@@ -60,7 +60,6 @@ class ReplyProtocol(DatagramProtocol):
     @ivar perSource: The L{KeyedRateLimiter} for each source.
     @ivar overall: The L{TokenBucket} for all replies, or C{None} for none.
     @ivar clock: The time source for the rates.
-    @ivar received: How many datagrams have arrived.
     @ivar replies: How many replies have been sent.
     @ivar bytesReceived: Bytes received in all datagrams.
     @ivar bytesSent: Bytes sent in all replies.
@@ -75,8 +74,8 @@ class ReplyProtocol(DatagramProtocol):
         template: ReplyTemplate | None = None,
         maxLength: int = DEFAULT_MAX_LENGTH,
         clock: IReactorTime | None = None,
-        rate: float = 0,
-        globalRate: float = 0,
+        rate: float = DEFAULT_RATE,
+        globalRate: float = DEFAULT_GLOBAL_RATE,
         access: AccessPolicy | None = None,
         allowLowPorts: bool = False,
         ipv6Prefix: int = DEFAULT_IPV6_PREFIX,
@@ -97,7 +96,6 @@ class ReplyProtocol(DatagramProtocol):
         self.overall = (
             TokenBucket(globalRate, globalRate, clock.seconds()) if globalRate else None
         )
-        self.received = 0
         self.replies = 0
         self.bytesReceived = 0
         self.bytesSent = 0
@@ -108,7 +106,6 @@ class ReplyProtocol(DatagramProtocol):
         self._send = datagramWriter(self.transport)
 
     def datagramReceived(self, datagram: bytes, addr: DatagramAddress) -> None:
-        self.received += 1
         self.bytesReceived += len(datagram)
         host, port = addr[0], addr[1]
         source = sourceKey(host, self.ipv6Prefix)

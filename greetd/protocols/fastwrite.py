@@ -23,6 +23,8 @@ from typing import Any, Callable, Tuple
 
 from twisted.internet import tcp, udp
 
+from greetd.twisted_private import queuedWrites, writeClosed
+
 
 def supportsWriteThrough(transport: object) -> bool:
     """
@@ -31,24 +33,13 @@ def supportsWriteThrough(transport: object) -> bool:
     return type(transport) is tcp.Server and not getattr(transport, "TLS", True)
 
 
-def _queued(transport: Any) -> bool:
-    return bool(
-        transport._tempDataBuffer or len(transport.dataBuffer) > transport.offset
-    )
-
-
 def writeThrough(transport: Any, data: bytes) -> None:
     """
     Send C{data} on C{transport} now if nothing is queued before it, and
     queue what the kernel does not take; C{transport} must pass
     L{supportsWriteThrough}.
     """
-    if (
-        transport.disconnecting
-        or not transport.connected
-        or transport._writeDisconnected
-        or _queued(transport)
-    ):
+    if writeClosed(transport) or queuedWrites(transport):
         transport.write(data)
         return
     try:

@@ -5,9 +5,9 @@ The TCP greeting service: a banner on connect, then a reply to every message.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
@@ -16,7 +16,6 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -25,10 +24,13 @@ from greetd.core.access import AccessPolicy
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
-from greetd.core.limits import ConnectionLimiter, Throttle
+from greetd.core.limits import ConnectionLimiter
 from greetd.core.sources import sourceKey
 from greetd.core.template import ReplyTemplate
+from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
+from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
+from greetd.protocols.idle import IdleSweep
 
 #: The seed's banner, sent as is, without a line ending.
 DEFAULT_WELCOME = b"Welcome"
@@ -38,9 +40,6 @@ DEFAULT_MAX_LENGTH = 1024
 
 #: Seconds a connection may go without completing a message.
 DEFAULT_IDLE_TIMEOUT = 300.0
-
-#: What a connection over a limit is told before it is closed.
-TOO_MANY_CONNECTIONS = b"Error: too many connections\r\n"
 
 
 class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -72,7 +71,6 @@ class GreetingProtocol(Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
-    @ivar paused: Whether reading is paused until the peer reads its replies.
     @ivar writesThrough: Whether replies are sent at once rather than on the
         next reactor turn (plain TCP only; see L{greetd.protocols.fastwrite}).
     """
@@ -85,22 +83,21 @@ class GreetingProtocol(Protocol):
     bytesSent = 0
     admitted = False
     closing = False
-    paused = False
     writesThrough = False
+    _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
         transport = self._transport()
         self.host = host = getattr(transport.getPeer(), "host", None)
         self.source = (
-            None if host is None else sourceKey(host, factory.limiter.ipv6Prefix)
+            None
+            if host is None
+            else sourceKey(host, factory.admission.limiter.ipv6Prefix)
         )
         refusal = factory.admit(self)
         if refusal is not None:
-            self.closing = True
-            if refusal != "access":
-                transport.write(TOO_MANY_CONNECTIONS)
-            transport.loseConnection()
+            self.refuse(refusal)
             return
         self.admitted = True
         self.writesThrough = supportsWriteThrough(transport)
@@ -115,6 +112,31 @@ class GreetingProtocol(Protocol):
         if factory.banner:
             self.send(factory.banner)
 
+    def refuse(self, refusal: str) -> None:
+        """
+        Tell a refused client why, in one line, and close so that the line
+        arrives: shut the sending side once it is written, then read and
+        discard what the client sends for L{Admission.refusalLinger}
+        seconds, rather than close with its bytes unread, which makes the
+        kernel send a reset that destroys the line in flight.
+        """
+        self.closing = True
+        transport = self._transport()
+        line = REFUSAL_LINES.get(refusal)
+        admission = self.factory.admission
+        if line is None or not admission.linger():
+            if line is not None:
+                transport.write(line)
+            transport.loseConnection()
+            return
+        transport.write(line)
+        self._linger = self.factory.clock.callLater(
+            admission.refusalLinger, transport.loseConnection
+        )
+        halfClose = getattr(transport, "loseWriteConnection", None)
+        if halfClose is not None:
+            halfClose()
+
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
             return
@@ -127,9 +149,8 @@ class GreetingProtocol(Protocol):
                 peer=self.peer,
                 greetdEvent="connection.error",
             )
-            self.factory.errors["internal"] += 1
-            self.closing = True
-            self._transport().abortConnection()
+            self.factory.countError("internal")
+            self.abort()
 
     def _answer(self, data: bytes) -> None:
         template = self.factory.template
@@ -142,7 +163,7 @@ class GreetingProtocol(Protocol):
                 self.messages += 1
                 self.send(template.format(message.payload) + message.ending)
         except MessageTooLong as error:
-            self.factory.errors["length"] += 1
+            self.factory.countError("length")
             self.sendError(str(error))
         finally:
             if self.messages != answered:
@@ -177,26 +198,31 @@ class GreetingProtocol(Protocol):
         transport.unregisterProducer()
         transport.loseConnection()
 
+    def abort(self) -> None:
+        """
+        Close now, dropping whatever is unwritten.
+        """
+        self.closing = True
+        self._transport().abortConnection()
+
     def idleTimedOut(self) -> None:
         """
         The peer completed no message for the factory's idle timeout: say so
         and close.
         """
-        self.factory.errors["idle-timeout"] += 1
+        self.factory.countError("idle-timeout")
         self.sendError("idle timeout")
 
     def pauseProducing(self) -> None:
         """
         The peer is not reading its replies: stop reading its messages.
         """
-        self.paused = True
         self._transport().pauseProducing()
 
     def resumeProducing(self) -> None:
         """
         The peer caught up: read again.
         """
-        self.paused = False
         self._transport().resumeProducing()
 
     def stopProducing(self) -> None:
@@ -214,6 +240,11 @@ class GreetingProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.admitted:
+            linger, self._linger = self._linger, None
+            if linger is not None:
+                if linger.active():
+                    linger.cancel()
+                self.factory.admission.lingered()
             return
         factory = self.factory
         factory.connectionClosed(self)
@@ -245,20 +276,27 @@ else:
 
 class GreetingFactory(_FactoryBase):
     """
-    Configuration and bookkeeping shared by every L{GreetingProtocol}.
+    The configuration every L{GreetingProtocol} shares, and its admitted
+    connections, with one collaborator for each job: L{Admission} decides
+    who may connect, L{IdleSweep} cuts idle connections, L{Drain} closes
+    them all on shutdown.
+
+    A protocol talks to its factory through L{admit}, L{connectionClosed}
+    and L{countError}, and reads L{banner}, C{template}, C{framing},
+    C{maxLength} and C{clock}.
 
     @ivar welcome: The banner text; empty for none.
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar framing: One of L{greetd.core.framing.FRAMINGS}.
     @ivar maxLength: The longest message answered.
-    @ivar idleTimeout: Seconds a connection may complete no message; 0 for
-        no limit.
-    @ivar limiter: The L{ConnectionLimiter} new connections must pass.
-    @ivar access: The L{AccessPolicy} for source addresses.
     @ivar clock: The time source for durations and timeouts.
+    @ivar admission: The L{Admission} new connections pass; without a
+        C{limiter}, C{twistd greetd}'s default limits apply
+        (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
+    @ivar idle: The L{IdleSweep}.
+    @ivar drain: The L{Drain}, for shutdown.
     @ivar connections: The admitted connections open now.
     @ivar connectionsTotal: How many connections have been admitted.
-    @ivar refused: Connections refused, by the limit that refused them.
     @ivar errors: Connections closed with an error, by reason.
     @ivar closedTotals: Messages and bytes of the connections already closed,
         so totals need no work per message.
@@ -266,7 +304,6 @@ class GreetingFactory(_FactoryBase):
 
     protocol = GreetingProtocol
     noisy = False
-    _log = Logger()
 
     def __init__(
         self,
@@ -291,18 +328,18 @@ class GreetingFactory(_FactoryBase):
         self.template = template if template is not None else ReplyTemplate()
         self.framing = framing
         self.maxLength = maxLength
-        self.idleTimeout = idleTimeout
-        self.limiter = limiter if limiter is not None else ConnectionLimiter()
-        self.access = access if access is not None else AccessPolicy()
         self.clock = clock
         self.connections: set[GreetingProtocol] = set()
         self.connectionsTotal = 0
-        self.refused: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.closedTotals: Counter[str] = Counter()
-        self._refusalLog: Throttle[str | None] = Throttle()
-        self._drained: list[Deferred[None]] = []
-        self._idleSweep: LoopingCall | None = None
+        self.admission = Admission(
+            limiter if limiter is not None else defaultLimiter(),
+            access if access is not None else AccessPolicy(),
+            clock,
+        )
+        self.idle = IdleSweep(clock, idleTimeout, self.connections)
+        self.drain = Drain(clock, self.connections)
 
     @property
     def banner(self) -> bytes:
@@ -319,73 +356,36 @@ class GreetingFactory(_FactoryBase):
         """
         Decide whether a new connection may be served, and track it if so.
 
-        @return: C{None} to serve it, or why not: C{"access"} or the name
-            of the connection limit it is over.
+        @return: C{None} to serve it, or why not (L{Admission.admit}).
         """
-        host = protocol.host
-        now = self.clock.seconds()
-        if host is not None and not self.access.permits(host):
-            refusal: str | None = "access"
-        else:
-            refusal = self.limiter.admit(protocol.source, now)
-        if refusal is not None:
-            self.refused[refusal] += 1
-            if self._refusalLog.ready(protocol.source, now):
-                self._log.info(
-                    "Refused a connection from {peer}: {reason}",
-                    peer=protocol.peer,
-                    reason=refusal,
-                    greetdEvent="connection.refused",
-                )
-            return refusal
-        self.connections.add(protocol)
-        self.connectionsTotal += 1
-        if self.idleTimeout and self._idleSweep is None:
-            self._idleSweep = LoopingCall(self._sweepIdle)
-            self._idleSweep.clock = self.clock
-            self._idleSweep.start(self.sweepInterval, now=False)
-        return None
-
-    @property
-    def sweepInterval(self) -> float:
-        """
-        How often idle connections are looked for: a tenth of the timeout,
-        between 0.1 and 5 seconds, so a connection is cut at most that late.
-        """
-        return min(max(self.idleTimeout / 10, 0.1), 5.0)
-
-    def _sweepIdle(self) -> None:
-        """
-        Time out connections that completed no message for C{idleTimeout}.
-
-        One periodic sweep serves every connection: a timer each would cost
-        more memory than the rest of an idle connection's state.
-        """
-        deadline = self.clock.seconds() - self.idleTimeout
-        for protocol in [
-            protocol
-            for protocol in self.connections
-            if protocol.lastMessageAt <= deadline and not protocol.closing
-        ]:
-            protocol.idleTimedOut()
+        refusal = self.admission.admit(
+            protocol.host, protocol.source, lambda: protocol.peer
+        )
+        if refusal is None:
+            self.connections.add(protocol)
+            self.connectionsTotal += 1
+            self.idle.wake()
+        return refusal
 
     def connectionClosed(self, protocol: GreetingProtocol) -> None:
         """
         Forget an admitted connection that has been lost.
         """
         self.connections.discard(protocol)
-        self.limiter.release(protocol.source)
+        self.admission.release(protocol.source)
         totals = self.closedTotals
         totals["messages"] += protocol.messages
         totals["bytesReceived"] += protocol.bytesReceived
         totals["bytesSent"] += protocol.bytesSent
         if not self.connections:
-            sweep, self._idleSweep = self._idleSweep, None
-            if sweep is not None and sweep.running:
-                sweep.stop()
-            drained, self._drained = self._drained, []
-            for waiting in drained:
-                waiting.callback(None)
+            self.idle.rest()
+            self.drain.emptied()
+
+    def countError(self, reason: str) -> None:
+        """
+        Count a connection closed with an error (L{ERROR_REASONS}).
+        """
+        self.errors[reason] += 1
 
     def totals(self) -> Counter[str]:
         """
@@ -411,37 +411,12 @@ class GreetingFactory(_FactoryBase):
         for reason in ERROR_REASONS:
             counts[key("tcp", "error", reason)] = self.errors[reason]
         for reason in REFUSAL_REASONS:
-            counts[key("tcp", "dropped", reason)] = self.refused[reason]
+            counts[key("tcp", "dropped", reason)] = self.admission.refused[reason]
         return counts
 
     def closeAll(self, timeout: float) -> Deferred[None]:
         """
         Close every connection once its owed replies are written, aborting
-        those still open after C{timeout} seconds.
-
-        @return: A L{Deferred} that fires when no connection is left.
+        those still open after C{timeout} seconds (L{Drain.closeAll}).
         """
-        if not self.connections:
-            return succeed(None)
-        drained: Deferred[None] = Deferred()
-        self._drained.append(drained)
-        for protocol in list(self.connections):
-            if not protocol.closing:
-                protocol.close()
-        deadline = self.clock.callLater(timeout, self._abortAll)
-        drained.addBoth(cancelling, deadline)
-        return drained
-
-    def _abortAll(self) -> None:
-        for protocol in list(self.connections):
-            protocol._transport().abortConnection()
-
-
-def cancelling(result: Any, call: IDelayedCall) -> Any:
-    """
-    A callback that cancels C{call} (a deadline) when the L{Deferred} it is
-    added to fires, and passes the result on.
-    """
-    if call.active():
-        call.cancel()
-    return result
+        return self.drain.closeAll(timeout)

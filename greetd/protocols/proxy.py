@@ -13,42 +13,29 @@ header costs one throttled warning line and no traceback.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
-    IListeningPort,
     IProtocolFactory,
     IReactorTime,
-    IStreamServerEndpoint,
     ITransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from zope.interface import directlyProvides, implementer, providedBy
+from zope.interface import directlyProvides, providedBy
 
 from greetd.core.escaping import formatAddress
-from greetd.core.limits import Throttle
 from greetd.core.proxyheader import Address, ProxyHeader, ProxyHeaderParser
-from greetd.core.sources import DEFAULT_IPV6_PREFIX, sourceKey
-from greetd.daemon.endpoints import streamServerFromString as checkedServerFromString
-
-#: The prefix of a C{--tcp} description that expects a PROXY header.
-PREFIX = "haproxy:"
+from greetd.core.sources import sourceKey
+from greetd.protocols.admission import Admission
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
 #: sends it at once; a client that does not is not one.
 DEFAULT_HEADER_TIMEOUT = 10.0
-
-#: The reason counted for a connection whose PROXY header is not one (see
-#: L{greetd.core.counters.REFUSAL_REASONS}).
-PROXY_HEADER = "proxy-header"
 
 
 def _address(address: Address) -> IAddress:
@@ -149,13 +136,12 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
 
     @ivar clock: The time source for the header timeout.
     @ivar headerTimeout: Seconds to wait for the header; 0 for ever.
-    @ivar ipv6Prefix: How IPv6 peers are grouped into sources for the log
-        throttle: the wrapped factory's limiter's, when it has one.
+    @ivar admission: The wrapped factory's L{Admission}, which counts and
+        logs bad headers with its other refusals, or C{None}.
     """
 
     protocol = ProxyHeaderProtocol
     noisy = False
-    _log = Logger()
 
     def __init__(
         self,
@@ -166,63 +152,24 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.clock = clock
         self.headerTimeout = headerTimeout
-        limiter = getattr(wrappedFactory, "limiter", None)
-        self.ipv6Prefix: int = getattr(limiter, "ipv6Prefix", DEFAULT_IPV6_PREFIX)
-        self._invalidLog: Throttle[str | None] = Throttle()
+        admission = getattr(wrappedFactory, "admission", None)
+        self.admission = admission if isinstance(admission, Admission) else None
 
     def invalidHeader(self, transport: Any, reason: str) -> None:
         """
         Count and log a connection dropped for a PROXY header that is not
-        one: in the wrapped factory's C{refused} counter, when it has one,
-        and at warning level, at most once a minute per source.
+        one, through the wrapped factory's L{Admission} when it has one
+        (L{Admission.refuseHeader}: a warning at most once a minute per
+        source).
 
         @param transport: The connection's own transport.
         @param reason: What the parser found wrong.
         """
-        refused = getattr(self.wrappedFactory, "refused", None)
-        if isinstance(refused, Counter):
-            refused[PROXY_HEADER] += 1
+        admission = self.admission
+        if admission is None:
+            return
         peer = transport.getPeer()
         host = getattr(peer, "host", None)
-        source = None if host is None else sourceKey(host, self.ipv6Prefix)
-        if self._invalidLog.ready(source, self.clock.seconds()):
-            self._log.warn(
-                "Dropped a connection from {peer}: bad PROXY header ({proxyError})",
-                peer=formatAddress(peer),
-                reason=PROXY_HEADER,
-                proxyError=reason,
-                greetdEvent="connection.refused",
-            )
-
-
-@implementer(IStreamServerEndpoint)
-class ProxiedServerEndpoint:
-    """
-    An endpoint whose connections start with a PROXY header.
-    """
-
-    def __init__(
-        self,
-        endpoint: IStreamServerEndpoint,
-        clock: IReactorTime,
-        headerTimeout: float = DEFAULT_HEADER_TIMEOUT,
-    ) -> None:
-        self.endpoint = endpoint
-        self.clock = clock
-        self.headerTimeout = headerTimeout
-
-    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
-        wrapped = ProxyHeaderFactory(factory, self.clock, self.headerTimeout)
-        return self.endpoint.listen(wrapped)
-
-
-def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpoint:
-    """
-    Like Twisted's C{serverFromString}, except that C{haproxy:} endpoints
-    connect their protocols only once the PROXY header is read, and
-    C{systemd:} ones are checked (L{greetd.daemon.endpoints.streamServerFromString}).
-    """
-    if description.startswith(PREFIX):
-        inner = checkedServerFromString(reactor, description[len(PREFIX) :])
-        return ProxiedServerEndpoint(inner, reactor)
-    return checkedServerFromString(reactor, description)
+        prefix = admission.limiter.ipv6Prefix
+        source = None if host is None else sourceKey(host, prefix)
+        admission.refuseHeader(source, lambda: formatAddress(peer), reason)

@@ -37,7 +37,7 @@ class RawFramingTests(SynchronousTestCase):
         framer = MessageFramer("raw", maxLength=4)
         self.assertEqual(feedAll(framer, b"1234"), [Message(b"1234", b"")])
         error = self.assertRaises(MessageTooLong, feedAll, framer, b"12345")
-        self.assertEqual((error.maxLength, error.ending), (4, b""))
+        self.assertEqual((error.maxLength, framer.errorEnding), (4, b""))
         self.assertEqual(str(error), "message longer than 4 bytes")
 
 
@@ -80,8 +80,8 @@ class LineFramingTests(SynchronousTestCase):
         framer = MessageFramer("line", maxLength=3)
         messages = framer.feed(b"abc\r\nabcd\r\nnever\n")
         self.assertEqual(next(messages), Message(b"abc", b"\r\n"))
-        error = self.assertRaises(MessageTooLong, next, messages)
-        self.assertEqual(error.ending, b"\r\n")
+        self.assertRaises(MessageTooLong, next, messages)
+        self.assertEqual(framer.errorEnding, b"\r\n")
 
     def test_unfinishedLineTooLong(self) -> None:
         """
@@ -90,13 +90,12 @@ class LineFramingTests(SynchronousTestCase):
         """
         framer = MessageFramer("line", maxLength=3)
         self.assertEqual(feedAll(framer, b"ab\n", b"abc"), [Message(b"ab", b"\n")])
-        error = self.assertRaises(MessageTooLong, feedAll, framer, b"d")
-        self.assertEqual(error.ending, b"\n")
+        self.assertRaises(MessageTooLong, feedAll, framer, b"d")
+        self.assertEqual(framer.errorEnding, b"\n")
 
     def test_errorEndingDefaultsToCRLF(self) -> None:
         framer = MessageFramer("line", maxLength=3)
-        error = self.assertRaises(MessageTooLong, feedAll, framer, b"abcd")
-        self.assertEqual(error.ending, b"\r\n")
+        self.assertRaises(MessageTooLong, feedAll, framer, b"abcd")
         self.assertEqual(framer.errorEnding, b"\r\n")
 
     def test_limitAllowsPendingCR(self) -> None:
@@ -138,8 +137,8 @@ class AutoFramingTests(SynchronousTestCase):
 
     def test_rawTooLong(self) -> None:
         framer = MessageFramer("auto", maxLength=3)
-        error = self.assertRaises(MessageTooLong, feedAll, framer, b"abcd")
-        self.assertEqual(error.ending, b"")
+        self.assertRaises(MessageTooLong, feedAll, framer, b"abcd")
+        self.assertEqual(framer.errorEnding, b"")
 
 
 class FramerArgumentTests(SynchronousTestCase):

@@ -13,7 +13,7 @@ class ReplyTemplateTests(SynchronousTestCase):
     def test_default(self) -> None:
         template = ReplyTemplate()
         self.assertEqual(template.format(b"Michael"), b"Hello, Michael!")
-        self.assertEqual(template.overhead, 8)
+        self.assertEqual((template.prefix, template.suffix), (b"Hello, ", b"!"))
 
     def test_bytesPassThrough(self) -> None:
         """

@@ -9,7 +9,6 @@ import json
 import os
 import socket
 from collections import Counter
-from io import StringIO
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -21,12 +20,23 @@ from twisted.internet.error import (
 )
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.daemon.build import buildServers
 from greetd.daemon.listening import ListeningService
+from greetd.daemon.options import Options
+from greetd.daemon.plan import (
+    TCP,
+    UDP,
+    Address,
+    Inherited,
+    Listener,
+    datagramListener,
+    streamListener,
+)
 from greetd.daemon.pool import (
     COUNTS_FD,
     FIRST_BACKOFF,
@@ -37,23 +47,21 @@ from greetd.daemon.pool import (
     WorkerPool,
     WorkerProtocol,
     bindShared,
-    checkShareable,
-    checkShareableDatagram,
     formatInherited,
     parseInherited,
     spawnWorker,
     workerCommand,
 )
-from greetd.daemon.tap import Options, buildServers, makeService, serve
+from greetd.daemon.single import serve
+from greetd.daemon.tap import makeService
 from greetd.daemon.worker import (
     ParentWatcher,
     WorkerOptions,
-    adoptDatagram,
-    adoptStream,
+    adopt,
     report,
-    workerObserver,
 )
 from greetd.ops.metrics import CountsCollector
+from greetd.ops.relay import eventAsRelayLine
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
 from tests.daemon.test_tap import parse
@@ -327,8 +335,8 @@ class ArgumentTests(SynchronousTestCase):
                 spawned.append((args, kwargs))
                 return FakeProcess(7)
 
-        tcp = bindShared("TCP", "127.0.0.1", 0, 5)
-        udp = bindShared("UDP", "127.0.0.1", 0, 0)
+        tcp = bindShared("TCP", Address("127.0.0.1", 0, 5))
+        udp = bindShared("UDP", Address("127.0.0.1", 0))
         self.addCleanup(tcp.stopListening)
         self.addCleanup(udp.stopListening)
         listeners = {"tcp": [ListeningService("TCP", "tcp:0", None)],  # type: ignore[arg-type]
@@ -344,44 +352,53 @@ class ArgumentTests(SynchronousTestCase):
         self.assertIn(f"--inherited=tcp={FIRST_LISTENER_FD},udp=5", argv)
         self.assertEqual(
             kwargs["childFDs"],
-            {0: "w", 1: 1, 2: 2, COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
+            {0: "w", 1: "r", 2: "r", COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
         )
         self.assertEqual(kwargs["env"], os.environ)
 
 
 class ShareableTests(SynchronousTestCase):
+    def address(self, description: str) -> Address | None:
+        return streamListener(description, MemoryReactorClock()).address
+
     def test_tcp(self) -> None:
-        self.assertEqual(checkShareable("tcp:99"), ("", 99, 4096))
+        self.assertEqual(self.address("tcp:99"), Address("", 99, 4096))
         self.assertEqual(
-            checkShareable("tcp:99:interface=127.0.0.1:backlog=7"),
-            ("127.0.0.1", 99, 7),
+            self.address("tcp:99:interface=127.0.0.1:backlog=7"),
+            Address("127.0.0.1", 99, 7),
         )
-        self.assertEqual(checkShareable("tcp6:99"), ("::", 99, 4096))
+        self.assertEqual(self.address("tcp6:99"), Address("::", 99, 4096))
         self.assertEqual(
-            checkShareable("haproxy:tcp6:port=99:interface=\\:\\:1"), ("::1", 99, 4096)
+            self.address("haproxy:tcp6:port=99:interface=\\:\\:1"),
+            Address("::1", 99, 4096),
         )
 
     def test_unsupported(self) -> None:
-        for description in ("unix:/tmp/x", "ssl:99", "systemd:domain=INET:index=0"):
-            with self.assertRaises(ValueError) as caught:
-                checkShareable(description)
-            self.assertIn("not supported with --workers", str(caught.exception))
+        for listener in (
+            streamListener("unix:/tmp/x", MemoryReactorClock()),
+            Listener(TCP, "ssl:99", twistedDescription="ssl:99"),
+            Listener(TCP, "systemd:domain=INET:index=0"),
+        ):
+            self.assertFalse(listener.shareable)
+            self.assertIn("not supported with --workers", listener.notShareable)
 
     def test_udp(self) -> None:
-        reactor = MemoryReactorClock()
         self.assertEqual(
-            checkShareableDatagram(reactor, "udp:99:interface=127.0.0.1"),
-            ("127.0.0.1", 99, 0),
+            datagramListener("udp:99:interface=127.0.0.1").address,
+            Address("127.0.0.1", 99),
         )
 
     def test_unsupportedDatagram(self) -> None:
         """
         Only C{udp:} is bound by the parent: an inherited (C{systemd:})
-        datagram socket is refused before anything is parsed or adopted.
+        datagram socket is refused.
         """
-        with self.assertRaises(ValueError) as caught:
-            checkShareableDatagram(MemoryReactorClock(), "systemd:domain=INET:index=1")
-        self.assertIn("not supported with --workers", str(caught.exception))
+        listener = Listener(
+            UDP,
+            "systemd:domain=INET:index=1",
+            inherited=Inherited(3, socket.AF_INET),
+        )
+        self.assertIn("not supported with --workers", listener.notShareable)
 
     def test_usageError(self) -> None:
         error = self.assertRaises(
@@ -396,7 +413,7 @@ class ShareableTests(SynchronousTestCase):
         L{bindShared} listens without accepting; a port in use is a
         L{CannotListenError}, as with Twisted's own ports.
         """
-        shared = bindShared("TCP", "127.0.0.1", 0, 5)
+        shared = bindShared("TCP", Address("127.0.0.1", 0, 5))
         self.addCleanup(shared.stopListening)
         self.assertFalse(shared.socket.getblocking())
         address = shared.getHost()
@@ -404,9 +421,9 @@ class ShareableTests(SynchronousTestCase):
         client = socket.create_connection(("127.0.0.1", address.port), timeout=5)
         client.close()
         self.assertRaises(
-            CannotListenError, bindShared, "TCP", "127.0.0.1", address.port, 5
+            CannotListenError, bindShared, "TCP", Address("127.0.0.1", address.port, 5)
         )
-        udp = bindShared("UDP", "::1", 0, 0)
+        udp = bindShared("UDP", Address("::1", 0))
         self.addCleanup(udp.stopListening)
         self.assertEqual(udp.getHost().type, "UDP")
         self.assertEqual(udp.socket.family, socket.AF_INET6)
@@ -458,11 +475,13 @@ class BuilderTests(SynchronousTestCase):
             sock.close()
         reactor = Adopter()
         servers = buildServers(options, reactor)
+        inherited = {"tcp": fds[:2], "udp": fds[2:]}
         services = serve(
-            options,
+            options["plan"],
             servers,
-            lambda *args: adoptStream(reactor, fds[:2], *args),
-            lambda *args: adoptDatagram(reactor, fds[2:], *args),
+            lambda *args: adopt(reactor, inherited, *args),
+            5.0,
+            0,
         )
         services.startService()
         [plain, proxied, datagram] = reactor.adopted
@@ -536,15 +555,30 @@ class WorkerProcessTests(SynchronousTestCase):
         self.assertTrue(line.endswith(b"\n"))
         self.assertEqual(json.loads(line)["tcp.connections"], 4)
 
-    def test_logPrefix(self) -> None:
-        stream = StringIO()
-        observer = workerObserver(2, 99, stream)
-        event = {"log_format": "hi {x}", "x": 1, "log_time": 0.0, "log_system": "S"}
-        observer(event)
-        observer({"log_format": "bare", "log_time": 0.0, "log_system": "-"})
-        first, second = stream.getvalue().splitlines()
-        self.assertTrue(first.endswith(" [worker 2 pid 99 S] hi 1"), first)
-        self.assertTrue(second.endswith(" [worker 2 pid 99] bare"), second)
+    def test_relaysLog(self) -> None:
+        """
+        What a worker writes to standard output and error is published in
+        the parent, naming the worker; its counters' pipe is not.
+        """
+        published: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(published.append)
+        self.addCleanup(globalLogPublisher.removeObserver, published.append)
+        protocol = WorkerProtocol(WorkerPool(1, None, Clock(), 1.0), 3)  # type: ignore[arg-type]
+        protocol.makeConnection(FakeProcess(1234))  # type: ignore[arg-type]
+        line = eventAsRelayLine({"log_format": "Serving", "log_time": 0.0})
+        protocol.childDataReceived(1, line[:5].encode())
+        protocol.childDataReceived(COUNTS_FD, b'{"tcp.connections": 1}\n')
+        protocol.childDataReceived(1, line[5:].encode())
+        protocol.childDataReceived(2, b"Traceback")
+        protocol.childConnectionLost(2)
+        self.assertEqual(
+            [(event["log_system"], event["log_level"]) for event in published],
+            [
+                ("worker 3 pid 1234", LogLevel.info),
+                ("worker 3 pid 1234", LogLevel.error),
+            ],
+        )
+        self.assertEqual(protocol.counts["tcp.connections"], 1)
 
 
 class OptionsTests(SynchronousTestCase):

@@ -5,20 +5,27 @@ Tests for L{greetd.daemon.tap}.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from io import StringIO
 
+from twisted.logger import LogLevel
 from twisted.python import usage
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd import __version__
 from greetd.daemon.listening import ListeningService
+from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.shutdown import DrainService
-from greetd.daemon.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
+from greetd.daemon.tap import Options as TwistdOptions
+from greetd.daemon.tap import makeService
+from greetd.ops.logfile import ReopenOnSignalService
 from greetd.ops.notify import NotifyService
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
 from tests.helpers import MemoryUDPReactor
+from twisted import copyright
 
 
 def parse(*argv: str) -> Options:
@@ -100,6 +107,11 @@ class OptionsTests(SynchronousTestCase):
             (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
             (["--ipv6-prefix", "129"], "--ipv6-prefix: an IPv6 prefix is at most 128"),
             (["--ipv6-prefix", "-1"], "--ipv6-prefix: -1 is less than 0"),
+            (
+                ["--log-level", "verbose"],
+                "--log-level: 'verbose' is not one of debug, info, warn, error, "
+                "critical",
+            ),
         ]:
             options = Options()
             error = self.assertRaises(usage.UsageError, options.parseOptions, argv)
@@ -122,10 +134,40 @@ class OptionsTests(SynchronousTestCase):
             "(see twistd greetd --help)\n",
         )
 
+    def test_embeddedRaisesEvenWithAParent(self) -> None:
+        """
+        Embedded, a bad option is a L{usage.UsageError} whether or not the
+        options have a parent: only twistd's subcommand exits.
+        """
+        options = Options()
+        options.parent = ServerOptions()  # type: ignore[attr-defined]
+        self.assertRaises(usage.UsageError, options.parseOptions, ["--framing", "x"])
+
+    def test_logLevel(self) -> None:
+        self.assertIs(parse()["log-level"], LogLevel.info)
+        self.assertIs(parse("--log-level", "debug")["log-level"], LogLevel.debug)
+        self.assertIs(parse("--log-level=critical")["log-level"], LogLevel.critical)
+
+    def test_version(self) -> None:
+        """
+        C{twistd greetd --version} prints greetd's version and Twisted's.
+        """
+        stdout = StringIO()
+        self.patch(sys, "stdout", stdout)
+        error = self.assertRaises(
+            SystemExit, ServerOptions().parseOptions, ["greetd", "--version"]
+        )
+        self.assertEqual(error.code, 0)
+        self.assertEqual(
+            stdout.getvalue(), f"greetd {__version__} (Twisted {copyright.version})\n"
+        )
+
     def test_fullUsage(self) -> None:
         usageText = Options().getUsage()
         for option in ("--tcp", "--udp", "--framing", "--max-length", "--reply"):
             self.assertIn(option, usageText)
+        for text in ("--log-level", "SIGHUP and SIGUSR1 reopen", "--version"):
+            self.assertIn(text, " ".join(usageText.split()))
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -184,14 +226,14 @@ class MakeServiceTests(SynchronousTestCase):
         protocol = reactor.udpServers[0][1]
         assert isinstance(factory, GreetingFactory)
         assert isinstance(protocol, ReplyProtocol)
-        limiter = factory.limiter
+        limiter = factory.admission.limiter
         self.assertEqual(
             (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
             (5, 2, 3),
         )
-        self.assertEqual(factory.idleTimeout, 7.5)
-        self.assertFalse(factory.access.permits("192.0.2.1"))
-        self.assertIs(protocol.access, factory.access)
+        self.assertEqual(factory.idle.timeout, 7.5)
+        self.assertFalse(factory.admission.access.permits("192.0.2.1"))
+        self.assertIs(protocol.access, factory.admission.access)
         self.assertEqual(protocol.perSource.rate, 4)
         self.assertEqual((limiter.ipv6Prefix, protocol.ipv6Prefix), (56, 56))
         self.assertIsNone(protocol.overall)
@@ -200,7 +242,10 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()
-        makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
+        self.patch(signal, "signal", lambda signum, handler: None)
+        service = makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
         first, second = (server[1] for server in reactor.udpServers)
         self.assertIsNot(first, second)
 
@@ -215,11 +260,30 @@ class MakeServiceTests(SynchronousTestCase):
         children = list(service)
         notifier = children[-1]
         assert isinstance(notifier, NotifyService)
-        self.addCleanup(notifier._sender.close)  # type: ignore[attr-defined]
+        self.addCleanup(notifier._sender._socket.close)  # type: ignore[attr-defined]
         listeners = [c for c in children if isinstance(c, ListeningService)]
         self.assertEqual(notifier.listeners, listeners)
         self.assertEqual([child.kind for child in notifier.listeners], ["TCP", "UDP"])
         self.assertIsNone(notifier.interval)
+
+    def test_reopenService(self) -> None:
+        """
+        The service reopens the log files twistd opened through greetd's
+        options, on SIGUSR1 and SIGHUP.
+        """
+        options = TwistdOptions()
+        options.parseOptions([])
+        service = makeService(options, MemoryUDPReactor())
+        [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
+        self.assertIs(reopen.logFiles, options.logFiles)
+
+    def test_noSignalHandlersEmbedded(self) -> None:
+        """
+        Embedded (L{greetd.Options}), the service installs no signal
+        handlers: those are twistd's business.
+        """
+        service = makeService(parse(), MemoryUDPReactor())
+        self.assertFalse(any(isinstance(c, ReopenOnSignalService) for c in service))
 
     def test_noNotifyServiceByDefault(self) -> None:
         self.patch(os, "environ", {})

@@ -121,7 +121,9 @@ def test_clientAddressThroughHAProxy(spawnGreetd: Any, haproxy: Any) -> None:
     assert int(opened.group(1)) == client.getsockname()[1]
     # The per-address limit counts 127.0.0.2, not the balancer's address...
     with connectFrom("127.0.0.2", frontend) as second:
-        assert receiveUntilClosed(second) == b"Error: too many connections\r\n"
+        assert receiveUntilClosed(second) == (
+            b"Error: too many connections from your address\r\n"
+        )
     # ...so another client is served meanwhile,
     with connectFrom("127.0.0.4", frontend) as other:
         assert other.recv(7) == b"Welcome"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from greetd.protocols.admission import REFUSAL_LINES
 from tests.integration.conftest import TIMEOUT
 
 
@@ -123,7 +124,7 @@ def test_connectionLimits(spawnGreetd: Any) -> None:
     for client in (first, second):
         assert client.recv(7) == b"Welcome"
     with connectFrom("127.0.0.1", port) as third:
-        assert receiveUntilClosed(third) == b"Error: too many connections\r\n"
+        assert receiveUntilClosed(third) == REFUSAL_LINES["max-per-ip"]
     other = connectFrom("127.0.0.2", port)
     assert other.recv(7) == b"Welcome"
     with connectFrom("127.0.0.3", port) as fourth:
@@ -148,9 +149,59 @@ def test_connectionRate(spawnGreetd: Any) -> None:
     for _ in range(20):
         with connectFrom("127.0.0.1", port) as client:
             answers.append(client.recv(1024))
-    refused = answers.count(b"Error: too many connections\r\n")
+    refused = answers.count(REFUSAL_LINES["rate-per-ip"])
     assert answers.count(b"Welcome") + refused == 20
     assert 5 <= answers.count(b"Welcome") <= 10
+    honestExchange(port)
+
+
+def hammer(port: int, count: int) -> list[bytes]:
+    """
+    C{count} quick connections from one address, each sending a message,
+    then a moment later C{exit}, before reading anything, as C{printf
+    'x\\nexit\\n' | nc} may; what each got back before the daemon closed it.
+    A daemon that closed a refused connection with the message unread would
+    reset it: the second send would fail with a broken pipe.
+    """
+    answers = []
+    for _ in range(count):
+        with connectFrom("127.0.0.1", port) as client:
+            client.sendall(b"x\n")
+            time.sleep(0.05)
+            client.sendall(b"exit\n")
+            answers.append(receiveUntilClosed(client))
+    return answers
+
+
+def test_refusalsDeliveredUnderRate(spawnGreetd: Any) -> None:
+    """
+    Every connection refused by the rate gets its whole error line, though
+    it sent bytes the daemon never answers: no reset destroys the line.
+    """
+    daemon = spawnGreetd("--rate-per-ip", "5")
+    port = daemon.tcp[0][1]
+    answers = hammer(port, 30)
+    served = [answer for answer in answers if answer.startswith(b"Welcome")]
+    refused = [answer for answer in answers if not answer.startswith(b"Welcome")]
+    assert served and refused
+    assert set(served) == {b"WelcomeHello, x!\n"}
+    assert set(refused) == {REFUSAL_LINES["rate-per-ip"]}
+    honestExchange(port)
+
+
+def test_refusalsDeliveredOverCount(spawnGreetd: Any) -> None:
+    """
+    With the per-address count full, every new connection from that
+    address gets the line naming that limit.
+    """
+    daemon = spawnGreetd("--max-per-ip", "2", "--rate-per-ip", "0")
+    port = daemon.tcp[0][1]
+    held = [connectFrom("127.0.0.1", port) for _ in range(2)]
+    for client in held:
+        assert client.recv(7) == b"Welcome"
+    assert set(hammer(port, 30)) == {REFUSAL_LINES["max-per-ip"]}
+    for client in held:
+        client.close()
     honestExchange(port)
 
 

@@ -74,6 +74,13 @@ def test_udpPortInUse(tmp_path: Path) -> None:
         (["--max-length", "-1"], "--max-length: -1 is less than 1"),
         (["--tcp", "tcp:notaport"], "--tcp 'tcp:notaport'"),
         (["--udp", "udp:1:interface=nohost"], "not an IPv4 or IPv6 address"),
+        (["--tcp", "tcp:99999"], "--tcp 'tcp:99999': port 99999 is out of range"),
+        (["--metrics", "tcp:99999"], "--metrics 'tcp:99999': port 99999 is out of"),
+        (
+            ["--tcp", "unix:/nonexistent/dir/sock"],
+            "--tcp 'unix:/nonexistent/dir/sock': directory '/nonexistent/dir' does",
+        ),
+        (["--welcome"], "option --welcome requires argument"),
     ],
 )
 def test_badOption(tmp_path: Path, argv: list[str], message: str) -> None:

@@ -78,6 +78,8 @@ def runLoop(spawnGreetd: Any, *args: str) -> tuple[dict[str, float], list[Any]]:
             f"udp:0:interface={host}",
             "--metrics",
             "tcp:0:interface=127.0.0.1",
+            "--log-level",
+            "debug",
             *args,
         )
         for host in (FIRST, SECOND)

@@ -15,12 +15,22 @@ from typing import Any
 
 from twisted.application.app import AppLogger
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.logger import FileLogObserver, LogLevel
+from twisted.logger import ILogObserver, LogLevel, textFileLogObserver
+from twisted.python import syslog
 from twisted.python.failure import Failure
+from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 import greetd.ops.log
-from greetd.ops.log import eventAsJSONLine, jsonLogger
+from greetd.daemon.tap import Options
+from greetd.ops.log import (
+    LOG_LEVELS,
+    LevelFilter,
+    eventAsJSONLine,
+    jsonLogger,
+    parseLogLevel,
+)
+from greetd.ops.logfile import LogFiles
 
 
 def closeEvent(**fields: object) -> dict[str, Any]:
@@ -152,18 +162,31 @@ class FakeAppLogger(AppLogger):
         self._logfilename = logFileName
         self._nodaemon = nodaemon
 
-    def makeObserver(self) -> FileLogObserver:
+    def makeObserver(self) -> ILogObserver:
         return jsonLogger()
 
 
+def temporaryDirectory(case: SynchronousTestCase) -> str:
+    directory = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, directory)
+    return directory
+
+
 class JSONLoggerTests(SynchronousTestCase):
+    """
+    L{jsonLogger} called by twistd outside C{twistd greetd} (a C{.tac}).
+    """
+
     def setUp(self) -> None:
         self.stdout = io.StringIO()
         self.patch(sys, "stdout", self.stdout)
+        self.handlers: dict[int, object] = {}
+        self.patch(signal, "signal", self.handlers.__setitem__)
 
     def test_stdoutOutsideTwistd(self) -> None:
         jsonLogger()(closeEvent())
         self.assertEqual(json.loads(self.stdout.getvalue())["messages"], 3)
+        self.assertEqual(self.handlers, {})
 
     def test_stdoutWithNodaemon(self) -> None:
         for logFileName, nodaemon in [("", True), ("-", True)]:
@@ -172,41 +195,210 @@ class JSONLoggerTests(SynchronousTestCase):
 
     def test_logFile(self) -> None:
         """
-        With C{--logfile}, or as a daemon, the lines go to twistd's log file,
-        which C{SIGUSR1} rotates.
+        With C{--logfile}, or as a daemon, the lines are appended to twistd's
+        log file, which C{SIGUSR1} and C{SIGHUP} reopen.
         """
-        self.patch(signal, "signal", lambda *args: None)
-        self.patch(signal, "getsignal", lambda signum: None)
-        directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory)
-        path = os.path.join(directory, "greetd.log")
+        path = os.path.join(temporaryDirectory(self), "greetd.log")
+        with open(path, "w") as logFile:
+            logFile.write("{}\n")
         observer = FakeAppLogger(path, True).makeObserver()
         observer(closeEvent())
         observer(closeEvent(messages=4))
+        observer(closeEvent(messages=5, log_level=LogLevel.debug))
         with open(path) as logFile:
             lines = [json.loads(line) for line in logFile]
-        self.assertEqual([line["messages"] for line in lines], [3, 4])
+        self.assertEqual([line.get("messages") for line in lines], [None, 3, 4])
         self.assertEqual(self.stdout.getvalue(), "")
+        self.assertEqual(set(self.handlers), {signal.SIGUSR1, signal.SIGHUP})
 
     def test_daemonDefaultsToTwistdLog(self) -> None:
         """
-        A daemon without C{--logfile} logs to C{twistd.log}, as twistd does,
-        and C{SIGUSR1} is set up to rotate it (unless something else already
-        handles C{SIGUSR1}).
+        A daemon without C{--logfile} logs to C{twistd.log}, as twistd does.
         """
         opened: list[str] = []
-        installed: list[int] = []
-        handled: dict[int, object] = {}
-
-        def fromFullPath(path: str) -> io.StringIO:
-            opened.append(path)
-            return io.StringIO()
-
-        self.patch(greetd.ops.log.LogFile, "fromFullPath", fromFullPath)
-        self.patch(signal, "signal", lambda signum, handler: installed.append(signum))
-        self.patch(signal, "getsignal", handled.get)
+        self.patch(LogFiles, "open", lambda self, path: opened.append(path))
         FakeAppLogger("", False).makeObserver()
-        handled[signal.SIGUSR1] = print
-        FakeAppLogger("", False).makeObserver()
-        self.assertEqual(opened, ["twistd.log", "twistd.log"])
-        self.assertEqual(installed, [signal.SIGUSR1])
+        self.assertEqual(opened, ["twistd.log"])
+
+
+def legacyEvent(text: str) -> dict[str, Any]:
+    """
+    An event from C{twisted.python.log.msg(text)}, as observers see it.
+    """
+    return {
+        "log_namespace": "log_legacy",
+        "log_level": LogLevel.info,
+        "log_format": "{log_text}",
+        "log_text": text,
+        "log_time": 1700000000.25,
+        "log_system": "-",
+        "message": (text,),
+    }
+
+
+class LevelTests(SynchronousTestCase):
+    def test_parse(self) -> None:
+        self.assertEqual(LOG_LEVELS, ("debug", "info", "warn", "error", "critical"))
+        for name in LOG_LEVELS:
+            self.assertEqual(parseLogLevel(name).name, name)
+        for bad in ("warning", "INFO", "", "trace"):
+            self.assertRaises(ValueError, parseLogLevel, bad)
+
+    def test_filter(self) -> None:
+        """
+        Events below the level are dropped; those at it or above pass, and
+        an event without a level counts as C{info}.
+        """
+        events: list[dict[str, Any]] = []
+        observer = LevelFilter(events.append, LogLevel.warn)
+        for level in LogLevel.iterconstants():
+            observer(closeEvent(log_level=level))
+        observer({"log_format": "no level"})
+        self.assertEqual(
+            [event["log_level"] for event in events],
+            [LogLevel.warn, LogLevel.error, LogLevel.critical],
+        )
+        LevelFilter(events.append, LogLevel.info)({"log_format": "no level"})
+        self.assertEqual(events[-1], {"log_format": "no level"})
+
+    def test_portAnnouncementsAreDebug(self) -> None:
+        """
+        Twisted's own lines for a port opening and closing are C{debug}
+        lines: greetd's C{Serving TCP on ...} says it once.
+        """
+        announcements = [
+            "GreetingFactory starting on 9999",
+            "ReplyProtocol starting on 9999",
+            "QuietSite starting on 9100",
+            "GreetingFactory starting on '/run/greetd.sock'",
+            "(TCP Port 9999 Closed)",
+            "(UDP Port 9999 Closed)",
+            "(UNIX Port /run/greetd.sock Closed)",
+        ]
+        others = [
+            legacyEvent("Received SIGTERM, shutting down."),
+            legacyEvent("GreetingFactory starting on 9999, and more\nlines"),
+            {**legacyEvent("(TCP Port 9999 Closed)"), "log_namespace": "greetd.x"},
+        ]
+        shown: list[dict[str, Any]] = []
+        observer = LevelFilter(shown.append, LogLevel.info)
+        for text in announcements:
+            observer(legacyEvent(text))
+        for event in others:
+            observer(event)
+        self.assertEqual(shown, others)
+        debug: list[dict[str, Any]] = []
+        observer = LevelFilter(debug.append, LogLevel.debug)
+        for text in announcements:
+            observer(legacyEvent(text))
+        self.assertEqual([event["log_text"] for event in debug], announcements)
+        self.assertEqual({event["log_level"] for event in debug}, {LogLevel.debug})
+
+
+class InstallLoggerTests(SynchronousTestCase):
+    """
+    L{installLogger}, from greetd's options, gives twistd greetd's observer.
+    """
+
+    def setUp(self) -> None:
+        self.stdout = io.StringIO()
+        self.patch(sys, "stdout", self.stdout)
+        self.patch(greetd.ops.log.twistdLogger, "factory", None)
+        self.directory = temporaryDirectory(self)
+        self.path = os.path.join(self.directory, "greetd.log")
+
+    def twistd(self, *argv: str) -> tuple[ServerOptions, Any]:
+        """
+        Parse a C{twistd} command line as twistd does, and make its log
+        observer as its C{AppLogger} would.
+        """
+        config = ServerOptions()
+        config.parseOptions(list(argv))
+        return config, config["logger"]()
+
+    def test_textToLogFile(self) -> None:
+        """
+        Under C{twistd --logfile F greetd}, twistd's logger is greetd's: text
+        lines appended to C{F} (twistd's own would rotate it), at
+        C{--log-level} and above, in a file its options can reopen.
+        """
+        with open(self.path, "w") as logFile:
+            logFile.write("old line\n")
+        config, observer = self.twistd(
+            "--logfile", self.path, "greetd", "--log-level", "warn"
+        )
+        self.assertIs(config["logger"], greetd.ops.log.twistdLogger)
+        observer(closeEvent(log_level=LogLevel.warn))
+        observer(closeEvent(log_level=LogLevel.info))
+        observer(legacyEvent("(TCP Port 9999 Closed)"))
+        with open(self.path) as logFile:
+            lines = logFile.read().splitlines()
+        self.assertEqual(lines[0], "old line")
+        self.assertEqual(len(lines), 2)
+        self.assertTrue(
+            lines[1].endswith(
+                "[greetd.protocols.greeting.GreetingProtocol#warn] "
+                "Connection from 192.0.2.7:40001 closed: 3 messages"
+            ),
+            lines[1],
+        )
+        files = config.subOptions.logFiles.files
+        for logFile in files:
+            self.addCleanup(logFile.close)
+        self.assertEqual([logFile.path for logFile in files], [self.path])
+
+    def test_jsonToStdout(self) -> None:
+        """
+        C{--logger greetd.ops.log.jsonLogger} keeps JSON, now at the level.
+        """
+        config, observer = self.twistd(
+            "--nodaemon", "--logger", "greetd.ops.log.jsonLogger", "greetd"
+        )
+        observer(closeEvent())
+        observer(closeEvent(log_level=LogLevel.debug))
+        [line] = self.stdout.getvalue().splitlines()
+        self.assertEqual(json.loads(line)["level"], "info")
+        self.assertEqual(config.subOptions.logFiles.files, [])
+
+    def test_syslog(self) -> None:
+        """
+        With twistd's C{--syslog}, text goes to syslog, at the level.
+        """
+        emitted: list[dict[str, Any]] = []
+
+        class FakeSyslogObserver:
+            def __init__(self, prefix: str) -> None:
+                self.prefix = prefix
+
+            def emit(self, eventDict: dict[str, Any]) -> None:
+                emitted.append({"prefix": self.prefix, **eventDict})
+
+        self.patch(syslog, "SyslogObserver", FakeSyslogObserver)
+        _, observer = self.twistd(
+            "--syslog", "--prefix", "gd", "greetd", "--log-level", "warn"
+        )
+        observer(closeEvent(log_level=LogLevel.error))
+        observer(closeEvent())
+        [event] = emitted
+        self.assertEqual((event["prefix"], event["messages"]), ("gd", 3))
+        self.assertEqual(self.stdout.getvalue(), "")
+
+    def test_daemonCannotLogToStdout(self) -> None:
+        config = ServerOptions()
+        config.parseOptions(["--logfile", "-", "greetd"])
+        self.assertRaises(SystemExit, config["logger"])
+
+    def test_otherLoggerLeftAlone(self) -> None:
+        config = ServerOptions()
+        config.parseOptions(
+            ["--logger", "twisted.logger.textFileLogObserver", "greetd"]
+        )
+        self.assertIs(config["logger"], textFileLogObserver)
+        self.assertEqual(config.subOptions.logFiles.files, [])
+
+    def test_withoutTwistd(self) -> None:
+        """
+        greetd's options parsed on their own leave the logger alone.
+        """
+        Options().parseOptions([])
+        self.assertIsNone(greetd.ops.log.twistdLogger.factory)

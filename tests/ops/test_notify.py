@@ -189,7 +189,7 @@ class EnvironmentTests(SynchronousTestCase):
             7,
         )
         assert service is not None
-        self.addCleanup(service._sender.close)  # type: ignore[attr-defined]
+        self.addCleanup(service._sender._socket.close)  # type: ignore[attr-defined]
         self.assertEqual(service.interval, 2.0)
         self.assertEqual(service._sender.address, b"\0greetd-test")  # type: ignore[attr-defined]
 
@@ -215,7 +215,7 @@ class DatagramSenderTests(SynchronousTestCase):
 
     def sender(self, address: str | bytes) -> DatagramSender:
         sender = DatagramSender(address)
-        self.addCleanup(sender.close)
+        self.addCleanup(sender._socket.close)
         return sender
 
     def test_path(self) -> None:

@@ -149,7 +149,7 @@ class AbuseTests(SynchronousTestCase):
             protocol.datagramReceived(b"a", (f"127.0.0.{source}", 5000))
         self.assertEqual(len(transport.sent), 3)
         self.assertEqual(protocol.dropped["global-rate"], 7)
-        self.assertEqual(protocol.received, 10)
+        self.assertEqual(protocol.bytesReceived, 10)
 
     def test_globalRateSparesSource(self) -> None:
         """
@@ -234,3 +234,17 @@ class AbuseTests(SynchronousTestCase):
                     pending.append((first, reply, secondAddress))
         self.assertEqual(exchanged, 13)
         self.assertEqual(first.dropped["length"] + second.dropped["length"], 1)
+
+
+class SafeDefaultsTests(SynchronousTestCase):
+    def test_rateLimitedByDefault(self) -> None:
+        """
+        A reply protocol built with no arguments is not an open reflector:
+        the daemon's per-source and global rates apply, and low source
+        ports are refused.
+        """
+        protocol = ReplyProtocol(clock=Clock())
+        self.assertEqual(protocol.perSource.rate, 10)
+        assert protocol.overall is not None
+        self.assertEqual(protocol.overall.rate, 1000)
+        self.assertFalse(protocol.allowLowPorts)

@@ -16,7 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
-from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+from greetd.protocols.admission import REFUSAL_LINES, Admission
+from greetd.protocols.greeting import (
+    GreetingFactory,
+    GreetingProtocol,
+)
 from tests.helpers import captureLogs, connect
 
 
@@ -245,7 +249,9 @@ class RobustnessTests(SynchronousTestCase):
         if transport.connected:
             self.assertFalse(protocol.closing)
         transport.loseConnection()
-        self.assertEqual((factory.connections, factory.limiter.open), (set(), 0))
+        self.assertEqual(
+            (factory.connections, factory.admission.limiter.open), (set(), 0)
+        )
 
 
 class ConnectionLimitTests(SynchronousTestCase):
@@ -255,13 +261,16 @@ class ConnectionLimitTests(SynchronousTestCase):
     """
 
     def test_overLimit(self) -> None:
-        events = captureLogs(self, GreetingFactory)
-        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(1))
+        events = captureLogs(self, Admission)
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(1))
         first, firstTransport = connect(factory)
         _, secondTransport = connect(factory)
         self.assertEqual(secondTransport.value(), b"Error: too many connections\r\n")
+        self.assertTrue(secondTransport.writeClosed)
+        clock.advance(Admission.refusalLinger)
         self.assertFalse(secondTransport.connected)
-        self.assertEqual(factory.refused["max-connections"], 1)
+        self.assertEqual(factory.admission.refused["max-connections"], 1)
         self.assertEqual(factory.connections, {first})
         first.dataReceived(b"still here")
         self.assertEqual(firstTransport.value(), b"WelcomeHello, still here!")
@@ -274,7 +283,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.assertEqual(thirdTransport.value(), b"Welcome")
 
     def test_refusalsLoggedOncePerMinute(self) -> None:
-        events = captureLogs(self, GreetingFactory)
+        events = captureLogs(self, Admission)
         clock = Clock()
         factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(0, 1))
         connect(factory)
@@ -282,7 +291,7 @@ class ConnectionLimitTests(SynchronousTestCase):
             connect(factory)
         clock.advance(60)
         connect(factory)
-        self.assertEqual(factory.refused["max-per-ip"], 101)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 101)
         self.assertEqual(len(events), 2)
 
     def test_refusedNotLoggedAsSessions(self) -> None:
@@ -293,7 +302,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.assertEqual(
             [event["greetdEvent"] for event in events], ["connection.open"]
         )
-        self.assertEqual(factory.limiter.open, 1)
+        self.assertEqual(factory.admission.limiter.open, 1)
 
     def test_accessDeniedSilently(self) -> None:
         factory = GreetingFactory(
@@ -302,7 +311,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         _, transport = connect(factory)
         self.assertEqual(transport.value(), b"")
         self.assertFalse(transport.connected)
-        self.assertEqual(factory.refused["access"], 1)
+        self.assertEqual(factory.admission.refused["access"], 1)
         _, allowed = connect(factory, IPv6Address("TCP", "::1", 1))
         self.assertEqual(allowed.value(), b"Welcome")
 
@@ -311,11 +320,11 @@ class ConnectionLimitTests(SynchronousTestCase):
         The addresses of one IPv6 /64 share the per-address limits, while
         logs name each address; another /64 is another source.
         """
-        events = captureLogs(self, GreetingFactory)
+        events = captureLogs(self, Admission)
         factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 2))
         for host in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::3"):
             connect(factory, IPv6Address("TCP", host, 1))
-        self.assertEqual(factory.refused["max-per-ip"], 1)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 1)
         self.assertEqual(
             sorted(protocol.peer for protocol in factory.connections),
             ["[2001:db8:0:1::3]:1", "[2001:db8::1]:1", "[2001:db8::2]:1"],
@@ -333,7 +342,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         for host in ("2001:db8::1", "2001:db8::2", "::ffff:192.0.2.1", "192.0.2.1"):
             connect(factory, IPv6Address("TCP", host, 1))
         self.assertEqual(len(factory.connections), 3)
-        self.assertEqual(factory.refused["max-per-ip"], 1)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 1)
 
     def test_unixPeersHaveNoHost(self) -> None:
         factory = GreetingFactory(
@@ -347,7 +356,10 @@ class ConnectionLimitTests(SynchronousTestCase):
 class IdleTimeoutTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
-        self.factory = GreetingFactory(clock=self.clock, idleTimeout=10)
+        # Unlimited: test_oneTimerForAll opens 101 connections from one host.
+        self.factory = GreetingFactory(
+            clock=self.clock, idleTimeout=10, limiter=ConnectionLimiter()
+        )
         self.protocol, self.transport = connect(self.factory)
         self.transport.clear()
 
@@ -397,7 +409,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         for _ in range(100):
             connect(self.factory)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        self.assertEqual(self.factory.sweepInterval, 1.0)
+        self.assertEqual(self.factory.idle.interval, 1.0)
         self.clock.advance(5)
         _, lateTransport = connect(self.factory)
         self.clock.advance(5)
@@ -412,7 +424,7 @@ class IdleTimeoutTests(SynchronousTestCase):
     def test_sweepBounds(self) -> None:
         for timeout, interval in [(0.5, 0.1), (10, 1.0), (300, 5.0), (3600, 5.0)]:
             self.assertEqual(
-                GreetingFactory(clock=self.clock, idleTimeout=timeout).sweepInterval,
+                GreetingFactory(clock=self.clock, idleTimeout=timeout).idle.interval,
                 interval,
             )
 
@@ -432,10 +444,8 @@ class BackpressureTests(SynchronousTestCase):
         protocol, transport = connect(GreetingFactory(clock=Clock()))
         protocol.pauseProducing()
         self.assertEqual(transport.producerState, "paused")
-        self.assertTrue(protocol.paused)
         protocol.resumeProducing()
         self.assertEqual(transport.producerState, "producing")
-        self.assertFalse(protocol.paused)
         protocol.stopProducing()
 
     def test_closeUnregisters(self) -> None:
@@ -513,3 +523,94 @@ class CloseAllTests(SynchronousTestCase):
             factory.totals(),
             {"messages": 2, "bytesReceived": 10, "bytesSent": 14 + 10 + 11},
         )
+
+
+class SafeDefaultsTests(SynchronousTestCase):
+    def test_factoryLimitedByDefault(self) -> None:
+        """
+        A factory built with no limiter applies C{twistd greetd}'s default
+        limits: an embedder gets the safe service unless they opt out.
+        """
+        limiter = GreetingFactory(clock=Clock()).admission.limiter
+        self.assertEqual(
+            (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
+            (10000, 64, 20),
+        )
+        factory = GreetingFactory(clock=Clock())
+        transports = [connect(factory)[1] for _ in range(21)]
+        self.assertEqual(transports[-1].value(), REFUSAL_LINES["rate-per-ip"])
+
+
+class RefusalDeliveryTests(SynchronousTestCase):
+    """
+    A refused client gets one line naming the limit, and the connection is
+    closed so that the line arrives: the sending side is shut once it is
+    written, what the client sends meanwhile is read and discarded, and the
+    connection is closed after a bounded linger.
+    """
+
+    def test_lineNamesTheLimit(self) -> None:
+        for limiter, reason in [
+            (ConnectionLimiter(1), "max-connections"),
+            (ConnectionLimiter(0, 1), "max-per-ip"),
+            (ConnectionLimiter(0, 0, 1), "rate-per-ip"),
+        ]:
+            factory = GreetingFactory(clock=Clock(), limiter=limiter)
+            connect(factory)
+            _, transport = connect(factory)
+            self.assertEqual(transport.value(), REFUSAL_LINES[reason], reason)
+        self.assertIn(b"from your address", REFUSAL_LINES["max-per-ip"])
+        self.assertIn(b"try again later", REFUSAL_LINES["rate-per-ip"])
+
+    def test_lingerDiscardsThenCloses(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+        )
+        connect(factory)
+        refused, transport = connect(factory)
+        refused.dataReceived(b"x\nexit\n")
+        self.assertEqual(transport.value(), REFUSAL_LINES["max-connections"])
+        self.assertTrue(transport.connected)
+        self.assertEqual(factory.admission.lingering, 1)
+        clock.advance(Admission.refusalLinger)
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.admission.lingering, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_clientClosingEndsTheLinger(self) -> None:
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+        )
+        connect(factory)
+        _, transport = connect(factory)
+        transport.loseConnection()
+        self.assertEqual(factory.admission.lingering, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_lingeringBounded(self) -> None:
+        """
+        Past L{Admission.maxLingering}, a refusal is closed at once: a flood
+        of refusals holds a bounded number of descriptors.
+        """
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+        )
+        factory.admission.maxLingering = 2
+        connect(factory)
+        transports = [connect(factory)[1] for _ in range(4)]
+        self.assertEqual([t.connected for t in transports], [True, True, False, False])
+        for transport in transports:
+            self.assertEqual(transport.value(), REFUSAL_LINES["max-connections"])
+        self.assertEqual(len(clock.getDelayedCalls()), 2)
+
+    def test_accessDeniedToldNothing(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), access=AccessPolicy(deny=[parseNetwork("192.0.2.0/24")])
+        )
+        _, transport = connect(factory)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.admission.lingering, 0)

@@ -7,22 +7,16 @@ from __future__ import annotations
 from ipaddress import IPv6Address as IPv6
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.proxyheader import V2_SIGNATURE
+from greetd.protocols.admission import Admission
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
-from greetd.protocols.proxy import (
-    ProxiedServerEndpoint,
-    ProxyHeaderFactory,
-    ProxyHeaderProtocol,
-    streamServerFromString,
-)
+from greetd.protocols.proxy import ProxyHeaderFactory, ProxyHeaderProtocol
 from tests.helpers import AbortableTransport, captureLogs
 
 BALANCER = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -84,7 +78,7 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         factory = GreetingFactory(clock=Clock(), access=denied)
         wrapper, transport, _ = proxied(factory)
         wrapper.dataReceived(HEADER)
-        self.assertEqual(factory.refused["access"], 1)
+        self.assertEqual(factory.admission.refused["access"], 1)
         self.assertFalse(transport.connected)
 
     def test_badHeader(self) -> None:
@@ -118,15 +112,15 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         C{proxy-header} refusal; it is logged as one warning line, no
         traceback, at most once a minute per source.
         """
-        events = captureLogs(self, ProxyHeaderFactory)
-        factory = GreetingFactory(clock=Clock())
+        events = captureLogs(self, Admission)
         clock = Clock()
+        factory = GreetingFactory(clock=clock)
         wrappers = ProxyHeaderFactory(factory, clock)
         for data in (b"PROXY TCP4 abc 127.0.0.1 1 2\r\n", b"\xff\xfe", b"PROXY TCP4"):
             wrapper, _ = connectThrough(wrappers)
             wrapper.dataReceived(data)
             wrapper.dataReceived(b"more")
-        self.assertEqual(factory.refused["proxy-header"], 2)
+        self.assertEqual(factory.admission.refused["proxy-header"], 2)
         self.assertEqual(factory.connections, set())
         self.assertEqual(len(events), 1)
         [event] = events
@@ -200,24 +194,4 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
                     b"PROXY TCP6 2001:db8::%d ::1 5555 9999\r\n" % host
                 )
             self.assertEqual(len(factory.connections), admitted)
-            self.assertEqual(factory.refused["max-per-ip"], 5 - admitted)
-
-
-class EndpointTests(SynchronousTestCase):
-    def test_haproxyPrefix(self) -> None:
-        reactor = MemoryReactor()
-        endpoint = streamServerFromString(
-            reactor, "haproxy:tcp:9999:interface=127.0.0.1"
-        )
-        assert isinstance(endpoint, ProxiedServerEndpoint)
-        self.assertIsInstance(endpoint.endpoint, TCP4ServerEndpoint)
-        factory = GreetingFactory(clock=Clock())
-        self.successResultOf(endpoint.listen(factory))
-        [(port, wrapper, _, interface)] = reactor.tcpServers
-        self.assertEqual((port, interface), (9999, "127.0.0.1"))
-        assert isinstance(wrapper, ProxyHeaderFactory)
-        self.assertIs(wrapper.wrappedFactory, factory)
-
-    def test_otherEndpoints(self) -> None:
-        endpoint = streamServerFromString(MemoryReactor(), "tcp:9999")
-        self.assertIsInstance(endpoint, TCP4ServerEndpoint)
+            self.assertEqual(factory.admission.refused["max-per-ip"], 5 - admitted)

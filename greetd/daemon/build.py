@@ -1,0 +1,92 @@
+"""
+From checked options to the factory and protocols that answer clients:
+one builder, used by a single process and by each worker process alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from greetd.core.access import AccessPolicy
+from greetd.core.counters import Counts, readCounts
+from greetd.core.limits import ConnectionLimiter
+from greetd.core.template import ReplyTemplate
+from greetd.daemon.options import Options
+from greetd.protocols.datagram import ReplyProtocol
+from greetd.protocols.greeting import GreetingFactory
+
+
+class Servers:
+    """
+    What answers clients, as the options describe it, before it listens
+    anywhere: built once per process, by L{greetd.daemon.single} for the
+    listeners it binds and by a worker (L{greetd.daemon.worker}) for the
+    sockets it inherits.
+
+    @ivar factory: The one L{GreetingFactory} every TCP listener shares, so
+        that connection limits count across them; C{None} without TCP.
+    @ivar replies: A L{ReplyProtocol} for each C{--udp} listener, in order
+        (a datagram port owns its protocol).
+    @ivar maxPacketSize: The receive buffer of a UDP port: one more than the
+        longest datagram answered, so a longer one is seen to be too long.
+    """
+
+    def __init__(
+        self,
+        factory: GreetingFactory | None,
+        replies: list[ReplyProtocol],
+        maxPacketSize: int,
+    ) -> None:
+        self.factory = factory
+        self.replies = replies
+        self.maxPacketSize = maxPacketSize
+
+    def counts(self) -> Counts[str]:
+        """
+        The counters of every server, for metrics.
+        """
+        factory = [self.factory] if self.factory is not None else []
+        return readCounts([*factory, *self.replies])
+
+
+def buildServers(options: Options, reactor: Any) -> Servers:
+    """
+    The factory and protocols that serve C{options}.
+
+    @param options: Parsed L{Options}.
+    @param reactor: The clock for timeouts and rates.
+    """
+    template: ReplyTemplate = options["template"]
+    maxLength: int = options["max-length"]
+    access: AccessPolicy = options["access"]
+    factory = None
+    if options["plan"].tcp:
+        factory = GreetingFactory(
+            welcome=options["welcome"].encode("utf-8"),
+            template=template,
+            framing=options["framing"],
+            maxLength=maxLength,
+            clock=reactor,
+            idleTimeout=options["idle-timeout"],
+            limiter=ConnectionLimiter(
+                options["max-connections"],
+                options["max-per-ip"],
+                options["rate-per-ip"],
+                options["ipv6-prefix"],
+            ),
+            access=access,
+        )
+    replies = [
+        ReplyProtocol(
+            template,
+            maxLength,
+            clock=reactor,
+            rate=options["udp-rate"],
+            globalRate=options["udp-global-rate"],
+            access=access,
+            allowLowPorts=options["udp-allow-low-ports"],
+            ipv6Prefix=options["ipv6-prefix"],
+        )
+        for _ in options["plan"].udp
+    ]
+    return Servers(factory, replies, maxLength + 1)

@@ -1,0 +1,180 @@
+"""
+The log file, as log rotation expects it: opened for appending and reopened
+by name on C{SIGUSR1} or C{SIGHUP}.
+
+Operators rotate logs with C{logrotate} in one of three ways, and each needs
+the daemon to behave as this module makes it:
+
+  - move, then signal: the daemon keeps writing to the moved file until the
+    signal, then reopens the name, which creates a new file;
+  - C{create}, then signal: likewise, but the new file is logrotate's, with
+    its owner and mode;
+  - C{copytruncate}: no signal; the file is copied and truncated under the
+    daemon, whose next line must go to the new end of the file, not to its
+    old offset (which would fill the start of the file with NUL bytes):
+    hence append mode.
+
+twistd's own L{twisted.python.logfile.LogFile} does none of this: it renames
+the file itself on C{SIGUSR1} and when it reaches a million bytes, and never
+deletes old files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import IO, Any, Callable, Iterable
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+#: The signals that reopen the log: C{SIGUSR1}, twistd's and nginx's, and
+#: C{SIGHUP}, which many C{logrotate} recipes send and which must not kill.
+REOPEN_SIGNALS = (signal.SIGUSR1, signal.SIGHUP)
+
+
+class LogFile:
+    """
+    A text file opened for appending, line by line, that L{reopen} opens
+    again by name: a file-like object for L{twisted.logger.FileLogObserver}.
+
+    @ivar path: The file's absolute name: a relative one is taken from the
+        working directory at start-up, as twistd does, since twistd's
+        C{--rundir} changes it afterwards.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self._file = self._open()
+
+    def _open(self) -> IO[str]:
+        # Append mode (O_APPEND): every write goes to the current end of the
+        # file, even after copytruncate.  Line buffering, with the flush each
+        # FileLogObserver write is followed by, puts each line in the file at
+        # once, whole.
+        return open(
+            self.path, "a", buffering=1, encoding="utf-8", errors="backslashreplace"
+        )
+
+    def write(self, text: str) -> None:
+        self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def reopen(self) -> None:
+        """
+        Open the file by its name again, creating it if it was moved or
+        removed, and close the old one.  If it cannot be opened, the old one
+        stays in use and the reason is raised.
+
+        @raise OSError: If the name cannot be opened.
+        """
+        new = self._open()
+        old, self._file = self._file, new
+        old.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class LogFiles:
+    """
+    The log files a process writes, to reopen all at once.
+
+    @ivar files: The files opened by L{open}, in order.
+    """
+
+    _log = Logger()
+
+    def __init__(self) -> None:
+        self.files: list[LogFile] = []
+
+    def open(self, path: str) -> LogFile:
+        """
+        Open C{path} as a L{LogFile} that L{reopen} will reopen.
+        """
+        logFile = LogFile(path)
+        self.files.append(logFile)
+        return logFile
+
+    def reopen(self, reason: str = "") -> None:
+        """
+        Reopen every file; one that cannot be reopened is logged (to the
+        file still in use) and the others are reopened all the same.
+
+        @param reason: What asked for it (C{"SIGHUP"}), for the log line
+            each reopened file starts with.
+        """
+        for logFile in self.files:
+            try:
+                logFile.reopen()
+            except OSError as error:
+                self._log.error(
+                    "Cannot reopen the log file {path}: {error}; "
+                    "still writing to the old one",
+                    path=logFile.path,
+                    error=error.strerror or error,
+                    greetdEvent="log.reopen.failed",
+                )
+            else:
+                self._log.info(
+                    "Reopened the log file {path} ({reason})",
+                    path=logFile.path,
+                    reason=reason or "asked",
+                    greetdEvent="log.reopen",
+                )
+
+
+#: Installs a signal handler and returns the previous one, as C{signal.signal}.
+InstallHandler = Callable[[int, Any], Any]
+
+
+class ReopenOnSignalService(Service):
+    """
+    Reopens L{LogFiles} on each of L{REOPEN_SIGNALS}, in the reactor thread
+    (the handler only schedules it), so that a signal never interrupts a
+    line being written; and so the signals never kill, even when the log
+    goes to stdout and there is nothing to reopen.
+
+    The handlers stay after the service stops, until the reactor has shut
+    down: stopping begins with every service at once, and connections may
+    drain for C{--shutdown-timeout} seconds afterwards, during which a
+    rotation's signal must neither kill nor go unanswered.  Then the
+    previous handlers are put back.
+    """
+
+    def __init__(
+        self,
+        logFiles: LogFiles,
+        reactor: Any,
+        signals: Iterable[int] = REOPEN_SIGNALS,
+        installHandler: InstallHandler | None = None,
+    ) -> None:
+        self.logFiles = logFiles
+        self._reactor = reactor
+        self._signals = tuple(signals)
+        self._installHandler = installHandler or signal.signal
+        self._previous: dict[int, Any] | None = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        if self._previous is not None:
+            return
+        self._previous = {
+            signum: self._installHandler(signum, self._handle)
+            for signum in self._signals
+        }
+        self._reactor.addSystemEventTrigger("after", "shutdown", self.restoreHandlers)
+
+    def restoreHandlers(self) -> None:
+        """
+        Put back the handlers there were before L{startService}.
+        """
+        previous, self._previous = self._previous or {}, None
+        for signum, handler in previous.items():
+            self._installHandler(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        self._reactor.callFromThread(self.logFiles.reopen, name)

@@ -1,0 +1,237 @@
+"""
+The real C{logrotate} against the real daemon writing its log: in its three
+usual modes, several rotations each, no line is lost or duplicated and no
+file holds a NUL byte.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from greetd.testing import Daemon, logText
+from tests.integration.conftest import TIMEOUT, requireTool
+
+#: The shipped recipe.
+RECIPE = Path(__file__).parents[2] / "contrib" / "logrotate" / "greetd"
+
+#: Rotations per test, and connections between two rotations.
+ROTATIONS = 4
+CONNECTIONS = 5
+
+JSON_LOGGER = ("--logger", "greetd.ops.log.jsonLogger")
+
+_OPENED = re.compile(r"Connection from 127\.0\.0\.1:(\d+) opened")
+_CLOSED = re.compile(r"Connection from 127\.0\.0\.1:(\d+) closed")
+_SERVING = re.compile(r"Serving TCP on 127\.0\.0\.1:(\d+)")
+
+
+def waitUntil(daemon: Daemon, condition: Callable[[], object], what: str) -> Any:
+    """
+    Poll C{condition} until it is true (at most L{TIMEOUT} seconds, while
+    the daemon runs), and return it.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert daemon.process.poll() is None, f"greetd exited:\n{daemon.output}"
+        assert time.monotonic() < deadline, f"no {what} within {TIMEOUT}s"
+        time.sleep(0.05)
+
+
+def series(path: Path) -> list[Path]:
+    """
+    C{path} and its rotations (C{path.1}, C{path.2.gz}...), oldest first.
+    """
+    rotated = []
+    for candidate in path.parent.iterdir():
+        match = re.fullmatch(re.escape(path.name) + r"\.(\d+)(\.gz)?", candidate.name)
+        if match:
+            rotated.append((int(match.group(1)), candidate))
+    return [candidate for _, candidate in sorted(rotated, reverse=True)] + (
+        [path] if path.exists() else []
+    )
+
+
+def readLog(path: Path) -> bytes:
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes())
+    return path.read_bytes()
+
+
+def logLines(path: Path) -> list[str]:
+    """
+    The text of every line of C{path} and its rotations, oldest first.
+    """
+    return [
+        logText(line)
+        for part in series(path)
+        for line in readLog(part).decode("utf-8").splitlines()
+    ]
+
+
+def startLogging(
+    spawnGreetd: Any, tmp_path: Path, logger: tuple[str, ...] = (), *args: str
+) -> tuple[Daemon, Path, Path, int]:
+    """
+    Start greetd logging to C{greetd.log} with a pidfile, and return it,
+    the log's path, the pidfile's and its TCP port.
+    """
+    log, pidfile = tmp_path / "greetd.log", tmp_path / "greetd.pid"
+    daemon = spawnGreetd(
+        "--no-udp",
+        "--rate-per-ip",
+        "0",
+        *args,
+        twistdArgs=(*logger, f"--logfile={log}", f"--pidfile={pidfile}"),
+        listeners=0,
+    )
+
+    def port() -> int | None:
+        for line in logLines(log) if log.exists() else []:
+            match = _SERVING.search(line)
+            if match:
+                return int(match.group(1))
+        return None
+
+    return daemon, log, pidfile, waitUntil(daemon, port, "listener")
+
+
+def converse(port: int, name: str) -> int:
+    """
+    One whole conversation (banner, one message, exit) from a new local
+    port, which is returned: each is logged twice, on open and on close.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+        received = b""
+        expected = f"WelcomeHello, {name}!\n".encode()
+        client.sendall(f"{name}\n".encode())
+        while len(received) < len(expected):
+            chunk = client.recv(4096)
+            assert chunk, received
+            received += chunk
+        assert received == expected
+        client.sendall(b"exit\n")
+        assert client.recv(4096) == b""
+        return int(client.getsockname()[1])
+
+
+def closedPorts(log: Path) -> list[int]:
+    return [int(m.group(1)) for m in map(_CLOSED.search, logLines(log)) if m]
+
+
+def waitForClosed(daemon: Daemon, log: Path, count: int) -> None:
+    """
+    Wait until the log and its rotations hold C{count} connections' closes.
+    """
+    waitUntil(daemon, lambda: len(closedPorts(log)) >= count, "lines")
+
+
+def signalMode(signal: str, create: bool) -> str:
+    return (
+        f"    {'create' if create else 'nocreate'}\n"
+        "    postrotate\n"
+        f'        kill -{signal} "$(cat {{pidfile}})"\n'
+        "    endscript\n"
+    )
+
+
+def shippedRecipe(log: Path, pidfile: Path) -> str:
+    """
+    The shipped recipe for this test's log and pidfile, and the test's own
+    user (which owns the files it creates) rather than greetd's.
+    """
+    recipe = RECIPE.read_text()
+    for old, new in [
+        ("/var/log/greetd/greetd.log", str(log)),
+        ("/run/greetd/greetd.pid", str(pidfile)),
+        ("create 0640 greetd adm", "create 0640"),
+    ]:
+        assert old in recipe
+        recipe = recipe.replace(old, new)
+    return recipe
+
+
+MODES = {
+    # logrotate moves the file and signals; greetd recreates it.
+    "move-and-HUP": signalMode("HUP", create=False),
+    # logrotate moves the file, creates a new one, and signals.
+    "create-and-USR1": signalMode("USR1", create=True),
+    # logrotate copies the file and truncates it; no signal.
+    "copytruncate": "    copytruncate\n",
+    # contrib/logrotate/greetd: create, compress, delaycompress, USR1.
+    "shipped-recipe": "",
+}
+
+
+@pytest.mark.parametrize("logger", [(), JSON_LOGGER], ids=["text", "json"])
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_rotations(
+    spawnGreetd: Any, tmp_path: Path, mode: str, logger: tuple[str, ...]
+) -> None:
+    """
+    Rotated again and again while clients are served, the log loses no
+    line, repeats none and holds no NUL byte, and after a rotation that
+    signals, greetd writes to the new file.
+    """
+    logrotate = requireTool("logrotate")
+    daemon, log, pidfile, port = startLogging(spawnGreetd, tmp_path, logger)
+    config = tmp_path / "logrotate.conf"
+    if mode == "shipped-recipe":
+        config.write_text(shippedRecipe(log, pidfile))
+    else:
+        body = MODES[mode].format(pidfile=pidfile)
+        config.write_text(f'"{log}" {{\n    rotate 20\n    missingok\n{body}}}\n')
+    signals = "copytruncate" not in mode
+    ports: list[int] = []
+    for rotation in range(ROTATIONS + 1):
+        ports += [converse(port, f"R{rotation}C{n}") for n in range(CONNECTIONS)]
+        # Every line is in some file before the next rotation (copytruncate
+        # loses what is written between its copy and its truncation).
+        waitForClosed(daemon, log, len(ports))
+        if rotation == ROTATIONS:
+            break
+        subprocess.run(
+            [logrotate, "-f", "-s", str(tmp_path / "state"), str(config)],
+            check=True,
+            timeout=TIMEOUT,
+            capture_output=True,
+        )
+        if signals:
+            waitUntil(
+                daemon,
+                lambda: log.exists() and b"Reopened the log file" in log.read_bytes(),
+                "reopen",
+            )
+    daemon.stop()
+    assert daemon.output == ""
+    parts = series(log)
+    assert len(parts) == ROTATIONS + 1, parts
+    for part in parts:
+        content = readLog(part)
+        assert b"\0" not in content, part
+        assert content == b"" or content.endswith(b"\n"), part
+    lines = logLines(log)
+    opened = [int(m.group(1)) for m in map(_OPENED.search, lines) if m]
+    assert sorted(opened) == sorted(closedPorts(log)) == sorted(ports)
+    assert len(set(ports)) == len(ports)
+    if signals:
+        # Each file after the first holds exactly the connections made
+        # after its rotation's reopen, and begins by saying so.
+        for rotation, part in enumerate(parts[1:]):
+            text = [logText(line) for line in readLog(part).decode().splitlines()]
+            assert "Reopened the log file" in text[0], text[0]
+            served = [int(m.group(1)) for m in map(_CLOSED.search, text) if m]
+            first = (rotation + 1) * CONNECTIONS
+            assert served == ports[first : first + CONNECTIONS]
+    assert os.path.exists(log)

@@ -1,0 +1,252 @@
+"""
+Tests for L{greetd.ops.logfile}: the log file as log rotation expects it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from typing import Any, Callable
+
+from twisted.logger import LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.ops.logfile import (
+    REOPEN_SIGNALS,
+    LogFile,
+    LogFiles,
+    ReopenOnSignalService,
+)
+from tests.helpers import captureLogs
+
+
+def read(path: str) -> str:
+    with open(path, encoding="utf-8") as logFile:
+        return logFile.read()
+
+
+class LogFileTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.path = os.path.join(self.directory, "greetd.log")
+
+    def open(self) -> LogFile:
+        logFile = LogFile(self.path)
+        self.addCleanup(logFile.close)
+        return logFile
+
+    def test_appends(self) -> None:
+        """
+        An existing log is kept: twistd's restarts add to it.
+        """
+        with open(self.path, "w") as existing:
+            existing.write("before\n")
+        logFile = self.open()
+        logFile.write("after\n")
+        self.assertEqual(read(self.path), "before\nafter\n")
+
+    def test_eachLineAtOnce(self) -> None:
+        """
+        A whole line is in the file as soon as it is written, without a
+        flush: another process (logrotate) may copy it at any moment.
+        """
+        logFile = self.open()
+        logFile.write("one\n")
+        self.assertEqual(read(self.path), "one\n")
+
+    def test_reopenAfterMove(self) -> None:
+        """
+        Moved away (logrotate without copytruncate), the file keeps what was
+        written until L{LogFile.reopen}, which creates the name anew.
+        """
+        logFile = self.open()
+        logFile.write("one\n")
+        os.rename(self.path, self.path + ".1")
+        logFile.write("two\n")
+        self.assertFalse(os.path.exists(self.path))
+        logFile.reopen()
+        logFile.write("three\n")
+        self.assertEqual(read(self.path + ".1"), "one\ntwo\n")
+        self.assertEqual(read(self.path), "three\n")
+
+    def test_reopenKeepsCreatedFile(self) -> None:
+        """
+        A file logrotate created in place (C{create}) is written to, not
+        replaced.
+        """
+        logFile = self.open()
+        os.rename(self.path, self.path + ".1")
+        with open(self.path, "w") as created:
+            created.write("created\n")
+        os.chmod(self.path, 0o640)
+        logFile.reopen()
+        logFile.write("line\n")
+        self.assertEqual(read(self.path), "created\nline\n")
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o640)
+
+    def test_truncatedUnderIt(self) -> None:
+        """
+        Truncated under it (C{copytruncate}), the next line goes to the new
+        end of the file, with no hole of NUL bytes before it.
+        """
+        logFile = self.open()
+        logFile.write("a long first line\n" * 100)
+        os.truncate(self.path, 0)
+        logFile.write("next\n")
+        self.assertEqual(read(self.path), "next\n")
+
+    def test_reopenFailureKeepsOldFile(self) -> None:
+        """
+        A name that cannot be opened raises, and the old file stays in use.
+        """
+        logFile = self.open()
+        os.rename(self.path, self.path + ".1")
+        os.mkdir(self.path)
+        self.assertRaises(OSError, logFile.reopen)
+        logFile.write("still here\n")
+        self.assertEqual(read(self.path + ".1"), "still here\n")
+
+
+class LogFilesTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory)
+        self.events = captureLogs(self, LogFiles)
+        self.logFiles = LogFiles()
+
+    def open(self, name: str) -> LogFile:
+        logFile = self.logFiles.open(os.path.join(self.directory, name))
+        self.addCleanup(logFile.close)
+        return logFile
+
+    def test_reopenEach(self) -> None:
+        """
+        Every file is reopened, each one that cannot be is logged, and
+        the others are reopened all the same.
+        """
+        bad, good = self.open("bad.log"), self.open("good.log")
+        for logFile in (bad, good):
+            os.rename(logFile.path, logFile.path + ".1")
+        os.mkdir(bad.path)
+        self.logFiles.reopen("SIGHUP")
+        good.write("new\n")
+        self.assertEqual(read(good.path), "new\n")
+        self.assertEqual(
+            [(event["greetdEvent"], event["path"]) for event in self.events],
+            [("log.reopen.failed", bad.path), ("log.reopen", good.path)],
+        )
+        self.assertEqual(self.events[0]["log_level"], LogLevel.error)
+        self.assertEqual(self.events[1]["reason"], "SIGHUP")
+
+    def test_nothingToReopen(self) -> None:
+        self.logFiles.reopen()
+        self.assertEqual(self.events, [])
+
+
+class FakeReactor:
+    """
+    Records what a signal handler hands to the reactor thread.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.afterShutdown: list[Callable[[], None]] = []
+
+    def callFromThread(self, function: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((function, args))
+
+    def addSystemEventTrigger(
+        self, phase: str, event: str, callable: Callable[[], None]
+    ) -> None:
+        assert (phase, event) == ("after", "shutdown")
+        self.afterShutdown.append(callable)
+
+
+class ReopenOnSignalServiceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.handlers: dict[int, Any] = {
+            signal.SIGUSR1: signal.SIG_DFL,
+            signal.SIGHUP: "previous",
+        }
+        self.reactor = FakeReactor()
+        self.logFiles = LogFiles()
+        self.service = ReopenOnSignalService(
+            self.logFiles, self.reactor, installHandler=self.install
+        )
+
+    def install(self, signum: int, handler: Any) -> Any:
+        previous = self.handlers.get(signum)
+        self.handlers[signum] = handler
+        return previous
+
+    def test_signalsReopenInReactorThread(self) -> None:
+        """
+        C{SIGUSR1} and C{SIGHUP} only schedule the reopen, with the
+        signal's name, for the reactor thread.
+        """
+        self.assertEqual(set(REOPEN_SIGNALS), {signal.SIGUSR1, signal.SIGHUP})
+        self.service.startService()
+        for signum in REOPEN_SIGNALS:
+            self.handlers[signum](signum, None)
+        self.assertEqual(
+            self.reactor.calls,
+            [
+                (self.logFiles.reopen, ("SIGUSR1",)),
+                (self.logFiles.reopen, ("SIGHUP",)),
+            ],
+        )
+
+    def test_handlersOutliveService(self) -> None:
+        """
+        Stopped (connections may drain for a while yet), the service keeps
+        its handlers; they are put back once the reactor has shut down.
+        """
+        self.service.startService()
+        self.service.stopService()
+        self.assertFalse(self.service.running)
+        self.handlers[signal.SIGHUP](signal.SIGHUP, None)
+        self.assertEqual(self.reactor.calls, [(self.logFiles.reopen, ("SIGHUP",))])
+        [restore] = self.reactor.afterShutdown
+        restore()
+        self.assertEqual(
+            self.handlers,
+            {signal.SIGUSR1: signal.SIG_DFL, signal.SIGHUP: "previous"},
+        )
+
+    def test_restartedOnce(self) -> None:
+        """
+        Started again, the service neither installs twice nor loses the
+        handlers there were before it.
+        """
+        for _ in range(2):
+            self.service.startService()
+            self.service.stopService()
+        self.assertEqual(len(self.reactor.afterShutdown), 1)
+        self.reactor.afterShutdown[0]()
+        self.assertEqual(self.handlers[signal.SIGHUP], "previous")
+
+
+class RelativePathTests(SynchronousTestCase):
+    def test_reopenedWhereOpened(self) -> None:
+        """
+        A relative name is the one at start-up: twistd's C{--rundir} changes
+        the working directory after the log is opened, and a reopen must
+        not create the log there.
+        """
+        first, second = tempfile.mkdtemp(), tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, first)
+        self.addCleanup(shutil.rmtree, second)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(first)
+        logFile = LogFile("greetd.log")
+        self.addCleanup(logFile.close)
+        os.chdir(second)
+        os.rename(os.path.join(first, "greetd.log"), "moved.log")
+        logFile.reopen()
+        logFile.write("line\n")
+        self.assertEqual(logFile.path, os.path.join(first, "greetd.log"))
+        self.assertEqual(read(logFile.path), "line\n")
+        self.assertEqual(os.listdir(second), ["moved.log"])

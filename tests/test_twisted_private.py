@@ -1,0 +1,49 @@
+"""
+Tests for L{greetd.twisted_private}: each fails loudly, naming the Twisted
+version, when a private Twisted name greetd relies on changes.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import endpoints
+from twisted.python.systemd import ListenFDs
+from twisted.trial.unittest import SynchronousTestCase
+
+import twisted
+from greetd.twisted_private import inheritedSockets, queuedWrites, writeClosed
+from tests.protocols.test_fastwrite import serverConnection
+
+
+class PrivateNamesTests(SynchronousTestCase):
+    def requirePrivate(self, owner: object, name: str, where: str) -> None:
+        if not hasattr(owner, name):
+            self.fail(
+                f"Twisted {twisted.version.short()} changed {where}: {name} is "
+                "gone, and greetd.twisted_private relies on it"
+            )
+
+    def test_tcpServerBuffers(self) -> None:
+        """
+        C{tcp.Server} keeps C{_tempDataBuffer}, C{dataBuffer}, C{offset} and
+        C{_writeDisconnected}, and they mean what write-through reads.
+        """
+        server, _ = serverConnection(self)
+        for name in ("_tempDataBuffer", "dataBuffer", "offset", "_writeDisconnected"):
+            self.requirePrivate(server, name, "twisted.internet.tcp.Server")
+        self.assertFalse(queuedWrites(server))
+        self.assertFalse(writeClosed(server))
+        server.write(b"queued")
+        self.assertTrue(queuedWrites(server))
+        server.loseConnection()
+        self.assertTrue(writeClosed(server))
+
+    def test_systemdReading(self) -> None:
+        """
+        Twisted's C{systemd:} parser keeps its reading of the inherited
+        sockets as C{_SystemdParser._sddaemon}, which greetd shares.
+        """
+        self.requirePrivate(endpoints, "_SystemdParser", "twisted.internet.endpoints")
+        parser = endpoints._SystemdParser  # type: ignore[attr-defined]
+        self.requirePrivate(parser, "_sddaemon", "_SystemdParser")
+        self.assertIsInstance(parser._sddaemon, ListenFDs)
+        self.assertIs(inheritedSockets(), parser._sddaemon)
