@@ -231,7 +231,7 @@ def test_ipv6PrefixThroughHeaders(spawnGreetd: Any, prefix: str | None) -> None:
         replies.append(client.recv(100))
     other = proxiedClient(port, b"PROXY TCP6 2001:db8:1:3::1 ::1 5555 9999\r\n")
     assert other.recv(7) == b"Welcome"
-    refusal = b"Error: too many connections\r\n"
+    refusal = b"Error: too many connections from your address\r\n"
     if prefix is None:
         assert replies == [b"Welcome"] * 2 + [refusal] * 6
         daemon.waitFor(r"Refused a connection from \[2001:db8:1:2::3333\]:5555")
