@@ -9,28 +9,32 @@ EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint,test)
 comma := ,
 STAMP := $(VENV)/.installed
 
+# Debian's PyPy (Python 3.9), for make test PYTHON=pypy3 and for the test
+# that installs the wheel on PyPy.
+DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
+
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
 DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate \
-	systemd-socket-activate=systemd systemd-analyze=systemd
-
-# Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.
-DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
+	systemd-socket-activate=systemd systemd-analyze=systemd \
+	ip=iproute2 unshare=util-linux nsenter=util-linux setpriv=util-linux \
+	$(DEBIAN_PYPY)
 
 .PHONY: run test lint install bench debian-packages clean
 
-# Editable installs must use compat mode: Twisted finds plugins by scanning
-# sys.path for twisted/plugins, which setuptools' default editable finder hides.
-$(STAMP): setup.cfg setup.py
+# An editable install (hatchling's: a .pth file putting the project root on
+# sys.path, where Twisted's plugin scan finds twisted/plugins/greetd_plugin.py).
+$(STAMP): pyproject.toml
 	$(if $(filter pypy3,$(PYTHON)),tools/debian-packages $(DEBIAN_PYPY))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(STAMP)
 
+# PORT=N moves both services (TCP and UDP on 127.0.0.1) from 9999 to N.
 run: $(STAMP)
-	$(BIN)/twistd --nodaemon --pidfile= greetd $(ARGS)
+	$(BIN)/twistd --nodaemon --pidfile= greetd $(if $(PORT),--tcp tcp:$(PORT):interface=127.0.0.1 --udp udp:$(PORT):interface=127.0.0.1) $(ARGS)
 
 debian-packages:
 	tools/debian-packages $(DEBIAN_TOOLS)
@@ -40,15 +44,15 @@ test: $(STAMP) debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check greetd tests bench twisted setup.py
-	$(BIN)/ruff format --check greetd tests bench twisted setup.py
+	$(BIN)/ruff check greetd tests bench twisted
+	$(BIN)/ruff format --check greetd tests bench twisted
 	$(BIN)/mypy --strict greetd
 	$(BIN)/lint-imports
 
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/python -m pip install --quiet --config-settings editable_mode=compat -e '.[test,lint,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
 	touch $@
 
 bench: $(VENV)/.bench-installed
@@ -58,4 +62,4 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf .venv .venv-* build *.egg-info
+	rm -rf .venv .venv-* build dist *.egg-info twisted/plugins/dropin.cache

@@ -90,9 +90,9 @@ GREETD_ARGS = (
     "10000000",
 )
 
-#: What turns greetd's per-connection logging off, for the "logging off"
-#: churn figure that prices the logging.
-QUIET_ARGS = ("--log-level", "warn")
+#: What turns greetd's per-connection logging (the access log) off, for the
+#: "logging off" churn figure that prices the logging.
+QUIET_ARGS = ("--no-access-log",)
 
 #: The Python peers: key, label, module under bench.peers.
 PYTHON_PEERS = (

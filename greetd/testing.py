@@ -55,6 +55,17 @@ def logText(line: str) -> str:
     return line
 
 
+def defaultSignals() -> None:
+    """
+    Give SIGINT back its default action: a C{preexec_fn} for the processes
+    tests start and signal.  A process started with SIGINT ignored (a
+    script's background job, where the shell ignores it) passes that on
+    through C{exec}, and Python and twistd then leave it ignored, so a test
+    that sends SIGINT would wait for an exit that never comes.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def twistdCommand(*args: str, twistdArgs: tuple[str, ...] = ()) -> list[str]:
     """
     The command line that runs greetd in the foreground with C{args}.
@@ -85,6 +96,7 @@ class Daemon:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            preexec_fn=defaultSignals,
         )
         threading.Thread(target=self._read, daemon=True).start()
         self.tcp: list[tuple[str, int]] = []

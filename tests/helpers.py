@@ -16,6 +16,8 @@ from twisted.internet.testing import (
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.core.accessline import NAMESPACE
+from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 
 #: A peer from the documentation range, as tests' client.
@@ -108,3 +110,12 @@ class MemoryUDPReactor(MemoryReactorClock):
             raise self.udpListenError
         self.udpServers.append((port, protocol, interface, maxPacketSize))
         return FakeDatagramPort(port, interface)
+
+
+def capturingAccessLog() -> tuple[LoggerAccessLog, list[dict[str, Any]]]:
+    """
+    An access log whose events go to a list, and the list.
+    """
+    events: list[dict[str, Any]] = []
+    log = Logger(namespace=NAMESPACE, observer=events.append)
+    return LoggerAccessLog(log), events

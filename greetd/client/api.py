@@ -214,12 +214,29 @@ class GreetingClientProtocol(Protocol):
     writes it in one small write, so a line banner split before its LF, which
     would be taken for a raw one, is not expected on any real network.
 
+    A daemon with no banner (C{--welcome ''}) says nothing until asked.  So
+    when nothing has come after L{bannerWait} seconds, the banner is empty
+    and the first name is sent as a line (C{Ann\r\n}), which every framing
+    answers: C{line} and C{auto} (switched to lines by the LF) with the
+    reply and the same line ending, so the session goes on in lines; C{raw}
+    by taking the line ending for part of the message (C{Hello, Ann\r\n!}),
+    which tells the client to send the name again bare and go on as the
+    seed does.  Which of the two came is told by the end of what arrived,
+    so this needs the daemon's template; bytes before the reply (a banner
+    that came later than L{bannerWait}) are dropped.
+
+    @cvar bannerWait: How long to wait for a banner before deciding there is
+        none, in seconds (at most the timeout).  The daemon writes its banner
+        as soon as it accepts, so it comes within a round trip or two;
+        waiting longer only delays every session with a banner-less daemon.
     @ivar template: The daemon's L{ReplyTemplate}, to recognise replies.
     @ivar timeout: How long each wait for the server may last, in seconds.
     @ivar banner: Fires with the banner (line ending removed), or fails.
     @ivar lineMode: Whether the daemon frames by lines; L{None} until the
         banner has come.
     """
+
+    bannerWait = 0.5
 
     lineMode: bool | None = None
 
@@ -232,7 +249,12 @@ class GreetingClientProtocol(Protocol):
         self.template = template if template is not None else ReplyTemplate()
         self.timeout = timeout
         self.banner: Deferred[bytes] = Deferred()
-        self._waiter = _Waiter(_defaultClock(clock), timeout)
+        clock = _defaultClock(clock)
+        self._waiter = _Waiter(clock, timeout)
+        self._bannerWaiter = _Waiter(clock, min(self.bannerWait, timeout))
+        # Whether the first name went as a line to a daemon with no banner,
+        # whose framing its reply will tell.
+        self._probing = False
         # Names not yet answered, with their Deferreds; the first _sent of
         # them have been written.
         self._pending: deque[tuple[bytes, Deferred[bytes]]] = deque()
@@ -246,7 +268,14 @@ class GreetingClientProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self._connected = True
-        self._waiter.start("the banner", self._timedOut)
+        self._bannerWaiter.start("the banner", self._noBanner)
+
+    def _noBanner(self, timeout: GreetTimeout) -> None:
+        # Nothing yet: ask in a line, which every framing answers.
+        self.lineMode = True
+        self._probing = True
+        self.banner.callback(b"")
+        self._sendPending()
 
     def greet(self, name: bytes) -> Deferred[bytes]:
         """
@@ -298,13 +327,16 @@ class GreetingClientProtocol(Protocol):
         if newline and banner.endswith(b"\r"):
             banner = banner[:-1]
         self._buffer = rest
-        self._waiter.cancel()
+        self._bannerWaiter.cancel()
         self.banner.callback(banner)
         self._sendPending()
 
     def _receiveReplies(self) -> None:
         while self._sent and self._failure is None:
-            if self.lineMode:
+            if self._probing:
+                if not self._settleFraming():
+                    return
+            elif self.lineMode:
                 line, newline, rest = self._buffer.partition(b"\n")
                 if not newline:
                     return
@@ -322,6 +354,34 @@ class GreetingClientProtocol(Protocol):
         if not self.lineMode:
             # Nothing is owed: whatever a raw daemon sends now answers no name.
             self._buffer = b""
+
+    def _settleFraming(self) -> bool:
+        """
+        With no banner, tell the daemon's framing from its answer to the
+        first name, sent as a line.
+
+        @return: Whether the buffer now holds replies to read as lines.
+        """
+        name = self._pending[0][0]
+        lineReply = self.template.format(name) + b"\r\n"
+        if self._buffer.endswith(lineReply):
+            self._buffer = lineReply
+        elif self._buffer.startswith(ERROR_PREFIX) and b"\n" in self._buffer:
+            pass
+        elif self._buffer.endswith(self.template.format(name + b"\r\n")):
+            # A raw daemon answered the name with its line ending: again, bare.
+            self.lineMode = False
+            self._probing = False
+            self._buffer = b""
+            self._waiter.start(self._awaited(), self._timedOut)
+            assert self.transport is not None
+            self.transport.write(name)
+            return False
+        else:
+            return False
+        self._probing = False
+        self._sendPending()
+        return True
 
     def _answer(self, reply: bytes) -> None:
         name, waiting = self._pending[0]
@@ -345,7 +405,8 @@ class GreetingClientProtocol(Protocol):
         ):
             return
         ending = b"\r\n" if self.lineMode else b""
-        while self._sent < len(self._pending) and (self.lineMode or not self._sent):
+        pipelined = self.lineMode and not self._probing
+        while self._sent < len(self._pending) and (pipelined or not self._sent):
             transport.write(self._pending[self._sent][0] + ending)
             self._sent += 1
         if self._sent and not self._waiter.active:
@@ -357,7 +418,8 @@ class GreetingClientProtocol(Protocol):
             self._waiter.start("the connection to close", self._timedOut)
 
     def _awaited(self) -> str:
-        return f"the reply to {quote(self._pending[0][0])}"
+        reply = f"the reply to {quote(self._pending[0][0])}"
+        return f"a banner or {reply}" if self._probing else reply
 
     def _timedOut(self, timeout: GreetTimeout) -> None:
         if self._exitSent:
@@ -374,6 +436,7 @@ class GreetingClientProtocol(Protocol):
             return
         self._failure = failure
         self._waiter.cancel()
+        self._bannerWaiter.cancel()
         pending = [waiting for _, waiting in self._pending]
         self._pending.clear()
         self._sent = 0
@@ -394,6 +457,7 @@ class GreetingClientProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._connected = False
         self._waiter.cancel()
+        self._bannerWaiter.cancel()
         clean = reason.check(ConnectionDone) is not None
         if self._exitSent or self._failure is not None:
             pass

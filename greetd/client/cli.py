@@ -63,11 +63,12 @@ class Options(usage.Options):
 
     synopsis = (
         "Usage: greet [-H HOST] [-p PORT] [--udp] [--timeout SECONDS] "
-        "[--retries N] [--connect ENDPOINT] [NAME ...]"
+        "[--retries N] [--connect ENDPOINT] [--reply TEMPLATE] [NAME ...]"
     )
     longdesc = (
         "Greet each NAME with the greetd daemon and print the replies, one a "
-        "line; over TCP the banner comes first, and 'exit' ends the session. "
+        "line; over TCP the banner (if any) comes first, and 'exit' ends the "
+        "session. "
         "With no NAME, names are read from standard input, one a line, until "
         "its end or a line 'exit'. Each wait for the server (connecting, the "
         "banner, each reply) lasts at most --timeout seconds. Over UDP a name "
@@ -350,6 +351,11 @@ class Session:
         def printReply(name: bytes, reply: bytes) -> None:
             self.write(reply)
 
+        def printBanner(banner: bytes) -> None:
+            # A daemon run with --welcome '' sends none: print no blank line.
+            if banner:
+                self.write(banner)
+
         if options["udp"]:
             return greetOverUDP(
                 reactor,
@@ -367,7 +373,7 @@ class Session:
             template=options["template"],
             timeout=options["timeout"],
             clock=reactor,
-            onBanner=self.write,
+            onBanner=printBanner,
             onReply=printReply,
         )
 

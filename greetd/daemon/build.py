@@ -12,6 +12,9 @@ from greetd.core.counters import Counts, readCounts
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
 from greetd.daemon.options import Options
+from greetd.ops.accesslog import FastAccessLog
+from greetd.ops.log import output
+from greetd.protocols.accesslog import LoggerAccessLog, NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
 
@@ -75,6 +78,9 @@ def buildServers(options: Options, reactor: Any) -> Servers:
                 options["ipv6-prefix"],
             ),
             access=access,
+            accessLog=NoAccessLog()
+            if options["no-access-log"]
+            else FastAccessLog(output, LoggerAccessLog()),
         )
     replies = [
         ReplyProtocol(

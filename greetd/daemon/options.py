@@ -162,6 +162,11 @@ class Options(usage.Options):
 
     optFlags: ClassVar[list[Any]] = [
         ["no-tcp", None, "Do not serve TCP."],
+        [
+            "no-access-log",
+            None,
+            "Write no line per connection (the access log); metrics still count them.",
+        ],
         ["no-udp", None, "Do not serve UDP."],
         [
             "udp-allow-low-ports",

@@ -35,7 +35,7 @@ from twisted.python.reflect import namedAny
 from zope.interface import implementer
 
 from greetd.core.escaping import escape, formatAddress
-from greetd.ops.logfile import LogFiles, ReopenOnSignalService
+from greetd.ops.logfile import BatchedWriter, LogFiles, ReopenOnSignalService, Stream
 
 #: The keys every JSON log line has (C{failure} only for an event with a
 #: failure, C{peerHost} and C{peerPort} only for one with a peer); an
@@ -253,20 +253,54 @@ def logObserver(
     logFileName = config.get("logfile") or ""
     nodaemon = bool(config.get("nodaemon", True))
     observer: ILogObserver
+    output.stream = None
     if config.get("syslog") and formatter is formatEventAsClassicLogText:
         from twisted.python import syslog
 
         emit = syslog.SyslogObserver(config.get("prefix") or "Twisted").emit
         observer = LegacyLogObserverWrapper(emit)  # type: ignore[arg-type]
-    elif logFileName == "-" or (nodaemon and not logFileName):
-        if not nodaemon:
-            sys.exit("Daemons cannot log to stdout, exiting!")
-        observer = FileLogObserver(sys.stdout, formatter)
     else:
-        logFile = logFiles.open(logFileName or "twistd.log")
-        # A LogFile writes and flushes text, all FileLogObserver needs.
-        observer = FileLogObserver(logFile, formatter)  # type: ignore[arg-type]
+        if logFileName == "-" or (nodaemon and not logFileName):
+            if not nodaemon:
+                sys.exit("Daemons cannot log to stdout, exiting!")
+            stream: Stream = sys.stdout
+        else:
+            stream = logFiles.open(logFileName or "twistd.log")
+        batched = logFiles.batched(stream)
+        observer = FileLogObserver(batched, formatter)  # type: ignore[arg-type]
+        output.stream = batched
+    output.json = formatter is eventAsJSONLine
+    output.level = level
     return LevelFilter(observer, level)
+
+
+class LogOutput:
+    """
+    Where greetd's own observer writes, once twistd has made it
+    (L{logObserver}): the access log (L{greetd.ops.accesslog}) writes its
+    lines there directly, in the same format, rather than through Twisted's
+    log publisher, which costs more than a connection itself.
+
+    @ivar stream: The batched stream, or C{None} before the observer is made
+        or when logging to syslog.
+    @ivar json: Whether lines are JSON (L{eventAsJSONLine}) or text.
+    @ivar level: The C{--log-level}.
+    """
+
+    def __init__(self) -> None:
+        self.stream: BatchedWriter | None = None
+        self.json = False
+        self.level: LogLevel = LogLevel.info
+
+    def enabled(self, level: LogLevel) -> bool:
+        """
+        Whether lines at C{level} are written.
+        """
+        return _PRIORITY[level] >= _PRIORITY[self.level]
+
+
+#: This process's log output, as L{logObserver} set it up.
+output = LogOutput()
 
 
 class TwistdLogger:

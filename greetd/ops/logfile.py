@@ -21,9 +21,10 @@ deletes old files.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any, Callable, Iterable, Protocol
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -78,17 +79,100 @@ class LogFile:
         self._file.close()
 
 
+class Stream(Protocol):
+    """
+    Where log text goes: a L{LogFile}, or standard output.
+    """
+
+    def write(self, text: str) -> Any: ...
+
+    def flush(self) -> Any: ...
+
+
+class BatchedWriter:
+    """
+    Batches log lines: what is written reaches the stream in one write and
+    one flush at most L{delay} seconds later, or at once when L{maxPending}
+    characters wait or the reactor is not running, rather than a system
+    call for every line.  Nothing is
+    lost: L{drain} writes what waits before a reopen (L{LogFiles.reopen}),
+    after the reactor shuts down, and when the process exits.
+
+    A L{twisted.logger.FileLogObserver} writes here and calls L{flush}
+    after each event; that flush only makes sure a drain is coming.
+
+    @ivar stream: Where the batches go.
+    @ivar clock: Schedules the drain; the global reactor by default.
+    """
+
+    #: Seconds a line may wait for its batch.
+    delay = 0.05
+
+    #: Characters that make a batch go at once.
+    maxPending = 64 * 1024
+
+    def __init__(self, stream: Stream, clock: Any = None) -> None:
+        self.stream = stream
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+        self._pending: list[str] = []
+        self._size = 0
+        self._scheduled: Any = None
+        atexit.register(self.drain)
+        clock.addSystemEventTrigger("after", "shutdown", self.drain)
+
+    def write(self, text: str) -> None:
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= self.maxPending or not getattr(self.clock, "running", True):
+            # Before the reactor runs and after it stops, nothing would
+            # drain the batch in time: write through.
+            self.drain()
+        elif self._scheduled is None:
+            self._scheduled = self.clock.callLater(self.delay, self.drain)
+
+    def flush(self) -> None:
+        """
+        Nothing to do now: the batch drains within L{delay} seconds.
+        """
+
+    def drain(self) -> None:
+        """
+        Write and flush everything waiting, now.
+        """
+        scheduled, self._scheduled = self._scheduled, None
+        if scheduled is not None and scheduled.active():
+            scheduled.cancel()
+        if not self._pending:
+            return
+        text, self._pending, self._size = "".join(self._pending), [], 0
+        self.stream.write(text)
+        self.stream.flush()
+
+
 class LogFiles:
     """
-    The log files a process writes, to reopen all at once.
+    The log files a process writes, to reopen all at once, and the batched
+    writers in front of them, to drain first.
 
     @ivar files: The files opened by L{open}, in order.
+    @ivar writers: The writers made by L{batched}.
     """
 
     _log = Logger()
 
     def __init__(self) -> None:
         self.files: list[LogFile] = []
+        self.writers: list[BatchedWriter] = []
+
+    def batched(self, stream: Stream, clock: Any = None) -> BatchedWriter:
+        """
+        A L{BatchedWriter} for C{stream}, drained before every reopen.
+        """
+        writer = BatchedWriter(stream, clock)
+        self.writers.append(writer)
+        return writer
 
     def open(self, path: str) -> LogFile:
         """
@@ -106,6 +190,8 @@ class LogFiles:
         @param reason: What asked for it (C{"SIGHUP"}), for the log line
             each reopened file starts with.
         """
+        for writer in self.writers:
+            writer.drain()
         for logFile in self.files:
             try:
                 logFile.reopen()

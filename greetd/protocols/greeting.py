@@ -8,6 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, cast
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
@@ -21,12 +22,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.core.access import AccessPolicy
+from greetd.core.accessline import AccessLog
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.sources import sourceKey
 from greetd.core.template import ReplyTemplate
+from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
@@ -71,6 +74,8 @@ class GreetingProtocol(Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
+    @ivar ended: How it ended, for the access log (one of
+        L{greetd.core.accessline.ENDINGS}), once known.
     @ivar writesThrough: Whether replies are sent at once rather than on the
         next reactor turn (plain TCP only; see L{greetd.protocols.fastwrite}).
     """
@@ -84,6 +89,7 @@ class GreetingProtocol(Protocol):
     admitted = False
     closing = False
     writesThrough = False
+    ended: str | None = None
     _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
@@ -104,11 +110,9 @@ class GreetingProtocol(Protocol):
         self._framer = MessageFramer(factory.framing, factory.maxLength)
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
         transport.registerProducer(self, True)
-        self._log.info(
-            "Connection from {peer} opened",
-            peer=self.peer,
-            greetdEvent="connection.open",
-        )
+        accessLog = factory.accessLog
+        if accessLog.wantsOpened():
+            accessLog.opened(self.peer)
         if factory.banner:
             self.send(factory.banner)
 
@@ -121,8 +125,10 @@ class GreetingProtocol(Protocol):
         kernel send a reset that destroys the line in flight.
         """
         self.closing = True
+        self.ended = "refused"
         transport = self._transport()
         line = REFUSAL_LINES.get(refusal)
+        self._logClosed(0.0, 0, len(line or b""))
         admission = self.factory.admission
         if line is None or not admission.linger():
             if line is not None:
@@ -150,6 +156,7 @@ class GreetingProtocol(Protocol):
                 greetdEvent="connection.error",
             )
             self.factory.countError("internal")
+            self.ended = "error"
             self.abort()
 
     def _answer(self, data: bytes) -> None:
@@ -158,12 +165,14 @@ class GreetingProtocol(Protocol):
         try:
             for message in self._framer.feed(data):
                 if message.payload == EXIT:
+                    self.ended = "exit"
                     self.close()
                     return
                 self.messages += 1
                 self.send(template.format(message.payload) + message.ending)
         except MessageTooLong as error:
             self.factory.countError("length")
+            self.ended = "error"
             self.sendError(str(error))
         finally:
             if self.messages != answered:
@@ -211,6 +220,7 @@ class GreetingProtocol(Protocol):
         and close.
         """
         self.factory.countError("idle-timeout")
+        self.ended = "idle-timeout"
         self.sendError("idle timeout")
 
     def pauseProducing(self) -> None:
@@ -248,16 +258,25 @@ class GreetingProtocol(Protocol):
             return
         factory = self.factory
         factory.connectionClosed(self)
-        self._log.info(
-            "Connection from {peer} closed after {duration:.3f}s: "
-            "{messages} messages, {bytesReceived} bytes received, "
-            "{bytesSent} bytes sent",
-            peer=self.peer,
-            duration=factory.clock.seconds() - self.openedAt,
-            messages=self.messages,
-            bytesReceived=self.bytesReceived,
-            bytesSent=self.bytesSent,
-            greetdEvent="connection.close",
+        if self.ended is None:
+            self.ended = "closed" if reason.check(ConnectionDone) else "reset"
+        self._logClosed(
+            factory.clock.seconds() - self.openedAt,
+            self.bytesReceived,
+            self.bytesSent,
+        )
+
+    def _logClosed(self, duration: float, received: int, sent: int) -> None:
+        address = self._transport().getPeer()
+        self.factory.accessLog.closed(
+            formatAddress(address),
+            self.host,
+            getattr(address, "port", None),
+            duration,
+            self.messages,
+            received,
+            sent,
+            self.ended or "closed",
         )
 
     def _transport(self) -> IStreamTransport:
@@ -295,6 +314,8 @@ class GreetingFactory(_FactoryBase):
         (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
     @ivar idle: The L{IdleSweep}.
     @ivar drain: The L{Drain}, for shutdown.
+    @ivar accessLog: Where each connection's line goes when it closes
+        (L{LoggerAccessLog} unless given).
     @ivar connections: The admitted connections open now.
     @ivar connectionsTotal: How many connections have been admitted.
     @ivar errors: Connections closed with an error, by reason.
@@ -315,6 +336,7 @@ class GreetingFactory(_FactoryBase):
         idleTimeout: float = DEFAULT_IDLE_TIMEOUT,
         limiter: ConnectionLimiter | None = None,
         access: AccessPolicy | None = None,
+        accessLog: AccessLog | None = None,
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
@@ -339,6 +361,7 @@ class GreetingFactory(_FactoryBase):
             clock,
         )
         self.idle = IdleSweep(clock, idleTimeout, self.connections)
+        self.accessLog = accessLog if accessLog is not None else LoggerAccessLog()
         self.drain = Drain(clock, self.connections)
 
     @property
@@ -378,7 +401,6 @@ class GreetingFactory(_FactoryBase):
         totals["bytesReceived"] += protocol.bytesReceived
         totals["bytesSent"] += protocol.bytesSent
         if not self.connections:
-            self.idle.rest()
             self.drain.emptied()
 
     def countError(self, reason: str) -> None:
@@ -419,4 +441,8 @@ class GreetingFactory(_FactoryBase):
         Close every connection once its owed replies are written, aborting
         those still open after C{timeout} seconds (L{Drain.closeAll}).
         """
+        self.idle.rest()
+        for protocol in self.connections:
+            if protocol.ended is None:
+                protocol.ended = "shutdown"
         return self.drain.closeAll(timeout)

@@ -20,7 +20,9 @@ class IdleSweep:
     checking every L{interval}: a connection is cut at most that late.
 
     The sweep runs only while there are connections: L{wake} when one is
-    added, L{rest} when the last is gone.
+    added; a sweep that finds none stops it (L{rest} stops it at once).
+    Stopping it when the last connection goes would start and stop a timer
+    for every connection of a client that connects one at a time.
 
     @ivar timeout: Seconds a connection may complete no message; 0 for no
         limit, and no sweep.
@@ -71,6 +73,9 @@ class IdleSweep:
         """
         Time out every connection idle for L{timeout} seconds or more.
         """
+        if not self.connections:
+            self.rest()
+            return
         deadline = self.clock.seconds() - self.timeout
         for connection in [
             connection

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionLost
 from twisted.internet.protocol import Factory, Protocol
@@ -29,6 +31,7 @@ from greetd.client.api import (
     greetOverTCP,
     greetOverUDP,
 )
+from greetd.core.framing import FRAMINGS, MessageFramer
 from greetd.core.template import ReplyTemplate
 
 
@@ -205,17 +208,180 @@ class LineServerTests(TCPTestCase):
         )
 
 
-class TimeoutTests(TCPTestCase):
-    def test_noBanner(self) -> None:
-        self.clock.advance(4.9)
+class NoBannerTests(TCPTestCase):
+    """
+    A daemon with no banner (C{--welcome ''}): after L{bannerWait} the
+    first name goes as a line, and the answer tells the framing.
+    """
+
+    def noBanner(self) -> None:
+        """
+        Let the banner wait pass, checking that nothing is sent before.
+        """
+        self.clock.advance(GreetingClientProtocol.bannerWait - 0.01)
         self.assertNoResult(self.protocol.banner)
+        self.assertEqual(self.sent(), b"")
+        self.clock.advance(0.01)
+        self.assertEqual(self.successResultOf(self.protocol.banner), b"")
+
+    def test_lineDaemon(self) -> None:
+        """
+        A C{line} or C{auto} daemon answers the line with a line: the
+        session goes on in lines, pipelined once the first reply is in.
+        """
+        ann, bob = self.protocol.greet(b"Ann"), self.protocol.greet(b"Bob")
+        self.noBanner()
+        self.assertEqual(self.sent(), b"Ann\r\n")
+        self.protocol.dataReceived(b"Hello, Ann")
+        self.protocol.dataReceived(b"!\r")
+        self.assertNoResult(ann)
+        self.protocol.dataReceived(b"\n")
+        self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+        self.assertTrue(self.protocol.lineMode)
+        cid = self.protocol.greet(b"Cid")
+        self.assertEqual(self.sent(), b"Bob\r\nCid\r\n")
+        self.protocol.dataReceived(b"Hello, Bob!\r\nHello, Cid!\r\n")
+        self.assertEqual(self.successResultOf(bob), b"Hello, Bob!")
+        self.assertEqual(self.successResultOf(cid), b"Hello, Cid!")
+        self.protocol.exit()
+        self.assertEqual(self.sent(), b"exit\r\n")
+
+    def test_rawDaemon(self) -> None:
+        """
+        A C{raw} daemon greets the name with its line ending: the name is
+        sent again bare, and the session goes on as the seed's.
+        """
+        ann, bob = self.protocol.greet(b"Ann"), self.protocol.greet(b"Bob")
+        self.noBanner()
+        self.assertEqual(self.sent(), b"Ann\r\n")
+        self.protocol.dataReceived(b"Hello, Ann\r\n")
+        self.assertEqual(self.sent(), b"")
+        self.protocol.dataReceived(b"!")
+        self.assertEqual(self.sent(), b"Ann")
+        self.assertNoResult(ann)
+        self.assertFalse(self.protocol.lineMode)
+        self.protocol.dataReceived(b"Hello, Ann!")
+        self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+        self.assertEqual(self.sent(), b"Bob")
+        self.protocol.dataReceived(b"Hello, Bob!")
+        self.assertEqual(self.successResultOf(bob), b"Hello, Bob!")
+        self.protocol.exit()
+        self.assertEqual(self.sent(), b"exit")
+
+    def test_rawDaemonTimedAgain(self) -> None:
+        """
+        The bare name's reply gets a whole timeout of its own.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.noBanner()
+        self.clock.advance(4)
+        self.protocol.dataReceived(b"Hello, Ann\r\n!")
+        self.clock.advance(4.9)
+        self.protocol.dataReceived(b"Hello, Ann!")
+        self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+
+    def test_lateBanner(self) -> None:
+        """
+        A banner that comes after the wait is dropped, not taken for the
+        reply, whichever framing it comes with.
+        """
+        for banner, reply, framing in [
+            (b"Welcome", b"Hello, Ann!\r\n", True),
+            (b"Welcome\r\n", b"Hello, Ann!\r\n", True),
+            (b"Welcome", b"Hello, Ann\r\n!", False),
+        ]:
+            self.setUp()
+            ann = self.protocol.greet(b"Ann")
+            self.noBanner()
+            self.protocol.dataReceived(banner)
+            self.protocol.dataReceived(reply)
+            if not framing:
+                self.protocol.dataReceived(b"Hello, Ann!")
+            self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+            self.assertEqual(self.protocol.lineMode, framing)
+
+    def test_waitBoundedByTimeout(self) -> None:
+        """
+        With a timeout shorter than L{bannerWait}, the wait lasts the timeout.
+        """
+        protocol = GreetingClientProtocol(timeout=0.1, clock=self.clock)
+        connected(protocol)
+        self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(protocol.banner), b"")
+
+    def test_silentServer(self) -> None:
+        """
+        A server that says nothing at all times out on the first name.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.noBanner()
+        self.clock.advance(4.9)
+        self.assertNoResult(ann)
         self.clock.advance(0.1)
         self.assertEqual(
-            str(self.fails(self.protocol.banner, GreetTimeout)),
-            "timed out after 5s waiting for the banner",
+            str(self.fails(ann, GreetTimeout)),
+            "timed out after 5s waiting for a banner or the reply to 'Ann'",
         )
         self.assertFalse(self.transport.connected)
 
+    def test_serverError(self) -> None:
+        """
+        An error line answers the first name as it does with a banner.
+        """
+        reply = self.protocol.greet(b"x" * 10)
+        self.noBanner()
+        self.protocol.dataReceived(b"Error: message longer than 8 bytes\r\n")
+        self.fails(reply, ServerError)
+
+    def test_noNames(self) -> None:
+        """
+        With nothing to greet, C{exit} goes as a line and the session ends.
+        """
+        self.noBanner()
+        closed = self.protocol.exit()
+        self.assertEqual(self.sent(), b"exit\r\n")
+        self.protocol.connectionLost(Failure(ConnectionLost()))
+        self.successResultOf(closed)
+
+
+_name = st.binary(min_size=1, max_size=40).filter(
+    lambda name: b"\r" not in name and b"\n" not in name and name != b"exit"
+)
+
+
+class NoBannerPropertyTests(SynchronousTestCase):
+    """
+    Against a daemon with no banner, any name is answered right in every
+    framing, however the network cuts the daemon's bytes.
+    """
+
+    @given(name=_name, framing=st.sampled_from(FRAMINGS), data=st.data())
+    def test_anyFramingAnyChunking(
+        self, name: bytes, framing: str, data: st.DataObject
+    ) -> None:
+        clock = Clock()
+        protocol = GreetingClientProtocol(timeout=5, clock=clock)
+        transport = connected(protocol)
+        # The daemon, in memory: its framer and template.
+        framer, template = MessageFramer(framing, 1024), ReplyTemplate()
+        reply = protocol.greet(name)
+        clock.advance(GreetingClientProtocol.bannerWait)
+        while transport.value():
+            sent = transport.value()
+            transport.clear()
+            answer = b"".join(
+                template.format(message.payload) + message.ending
+                for message in framer.feed(sent)
+            )
+            cuts = sorted(data.draw(st.lists(st.integers(0, len(answer)))))
+            for start, end in zip([0, *cuts], [*cuts, len(answer)]):
+                if end > start:
+                    protocol.dataReceived(answer[start:end])
+        self.assertEqual(self.successResultOf(reply), template.format(name))
+        self.assertEqual(protocol.lineMode, framing != "raw")
+
+
+class TimeoutTests(TCPTestCase):
     def test_replyNeverComes(self) -> None:
         self.protocol.dataReceived(b"Welcome")
         reply = self.protocol.greet(b"Ann")

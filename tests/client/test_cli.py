@@ -105,6 +105,16 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("--retries 3 sends it at most 4 times", stdout.getvalue())
         self.assertTrue(stdout.getvalue().startswith("Usage: greet [-H HOST]"))
 
+    def test_usageNamesEveryOption(self) -> None:
+        """
+        The usage line lists every option but C{--help} and C{--version}, by
+        its short name where it has one.
+        """
+        usageLine = Options.synopsis
+        for long, short, *_ in Options.optParameters + Options.optFlags:
+            names = [f"[--{long}"] + ([f"[-{short} "] if short else [])
+            self.assertTrue(any(name in usageLine for name in names), long)
+
 
 class ClientEndpointTests(SynchronousTestCase):
     def test_tcp6(self) -> None:

@@ -20,8 +20,10 @@ from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.shutdown import DrainService
 from greetd.daemon.tap import Options as TwistdOptions
 from greetd.daemon.tap import makeService
+from greetd.ops.accesslog import FastAccessLog
 from greetd.ops.logfile import ReopenOnSignalService
 from greetd.ops.notify import NotifyService
+from greetd.protocols.accesslog import NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
 from tests.helpers import MemoryUDPReactor
@@ -276,6 +278,20 @@ class MakeServiceTests(SynchronousTestCase):
         service = makeService(options, MemoryUDPReactor())
         [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
         self.assertIs(reopen.logFiles, options.logFiles)
+
+    def test_accessLog(self) -> None:
+        """
+        The daemon's access log writes straight to the log's stream;
+        C{--no-access-log} writes none.
+        """
+        reactor = MemoryUDPReactor()
+        for argv, kind in [([], FastAccessLog), (["--no-access-log"], NoAccessLog)]:
+            service = makeService(parse("--no-udp", "--tcp", "tcp:1", *argv), reactor)
+            service.privilegedStartService()
+            factory = reactor.tcpServers[-1][1]
+            assert isinstance(factory, GreetingFactory)
+            self.assertIsInstance(factory.accessLog, kind)
+        self.assertFalse(NoAccessLog().wantsOpened())
 
     def test_noSignalHandlersEmbedded(self) -> None:
         """

@@ -20,6 +20,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from greetd.client.api import GreetingClientProtocol
+from greetd.testing import defaultSignals
 from tests.integration.conftest import TIMEOUT
 from tests.integration.test_seed import SEED_TCP_OUTPUT, SEED_UDP_OUTPUT
 
@@ -41,7 +43,11 @@ class Run:
     def __init__(self, args: tuple[str, ...], stdin: bytes) -> None:
         started = time.monotonic()
         result = subprocess.run(
-            [GREET, *args], input=stdin, capture_output=True, timeout=TIMEOUT
+            [GREET, *args],
+            input=stdin,
+            capture_output=True,
+            timeout=TIMEOUT,
+            preexec_fn=defaultSignals,
         )
         self.elapsed = time.monotonic() - started
         self.status = result.returncode
@@ -73,7 +79,7 @@ def test_seedOutput(spawnGreetd: Any, framing: str) -> None:
     assert (tcp.status, tcp.stdout, tcp.stderr) == (0, SEED_TCP_OUTPUT, "")
     udp = greet("--udp", "-p", str(daemon.udp[0][1]), *NAMES)
     assert (udp.status, udp.stdout, udp.stderr) == (0, SEED_UDP_OUTPUT, "")
-    daemon.waitFor(r"closed after [\d.]+s: 3 messages")
+    daemon.waitFor(r"closed \(exit\) after [\d.]+s: 3 messages")
 
 
 @pytest.mark.parametrize("framing", ["auto", "line", "raw"])
@@ -92,6 +98,29 @@ def test_standardInput(spawnGreetd: Any, framing: str) -> None:
     )
     ended = greet("-p", port, stdin=b"Ann\r\n\nexit\nBob\n")
     assert (ended.status, ended.stdout) == (0, "Welcome\nHello, Ann!\n")
+
+
+@pytest.mark.parametrize("framing", ["auto", "line", "raw"])
+def test_noBanner(spawnGreetd: Any, framing: str) -> None:
+    """
+    Against a daemon with no banner, greet needs no option in any framing:
+    it prints the replies alone, whether the names come from the command
+    line or standard input, and the daemon counts only the names (and one
+    more for C{raw}, which first gets the name as a line).
+    """
+    daemon = spawnGreetd("--welcome", "", "--framing", framing)
+    port = str(daemon.tcp[0][1])
+    run = greet("-p", port, *NAMES)
+    assert (run.status, run.stderr) == (0, "")
+    assert run.stdout == "".join(f"Hello, {name}!\n" for name in NAMES)
+    counted = 4 if framing == "raw" else 3
+    daemon.waitFor(rf"closed after [\d.]+s: {counted} messages")
+    piped = greet("-p", port, stdin=b"Ann\nBob\n")
+    assert (piped.status, piped.stdout, piped.stderr) == (
+        0,
+        "Hello, Ann!\nHello, Bob!\n",
+        "",
+    )
 
 
 def test_udpStandardInput(spawnGreetd: Any) -> None:
@@ -158,7 +187,9 @@ def test_silentServer() -> None:
         port = silent.getsockname()[1]
         run = greet("--timeout", "1", "-p", str(port), "Ann")
     run.failedWith(
-        f"greet: 127.0.0.1:{port}: timed out after 1s waiting for the banner", 1
+        f"greet: 127.0.0.1:{port}: timed out after 1s waiting for a banner "
+        "or the reply to 'Ann'",
+        1 + GreetingClientProtocol.bannerWait,
     )
 
 
@@ -281,6 +312,7 @@ def test_interactive(spawnGreetd: Any) -> None:
             stdin=terminal,
             stdout=terminal,
             stderr=subprocess.PIPE,
+            preexec_fn=defaultSignals,
         )
         assert b"Welcome" in readUntil(controller, b"Welcome")
         os.write(controller, b"Ann\n")
@@ -312,6 +344,7 @@ def test_interrupted(sig: int) -> None:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=defaultSignals,
         )
         connection, _ = silent.accept()
         with connection:

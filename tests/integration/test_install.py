@@ -27,7 +27,7 @@ def freshVenv(where: Path) -> Path:
     [
         pytest.param([str(PROJECT)], id="plain"),
         pytest.param(
-            ["--config-settings", "editable_mode=compat", "-e", str(PROJECT)],
+            ["-e", str(PROJECT)],
             id="editable",
         ),
     ],

@@ -18,10 +18,11 @@ JSON_LOGGER = ("--logger", "greetd.ops.log.jsonLogger")
 def test_seedSessionToStdout(spawnGreetd: Any) -> None:
     """
     With C{--nodaemon}, every line on stdout is a JSON object; a seed
-    client's session is one connection.open and one connection.close, with
-    the peer's address and port as fields, and no message text.
+    client's session is one connection.open (at debug level) and one
+    connection.close, the access log's line, with the peer's address and
+    port, its figures and how it ended as fields, and no message text.
     """
-    daemon = spawnGreetd(twistdArgs=JSON_LOGGER)
+    daemon = spawnGreetd("--log-level", "debug", twistdArgs=JSON_LOGGER)
     assert runSeedClient("tcp_client", daemon.tcp[0][1]) == SEED_TCP_OUTPUT
     daemon.waitFor(r'"greetdEvent": "connection\.close"')
     daemon.stop()
@@ -37,9 +38,10 @@ def test_seedSessionToStdout(spawnGreetd: Any) -> None:
     opened, closed = sessions
     assert opened["greetdEvent"] == "connection.open"
     assert closed["greetdEvent"] == "connection.close"
+    assert (opened["level"], closed["level"]) == ("debug", "info")
+    assert closed["ended"] == "exit"
     for record in sessions:
-        assert record["level"] == "info"
-        assert record["namespace"] == "greetd.protocols.greeting.GreetingProtocol"
+        assert record["namespace"] == "greetd.access"
         assert record["peerHost"] == "127.0.0.1"
         assert record["peer"] == f"127.0.0.1:{opened['peerPort']}"
     assert closed["peerPort"] == opened["peerPort"] > 0

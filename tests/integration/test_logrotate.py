@@ -92,6 +92,8 @@ def startLogging(
         "--no-udp",
         "--rate-per-ip",
         "0",
+        "--log-level",
+        "debug",
         *args,
         twistdArgs=(*logger, f"--logfile={log}", f"--pidfile={pidfile}"),
         listeners=0,

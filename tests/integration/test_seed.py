@@ -63,15 +63,16 @@ def test_defaultsServeSeedUnchanged(spawnGreetd: Any) -> None:
 
 def test_connectionLogged(spawnGreetd: Any) -> None:
     """
-    A session is logged once when it opens and once when it closes, with
-    no line per message.
+    A session is one line of the access log, written when it closes, with
+    how it ended and its figures, and no line per message (the line when
+    it opens is at debug level).
     """
     daemon = spawnGreetd()
     runSeedClient("tcp_client", daemon.tcp[0][1])
     match = daemon.waitFor(
-        r"Connection from 127\.0\.0\.1:(\d+) closed after [\d.]+s: "
-        r"3 messages, 21 bytes received, 48 bytes sent"
+        r"\[greetd\.access#info\] Connection from 127\.0\.0\.1:(\d+) closed "
+        r"\(exit\) after [\d.]+s: 3 messages, 21 bytes received, 48 bytes sent"
     )
     peer = match.group(1)
-    assert sum(f"127.0.0.1:{peer}" in line for line in daemon.lines) == 2
+    assert sum(f"127.0.0.1:{peer}" in line for line in daemon.lines) == 1
     assert not any("Michael" in line for line in daemon.lines)

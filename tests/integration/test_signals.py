@@ -52,14 +52,15 @@ def test_sighupMidConversation(spawnGreetd: Any, tmp_path: Path) -> None:
             exchange(client, b"again\n", b"Hello, again!\n")
             assert daemon.process.poll() is None
             assert pidfile.read_text().strip() == str(pid)
-            assert f"Reopened the log file {log} ({signum.name})" in log.read_text()
+            reopened = f"Reopened the log file {log} ({signum.name})"
+            waitUntil(daemon, lambda r=reopened: r in log.read_text(), reopened)
         client.sendall(b"exit\n")
         assert client.recv(4096) == b""
     waitUntil(daemon, lambda: "messages" in log.read_text(), "close line")
     assert daemon.stop() == -signal.SIGTERM
     assert not pidfile.exists()
     assert "Connection from" in (tmp_path / "greetd.log.0").read_text()
-    assert re.search(r"closed after .*: 3 messages", log.read_text())
+    assert re.search(r"closed \(exit\) after .*: 3 messages", log.read_text())
 
 
 def test_sighupWithoutLogFile(spawnGreetd: Any) -> None:

@@ -133,7 +133,7 @@ def test_workerKilledUnderLoad(spawnGreetd: Any) -> None:
         replacedIn = time.monotonic() - killedAt
         replacement = int(started.group(1))
         daemon.waitFor(rf"\[worker 1 pid {replacement}\] Serving TCP")
-        daemon.waitFor(rf"\[worker 1 pid {replacement}\] Connection from .* opened")
+        daemon.waitFor(rf"\[worker 1 pid {replacement}\] Connection from .* closed")
         load.waitForExchanges(300, since=killedAt)
     assert replacedIn < 1.0, replacedIn
     assert load.failuresSince(killedAt) == []

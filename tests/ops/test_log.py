@@ -30,7 +30,7 @@ from greetd.ops.log import (
     jsonLogger,
     parseLogLevel,
 )
-from greetd.ops.logfile import LogFiles
+from greetd.ops.logfile import BatchedWriter, LogFiles
 
 
 def closeEvent(**fields: object) -> dict[str, Any]:
@@ -178,6 +178,9 @@ class JSONLoggerTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        # Where lines go, not how they are batched, is tested here: every
+        # write drains at once (tests/ops/test_logfile.py tests batching).
+        self.patch(BatchedWriter, "maxPending", 0)
         self.stdout = io.StringIO()
         self.patch(sys, "stdout", self.stdout)
         self.handlers: dict[int, object] = {}
@@ -301,6 +304,7 @@ class InstallLoggerTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        self.patch(BatchedWriter, "maxPending", 0)
         self.stdout = io.StringIO()
         self.patch(sys, "stdout", self.stdout)
         self.patch(greetd.ops.log.twistdLogger, "factory", None)

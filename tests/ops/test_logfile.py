@@ -10,11 +10,13 @@ import signal
 import tempfile
 from typing import Any, Callable
 
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.ops.logfile import (
     REOPEN_SIGNALS,
+    BatchedWriter,
     LogFile,
     LogFiles,
     ReopenOnSignalService,
@@ -250,3 +252,71 @@ class RelativePathTests(SynchronousTestCase):
         self.assertEqual(logFile.path, os.path.join(first, "greetd.log"))
         self.assertEqual(read(logFile.path), "line\n")
         self.assertEqual(os.listdir(second), ["moved.log"])
+
+
+class BatchedWriterTests(SynchronousTestCase):
+    """
+    Lines reach the stream in batches, one write and one flush each, and
+    none is lost.
+    """
+
+    def setUp(self) -> None:
+        self.clock = MemoryReactorClock()
+        self.clock.running = True
+        self.stream = RecordingStream()
+        self.writer = BatchedWriter(self.stream, self.clock)
+
+    def test_batchedWithinDelay(self) -> None:
+        for number in range(100):
+            self.writer.write(f"line {number}\n")
+            self.writer.flush()
+        self.assertEqual(self.stream.writes, [])
+        self.clock.advance(BatchedWriter.delay)
+        self.assertEqual(len(self.stream.writes), 1)
+        self.assertEqual(self.stream.flushes, 1)
+        self.assertEqual(self.stream.writes[0].count("\n"), 100)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_fullBatchGoesAtOnce(self) -> None:
+        self.writer.write("x" * BatchedWriter.maxPending)
+        self.assertEqual(len(self.stream.writes), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_drainedAtShutdownAndExit(self) -> None:
+        """
+        What waits is written when the reactor shuts down (and when the
+        process exits, by the same L{BatchedWriter.drain}).
+        """
+        self.writer.write("last\n")
+        [(drain, args, kwargs)] = self.clock.triggers["after"]["shutdown"]
+        drain(*args, **kwargs)
+        self.assertEqual(self.stream.writes, ["last\n"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_writeThroughWhenNotRunning(self) -> None:
+        """
+        Before the reactor runs and after it stops nothing would drain a
+        batch in time (twistd's last lines come then): lines go at once.
+        """
+        self.clock.running = False
+        self.writer.write("Server Shut Down.\n")
+        self.assertEqual(self.stream.writes, ["Server Shut Down.\n"])
+
+    def test_drainedBeforeReopen(self) -> None:
+        logFiles = LogFiles()
+        writer = logFiles.batched(self.stream, self.clock)
+        writer.write("before\n")
+        logFiles.reopen("SIGHUP")
+        self.assertEqual(self.stream.writes, ["before\n"])
+
+
+class RecordingStream:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        self.flushes += 1

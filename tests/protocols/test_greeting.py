@@ -7,13 +7,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.address import IPv6Address, UNIXAddress
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
-from twisted.logger import formatEvent
+from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.accessline import ENDINGS
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.admission import REFUSAL_LINES, Admission
@@ -21,7 +22,7 @@ from greetd.protocols.greeting import (
     GreetingFactory,
     GreetingProtocol,
 )
-from tests.helpers import captureLogs, connect
+from tests.helpers import captureLogs, capturingAccessLog, connect
 
 
 class SeedBehaviourTests(SynchronousTestCase):
@@ -182,33 +183,80 @@ class FactoryArgumentTests(SynchronousTestCase):
 
 class LogTests(SynchronousTestCase):
     """
-    One event when a connection opens and one when it closes, none per
-    message, and nothing from the peer unescaped.
+    The access log: a debug event when a connection opens and an info line
+    when it closes, saying how it ended; none per message, and nothing from
+    the peer unescaped.
     """
 
     def test_openAndClose(self) -> None:
-        events = captureLogs(self, GreetingProtocol)
+        accessLog, events = capturingAccessLog()
         clock = Clock()
         protocol, _ = connect(
-            GreetingFactory(clock=clock), IPv6Address("TCP", "::1", 5)
+            GreetingFactory(clock=clock, accessLog=accessLog),
+            IPv6Address("TCP", "::1", 5),
         )
         for _ in range(10):
             protocol.dataReceived(b"\x1b[2J\n")
         clock.advance(2.5)
         protocol.dataReceived(b"exit\n")
         self.assertEqual(
-            [event["greetdEvent"] for event in events],
-            ["connection.open", "connection.close"],
+            [(event["greetdEvent"], event["log_level"]) for event in events],
+            [("connection.open", LogLevel.debug), ("connection.close", LogLevel.info)],
         )
         self.assertEqual(formatEvent(events[0]), "Connection from [::1]:5 opened")
         self.assertEqual(
             formatEvent(events[1]),
-            "Connection from [::1]:5 closed after 2.500s: 10 messages, "
+            "Connection from [::1]:5 closed (exit) after 2.500s: 10 messages, "
             "55 bytes received, 137 bytes sent",
         )
-        self.assertEqual(events[1]["peer"], "[::1]:5")
+        self.assertEqual(
+            {key: events[1][key] for key in ("peer", "messages", "ended")},
+            {"peer": "[::1]:5", "messages": 10, "ended": "exit"},
+        )
         for event in events:
             self.assertNotIn("\x1b", formatEvent(event))
+
+    def test_endings(self) -> None:
+        """
+        Each way a connection ends has its word in the access log.
+        """
+        accessLog, events = capturingAccessLog()
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock,
+            idleTimeout=10,
+            maxLength=4,
+            limiter=ConnectionLimiter(),
+            accessLog=accessLog,
+        )
+        connect(factory)[1].loseConnection()
+        reset, _ = connect(factory)
+        reset.connectionLost(Failure(ConnectionLost()))
+        connect(factory)[0].dataReceived(b"toolong\n")
+        connect(factory)
+        clock.advance(10)
+        connect(factory)
+        factory.closeAll(5)
+        clock.advance(5)
+        ended = [event["ended"] for event in events if "ended" in event]
+        self.assertEqual(
+            ended, ["closed", "reset", "error", "idle-timeout", "shutdown"]
+        )
+        self.assertTrue(set(ended) <= set(ENDINGS))
+
+    def test_refusedInAccessLog(self) -> None:
+        accessLog, events = capturingAccessLog()
+        factory = GreetingFactory(
+            clock=Clock(), limiter=ConnectionLimiter(0, 0, 1), accessLog=accessLog
+        )
+        connect(factory)
+        connect(factory)
+        self.assertEqual(
+            [(event["greetdEvent"], event.get("ended")) for event in events],
+            [("connection.open", None), ("connection.close", "refused")],
+        )
+        self.assertEqual(events[1]["bytesSent"], len(REFUSAL_LINES["rate-per-ip"]))
+        self.assertEqual(factory.admission.limiter.open, 1)
 
 
 _chunk = st.one_of(
@@ -293,16 +341,6 @@ class ConnectionLimitTests(SynchronousTestCase):
         connect(factory)
         self.assertEqual(factory.admission.refused["max-per-ip"], 101)
         self.assertEqual(len(events), 2)
-
-    def test_refusedNotLoggedAsSessions(self) -> None:
-        events = captureLogs(self, GreetingProtocol)
-        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 0, 1))
-        connect(factory)
-        connect(factory)
-        self.assertEqual(
-            [event["greetdEvent"] for event in events], ["connection.open"]
-        )
-        self.assertEqual(factory.admission.limiter.open, 1)
 
     def test_accessDeniedSilently(self) -> None:
         factory = GreetingFactory(
@@ -397,9 +435,18 @@ class IdleTimeoutTests(SynchronousTestCase):
         clock.advance(10**6)
         self.assertTrue(transport.connected)
 
-    def test_timerCancelledOnClose(self) -> None:
+    def test_timerStopsAfterClose(self) -> None:
+        """
+        The sweep stops at its first tick with no connection left, rather
+        than with the last connection (a client connecting one at a time
+        would start and stop it every time).
+        """
         self.protocol.dataReceived(b"exit")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(self.factory.idle.interval)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        connect(self.factory)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
 
     def test_oneTimerForAll(self) -> None:
         """
@@ -419,6 +466,7 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertFalse(lateTransport.connected)
         self.assertEqual(self.factory.errors["idle-timeout"], 102)
+        self.clock.advance(self.factory.idle.interval)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_sweepBounds(self) -> None:

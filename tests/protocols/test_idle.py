@@ -50,6 +50,15 @@ class IdleSweepTests(SynchronousTestCase):
         sweep.rest()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_stopsItselfWhenEmpty(self) -> None:
+        clock = Clock()
+        connections: set[FakeConnection] = {FakeConnection(0)}
+        sweep = IdleSweep(clock, 10, connections)  # type: ignore[arg-type]
+        sweep.wake()
+        connections.clear()
+        clock.advance(sweep.interval)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_noTimeoutNoSweep(self) -> None:
         clock = Clock()
         IdleSweep(clock, 0, set()).wake()

@@ -15,9 +15,9 @@ from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.proxyheader import V2_SIGNATURE
 from greetd.protocols.admission import Admission
-from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory, ProxyHeaderProtocol
-from tests.helpers import AbortableTransport, captureLogs
+from tests.helpers import AbortableTransport, captureLogs, capturingAccessLog
 
 BALANCER = IPv4Address("TCP", "127.0.0.1", 40000)
 HEADER = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 9999\r\n"
@@ -53,8 +53,8 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         Nothing reaches the greeting protocol, and no banner is sent, until
         the header is complete; then the client's address is the peer.
         """
-        events = captureLogs(self, GreetingProtocol)
-        factory = GreetingFactory(clock=Clock())
+        accessLog, events = capturingAccessLog()
+        factory = GreetingFactory(clock=Clock(), accessLog=accessLog)
         wrapper, transport, _ = proxied(factory)
         self.assertEqual(transport.value(), b"")
         wrapper.dataReceived(HEADER[:20])

@@ -1,0 +1,59 @@
+"""
+The access log's vocabulary, shared by whoever writes it: how a connection
+may end, the namespace and text of its line, and what the greeting
+protocol tells an access log.  The writers are
+L{greetd.protocols.accesslog} (through L{twisted.logger}) and
+L{greetd.ops.accesslog} (straight to the log's stream).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+#: How a connection may end: the client said C{exit}; the client closed
+#: or reset it; it was idle too long; it sent a message too long or met an
+#: internal error; it was refused; the daemon was shutting down.
+ENDINGS = ("exit", "closed", "reset", "idle-timeout", "error", "refused", "shutdown")
+
+#: The namespace of access log lines.
+NAMESPACE = "greetd.access"
+
+#: The text of a closed connection's line, for C{%} formatting with the
+#: peer, how it ended, seconds, messages, bytes received and bytes sent.
+CLOSED_TEXT = (
+    "Connection from %s closed (%s) after %.3fs: "
+    "%d messages, %d bytes received, %d bytes sent"
+)
+
+
+class AccessLog(Protocol):
+    """
+    What the greeting protocol tells the access log.
+    """
+
+    def wantsOpened(self) -> bool:
+        """
+        Whether L{opened} writes anything (it is at debug level), so the
+        peer need not be formatted for nothing.
+        """
+
+    def opened(self, peer: str) -> None:
+        """
+        A connection from C{peer} was admitted.
+        """
+
+    def closed(
+        self,
+        peer: str,
+        host: str | None,
+        port: int | None,
+        duration: float,
+        messages: int,
+        bytesReceived: int,
+        bytesSent: int,
+        ended: str,
+    ) -> None:
+        """
+        A connection from C{peer} (C{host} and C{port}, for IP peers) is
+        gone after C{duration} seconds; C{ended} is one of L{ENDINGS}.
+        """

@@ -1,0 +1,133 @@
+"""
+The access log as C{twistd greetd} writes it: the lines of
+L{greetd.protocols.accesslog}, written straight to the log's stream in the
+log's own format, text or JSON.
+
+A connection is cheap and Twisted's log publisher is not: an event is a
+dict, a walk through the observers and the level filter, and a
+C{string.Formatter} and a C{strftime} to format it, which cost more than
+greetd's whole work for the connection.  Here a line is one C{%} format:
+the timestamp is made once a second, the text's shape is fixed, and the
+stream batches lines (L{greetd.ops.logfile.BatchedWriter}).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from json import encoder
+
+from twisted.logger import LogLevel, formatTime
+
+from greetd.core.accessline import CLOSED_TEXT, NAMESPACE, AccessLog
+from greetd.ops.log import LogOutput
+
+#: A closed connection's line in twistd's text format.
+TEXT_LINE = "%s [" + NAMESPACE + "#info] " + CLOSED_TEXT + "\n"
+
+#: A closed connection's line in the JSON format (L{greetd.ops.log.eventAsJSONLine}).
+JSON_LINE = (
+    '{"timestamp": "%s.%06d+00:00", "level": "info", '
+    '"namespace": "' + NAMESPACE + '", "text": %s, "peer": %s, '
+    '"duration": %.6f, "messages": %d, "bytesReceived": %d, "bytesSent": %d, '
+    '"ended": "%s", "greetdEvent": "connection.close"%s}\n'
+)
+
+
+#: A JSON string literal for text: C{json}'s own C-accelerated quoting.
+jsonString = encoder.encode_basestring_ascii
+
+
+class FastAccessLog:
+    """
+    Writes access lines to this process's log output (L{LogOutput}) once
+    twistd has set it up, and through L{twisted.logger} otherwise (before
+    then, in a worker, whose log its parent relays, or to syslog).
+
+    @ivar output: Where and how the log is written.
+    @ivar fallback: The access log used when C{output} has no stream: a
+        L{LoggerAccessLog <greetd.protocols.accesslog.LoggerAccessLog>}.
+    """
+
+    def __init__(self, output: LogOutput, fallback: AccessLog) -> None:
+        self.output = output
+        self.fallback = fallback
+        self._second = -1
+        self._textStamp = ""
+        self._isoStamp = ""
+
+    def wantsOpened(self) -> bool:
+        return self.output.stream is None or self.output.enabled(LogLevel.debug)
+
+    def opened(self, peer: str) -> None:
+        self.fallback.opened(peer)
+
+    def closed(
+        self,
+        peer: str,
+        host: str | None,
+        port: int | None,
+        duration: float,
+        messages: int,
+        bytesReceived: int,
+        bytesSent: int,
+        ended: str,
+    ) -> None:
+        output = self.output
+        stream = output.stream
+        if stream is None:
+            self.fallback.closed(
+                peer, host, port, duration, messages, bytesReceived, bytesSent, ended
+            )
+            return
+        if not output.enabled(LogLevel.info):
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._stamp(second)
+        if output.json:
+            text = CLOSED_TEXT % (
+                peer,
+                ended,
+                duration,
+                messages,
+                bytesReceived,
+                bytesSent,
+            )
+            peerFields = (
+                ""
+                if host is None or port is None
+                else f', "peerHost": {jsonString(host)}, "peerPort": {port:d}'
+            )
+            line = JSON_LINE % (
+                self._isoStamp,
+                int((now - second) * 1e6),
+                jsonString(text),
+                jsonString(peer),
+                duration,
+                messages,
+                bytesReceived,
+                bytesSent,
+                ended,
+                peerFields,
+            )
+        else:
+            line = TEXT_LINE % (
+                self._textStamp,
+                peer,
+                ended,
+                duration,
+                messages,
+                bytesReceived,
+                bytesSent,
+            )
+        stream.write(line)
+
+    def _stamp(self, second: int) -> None:
+        # Once a second: twistd's text timestamp, and the JSON one's prefix.
+        self._second = second
+        self._textStamp = formatTime(float(second))
+        self._isoStamp = datetime.fromtimestamp(second, timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )

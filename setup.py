@@ -1,7 +1,0 @@
-"""
-A shim for tools that still run setup.py; the metadata is in setup.cfg.
-"""
-
-from setuptools import setup
-
-setup()

@@ -1,0 +1,198 @@
+"""
+The README's shell examples marked runnable (C{.. code-block:: console}
+with C{:class: runnable}) run as written, in order, in one shell in the
+project's directory, against the daemon C{make run} starts, and print what
+the README shows; and C{make run PORT=N} moves both services.
+
+The daemon listens on the README's own port, 9999, in a network namespace
+of the test's own, so that nothing else on the machine is in the way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from greetd.testing import Daemon, defaultSignals
+from tests.integration.conftest import TIMEOUT, requireTool
+
+PROJECT = Path(__file__).resolve().parents[2]
+README = PROJECT / "README.rst"
+
+#: Separates the output of one command from the next's.
+MARK = "--- greetd readme example ---"
+
+
+class Example:
+    """
+    A shell command of the README and the output it shows.
+    """
+
+    def __init__(self, command: str, output: str) -> None:
+        self.command = command
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"Example({self.command!r})"
+
+
+def runnableExamples(text: str) -> list[Example]:
+    """
+    The commands (C{$ ...} lines) of every runnable console block in
+    C{text}, in order, each with the lines that follow it.
+    """
+    blocks = re.findall(
+        r"^\.\. code-block:: console\n    :class: runnable\n\n((?:    .*\n|\n)+)",
+        text,
+        re.MULTILINE,
+    )
+    examples: list[Example] = []
+    for block in blocks:
+        for line in block.strip("\n").splitlines():
+            line = line[4:]
+            if line.startswith("$ "):
+                examples.append(Example(line[2:], ""))
+            else:
+                examples[-1].output += line + "\n"
+    return examples
+
+
+def makeRun(*variables: str) -> list[str]:
+    """
+    The command C{make run} runs with C{variables}, as C{make -n} prints it,
+    in the virtualenv running the tests.
+    """
+    venv = f"VENV={sys.prefix}"
+    printed = subprocess.run(
+        ["make", "--no-print-directory", "-n", "run", venv, *variables],
+        cwd=PROJECT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    ).stdout
+    [command] = [line for line in printed.splitlines() if "twistd" in line]
+    return shlex.split(command)
+
+
+def inNewNetwork(command: list[str]) -> list[str]:
+    """
+    C{command}, run in a new network namespace with its loopback up.
+    """
+    up = 'ip link set lo up && exec "$@"'
+    return ["unshare", "--net", "--", "sh", "-c", up, "sh", *command]
+
+
+@pytest.fixture
+def namespaces() -> None:
+    """
+    Skip unless the tests may make network namespaces (as root; C{make
+    test} installs the tools).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("making a network namespace needs root")
+    for tool in ("unshare", "nsenter", "ip"):
+        requireTool(tool)
+
+
+@pytest.fixture
+def madeVenv() -> None:
+    """
+    Skip unless the tests run in the virtualenv C{make} made in the project,
+    C{.venv}, which the README's commands name.
+    """
+    if Path(sys.prefix) != PROJECT / ".venv":
+        pytest.skip(f"the README names .venv; these tests run in {sys.prefix}")
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop()
+
+
+def shell(daemon: Daemon, script: str) -> str:
+    """
+    Run C{script} with bash in C{daemon}'s network namespace, in the
+    project's directory, with no virtualenv on C{PATH}.
+    """
+    bin = str(Path(sys.prefix) / "bin")
+    path = os.pathsep.join(
+        entry for entry in os.environ["PATH"].split(os.pathsep) if entry != bin
+    )
+    env = {**os.environ, "PATH": path}
+    env.pop("VIRTUAL_ENV", None)
+    result = subprocess.run(
+        [
+            "nsenter",
+            f"--net=/proc/{daemon.process.pid}/ns/net",
+            "--",
+            "bash",
+            "-c",
+            script,
+        ],
+        cwd=PROJECT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 4,
+        preexec_fn=defaultSignals,
+    )
+    assert result.stderr == "", result.stderr
+    return result.stdout
+
+
+def test_examplesFound() -> None:
+    """
+    The README has runnable examples: the first steps, activating the
+    virtualenv, and C{greet}.
+    """
+    commands = [example.command for example in runnableExamples(README.read_text())]
+    assert ". .venv/bin/activate" in commands
+    assert commands.index(". .venv/bin/activate") < min(
+        index for index, command in enumerate(commands) if command.startswith("greet")
+    )
+    assert len(commands) >= 6, commands
+
+
+def test_readmeExamples(
+    namespaces: None, madeVenv: None, daemons: list[Daemon]
+) -> None:
+    """
+    After C{make run}, every runnable example prints what the README shows.
+    """
+    daemon = Daemon(inNewNetwork(makeRun()), PROJECT)
+    daemons.append(daemon)
+    daemon.waitForListeners(2)
+    assert (daemon.tcp, daemon.udp) == ([("127.0.0.1", 9999)], [("127.0.0.1", 9999)])
+    examples = runnableExamples(README.read_text())
+    script = "".join(
+        f"printf '\\n%s\\n' '{MARK}'\n{example.command} 2>&1\n" for example in examples
+    )
+    outputs = shell(daemon, script).split(f"\n{MARK}\n")[1:]
+    assert len(outputs) == len(examples), outputs
+    for example, output in zip(examples, outputs):
+        assert output.strip("\n") == example.output.strip("\n"), example
+
+
+def test_makeRunPort(namespaces: None, daemons: list[Daemon]) -> None:
+    """
+    C{make run PORT=N} serves both TCP and UDP on port N.
+    """
+    daemon = Daemon(inNewNetwork(makeRun("PORT=9998")), PROJECT)
+    daemons.append(daemon)
+    daemon.waitForListeners(2)
+    assert (daemon.tcp, daemon.udp) == ([("127.0.0.1", 9998)], [("127.0.0.1", 9998)])
+    greet = shlex.quote(str(Path(sys.executable).with_name("greet")))
+    output = shell(daemon, f"{greet} -p 9998 Ann && {greet} --udp -p 9998 Bob")
+    assert output == "Welcome\nHello, Ann!\nHello, Bob!\n"

@@ -1,0 +1,220 @@
+"""
+The distributions: C{python -m build} makes an sdist and a wheel (built
+from the sdist) that C{twine check} passes (on CPython: twine does not
+install on PyPy 3.9), and the wheel, installed into a
+fresh virtualenv on CPython and on PyPy, runs C{twistd greetd} and C{greet}
+for a user who cannot write to its site-packages, with no word from
+Twisted's plugin cache once the README's install step has filled it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from greetd.testing import Daemon, defaultSignals, withEphemeralPorts
+from tests.integration.conftest import TIMEOUT, requireTool
+from tests.integration.test_install import INSTALL_TIMEOUT
+
+PROJECT = Path(__file__).resolve().parents[2]
+README = PROJECT / "README.rst"
+
+#: The README's step after installing or upgrading, run as the user who
+#: installed: it writes Twisted's plugin cache (dropin.cache) for every
+#: plugin, greetd's included, where a daemon that may not write there
+#: would otherwise try at every start and log that it could not.
+FILL_PLUGIN_CACHE = (
+    "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+)
+
+#: What Twisted logs when it cannot write the cache, or fails to otherwise.
+CACHE_COMPLAINTS = ("Unable to write to plugin cache", "Unexpected error")
+
+#: Runs a command as a user who owns nothing in the virtualenv, when the
+#: tests run as root (who may write anywhere); otherwise the tree's write
+#: bits are removed for the tests' own user.
+AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--")
+
+
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """
+    The sdist and the wheel C{python -m build} makes of the project.
+    """
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(PROJECT)],
+        check=True,
+        capture_output=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    [sdist] = out.glob("greetd-*.tar.gz")
+    [wheel] = out.glob("greetd-*-py3-none-any.whl")
+    return {"sdist": sdist, "wheel": wheel}
+
+
+def test_twineCheck(distributions: dict[str, Path]) -> None:
+    """
+    C{twine check --strict} passes both: their metadata, and the README
+    rendered as PyPI renders it.
+    """
+    pytest.importorskip("twine", reason="twine is not installable on PyPy 3.9")
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "check",
+            "--strict",
+            *(str(path) for path in distributions.values()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count("PASSED") == 2, checked.stdout
+
+
+def test_wheelContents(distributions: dict[str, Path]) -> None:
+    """
+    The wheel holds the package, the twistd plugin beside Twisted's own and
+    the C{greet} command, and nothing else from the source tree.
+    """
+    with zipfile.ZipFile(distributions["wheel"]) as wheel:
+        names = wheel.namelist()
+        [entryPoints] = [name for name in names if name.endswith("entry_points.txt")]
+        scripts = wheel.read(entryPoints).decode()
+    assert "twisted/plugins/greetd_plugin.py" in names
+    assert "greetd/client/cli.py" in names
+    assert "greet = greetd.client.cli:main" in scripts
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {"greetd", "twisted", "greetd-0.1.0.dist-info"}, tops
+    assert [name for name in names if name.startswith("twisted/")] == [
+        "twisted/plugins/greetd_plugin.py"
+    ]
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """
+    A directory that every user may read, for a virtualenv (pytest's own
+    temporary directories are its user's alone).
+    """
+    where = Path(tempfile.mkdtemp(prefix="greetd-wheel-"))
+    where.chmod(0o755)
+    try:
+        yield where
+    finally:
+        setWritable(where, True)
+        shutil.rmtree(where)
+
+
+def setWritable(tree: Path, writable: bool) -> None:
+    """
+    Give everything in C{tree} its owner's write bit, or take every write
+    bit away.
+    """
+    for path in [tree, *tree.rglob("*")]:
+        if not path.is_symlink():
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o200 if writable else mode & ~0o222)
+
+
+def run(*command: str, cwd: Path) -> str:
+    """
+    Run C{command}, check that it succeeds, and return its output.
+    """
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+        preexec_fn=defaultSignals,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def serve(asUser: tuple[str, ...], bin: Path, cwd: Path) -> Daemon:
+    """
+    Start the installed C{twistd greetd} on ephemeral loopback ports.
+    """
+    command = [*asUser, str(bin / "twistd"), "--nodaemon", "--pidfile=", "greetd"]
+    daemon = Daemon([*command, *withEphemeralPorts(())], cwd)
+    daemon.waitForListeners(2)
+    return daemon
+
+
+def test_readmeFillsTheCache() -> None:
+    """
+    The README gives the step that fills the plugin cache.
+    """
+    assert FILL_PLUGIN_CACHE in README.read_text()
+
+
+@pytest.mark.parametrize("interpreter", ["python3", "pypy3"])
+def test_wheelRunsReadOnly(
+    distributions: dict[str, Path], shared: Path, interpreter: str
+) -> None:
+    """
+    Installed from the wheel into a fresh virtualenv, away from the source
+    tree, greetd serves and C{greet} greets for a user who cannot write to
+    the virtualenv.  Twisted's plugin cache complains until the README's
+    step has filled it (which shows that this test sees the complaint), and
+    never after.
+    """
+    python = requireTool(interpreter)
+    run(python, "-m", "venv", str(shared / "venv"), cwd=shared)
+    bin = shared / "venv" / "bin"
+    run(
+        str(bin / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        str(distributions["wheel"]),
+        cwd=shared,
+    )
+    venv = shared / "venv"
+    asUser = AS_NOBODY if os.geteuid() == 0 else ()
+    setWritable(venv, False)
+
+    unfilled = serve(asUser, bin, shared)
+    unfilled.stop()
+    assert CACHE_COMPLAINTS[0] in unfilled.output, unfilled.output
+
+    # The install step, by the user who installed.
+    setWritable(venv, True)
+    run(str(bin / "python"), "-c", FILL_PLUGIN_CACHE, cwd=shared)
+    setWritable(venv, False)
+
+    daemon = serve(asUser, bin, shared)
+    try:
+        greet = (*asUser, str(bin / "greet"))
+        tcp = run(*greet, "-p", str(daemon.tcp[0][1]), "Ann", cwd=shared)
+        udp = run(
+            *greet,
+            "--udp",
+            "-p",
+            str(daemon.udp[0][1]),
+            "Bob",
+            cwd=shared,
+        )
+    finally:
+        status = daemon.stop()
+    assert (tcp, udp) == ("Welcome\nHello, Ann!\n", "Hello, Bob!\n")
+    assert status in (0, -signal.SIGTERM), daemon.output
+    for complaint in (*CACHE_COMPLAINTS, "Traceback"):
+        assert complaint not in daemon.output, daemon.output
