@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
 # Linting runs on CPython only; other interpreters install what tests need.
-EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint,test)
+# TLS (greetd[tls]) is tested, and served by make run, with every interpreter.
+EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint$(comma)tls,test$(comma)tls)
 comma := ,
 STAMP := $(VENV)/.installed
 
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
-DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate \
+DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=openssl \
 	systemd-socket-activate=systemd systemd-analyze=systemd \
 	ip=iproute2 unshare=util-linux nsenter=util-linux setpriv=util-linux \
 	$(DEBIAN_PYPY)
@@ -52,7 +53,7 @@ lint: $(STAMP)
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
 $(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,tls,bench]'
 	touch $@
 
 bench: $(VENV)/.bench-installed

@@ -58,3 +58,23 @@ def inheritedSockets() -> ListenFDs:
     if isinstance(shared, ListenFDs):
         return shared
     return ListenFDs.fromEnvironment()  # pragma: no cover (older Twisted)
+
+
+def sslContextFactory(endpoint: Any) -> Any:
+    """
+    The TLS context factory Twisted's C{ssl:} endpoint parsed from its
+    description (C{SSL4ServerEndpoint._sslContextFactory}): a worker serves
+    TLS on a socket its parent bound, and C{haproxy:ssl:} reads the PROXY
+    header before the handshake, and no public API parses C{ssl:}'s TLS
+    options alone.
+    """
+    return endpoint._sslContextFactory
+
+
+def sslListeningArguments(endpoint: Any) -> tuple[int, int, str]:
+    """
+    The port, backlog and interface of Twisted's C{ssl:} endpoint
+    (C{SSL4ServerEndpoint._port}, C{_backlog}, C{_interface}), for the
+    plain TCP listener under C{haproxy:ssl:}.
+    """
+    return endpoint._port, endpoint._backlog, endpoint._interface

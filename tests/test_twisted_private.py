@@ -6,11 +6,20 @@ version, when a private Twisted name greetd relies on changes.
 from __future__ import annotations
 
 from twisted.internet import endpoints
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
-from greetd.twisted_private import inheritedSockets, queuedWrites, writeClosed
+from greetd.twisted_private import (
+    inheritedSockets,
+    queuedWrites,
+    sslContextFactory,
+    sslListeningArguments,
+    writeClosed,
+)
+from tests.certificates import temporaryCredentials
 from tests.protocols.test_fastwrite import serverConnection
 
 
@@ -47,3 +56,19 @@ class PrivateNamesTests(SynchronousTestCase):
         self.requirePrivate(parser, "_sddaemon", "_SystemdParser")
         self.assertIsInstance(parser._sddaemon, ListenFDs)
         self.assertIs(inheritedSockets(), parser._sddaemon)
+
+    def test_sslEndpoint(self) -> None:
+        """
+        Twisted's C{ssl:} endpoint keeps its parsed TLS options as
+        C{_sslContextFactory} and where it listens as C{_port}, C{_backlog}
+        and C{_interface}.
+        """
+        _, key, certificate = temporaryCredentials(self)
+        endpoint = serverFromString(
+            MemoryReactorClock(),
+            f"ssl:7:privateKey={key}:certKey={certificate}:interface=127.0.0.1",
+        )
+        for name in ("_sslContextFactory", "_port", "_backlog", "_interface"):
+            self.requirePrivate(endpoint, name, "SSL4ServerEndpoint")
+        self.assertEqual(sslListeningArguments(endpoint), (7, 50, "127.0.0.1"))
+        self.assertTrue(hasattr(sslContextFactory(endpoint), "getContext"))

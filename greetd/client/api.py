@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 from greetd.core.escaping import escape
 from greetd.core.framing import EXIT
 from greetd.core.template import ReplyTemplate
+from greetd.core.tls import tlsProblem
 
 #: How long any one wait for the server lasts by default, in seconds.
 DEFAULT_TIMEOUT = 5.0
@@ -94,6 +95,18 @@ class PortUnreachable(GreetError):
 
     def __init__(self) -> None:
         super().__init__("port unreachable: no UDP server there")
+
+
+class TLSFailed(GreetError):
+    """
+    TLS failed: most often, the server's certificate could not be verified.
+
+    @ivar problem: What OpenSSL said, such as C{certificate verify failed}.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"TLS failed: {problem}")
+        self.problem = problem
 
 
 class ServerError(GreetError):
@@ -459,6 +472,9 @@ class GreetingClientProtocol(Protocol):
         self._waiter.cancel()
         self._bannerWaiter.cancel()
         clean = reason.check(ConnectionDone) is not None
+        problem = tlsProblem(reason.value)
+        if problem is not None and not self._exitSent and self._failure is None:
+            self._fail(Failure(TLSFailed(problem)))
         if self._exitSent or self._failure is not None:
             pass
         elif not self.banner.called:

@@ -43,6 +43,7 @@ from greetd.core.description import parsePort, splitDescription
 from greetd.core.escaping import escape, formatAddress
 from greetd.core.framing import EXIT
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
+from greetd.core.tls import TLS_KINDS, requireTLS
 
 #: The seed's server address.
 DEFAULT_HOST = "127.0.0.1"
@@ -401,16 +402,38 @@ def clientEndpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
     The client endpoint C{description} names: anything Twisted's
     C{clientFromString} knows, and C{tcp6:host=ADDRESS:port=PORT} (or
     C{tcp6:ADDRESS:PORT}, with an optional C{timeout=SECONDS}), which
-    Twisted has as a server endpoint only.
+    Twisted has as a server endpoint only.  C{tls:} and C{ssl:} are
+    checked first for the TLS libraries and for trust roots that are a
+    directory, as Twisted wants them.
 
     @raise ValueError: (and whatever C{clientFromString} raises) for a
         description that is not valid.
     """
-    if description.split(":", 1)[0] != "tcp6":
+    kind = description.split(":", 1)[0]
+    if kind in TLS_KINDS:
+        requireTLS()
+        _checkTrustRoots(description)
+    if kind != "tcp6":
         endpoint: IStreamClientEndpoint = clientFromString(reactor, description)
         return endpoint
     args, kwargs = splitDescription(description)
     return _tcp6(reactor, *args[1:], **kwargs)
+
+
+def _checkTrustRoots(description: str) -> None:
+    """
+    Twisted reads C{trustRoots=} (C{tls:}) and C{caCertsDir=} (C{ssl:}) as
+    a directory of C{*.pem} files, and fails without a word on anything
+    else: say so.
+    """
+    _, kwargs = splitDescription(description)
+    for key in ("trustRoots", "caCertsDir"):
+        path = kwargs.get(key)
+        if path is not None and not os.path.isdir(path):
+            raise ValueError(
+                f"{key}={path} is not a directory: name a directory of "
+                "certificate authorities' *.pem files"
+            )
 
 
 def _tcp6(

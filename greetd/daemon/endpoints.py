@@ -1,16 +1,24 @@
 """
 The endpoints greetd listens on beyond Twisted's own: datagram endpoints
 (Twisted has stream endpoints only), a datagram socket inherited through
-socket activation, and a stream endpoint whose connections start with a
-PROXY header.  Their descriptions are parsed by L{greetd.daemon.plan}.
+socket activation, a stream endpoint whose connections start with a
+PROXY header, and TLS ones whose protocols sit behind a
+L{HandshakeGate <greetd.protocols.tls.HandshakeGate>}.  Their descriptions
+are parsed by L{greetd.daemon.plan}.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, execute, fail
+from twisted.internet.endpoints import (
+    SSL4ServerEndpoint,
+    TCP4ServerEndpoint,
+    serverFromString,
+)
 from twisted.internet.error import AlreadyListened
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -24,8 +32,14 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.python.systemd import ListenFDs
 from zope.interface import Interface, implementer
 
+from greetd.core.tls import requireTLS
 from greetd.protocols.proxy import DEFAULT_HEADER_TIMEOUT, ProxyHeaderFactory
-from greetd.twisted_private import inheritedSockets
+from greetd.protocols.tls import HandshakeGateFactory
+from greetd.twisted_private import (
+    inheritedSockets,
+    sslContextFactory,
+    sslListeningArguments,
+)
 
 #: The largest UDP payload, and so the largest useful receive buffer.
 MAX_DATAGRAM = 65535
@@ -193,6 +207,10 @@ def inheritedSocket(
 class ProxiedServerEndpoint:
     """
     An endpoint whose connections start with a PROXY header.
+
+    @ivar inner: Wraps the factory inside the PROXY layer, if given: TLS
+        for C{haproxy:ssl:}, whose header comes before the handshake, where
+        HAProxy's C{send-proxy} and nginx's C{proxy_protocol} put it.
     """
 
     def __init__(
@@ -200,11 +218,85 @@ class ProxiedServerEndpoint:
         endpoint: IStreamServerEndpoint,
         clock: IReactorTime,
         headerTimeout: float = DEFAULT_HEADER_TIMEOUT,
+        inner: Callable[[IProtocolFactory], IProtocolFactory] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.clock = clock
         self.headerTimeout = headerTimeout
+        self.inner = inner
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        if self.inner is not None:
+            factory = self.inner(factory)
         wrapped = ProxyHeaderFactory(factory, self.clock, self.headerTimeout)
         return self.endpoint.listen(wrapped)
+
+
+@implementer(IStreamServerEndpoint)
+class GatedServerEndpoint:
+    """
+    A TLS server endpoint whose protocols are behind a L{HandshakeGate}.
+
+    @ivar endpoint: The TLS endpoint, such as Twisted's C{ssl:}.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        return self.endpoint.listen(HandshakeGateFactory(factory))
+
+
+def tlsServerFromString(reactor: Any, description: str) -> IStreamServerEndpoint:
+    """
+    The endpoint for an C{ssl:} or C{tls:} description, with every option
+    Twisted's own takes, behind a L{HandshakeGate}.
+
+    @raise ValueError: When TLS is not installed, or (as Twisted raises
+        them) for bad options and unreadable certificate files.
+    """
+    requireTLS()
+    return GatedServerEndpoint(serverFromString(reactor, description))
+
+
+def _sslEndpoint(reactor: Any, description: str) -> SSL4ServerEndpoint:
+    requireTLS()
+    endpoint = serverFromString(reactor, description)
+    if not isinstance(endpoint, SSL4ServerEndpoint):
+        raise ValueError(
+            "only ssl: can be served on a shared socket or behind haproxy:"
+        )
+    return endpoint
+
+
+def tlsServerFactory(
+    reactor: Any, description: str, factory: IProtocolFactory
+) -> IProtocolFactory:
+    """
+    C{factory} with the TLS of the C{ssl:} C{description}, to serve on a
+    socket that someone else bound (a worker's, L{greetd.daemon.worker}) or
+    behind a PROXY header (L{greetd.protocols.proxy}): what Twisted's
+    C{ssl:} endpoint listens with, behind a L{HandshakeGate}.
+
+    @param reactor: Parses C{description}, and sends TLS records.
+
+    @raise ValueError: As L{tlsServerFromString} does, and for a
+        description that is not C{ssl:}.
+    """
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    contextFactory = sslContextFactory(_sslEndpoint(reactor, description))
+    return TLSMemoryBIOFactory(
+        contextFactory, False, HandshakeGateFactory(factory), reactor
+    )
+
+
+def plainServerEndpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+    """
+    The TCP endpoint under the C{ssl:} C{description} (its port, backlog
+    and interface) without its TLS, for what comes before the handshake.
+
+    @raise ValueError: As L{tlsServerFactory} does.
+    """
+    port, backlog, interface = sslListeningArguments(_sslEndpoint(reactor, description))
+    return TCP4ServerEndpoint(reactor, port, backlog, interface)

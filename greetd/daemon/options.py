@@ -148,8 +148,8 @@ class Options(usage.Options):
             None,
             1,
             "Worker processes serving the same listening sockets (tcp:, tcp6:, "
-            "haproxy:tcp... and udp: only). Limits apply per worker: with N "
-            "workers a per-address limit of L admits up to N*L.",
+            "ssl:, haproxy: before those, and udp: only). Limits apply per "
+            "worker: with N workers a per-address limit of L admits up to N*L.",
         ],
         [
             "log-level",

@@ -3,12 +3,13 @@ The listener plan: each C{--tcp}, C{--udp} and C{--metrics} description
 parsed once, when the options are checked, into an immutable L{Listener}.
 
 This module owns the endpoint grammar: the C{haproxy:} prefix, the
-arguments of C{tcp:}/C{tcp6:} and their defaults, C{unix:}, C{udp:} and
-C{systemd:}.  Everything after it (L{greetd.daemon.single}, the worker
-pool's parent in L{greetd.daemon.pool} and the worker process in
-L{greetd.daemon.worker}) takes records, never strings.  Other stream
-endpoints (C{ssl:} and any Twisted plugin's) are Twisted's to parse; they
-are checked here by parsing them once.
+arguments of C{tcp:}/C{tcp6:} and their defaults, the listening part of
+C{ssl:}, C{unix:}, C{udp:} and C{systemd:}.  Everything after it
+(L{greetd.daemon.single}, the worker pool's parent in
+L{greetd.daemon.pool} and the worker process in L{greetd.daemon.worker})
+takes records, never strings.  TLS options and other stream endpoints (any
+Twisted plugin's) are Twisted's to parse; they are checked here by parsing
+them once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass, replace
+from functools import partial
 from inspect import signature
 from typing import Any, Callable, Sequence
 
@@ -24,6 +26,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IStreamServerEndpoint
 
 from greetd.core.description import parsePort, splitDescription
+from greetd.core.tls import TLS_KINDS, requireTLS
 from greetd.daemon.endpoints import (
     MAX_DATAGRAM,
     AdoptedDatagramServerEndpoint,
@@ -31,6 +34,9 @@ from greetd.daemon.endpoints import (
     ProxiedServerEndpoint,
     UDPServerEndpoint,
     inheritedSocket,
+    plainServerEndpoint,
+    tlsServerFactory,
+    tlsServerFromString,
 )
 
 #: What a listener serves, as logs and messages name it.
@@ -47,7 +53,7 @@ SHARED_BACKLOG = 4096
 
 #: Why a listener cannot be bound by the parent of a worker pool.
 NOT_SHAREABLE_STREAM = (
-    "not supported with --workers (only tcp:, tcp6: and haproxy:tcp...)"
+    "not supported with --workers (only tcp:, tcp6:, ssl: and haproxy: before them)"
 )
 NOT_SHAREABLE_DATAGRAM = "not supported with --workers (only udp:)"
 
@@ -82,7 +88,9 @@ class Listener:
     @ivar description: What the user typed, for messages and logs.
     @ivar position: Its place among the options of its kind, from 0: a
         worker's inherited descriptors come in that order.
-    @ivar proxied: Whether connections start with a PROXY header.
+    @ivar proxied: Whether connections start with a PROXY header (before
+        the TLS handshake, for C{haproxy:ssl:}).
+    @ivar tls: Whether connections speak TLS (C{ssl:}, C{tls:}).
     @ivar address: Where to bind it, for C{tcp:}, C{tcp6:} and C{udp:}:
         the parent of a worker pool binds that.
     @ivar inherited: The inherited socket, for a C{systemd:} datagram one.
@@ -94,6 +102,7 @@ class Listener:
     description: str
     position: int = 0
     proxied: bool = False
+    tls: bool = False
     address: Address | None = None
     inherited: Inherited | None = None
     twistedDescription: str = ""
@@ -119,9 +128,16 @@ class Listener:
         The endpoint a single process listens on for a L{TCP} or L{METRICS}
         listener.
         """
-        endpoint: IStreamServerEndpoint = serverFromString(
-            reactor, self.twistedDescription
-        )
+        description = self.twistedDescription
+        if self.tls and self.proxied:
+            return ProxiedServerEndpoint(
+                plainServerEndpoint(reactor, description),
+                reactor,
+                inner=partial(tlsServerFactory, reactor, description),
+            )
+        if self.tls:
+            return tlsServerFromString(reactor, description)
+        endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
         if self.proxied:
             return ProxiedServerEndpoint(endpoint, reactor)
         return endpoint
@@ -238,9 +254,21 @@ def streamListener(description: str, reactor: Any, position: int = 0) -> Listene
     args, kwargs = splitDescription(inner)
     kind, rest = args[0], args[1:]
     address = None
+    tls = kind in TLS_KINDS
     if kind in ("tcp", "tcp6"):
         _checkArguments(kind, _tcpAddress, kind, *rest, **kwargs)
         address = _tcpAddress(kind, *rest, **kwargs)
+    elif kind == "ssl":
+        # The parent of a worker pool binds an ssl: socket as a tcp: one,
+        # from its port, interface and backlog; the workers serve its TLS.
+        where = {key: kwargs[key] for key in ("interface", "backlog") if key in kwargs}
+        port = kwargs.get("port", rest[0] if rest else None)
+        address = _tcpAddress(kind, port, **where)
+        requireTLS()
+    elif kind == "tls":
+        if proxied:
+            raise ValueError("haproxy: in front of tls: is not supported (use ssl:)")
+        requireTLS()
     elif kind == "unix":
         _unixPath(*rest, **kwargs)
     elif kind == "systemd":
@@ -248,7 +276,7 @@ def streamListener(description: str, reactor: Any, position: int = 0) -> Listene
         _systemd(socket.SOCK_STREAM, *rest, **kwargs)
     # Twisted's own parser has the last word on every kind.
     serverFromString(reactor, inner)
-    return Listener(TCP, description, position, proxied, address, None, inner)
+    return Listener(TCP, description, position, proxied, tls, address, None, inner)
 
 
 def datagramListener(description: str, position: int = 0) -> Listener:

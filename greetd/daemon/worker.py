@@ -33,6 +33,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from greetd.daemon.build import Servers, buildServers
+from greetd.daemon.endpoints import tlsServerFactory
 from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
 from greetd.daemon.pool import COUNTS_FD, parseInherited
@@ -129,14 +130,20 @@ def adopt(
 ) -> Deferred[IListeningPort]:
     """
     Serve C{target} on the inherited socket of C{listener}: the greeting
-    factory on a TCP one, reading the PROXY header first if the listener
-    says so, or a reply protocol on a UDP one.
+    factory on a TCP one, with the listener's TLS for C{ssl:} and reading
+    the PROXY header first if the listener says so, or a reply protocol on
+    a UDP one.
     """
     with nonBlockingSockets():
         if listener.kind == TCP:
             fd = fds["tcp"][listener.position]
             factory = cast(IProtocolFactory, target)
+            if listener.tls:
+                factory = tlsServerFactory(
+                    reactor, listener.twistedDescription, factory
+                )
             if listener.proxied:
+                # Outside TLS: the header comes before the handshake.
                 factory = ProxyHeaderFactory(factory, reactor)
             family = socketFamily(fd)
             adopting = execute(reactor.adoptStreamPort, fd, family, factory)

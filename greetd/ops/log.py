@@ -178,7 +178,7 @@ _PRIORITY = {level: index for index, level in enumerate(LogLevel.iterconstants()
 #: Twisted's own lines when a port starts and stops listening, which
 #: greetd's C{Serving TCP on ...} already says, once.
 _PORT_ANNOUNCEMENT = re.compile(
-    r"[\w.]+ starting on .+|\((?:TCP |UDP |UNIX )?Port .+ Closed\)"
+    r"[\w.]+(?: \(TLS\))? starting on .+|\((?:TCP |UDP |UNIX )?Port .+ Closed\)"
 )
 
 

@@ -28,6 +28,7 @@ from greetd.client.api import (
     PortUnreachable,
     ReplyClientProtocol,
     ServerError,
+    TLSFailed,
     greetOverTCP,
     greetOverUDP,
 )
@@ -158,6 +159,20 @@ class RawServerTests(TCPTestCase):
         self.assertEqual(
             str(self.fails(reply, ConnectionClosed)),
             "connection reset while waiting for the reply to 'Ann'",
+        )
+
+    def test_tlsFailed(self) -> None:
+        """
+        A TLS failure says what OpenSSL said, not that the connection was
+        reset.
+        """
+        from OpenSSL.SSL import Error
+
+        banner = self.protocol.banner
+        problem = Error([("SSL routines", "", "certificate verify failed")])
+        self.protocol.connectionLost(Failure(problem))
+        self.assertEqual(
+            str(self.fails(banner, TLSFailed)), "TLS failed: certificate verify failed"
         )
 
     def test_closedWhileIdle(self) -> None:

@@ -6,11 +6,17 @@ the real daemon in C{tests/integration/test_greet.py}.
 from __future__ import annotations
 
 import io
+import sys
+from unittest import mock
 
 from twisted.internet import error
 from twisted.internet.endpoints import TCP6ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import (
+    MemoryReactor,
+    MemoryReactorClock,
+    StringTransport,
+)
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -28,6 +34,7 @@ from greetd.client.cli import (
     finish,
     parse,
 )
+from tests.certificates import temporaryCredentials
 
 
 def parsed(*argv: str) -> Options:
@@ -87,6 +94,16 @@ class OptionsTests(SynchronousTestCase):
             (["--connect", "tcp6:h"], "--connect 'tcp6:h': tcp6 needs a host and"),
             (["--connect", "tcp6:h:x"], "--connect 'tcp6:h:x': port 'x' is not a"),
             (["--connect", "tcp6:h:1:timeout=x"], "--connect 'tcp6:h:1:timeout=x'"),
+            (
+                ["--connect", "tls:host=h:port=1:trustRoots=/nonexistent/ca.pem"],
+                "--connect 'tls:host=h:port=1:trustRoots=/nonexistent/ca.pem': "
+                "trustRoots=/nonexistent/ca.pem is not a directory",
+            ),
+            (
+                ["--connect", "ssl:host=h:port=1:caCertsDir=/nonexistent"],
+                "--connect 'ssl:host=h:port=1:caCertsDir=/nonexistent': "
+                "caCertsDir=/nonexistent is not a directory",
+            ),
             ([""], "a name cannot be empty"),
             (["a\nb"], "a name cannot contain CR or LF: 'a\\nb'"),
             (["--bogus"], "option --bogus not recognized"),
@@ -143,6 +160,29 @@ class ClientEndpointTests(SynchronousTestCase):
             Factory.forProtocol(Protocol)
         )
         self.assertEqual(reactor.unixClients[0][0], "/run/g")
+
+    def test_tls(self) -> None:
+        """
+        C{tls:} is Twisted's, trusting the authorities in C{trustRoots=}.
+        """
+        authority, _, _ = temporaryCredentials(self)
+        reactor = MemoryReactorClock()
+        clientEndpoint(
+            reactor, f"tls:host=127.0.0.1:port=7:trustRoots={authority.parent}"
+        ).connect(Factory.forProtocol(Protocol))
+        reactor.advance(0)
+        self.assertEqual(reactor.tcpClients[0][:2], ("127.0.0.1", 7))
+
+    def test_tlsNotInstalled(self) -> None:
+        """
+        Without pyOpenSSL, C{tls:} and C{ssl:} say what to install.
+        """
+        for description in ("tls:host=h:port=1", "ssl:host=h:port=1"):
+            stderr = io.StringIO()
+            with mock.patch.dict(sys.modules, {"OpenSSL": None}):
+                status = parse(["--connect", description], io.StringIO(), stderr)
+            self.assertEqual(status, USAGE)
+            self.assertIn("pip install 'greetd[tls]'", stderr.getvalue())
 
 
 class DescribeFailureTests(SynchronousTestCase):

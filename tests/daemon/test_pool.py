@@ -21,11 +21,12 @@ from twisted.internet.error import (
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, globalLogPublisher
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.daemon.build import buildServers
+from greetd.daemon.build import Servers, buildServers
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import (
@@ -64,6 +65,8 @@ from greetd.ops.metrics import CountsCollector
 from greetd.ops.relay import eventAsRelayLine
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
+from greetd.protocols.tls import HandshakeGateFactory
+from tests.certificates import temporaryCredentials
 from tests.daemon.test_tap import parse
 from tests.helpers import captureLogs
 from tests.ops.test_metrics import scrape
@@ -373,10 +376,25 @@ class ShareableTests(SynchronousTestCase):
             Address("::1", 99, 4096),
         )
 
+    def test_ssl(self) -> None:
+        """
+        The parent binds an C{ssl:} socket as a C{tcp:} one, from its port,
+        interface and backlog alone; the workers serve its TLS.
+        """
+        _, key, certificate = temporaryCredentials(self)
+        credentials = f"privateKey={key}:certKey={certificate}"
+        self.assertEqual(
+            self.address(f"haproxy:ssl:99:{credentials}:interface=127.0.0.1"),
+            Address("127.0.0.1", 99, 4096),
+        )
+        self.assertEqual(
+            self.address(f"ssl:port=99:backlog=7:{credentials}"), Address("", 99, 7)
+        )
+
     def test_unsupported(self) -> None:
         for listener in (
             streamListener("unix:/tmp/x", MemoryReactorClock()),
-            Listener(TCP, "ssl:99", twistedDescription="ssl:99"),
+            Listener(TCP, "tls:/etc/certs", tls=True, twistedDescription="tls:/"),
             Listener(TCP, "systemd:domain=INET:index=0"),
         ):
             self.assertFalse(listener.shareable)
@@ -453,6 +471,31 @@ class Adopter(Clock):
         return IPv4Address("TCP", "127.0.0.1", 1)
 
 
+def adoptAll(
+    options: Options, sockets: list[socket.socket]
+) -> tuple[Adopter, Servers, list[int]]:
+    """
+    Serve C{options} as a worker does, on duplicates of C{sockets} (closed
+    here), TCP ones first: the reactor, the servers and the descriptors.
+    """
+    fds = [os.dup(sock.fileno()) for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    tcp = len(options["plan"].tcp)
+    reactor = Adopter()
+    servers = buildServers(options, reactor)
+    inherited = {"tcp": fds[:tcp], "udp": fds[tcp:]}
+    services = serve(
+        options["plan"],
+        servers,
+        lambda *args: adopt(reactor, inherited, *args),
+        5.0,
+        0,
+    )
+    services.startService()
+    return reactor, servers, fds
+
+
 class BuilderTests(SynchronousTestCase):
     """
     One builder serves the daemon and the workers alike.
@@ -470,20 +513,7 @@ class BuilderTests(SynchronousTestCase):
         )  # fmt: skip
         sockets = [socket.socket(), socket.socket(socket.AF_INET6)]
         sockets.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        fds = [os.dup(sock.fileno()) for sock in sockets]
-        for sock in sockets:
-            sock.close()
-        reactor = Adopter()
-        servers = buildServers(options, reactor)
-        inherited = {"tcp": fds[:2], "udp": fds[2:]}
-        services = serve(
-            options["plan"],
-            servers,
-            lambda *args: adopt(reactor, inherited, *args),
-            5.0,
-            0,
-        )
-        services.startService()
+        reactor, servers, fds = adoptAll(options, sockets)
         [plain, proxied, datagram] = reactor.adopted
         self.assertEqual(plain, (fds[0], socket.AF_INET, servers.factory))
         self.assertEqual(proxied[:2], (fds[1], socket.AF_INET6))
@@ -496,6 +526,26 @@ class BuilderTests(SynchronousTestCase):
         # non-blocking (PyPy would make them blocking by default).
         self.assertEqual(reactor.timeouts, [0.0] * 3)
         self.assertIsNone(socket.getdefaulttimeout())
+
+    def test_workerServesTLS(self) -> None:
+        """
+        A worker serves an C{ssl:} listener's TLS on the inherited socket,
+        after the PROXY header when there is one, as the daemon does.
+        """
+        _, key, certificate = temporaryCredentials(self)
+        tls = f"ssl:0:privateKey={key}:certKey={certificate}"
+        options = parse("--no-udp", "--tcp", tls, "--tcp", f"haproxy:{tls}")
+        reactor, servers, _ = adoptAll(options, [socket.socket(), socket.socket()])
+        [plain, proxied] = [adopted[2] for adopted in reactor.adopted]
+        self.assertIsInstance(plain, TLSMemoryBIOFactory)
+        self.assertIsInstance(plain.wrappedFactory, HandshakeGateFactory)
+        self.assertIs(plain.wrappedFactory.wrappedFactory, servers.factory)
+        # The PROXY header comes before TLS, as HAProxy sends it.
+        self.assertIsInstance(proxied, ProxyHeaderFactory)
+        self.assertIsInstance(proxied.wrappedFactory, TLSMemoryBIOFactory)
+        gate = proxied.wrappedFactory.wrappedFactory
+        self.assertIsInstance(gate, HandshakeGateFactory)
+        self.assertIs(gate.wrappedFactory, servers.factory)
 
     def test_noTCPNoFactory(self) -> None:
         servers = buildServers(parse("--no-tcp", "--udp", "udp:1"), Clock())

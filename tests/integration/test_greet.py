@@ -114,7 +114,7 @@ def test_noBanner(spawnGreetd: Any, framing: str) -> None:
     assert (run.status, run.stderr) == (0, "")
     assert run.stdout == "".join(f"Hello, {name}!\n" for name in NAMES)
     counted = 4 if framing == "raw" else 3
-    daemon.waitFor(rf"closed after [\d.]+s: {counted} messages")
+    daemon.waitFor(rf"closed \([\w-]+\) after [\d.]+s: {counted} messages")
     piped = greet("-p", port, stdin=b"Ann\nBob\n")
     assert (piped.status, piped.stdout, piped.stderr) == (
         0,

@@ -8,9 +8,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -86,17 +87,24 @@ def honestExchange(
     An honest client's whole session, which must succeed.
     """
     with connectFrom(source, port) as client:
-        assert client.recv(7) == b"Welcome"
-        client.sendall(name + b"\n")
-        expected = b"Hello, " + name + b"!\n"
-        received = b""
-        while len(received) < len(expected):
-            data = client.recv(1024)
-            assert data, f"closed after {received!r}"
-            received += data
-        assert received == expected
-        client.sendall(b"exit\n")
-        assert receiveUntilClosed(client) == b""
+        converse(client, name)
+
+
+def converse(client: socket.socket, name: bytes) -> None:
+    """
+    A whole session on the connection C{client}: the banner, C{name}'s
+    reply, and C{exit}, which closes.
+    """
+    client.sendall(name + b"\n")
+    expected = b"Welcome" + b"Hello, " + name + b"!\n"
+    received = b""
+    while len(received) < len(expected):
+        data = client.recv(1024)
+        assert data, f"closed after {received!r}"
+        received += data
+    assert received == expected
+    client.sendall(b"exit\n")
+    assert receiveUntilClosed(client) == b""
 
 
 def rss(pid: int) -> int:
@@ -108,6 +116,52 @@ def rss(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+#: What a flooding client tries to push, in bytes, within L{FLOOD_SECONDS}.
+FLOOD = 40 * 1024 * 1024
+
+#: How long a flooding client goes on at most.
+FLOOD_SECONDS = 6.0
+
+
+def floodWhileServing(
+    flooder: socket.socket, chunk: bytes, exchange: Callable[[int], None]
+) -> tuple[int, int]:
+    """
+    Send C{chunk} on C{flooder} again and again, never reading, in a
+    thread, until L{FLOOD} bytes or L{FLOOD_SECONDS} seconds, while this
+    thread runs honest sessions, C{exchange(n)} for the nth, which must
+    succeed.
+
+    @return: How many bytes were pushed and how many sessions served.
+    """
+    pushed = 0
+    flooder.settimeout(1.0)
+    stop = threading.Event()
+
+    def flood() -> None:
+        nonlocal pushed
+        deadline = time.monotonic() + FLOOD_SECONDS
+        while pushed < FLOOD and time.monotonic() < deadline and not stop.is_set():
+            try:
+                pushed += flooder.send(chunk)
+            except (socket.timeout, ssl.SSLWantWriteError):
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    served = 0
+    try:
+        while thread.is_alive():
+            exchange(served)
+            served += 1
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    return pushed, served
 
 
 def test_connectionLimits(spawnGreetd: Any) -> None:
@@ -264,36 +318,14 @@ def test_backpressure(spawnGreetd: Any) -> None:
     pid = daemon.process.pid
     honestExchange(port)
     before = rss(pid)
-    target = 40 * 1024 * 1024
-    chunk = b"flood\n" * 10000
-    pushed = 0
     flooder = connectFrom("127.0.0.1", port)
-    flooder.settimeout(1.0)
-    stop = threading.Event()
-
-    def flood() -> None:
-        nonlocal pushed
-        deadline = time.monotonic() + 6
-        while pushed < target and time.monotonic() < deadline and not stop.is_set():
-            try:
-                pushed += flooder.send(chunk)
-            except (socket.timeout, OSError):
-                continue
-
-    thread = threading.Thread(target=flood)
-    thread.start()
-    served = 0
-    try:
-        while thread.is_alive():
-            honestExchange(port, b"honest%d" % served)
-            served += 1
-    finally:
-        stop.set()
-        thread.join(TIMEOUT)
+    pushed, served = floodWhileServing(
+        flooder, b"flood\n" * 10000, lambda n: honestExchange(port, b"honest%d" % n)
+    )
     growth = rss(pid) - before
     flooder.close()
     assert served > 0
-    assert pushed < target / 2, f"pushed {pushed} bytes: reading never paused"
+    assert pushed < FLOOD / 2, f"pushed {pushed} bytes: reading never paused"
     assert growth < 30 * 1024 * 1024, f"RSS grew by {growth} bytes"
     honestExchange(port)
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from greetd.testing import TIMEOUT, Daemon
+from tests.certificates import writeCredentials
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 #: Installing pulls Twisted from the package index: give it time.
@@ -20,6 +23,19 @@ INSTALL_TIMEOUT = 600
 def freshVenv(where: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True, timeout=120)
     return where / "bin"
+
+
+def twistd(bin: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """
+    Run the installed C{twistd greetd *args} to completion.
+    """
+    return subprocess.run(
+        [str(bin / "twistd"), "greetd", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,13 +62,45 @@ def test_installedPluginFound(tmp_path: Path, installArgs: list[str]) -> None:
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = subprocess.run(
-        [str(bin / "twistd"), "greetd", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=elsewhere,
-    )
+    result = twistd(bin, elsewhere, "--help")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Usage: twistd [options] greetd [options]" in result.stdout
     assert "--max-length=" in result.stdout
+    # TLS is an extra: without it, ssl: says what to install.
+    result = twistd(bin, elsewhere, "--tcp", "ssl:0:privateKey=key.pem")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "pip install 'greetd[tls]'" in result.stderr
+
+
+def test_tlsExtra(tmp_path: Path) -> None:
+    """
+    After C{pip install greetd[tls]}, the installed daemon serves C{ssl:}
+    and the installed C{greet} talks to it over C{tls:}.
+    """
+    bin = freshVenv(tmp_path / "venv")
+    subprocess.run(
+        [str(bin / "python"), "-m", "pip", "install", "--quiet", f"{PROJECT}[tls]"],
+        check=True,
+        timeout=INSTALL_TIMEOUT,
+        cwd=tmp_path,
+    )
+    authority, key, certificate = writeCredentials(tmp_path / "pki")
+    listener = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={certificate}"
+    daemon = Daemon(
+        [str(bin / "twistd"), "--nodaemon", "--pidfile=", "greetd", "--no-udp",
+         "--tcp", listener],
+        tmp_path,
+    )  # fmt: skip
+    try:
+        daemon.waitForListeners(1)
+        port = daemon.tcp[0][1]
+        connect = f"tls:host=localhost:port={port}:trustRoots={authority.parent}"
+        result = subprocess.run(
+            [str(bin / "greet"), "--connect", connect, "Michael"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    finally:
+        daemon.stop()
+    assert (result.returncode, result.stdout) == (0, "Welcome\nHello, Michael!\n")

@@ -271,6 +271,7 @@ class LevelTests(SynchronousTestCase):
         """
         announcements = [
             "GreetingFactory starting on 9999",
+            "GreetingFactory (TLS) starting on 9443",
             "ReplyProtocol starting on 9999",
             "QuietSite starting on 9100",
             "GreetingFactory starting on '/run/greetd.sock'",
