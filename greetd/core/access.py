@@ -28,7 +28,8 @@ class AccessPolicy:
 
     A source is refused when it is in any denied network, or when allowed
     networks are given and it is in none of them: deny wins, and an allow
-    list turns the default from open to closed.  IPv4 peers seen through a
+    list turns the default from open to closed; under either, an address
+    that does not parse is refused.  IPv4 peers seen through a
     dual-stack IPv6 socket (C{::ffff:192.0.2.1}) are matched as IPv4.
 
     @ivar allow: The allowed networks; empty allows everyone not denied.
@@ -53,7 +54,8 @@ class AccessPolicy:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
-            return not self.allow
+            # Not provably outside the denied networks: refused.
+            return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if any(address in network for network in self.deny):

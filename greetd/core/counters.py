@@ -24,8 +24,16 @@ COUNTER = "counter"
 #: A level now: read afresh, and forgotten with its worker.
 GAUGE = "gauge"
 
-#: Why a TCP connection may be refused before it is served.
-REFUSAL_REASONS = ("access", "max-connections", "max-per-ip", "rate-per-ip")
+#: Why a TCP connection may be refused before it is served: access control,
+#: a connection limit, or (on a C{haproxy:} listener) a PROXY header that is
+#: not one.
+REFUSAL_REASONS = (
+    "access",
+    "max-connections",
+    "max-per-ip",
+    "rate-per-ip",
+    "proxy-header",
+)
 
 #: Why an admitted TCP connection may be closed with an error.
 ERROR_REASONS = ("length", "idle-timeout", "internal")

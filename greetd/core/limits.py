@@ -1,17 +1,25 @@
 """
 Rate and connection limits, kept apart from transports and clocks: callers
 pass the time in, so the rules are plain arithmetic to test.
+
+Every table here is keyed by a source an attacker can choose (UDP sources
+are forged at will), so each costs O(1) per event however many sources
+there are, and none grows past a fixed size.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Generic, Hashable, TypeVar
+from collections import OrderedDict
+from typing import Callable, Dict, Generic, Hashable, TypeVar
+
+from greetd.core.sources import DEFAULT_IPV6_PREFIX
 
 Key = TypeVar("Key", bound=Hashable)
+Value = TypeVar("Value")
 
-#: How many sources a L{KeyedRateLimiter} tracks at most.  An attacker with
-#: spoofed sources cannot grow the table past this; sources beyond it are
-#: refused until idle ones age out.
+#: How many sources a L{KeyedRateLimiter} or L{Throttle} tracks at most.
+#: An attacker with spoofed sources cannot grow the table past this;
+#: sources beyond it are refused until idle ones age out.
 DEFAULT_MAX_TRACKED = 65536
 
 
@@ -53,9 +61,91 @@ class TokenBucket:
         return self.tokens + (now - self.updated) * self.rate >= self.burst
 
 
+class RecencyTable(Generic[Key, Value]):
+    """
+    A table of at most L{maxSize} entries kept in the order they were last
+    touched, from which stale entries are forgotten oldest first.
+
+    Forgetting looks only at the oldest entries, a few per event, and stops
+    at the first one still in use: no event scans the table, so a flood of
+    new keys costs the same per event as a single key does.  The caller's
+    C{stale} test must become true of an entry within a bounded time of its
+    last touch, and stay true until it is touched again; the oldest entry
+    is then always the first to go stale.
+
+    @ivar maxSize: The most entries held; a new key is refused, at once,
+        when the table is full and its oldest entry is still in use.
+    @ivar forgetPerEvent: The most stale entries forgotten per event: more
+        than one, so forgetting outpaces the one key an event may add.
+    """
+
+    forgetPerEvent = 2
+
+    def __init__(self, maxSize: int, stale: Callable[[Value, float], bool]) -> None:
+        self.maxSize = maxSize
+        self._stale = stale
+        self._entries: OrderedDict[Key, Value] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Key, now: float) -> Value | None:
+        """
+        Forget up to L{forgetPerEvent} stale entries, then look C{key} up.
+        """
+        self.forget(self.forgetPerEvent, now)
+        return self._entries.get(key)
+
+    def peek(self, key: Key) -> Value | None:
+        """
+        Look C{key} up, forgetting nothing.
+        """
+        return self._entries.get(key)
+
+    def touch(self, key: Key, value: Value) -> None:
+        """
+        Store C{value} for C{key}, a key in the table, as the newest entry.
+        """
+        entries = self._entries
+        entries[key] = value
+        entries.move_to_end(key)
+
+    def add(self, key: Key, value: Value) -> bool:
+        """
+        Add an entry for a new C{key} as the newest, unless the table is full.
+
+        @return: Whether it was added.
+        """
+        entries = self._entries
+        if len(entries) >= self.maxSize:
+            return False
+        entries[key] = value
+        return True
+
+    def forget(self, count: int, now: float) -> int:
+        """
+        Forget up to C{count} stale entries, oldest first, stopping at the
+        first one still in use.
+
+        @return: How many were forgotten.
+        """
+        entries = self._entries
+        stale = self._stale
+        forgotten = 0
+        while forgotten < count and entries:
+            oldest, value = next(iter(entries.items()))
+            if not stale(value, now):
+                break
+            del entries[oldest]
+            forgotten += 1
+        return forgotten
+
+
 class KeyedRateLimiter(Generic[Key]):
     """
-    One L{TokenBucket} per key (a source address), in a table of bounded size.
+    One L{TokenBucket} per key (a source address), in a L{RecencyTable} of
+    bounded size: a bucket untouched for a second has refilled, so it is
+    forgotten.
 
     @ivar rate: Events per second allowed to each key, with a burst of as
         many; 0 means unlimited.
@@ -65,60 +155,84 @@ class KeyedRateLimiter(Generic[Key]):
     def __init__(self, rate: float, maxTracked: int = DEFAULT_MAX_TRACKED) -> None:
         self.rate = rate
         self.maxTracked = maxTracked
-        self._buckets: Dict[Key, TokenBucket] = {}
+        self._buckets: RecencyTable[Key, TokenBucket] = RecencyTable(
+            maxTracked, TokenBucket.full
+        )
 
     def __len__(self) -> int:
         return len(self._buckets)
 
     def allow(self, key: Key, now: float) -> bool:
         """
-        Whether one more event from C{key} is within its rate.
+        Whether one more event from C{key} is within its rate; a new key
+        is refused when the table is full of keys still in use.
         """
         if not self.rate:
             return True
-        bucket = self._buckets.get(key)
+        buckets = self._buckets
+        bucket = buckets.get(key, now)
         if bucket is None:
-            if len(self._buckets) >= self.maxTracked:
-                self.prune(now)
-                if len(self._buckets) >= self.maxTracked:
-                    return False
-            bucket = self._buckets[key] = TokenBucket(self.rate, self.rate, now)
+            bucket = TokenBucket(self.rate, self.rate, now)
+            if not buckets.add(key, bucket):
+                return False
+        else:
+            buckets.touch(key, bucket)
         return bucket.take(now)
 
-    def prune(self, now: float) -> None:
+    def refund(self, key: Key) -> None:
         """
-        Forget every key whose bucket has refilled.
+        Give back the token the last L{allow} of C{key} took, for an event
+        refused by a later check: it was not the source's doing.
         """
-        for key in [key for key, bucket in self._buckets.items() if bucket.full(now)]:
-            del self._buckets[key]
+        bucket = self._buckets.peek(key)
+        if bucket is not None:
+            bucket.tokens = min(bucket.burst, bucket.tokens + 1)
+
+    def prune(self, now: float, count: int = RecencyTable.forgetPerEvent) -> int:
+        """
+        Forget up to C{count} keys whose buckets have refilled, oldest first.
+
+        @return: How many were forgotten.
+        """
+        return self._buckets.forget(count, now)
 
 
 class ConnectionLimiter:
     """
-    Admission for new connections: a total cap, a cap per source address,
-    and a rate of new connections per source address (xinetd's C{cps}).
+    Admission for new connections: a total cap, a cap per source, and a
+    rate of new connections per source (xinetd's C{cps}).
 
-    Each limit is off when 0.
+    Each limit is off when 0.  A source is a key from
+    L{greetd.core.sources.sourceKey}: an IPv4 address, or an IPv6 prefix.
+    The count per source holds one entry per source with a connection open,
+    added and removed in O(1), so it is no larger than L{open}.
 
     @ivar maxConnections: The most connections open at once.
-    @ivar maxPerHost: The most connections open at once from one address.
-    @ivar perHostRate: New connections per second from one address.
+    @ivar maxPerHost: The most connections open at once from one source.
+    @ivar perHostRate: New connections per second from one source.
+    @ivar ipv6Prefix: How many leading bits of an IPv6 address name its
+        source (L{greetd.core.sources.sourceKey}), for the protocol to use.
     @ivar open: Connections open now.
     """
 
     def __init__(
-        self, maxConnections: int = 0, maxPerHost: int = 0, perHostRate: float = 0
+        self,
+        maxConnections: int = 0,
+        maxPerHost: int = 0,
+        perHostRate: float = 0,
+        ipv6Prefix: int = DEFAULT_IPV6_PREFIX,
     ) -> None:
         self.maxConnections = maxConnections
         self.maxPerHost = maxPerHost
         self.perHostRate = perHostRate
+        self.ipv6Prefix = ipv6Prefix
         self.open = 0
         self._perHost: Dict[str, int] = {}
         self._rate: KeyedRateLimiter[str] = KeyedRateLimiter(perHostRate)
 
-    def admit(self, host: str | None, now: float) -> str | None:
+    def admit(self, source: str | None, now: float) -> str | None:
         """
-        Take a place for a new connection from C{host} (C{None} for peers
+        Take a place for a new connection from C{source} (C{None} for peers
         without an address, such as UNIX sockets, which only the total cap
         applies to).
 
@@ -127,26 +241,26 @@ class ConnectionLimiter:
         """
         if self.maxConnections and self.open >= self.maxConnections:
             return "max-connections"
-        if host is not None:
-            if self.maxPerHost and self._perHost.get(host, 0) >= self.maxPerHost:
+        if source is not None:
+            if self.maxPerHost and self._perHost.get(source, 0) >= self.maxPerHost:
                 return "max-per-ip"
-            if not self._rate.allow(host, now):
+            if not self._rate.allow(source, now):
                 return "rate-per-ip"
-            self._perHost[host] = self._perHost.get(host, 0) + 1
+            self._perHost[source] = self._perHost.get(source, 0) + 1
         self.open += 1
         return None
 
-    def release(self, host: str | None) -> None:
+    def release(self, source: str | None) -> None:
         """
-        Give back the place an admitted connection from C{host} held.
+        Give back the place an admitted connection from C{source} held.
         """
         self.open -= 1
-        if host is not None:
-            remaining = self._perHost[host] - 1
+        if source is not None:
+            remaining = self._perHost[source] - 1
             if remaining:
-                self._perHost[host] = remaining
+                self._perHost[source] = remaining
             else:
-                del self._perHost[host]
+                del self._perHost[source]
 
 
 class Throttle(Generic[Key]):
@@ -164,20 +278,23 @@ class Throttle(Generic[Key]):
     ) -> None:
         self.interval = interval
         self.maxTracked = maxTracked
-        self._last: Dict[Key, float] = {}
+        self._last: RecencyTable[Key, float] = RecencyTable(maxTracked, self._stale)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def _stale(self, last: float, now: float) -> bool:
+        return now - last >= self.interval
 
     def ready(self, key: Key, now: float) -> bool:
         """
         Whether C{key} may be acted on now; if so, start its interval.
         """
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
+        table = self._last
+        last = table.get(key, now)
+        if last is None:
+            return table.add(key, now)
+        if now - last < self.interval:
             return False
-        if last is None and len(self._last) >= self.maxTracked:
-            expired = [k for k, t in self._last.items() if now - t >= self.interval]
-            for k in expired:
-                del self._last[k]
-            if len(self._last) >= self.maxTracked:
-                return False
-        self._last[key] = now
+        table.touch(key, now)
         return True

@@ -75,6 +75,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
                 options["max-connections"],
                 options["max-per-ip"],
                 options["rate-per-ip"],
+                options["ipv6-prefix"],
             ),
             access=access,
             accessLog=NoAccessLog()
@@ -90,6 +91,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             globalRate=options["udp-global-rate"],
             access=access,
             allowLowPorts=options["udp-allow-low-ports"],
+            ipv6Prefix=options["ipv6-prefix"],
         )
         for _ in options["plan"].udp
     ]

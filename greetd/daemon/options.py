@@ -13,6 +13,7 @@ from twisted.python import usage
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.checks import numericOption
 from greetd.core.framing import FRAMINGS
+from greetd.core.sources import DEFAULT_IPV6_PREFIX
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.plan import TCP, PlanError, makePlan
 from greetd.daemon.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
@@ -123,6 +124,13 @@ class Options(usage.Options):
             "UDP replies per second in all (0: no limit).",
         ],
         [
+            "ipv6-prefix",
+            None,
+            DEFAULT_IPV6_PREFIX,
+            "Leading bits of an IPv6 address that name one source for the "
+            "per-address limits (0 to 128; 128: each address apart).",
+        ],
+        [
             "metrics",
             None,
             None,
@@ -213,8 +221,10 @@ class Options(usage.Options):
             raise usage.UsageError(f"--log-level: {error}") from None
         self["max-length"] = numericOption(self, "max-length")
         self["workers"] = numericOption(self, "workers")
-        for name in ("max-connections", "max-per-ip", "rate-per-ip"):
+        for name in ("max-connections", "max-per-ip", "rate-per-ip", "ipv6-prefix"):
             self[name] = numericOption(self, name, minimum=0)
+        if self["ipv6-prefix"] > 128:
+            raise usage.UsageError("--ipv6-prefix: an IPv6 prefix is at most 128")
         for name in ("idle-timeout", "udp-rate", "udp-global-rate"):
             self[name] = numericOption(self, name, minimum=0, kind=float)
         self["shutdown-timeout"] = numericOption(

@@ -25,6 +25,11 @@ DEFAULT_MAX_PER_IP = 64
 DEFAULT_RATE_PER_IP = 20
 
 
+#: The refusal of a connection whose PROXY header is not one (see
+#: L{greetd.protocols.proxy}).
+PROXY_HEADER = "proxy-header"
+
+
 #: What a refused client is told, by the limit that refused it: one line
 #: that says which limit, so a user knows whether to wait or to close some
 #: connections.  A client denied by access control is told nothing.
@@ -78,13 +83,17 @@ class Admission:
         self.lingering = 0
         self._refusalLog: Throttle[str | None] = Throttle()
 
-    def admit(self, host: str | None, peer: Callable[[], str]) -> str | None:
+    def admit(
+        self, host: str | None, source: str | None, peer: Callable[[], str]
+    ) -> str | None:
         """
         Decide whether a new connection from C{host} may be served, and
         take its place if so.
 
         @param host: The source address; C{None} for a peer without one (a
             UNIX socket), to which only the total limit applies.
+        @param source: The key of C{host} in per-source limits and the log
+            throttle (L{greetd.core.sources.sourceKey}), or C{None}.
         @param peer: Returns the peer as logs show it, called only to log.
         @return: C{None} to serve it, which the caller must match with
             L{release}; otherwise why not: C{"access"} or the name of the
@@ -94,10 +103,10 @@ class Admission:
         if host is not None and not self.access.permits(host):
             refusal: str | None = "access"
         else:
-            refusal = self.limiter.admit(host, now)
+            refusal = self.limiter.admit(source, now)
         if refusal is not None:
             self.refused[refusal] += 1
-            if self._refusalLog.ready(host, now):
+            if self._refusalLog.ready(source, now):
                 self._log.info(
                     "Refused a connection from {peer}: {reason}",
                     peer=peer(),
@@ -124,8 +133,32 @@ class Admission:
         """
         self.lingering -= 1
 
-    def release(self, host: str | None) -> None:
+    def refuseHeader(
+        self, source: str | None, peer: Callable[[], str], problem: str
+    ) -> None:
         """
-        Give back the place an admitted connection from C{host} held.
+        Count a connection dropped for a PROXY header that is not one, as a
+        C{proxy-header} refusal, and warn of it at most once a minute per
+        source, as other refusals are logged: whoever can reach the port
+        can send one.
+
+        @param source: The key of the connection's own peer (the balancer,
+            or whoever sent the header), or C{None}.
+        @param peer: Returns the peer as logs show it, called only to log.
+        @param problem: What is wrong with the header, for the log.
         """
-        self.limiter.release(host)
+        self.refused[PROXY_HEADER] += 1
+        if self._refusalLog.ready(source, self.clock.seconds()):
+            self._log.warn(
+                "Dropped a connection from {peer}: bad PROXY header ({proxyError})",
+                peer=peer(),
+                reason=PROXY_HEADER,
+                proxyError=problem,
+                greetdEvent="connection.refused",
+            )
+
+    def release(self, source: str | None) -> None:
+        """
+        Give back the place an admitted connection from C{source} held.
+        """
+        self.limiter.release(source)

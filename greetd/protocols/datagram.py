@@ -16,6 +16,7 @@ from greetd.core.access import AccessPolicy
 from greetd.core.counters import DROP_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.limits import KeyedRateLimiter, Throttle, TokenBucket
+from greetd.core.sources import DEFAULT_IPV6_PREFIX, sourceKey
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.fastwrite import datagramWriter
 from greetd.protocols.greeting import DEFAULT_MAX_LENGTH
@@ -45,14 +46,18 @@ class ReplyProtocol(DatagramProtocol):
     therefore refused, silently, to well-known source ports, to sources the
     access policy denies, for datagrams longer than L{maxLength} (which also
     ends loops between two reply services: each reply is longer than what
-    it answers), and beyond a rate per source and a rate in all.  Every
-    drop is counted by reason, and logged at most once a minute per source.
+    it answers), and beyond a rate per source and a rate in all (checked in
+    that order, so a datagram the global rate refuses costs its source
+    nothing).  Every drop is counted by reason, and logged at most once a
+    minute per source.
 
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar maxLength: The longest datagram answered.
     @ivar access: The L{AccessPolicy} for sources.
     @ivar allowLowPorts: Whether sources below port 1024 are answered.
-    @ivar perSource: The L{KeyedRateLimiter} for each source address.
+    @ivar ipv6Prefix: How many leading bits of an IPv6 address name its
+        source, for the rate and the log (L{sourceKey}).
+    @ivar perSource: The L{KeyedRateLimiter} for each source.
     @ivar overall: The L{TokenBucket} for all replies, or C{None} for none.
     @ivar clock: The time source for the rates.
     @ivar replies: How many replies have been sent.
@@ -73,6 +78,7 @@ class ReplyProtocol(DatagramProtocol):
         globalRate: float = DEFAULT_GLOBAL_RATE,
         access: AccessPolicy | None = None,
         allowLowPorts: bool = False,
+        ipv6Prefix: int = DEFAULT_IPV6_PREFIX,
     ) -> None:
         if maxLength < 1:
             raise ValueError("the maximum message length must be at least 1")
@@ -85,6 +91,7 @@ class ReplyProtocol(DatagramProtocol):
         self.clock = clock
         self.access = access if access is not None else AccessPolicy()
         self.allowLowPorts = allowLowPorts
+        self.ipv6Prefix = ipv6Prefix
         self.perSource: KeyedRateLimiter[str] = KeyedRateLimiter(rate)
         self.overall = (
             TokenBucket(globalRate, globalRate, clock.seconds()) if globalRate else None
@@ -101,28 +108,32 @@ class ReplyProtocol(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: DatagramAddress) -> None:
         self.bytesReceived += len(datagram)
         host, port = addr[0], addr[1]
+        source = sourceKey(host, self.ipv6Prefix)
         if port < LOW_PORTS and not self.allowLowPorts:
-            self.drop("low-port", addr)
+            self.drop("low-port", addr, source)
             return
         if self.access and not self.access.permits(host):
-            self.drop("access", addr)
+            self.drop("access", addr, source)
             return
         if len(datagram) > self.maxLength:
-            self.drop("length", addr, length=len(datagram))
+            self.drop("length", addr, source, length=len(datagram))
             return
         if self.perSource.rate or self.overall is not None:
             now = self.clock.seconds()
-            if not self.perSource.allow(host, now):
-                self.drop("rate", addr)
+            if not self.perSource.allow(source, now):
+                self.drop("rate", addr, source)
                 return
             if self.overall is not None and not self.overall.take(now):
-                self.drop("global-rate", addr)
+                # The source kept to its rate: the reply it is not sent
+                # must not count against it.
+                self.perSource.refund(source)
+                self.drop("global-rate", addr, source)
                 return
         reply = self.template.format(datagram)
         try:
             self._send(reply, (host, port))
         except (OSError, MessageLengthError) as error:
-            self.drop("send-failed", addr, error=str(error))
+            self.drop("send-failed", addr, source, error=str(error))
             return
         self.replies += 1
         self.bytesSent += len(reply)
@@ -139,13 +150,18 @@ class ReplyProtocol(DatagramProtocol):
             counts[key("udp", "dropped", reason)] = self.dropped[reason]
         return counts
 
-    def drop(self, reason: str, addr: DatagramAddress, **fields: object) -> None:
+    def drop(
+        self, reason: str, addr: DatagramAddress, source: str, **fields: object
+    ) -> None:
         """
         Count a datagram left unanswered; say so at debug level, at most once
-        a minute for each source address.
+        a minute for each source.
+
+        @param addr: Where the datagram came from, for the log.
+        @param source: The key of its source (L{sourceKey}), for the throttle.
         """
         self.dropped[reason] += 1
-        if self._dropLog.ready(addr[0], self.clock.seconds()):
+        if self._dropLog.ready(source, self.clock.seconds()):
             self._log.debug(
                 "Dropped a datagram from {peer}: {reason}",
                 peer=formatAddress(addr[:2]),

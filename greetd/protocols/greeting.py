@@ -27,6 +27,7 @@ from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
 from greetd.core.limits import ConnectionLimiter
+from greetd.core.sources import sourceKey
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
@@ -64,6 +65,8 @@ class GreetingProtocol(Protocol):
 
     @ivar factory: The L{GreetingFactory} holding the configuration.
     @ivar host: The peer's IP address, or C{None} (a UNIX socket).
+    @ivar source: The key of L{host} in per-source limits
+        (L{greetd.core.sources.sourceKey}), or C{None}.
     @ivar messages: How many messages have been answered.
     @ivar bytesReceived: How many bytes the peer has sent.
     @ivar bytesSent: How many bytes have been written to the peer.
@@ -92,7 +95,12 @@ class GreetingProtocol(Protocol):
     def connectionMade(self) -> None:
         factory = self.factory
         transport = self._transport()
-        self.host = getattr(transport.getPeer(), "host", None)
+        self.host = host = getattr(transport.getPeer(), "host", None)
+        self.source = (
+            None
+            if host is None
+            else sourceKey(host, factory.admission.limiter.ipv6Prefix)
+        )
         refusal = factory.admit(self)
         if refusal is not None:
             self.refuse(refusal)
@@ -373,7 +381,9 @@ class GreetingFactory(_FactoryBase):
 
         @return: C{None} to serve it, or why not (L{Admission.admit}).
         """
-        refusal = self.admission.admit(protocol.host, lambda: protocol.peer)
+        refusal = self.admission.admit(
+            protocol.host, protocol.source, lambda: protocol.peer
+        )
         if refusal is None:
             self.connections.add(protocol)
             self.connectionsTotal += 1
@@ -385,7 +395,7 @@ class GreetingFactory(_FactoryBase):
         Forget an admitted connection that has been lost.
         """
         self.connections.discard(protocol)
-        self.admission.release(protocol.host)
+        self.admission.release(protocol.source)
         totals = self.closedTotals
         totals["messages"] += protocol.messages
         totals["bytesReceived"] += protocol.bytesReceived

@@ -6,83 +6,106 @@ Twisted's C{haproxy:} endpoint connects the wrapped protocol as soon as
 the TCP connection opens, before the PROXY header has arrived: the
 greeting protocol would apply its limits and access control to the load
 balancer's address, and send its banner before knowing whom to.  Here the
-wrapped protocol is connected only once the header has been read.
+wrapped protocol is connected only once the header has been read, by
+greetd's own strict parser (L{greetd.core.proxyheader}), so that a hostile
+header costs one throttled warning line and no traceback.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
+    IAddress,
     IDelayedCall,
     IProtocolFactory,
     IReactorTime,
     ITransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.protocols.haproxy._wrapper import (  # Twisted's parser, not public
-    HAProxyProtocolWrapper,
-    HAProxyWrappingFactory,
-)
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
+
+from greetd.core.escaping import formatAddress
+from greetd.core.proxyheader import Address, ProxyHeader, ProxyHeaderParser
+from greetd.core.sources import sourceKey
+from greetd.protocols.admission import Admission
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
 #: sends it at once; a client that does not is not one.
 DEFAULT_HEADER_TIMEOUT = 10.0
 
 
-class _Collector:
+def _address(address: Address) -> IAddress:
+    host, port = address
+    if ":" in host:
+        return IPv6Address("TCP", host, port)
+    return IPv4Address("TCP", host, port)
+
+
+class ProxyHeaderProtocol(ProtocolWrapper):
     """
-    Stands in for the wrapped protocol while the header is parsed, keeping
-    any bytes that came after it.
-    """
+    Read the PROXY header with a L{ProxyHeaderParser}, then connect the
+    wrapped protocol to this wrapper as its transport, whose C{getPeer}
+    and C{getHost} are the addresses the header names.
 
-    def __init__(self) -> None:
-        self.data = b""
+    A header that is not one drops the connection: counted as a
+    C{proxy-header} refusal and logged as one warning line, at most once a
+    minute per source, so a hostile peer cannot fill the log.
 
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-
-
-class ProxyHeaderProtocol(HAProxyProtocolWrapper):
-    """
-    Read the PROXY header, then connect the wrapped protocol to a transport
-    whose C{getPeer} is the client's address.
+    @ivar header: The parsed header, once there is one.
     """
 
     factory: ProxyHeaderFactory
-    _started = False
+    header: ProxyHeader | None = None
     _headerTimeout: IDelayedCall | None = None
 
     def makeConnection(self, transport: ITransport) -> None:
         directlyProvides(self, providedBy(transport))
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)  # type: ignore[no-untyped-call]
+        self._parser = ProxyHeaderParser()
         timeout = self.factory.headerTimeout
         if timeout:
             self._headerTimeout = self.factory.clock.callLater(timeout, self._late)
 
     def dataReceived(self, data: bytes) -> None:
-        if self._started:
+        if self.header is not None:
             self.wrappedProtocol.dataReceived(data)
             return
-        wrapped, collector = self.wrappedProtocol, _Collector()
-        self.wrappedProtocol = collector  # type: ignore[assignment]
-        try:
-            super().dataReceived(data)
-        finally:
-            self.wrappedProtocol = wrapped
-        if self._proxyInfo is not None and not self.disconnecting:
-            self._started = True
-            self._cancelTimeout()
-            wrapped.makeConnection(cast(ITransport, self))
-            if collector.data:
-                wrapped.dataReceived(collector.data)
+        if self.disconnecting:
+            return
+        parsed = self._parser.feed(data)
+        if parsed is None:
+            return
+        self._cancelTimeout()
+        if not isinstance(parsed, ProxyHeader):
+            self.factory.invalidHeader(self.transport, parsed.reason)
+            self.loseConnection()  # type: ignore[no-untyped-call]
+            return
+        self.header = parsed
+        self.wrappedProtocol.makeConnection(cast(ITransport, self))
+        rest, self._parser.rest = self._parser.rest, b""
+        if rest and not self.disconnecting:
+            self.wrappedProtocol.dataReceived(rest)
+
+    def getPeer(self) -> IAddress:
+        header = self.header
+        if header is not None and header.source is not None:
+            return _address(header.source)
+        return cast(IAddress, self.transport.getPeer())  # type: ignore[union-attr]
+
+    def getHost(self) -> IAddress:
+        header = self.header
+        if header is not None and header.destination is not None:
+            return _address(header.destination)
+        return cast(IAddress, self.transport.getHost())  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancelTimeout()
-        if self._started:
+        if self.header is not None:
             super().connectionLost(reason)  # type: ignore[no-untyped-call]
         else:
             self.factory.unregisterProtocol(self)  # type: ignore[no-untyped-call]
@@ -99,15 +122,25 @@ class ProxyHeaderProtocol(HAProxyProtocolWrapper):
             call.cancel()
 
 
-class ProxyHeaderFactory(HAProxyWrappingFactory):
+if TYPE_CHECKING:
+    _WrappingFactoryBase = WrappingFactory[ProxyHeaderProtocol]
+else:
+    # WrappingFactory is generic only in recent Twisted; PyPy's Python 3.9
+    # gets an older one, where subscripting it fails.
+    _WrappingFactoryBase = WrappingFactory
+
+
+class ProxyHeaderFactory(_WrappingFactoryBase):
     """
     Wraps a factory's protocols in L{ProxyHeaderProtocol}.
 
     @ivar clock: The time source for the header timeout.
     @ivar headerTimeout: Seconds to wait for the header; 0 for ever.
+    @ivar admission: The wrapped factory's L{Admission}, which counts and
+        logs bad headers with its other refusals, or C{None}.
     """
 
-    protocol = ProxyHeaderProtocol  # type: ignore[assignment]
+    protocol = ProxyHeaderProtocol
     noisy = False
 
     def __init__(
@@ -119,3 +152,24 @@ class ProxyHeaderFactory(HAProxyWrappingFactory):
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.clock = clock
         self.headerTimeout = headerTimeout
+        admission = getattr(wrappedFactory, "admission", None)
+        self.admission = admission if isinstance(admission, Admission) else None
+
+    def invalidHeader(self, transport: Any, reason: str) -> None:
+        """
+        Count and log a connection dropped for a PROXY header that is not
+        one, through the wrapped factory's L{Admission} when it has one
+        (L{Admission.refuseHeader}: a warning at most once a minute per
+        source).
+
+        @param transport: The connection's own transport.
+        @param reason: What the parser found wrong.
+        """
+        admission = self.admission
+        if admission is None:
+            return
+        peer = transport.getPeer()
+        host = getattr(peer, "host", None)
+        prefix = admission.limiter.ipv6Prefix
+        source = None if host is None else sourceKey(host, prefix)
+        admission.refuseHeader(source, lambda: formatAddress(peer), reason)

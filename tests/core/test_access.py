@@ -29,6 +29,15 @@ class AccessPolicyTests(SynchronousTestCase):
         self.assertTrue(rules.permits("192.0.2.1"))
         self.assertTrue(rules.permits("::1"))
 
+    def test_unparseableRefusedByAnyPolicy(self) -> None:
+        """
+        An address that does not parse cannot be shown to be outside the
+        denied networks: with any policy, it is refused.
+        """
+        rules = policy([], ["10.0.0.0/8"])
+        self.assertFalse(rules.permits("not an address"))
+        self.assertFalse(rules.permits("1.2.3"))
+
     def test_allowListClosesTheRest(self) -> None:
         rules = policy(["127.0.0.0/8", "::1"], [])
         self.assertTrue(rules.permits("127.0.0.2"))

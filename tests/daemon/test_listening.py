@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from functools import partial
 
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor, RaisingMemoryReactor
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.daemon.listening import ListeningService
+from greetd.daemon import listening
+from greetd.daemon.listening import ListeningService, exitProcess
 from tests.helpers import captureLogs
 
 
@@ -87,3 +90,137 @@ class ListeningServiceTests(SynchronousTestCase):
         reactor = RaisingMemoryReactor(IndexError("no inherited socket 3"))
         self.assertRaises(SystemExit, tcpService(reactor).privilegedStartService)
         self.assertIn("no inherited socket 3", formatEvent(events[0]))
+
+
+class PendingListen:
+    """
+    A listen that fires only when the test says, and records whether it
+    was cancelled.
+
+    @ivar calls: The L{Deferred} of each listen, in order.
+    @ivar cancelled: The L{Deferred}s cancelled, in order.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Deferred[IListeningPort]] = []
+        self.cancelled: list[Deferred[IListeningPort]] = []
+
+    def __call__(self) -> Deferred[IListeningPort]:
+        listening: Deferred[IListeningPort] = Deferred(self.cancelled.append)
+        self.calls.append(listening)
+        return listening
+
+
+def pendingService() -> tuple[ListeningService, PendingListen, list[int]]:
+    """
+    A service listening through a L{PendingListen}, whose C{exitLater}
+    records the exit status asked for instead of exiting.
+    """
+    listen = PendingListen()
+    service = ListeningService("TCP", "pending:1", listen)
+    exits: list[int] = []
+    service.exitLater = exits.append  # type: ignore[method-assign]
+    return service, listen, exits
+
+
+class AsynchronousListenTests(SynchronousTestCase):
+    """
+    Endpoints that listen later than C{listen} returns: their failure is as
+    fatal as an immediate one, and stopping the service cancels them.
+    """
+
+    def test_lateFailureIsFatal(self) -> None:
+        """
+        A listen that fails once the reactor runs logs the same critical
+        line as an immediate failure and ends the process with status 1.
+        """
+        events = captureLogs(self, ListeningService)
+        service, listen, exits = pendingService()
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual((exits, events), ([], []))
+        reason = OSError(98, "Address already in use")
+        listen.calls[0].errback(CannotListenError("127.0.0.1", 1, reason))
+        self.assertEqual(exits, [1])
+        self.assertEqual(
+            [(event["log_level"], formatEvent(event)) for event in events],
+            [
+                (
+                    LogLevel.critical,
+                    "Cannot listen for TCP on pending:1: Address already in use",
+                )
+            ],
+        )
+        self.assertEqual(len(listen.calls), 1)
+
+    def test_lateSuccess(self) -> None:
+        service, listen, exits = pendingService()
+        service.startService()
+        ready = service.whenListening()
+        self.assertNoResult(ready)
+        port = self.successResultOf(
+            TCP4ServerEndpoint(MemoryReactor(), 1).listen(Factory())
+        )
+        listen.calls[0].callback(port)
+        self.assertIs(self.successResultOf(ready), port)
+        self.assertIs(service.port, port)
+        self.assertEqual(exits, [])
+
+    def test_stopCancelsPendingListen(self) -> None:
+        """
+        Stopping the service cancels a listen still under way, quietly: the
+        cancellation is neither logged nor fatal.
+        """
+        events = captureLogs(self, ListeningService)
+        service, listen, exits = pendingService()
+        service.startService()
+        self.successResultOf(service.stopService())
+        self.assertEqual(listen.cancelled, listen.calls)
+        self.assertEqual((exits, events), ([], []))
+        self.assertFalse(service.running)
+
+    def test_restart(self) -> None:
+        """
+        A stopped service listens again when started again.
+        """
+        reactor = MemoryReactor()
+        service = tcpService(reactor)
+        service.startService()
+        self.successResultOf(service.stopService())
+        service.startService()
+        self.assertEqual(len(reactor.tcpServers), 2)
+        self.assertIsNotNone(service.port)
+        self.assertTrue(service.running)
+
+    def test_restartWhilePending(self) -> None:
+        service, listen, exits = pendingService()
+        service.startService()
+        self.successResultOf(service.stopService())
+        service.startService()
+        self.assertEqual(len(listen.calls), 2)
+        self.assertEqual(listen.cancelled, listen.calls[:1])
+        listen.calls[1].errback(CannotListenError("127.0.0.1", 1, OSError("no")))
+        self.assertEqual(exits, [1])
+
+
+class ExitProcessTests(SynchronousTestCase):
+    def test_stopsReactorAndSetsStatus(self) -> None:
+        """
+        L{exitProcess} stops the reactor once it runs, and leaves the status
+        to an C{atexit} hook that exits with it.
+        """
+        from twisted.internet import reactor
+
+        calls: list[tuple[str, object]] = []
+        self.patch(
+            listening.atexit, "register", lambda f, *a: calls.append(("atexit", a))
+        )
+        self.patch(
+            reactor, "callWhenRunning", lambda f, *a: calls.append(("running", f))
+        )
+        exitProcess(1)
+        self.assertEqual(calls, [("atexit", (1,)), ("running", reactor.stop)])
+        exited: list[int] = []
+        self.patch(listening.os, "_exit", exited.append)
+        listening._exitNow(1)
+        self.assertEqual(exited, [1])

@@ -107,6 +107,8 @@ class OptionsTests(SynchronousTestCase):
             (["--udp-rate", "nan"], "--udp-rate: nan is less than 0"),
             (["--allow", "10.0.0.0/33"], "--allow/--deny: '10.0.0.0/33'"),
             (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
+            (["--ipv6-prefix", "129"], "--ipv6-prefix: an IPv6 prefix is at most 128"),
+            (["--ipv6-prefix", "-1"], "--ipv6-prefix: -1 is less than 0"),
             (
                 ["--log-level", "verbose"],
                 "--log-level: 'verbose' is not one of debug, info, warn, error, "
@@ -218,7 +220,7 @@ class MakeServiceTests(SynchronousTestCase):
             "--max-connections", "5", "--max-per-ip", "2", "--rate-per-ip", "3",
             "--idle-timeout", "7.5", "--udp-rate", "4", "--udp-global-rate", "0",
             "--udp-allow-low-ports", "--deny", "192.0.2.0/24", "--tcp", "tcp:1",
-            "--udp", "udp:2", "--shutdown-timeout", "1",
+            "--udp", "udp:2", "--shutdown-timeout", "1", "--ipv6-prefix", "56",
         )  # fmt: skip
         service = makeService(options, reactor)
         service.privilegedStartService()
@@ -235,6 +237,7 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertFalse(factory.admission.access.permits("192.0.2.1"))
         self.assertIs(protocol.access, factory.admission.access)
         self.assertEqual(protocol.perSource.rate, 4)
+        self.assertEqual((limiter.ipv6Prefix, protocol.ipv6Prefix), (56, 56))
         self.assertIsNone(protocol.overall)
         self.assertTrue(protocol.allowLowPorts)
         self.assertEqual(next(iter(service)).timeout, 1.0)  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ survives losing one under load.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -197,3 +198,91 @@ def test_haproxyRecipe(spawnGreetd: Any, tmp_path: Path) -> None:
         daemon.waitFor(r"Connection from 127\.0\.0\.1\d:\d+ closed")
     failedInWindow = len(load.failuresSince(killedAt))
     print(f"failed between the kill and the mark-down: {failedInWindow}")
+
+
+def proxiedClient(port: int, header: bytes) -> socket.socket:
+    """
+    A connection to a PROXY listener that starts with C{header}, as a
+    balancer's would.
+    """
+    client = connectFrom("127.0.0.1", port)
+    client.sendall(header)
+    return client
+
+
+@pytest.mark.parametrize("prefix", [None, "128"])
+def test_ipv6PrefixThroughHeaders(spawnGreetd: Any, prefix: str | None) -> None:
+    """
+    PROXY headers naming many addresses of one IPv6 /64: by default they
+    are one source for the per-address limit, while the log names each
+    address; another /64 is another source; C{--ipv6-prefix 128} keys each
+    address apart.
+    """
+    daemon = spawnGreetd(
+        "--tcp", PROXIED, "--no-udp", "--max-per-ip", "2", "--rate-per-ip", "0",
+        *(() if prefix is None else ("--ipv6-prefix", prefix)),
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    clients = []
+    replies = []
+    for host in range(1, 9):
+        header = b"PROXY TCP6 2001:db8:1:2::%x ::1 5555 9999\r\n" % (host * 0x1111)
+        client = proxiedClient(port, header)
+        clients.append(client)
+        replies.append(client.recv(100))
+    other = proxiedClient(port, b"PROXY TCP6 2001:db8:1:3::1 ::1 5555 9999\r\n")
+    assert other.recv(7) == b"Welcome"
+    refusal = b"Error: too many connections from your address\r\n"
+    if prefix is None:
+        assert replies == [b"Welcome"] * 2 + [refusal] * 6
+        daemon.waitFor(r"Refused a connection from \[2001:db8:1:2::3333\]:5555")
+    else:
+        assert replies == [b"Welcome"] * 8
+    for client in [*clients, other]:
+        client.close()
+    # The log names each address, not the prefix.
+    daemon.waitFor(r"Connection from \[2001:db8:1:2::2222\]:5555 closed")
+
+
+#: Headers that are not headers, and what the log says of each.
+HOSTILE = [
+    (b"PROXY TCP4 abc 127.0.0.1 1 2\r\n", "bad source address"),
+    (b"PROXY TCP4 \xff\xfe\xfd 127.0.0.1 1 2\r\n", "bad source address"),
+    (b"PROXY TCP4 1.2.3 127.0.0.1 1 2\r\n", "bad source address"),
+    (b"PROXY TCP4 1.2.3.4 127.0.0.1 99999 2\r\n", "bad port"),
+    (b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n", "bad source address"),
+    (b"PROXY TCP4 1.2.3.4 127.0.0.1 1 2\x1b[2J\r\n", "bad port"),
+    (b"PROXY " + b"A" * 200, "v1 header too long"),
+    (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x04abcd", "v2 addresses truncated"),
+    (b"\r\n\r\n\x00\r\nQUIT\n\x31\x11\x00\x00", "v2 version not 2"),
+]
+
+
+def test_hostileHeadersAreQuiet(spawnGreetd: Any) -> None:
+    """
+    Malformed PROXY headers each drop their connection without a banner;
+    the JSON log has one warning for them all (one source, throttled), no
+    traceback and nothing critical, with the reason in C{proxyError}; the
+    metrics count them as C{proxy-header}; an honest client is served.
+    """
+    daemon = spawnGreetd(
+        "--tcp", PROXIED, "--no-udp", "--metrics", "tcp:0:interface=127.0.0.1",
+        twistdArgs=("--logger", "greetd.ops.log.jsonLogger"),
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    for header, _ in HOSTILE:
+        with proxiedClient(port, header) as client:
+            assert receiveUntilClosed(client) == b"", header
+    with proxiedClient(port, b"PROXY TCP4 192.0.2.7 127.0.0.1 1 2\r\n") as honest:
+        assert honest.recv(7) == b"Welcome"
+    metrics = scrape(daemon.metrics[0])
+    assert metrics[tcp("greetd_dropped_total", "proxy-header")] == len(HOSTILE)
+    daemon.stop()
+    records = [json.loads(line) for line in daemon.lines]
+    [warning] = [r for r in records if r.get("reason") == "proxy-header"]
+    assert warning["level"] == "warn"
+    assert warning["greetdEvent"] == "connection.refused"
+    assert warning["proxyError"] == HOSTILE[0][1]
+    assert warning["peerHost"] == "127.0.0.1"
+    assert not [r for r in records if "failure" in r or r["level"] == "critical"]
+    assert "Traceback" not in daemon.output

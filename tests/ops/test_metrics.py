@@ -45,7 +45,10 @@ class CollectorTests(SynchronousTestCase):
         )
         self.assertEqual(metrics[("greetd_connections_total", ())], 0)
         self.assertEqual(metrics[("greetd_connections_open", ())], 0)
-        for reason in ("access", "max-connections", "max-per-ip", "rate-per-ip"):
+        for reason in (
+            *("access", "max-connections", "max-per-ip", "rate-per-ip"),
+            "proxy-header",
+        ):
             key = ("greetd_dropped_total", (("reason", reason), ("transport", "tcp")))
             self.assertEqual(metrics[key], 0)
         for reason in ("low-port", "access", "length", "rate", "global-rate"):

@@ -24,17 +24,20 @@ class AdmissionTests(SynchronousTestCase):
         )
 
     def test_admitAndRelease(self) -> None:
-        self.assertIsNone(self.admission.admit("127.0.0.1", lambda: "a"))
-        self.assertIsNone(self.admission.admit("127.0.0.1", lambda: "a"))
+        self.assertIsNone(self.admission.admit("127.0.0.1", "127.0.0.1", lambda: "a"))
+        self.assertIsNone(self.admission.admit("127.0.0.1", "127.0.0.1", lambda: "a"))
         self.assertEqual(
-            self.admission.admit("127.0.0.1", lambda: "a"), "max-connections"
+            self.admission.admit("127.0.0.1", "127.0.0.1", lambda: "a"),
+            "max-connections",
         )
         self.admission.release("127.0.0.1")
-        self.assertIsNone(self.admission.admit("127.0.0.1", lambda: "a"))
+        self.assertIsNone(self.admission.admit("127.0.0.1", "127.0.0.1", lambda: "a"))
         self.assertEqual(self.admission.refused["max-connections"], 1)
 
     def test_accessFirst(self) -> None:
-        self.assertEqual(self.admission.admit("192.0.2.7", lambda: "x"), "access")
+        self.assertEqual(
+            self.admission.admit("192.0.2.7", "192.0.2.7", lambda: "x"), "access"
+        )
         self.assertEqual(self.admission.limiter.open, 0)
         self.assertEqual(self.admission.refused["access"], 1)
 
@@ -49,13 +52,42 @@ class AdmissionTests(SynchronousTestCase):
             asked.append("x")
             return "192.0.2.7:1"
 
-        self.admission.admit("127.0.0.1", peer)
+        self.admission.admit("127.0.0.1", "127.0.0.1", peer)
         self.assertEqual(asked, [])
         for _ in range(3):
-            self.admission.admit("192.0.2.7", peer)
+            self.admission.admit("192.0.2.7", "192.0.2.7", peer)
         self.assertEqual(len(asked), 1)
         self.assertEqual(len(self.events), 1)
         self.assertEqual(self.events[0]["reason"], "access")
         self.clock.advance(60)
-        self.admission.admit("192.0.2.7", peer)
+        self.admission.admit("192.0.2.7", "192.0.2.7", peer)
         self.assertEqual(len(self.events), 2)
+
+    def test_sourceKeysTheLimits(self) -> None:
+        """
+        The limits and the log throttle count the source key, access control
+        the full address: two addresses of one source share its limits.
+        """
+        admission = Admission(
+            ConnectionLimiter(maxPerHost=1), AccessPolicy(), self.clock
+        )
+        source = "2001:db8::/64"
+        self.assertIsNone(admission.admit("2001:db8::1", source, lambda: "a"))
+        refusal = admission.admit("2001:db8::2", source, lambda: "b")
+        self.assertEqual(refusal, "max-per-ip")
+        admission.release(source)
+        self.assertIsNone(admission.admit("2001:db8::2", source, lambda: "b"))
+
+    def test_refuseHeader(self) -> None:
+        """
+        A bad PROXY header is a C{proxy-header} refusal, warned of once a
+        minute per source, sharing the throttle of other refusals.
+        """
+        for _ in range(3):
+            self.admission.refuseHeader("127.0.0.1", lambda: "127.0.0.1:1", "bad port")
+        self.assertEqual(self.admission.refused["proxy-header"], 3)
+        [event] = self.events
+        self.assertEqual(
+            (event["log_level"].name, event["proxyError"], event["reason"]),
+            ("warn", "bad port", "proxy-header"),
+        )

@@ -151,6 +151,50 @@ class AbuseTests(SynchronousTestCase):
         self.assertEqual(protocol.dropped["global-rate"], 7)
         self.assertEqual(protocol.bytesReceived, 10)
 
+    def test_globalRateSparesSource(self) -> None:
+        """
+        A datagram the global rate refuses does not spend its source's
+        token: with the global rate spent, a source's datagrams are all
+        refused by it and none by the source's own rate.
+        """
+        clock = Clock()
+        protocol, transport = listening(
+            ReplyProtocol(clock=clock, rate=2, globalRate=1)
+        )
+        protocol.datagramReceived(b"a", ("127.0.0.1", 5000))
+        for _ in range(5):
+            protocol.datagramReceived(b"b", ("127.0.0.2", 5000))
+        self.assertEqual(protocol.dropped["global-rate"], 5)
+        self.assertEqual(protocol.dropped["rate"], 0)
+        clock.advance(1)
+        protocol.datagramReceived(b"b", ("127.0.0.2", 5000))
+        self.assertEqual(len(transport.sent), 2)
+
+    def test_ipv6Prefix(self) -> None:
+        """
+        The rate per source counts every address of one IPv6 /64 together,
+        and IPv4-mapped addresses as IPv4; C{ipv6Prefix=128} counts each
+        address apart.
+        """
+        protocol, transport = listening(ReplyProtocol(clock=Clock(), rate=2))
+        for host in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::1"):
+            protocol.datagramReceived(b"x", (host, 5000, 0, 0))
+        for host in ("192.0.2.1", "::ffff:192.0.2.1", "::ffff:192.0.2.1"):
+            protocol.datagramReceived(b"x", (host, 5000, 0, 0))
+        self.assertEqual(
+            [address[0] for _, address in transport.sent],
+            [
+                *("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1"),
+                *("192.0.2.1", "::ffff:192.0.2.1"),
+            ],
+        )
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), rate=1, ipv6Prefix=128)
+        )
+        for host in ("2001:db8::1", "2001:db8::2", "2001:db8::1"):
+            protocol.datagramReceived(b"x", (host, 5000, 0, 0))
+        self.assertEqual(len(transport.sent), 2)
+
     def test_dropsLoggedOncePerMinutePerSource(self) -> None:
         events = captureLogs(self, ReplyProtocol)
         clock = Clock()

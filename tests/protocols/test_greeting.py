@@ -353,6 +353,35 @@ class ConnectionLimitTests(SynchronousTestCase):
         _, allowed = connect(factory, IPv6Address("TCP", "::1", 1))
         self.assertEqual(allowed.value(), b"Welcome")
 
+    def test_ipv6PrefixIsOneSource(self) -> None:
+        """
+        The addresses of one IPv6 /64 share the per-address limits, while
+        logs name each address; another /64 is another source.
+        """
+        events = captureLogs(self, Admission)
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 2))
+        for host in ("2001:db8::1", "2001:db8::2", "2001:db8::3", "2001:db8:0:1::3"):
+            connect(factory, IPv6Address("TCP", host, 1))
+        self.assertEqual(factory.admission.refused["max-per-ip"], 1)
+        self.assertEqual(
+            sorted(protocol.peer for protocol in factory.connections),
+            ["[2001:db8:0:1::3]:1", "[2001:db8::1]:1", "[2001:db8::2]:1"],
+        )
+        self.assertEqual(events[0]["peer"], "[2001:db8::3]:1")
+        [closing] = [p for p in factory.connections if p.host == "2001:db8::1"]
+        closing.dataReceived(b"exit")
+        _, transport = connect(factory, IPv6Address("TCP", "2001:db8::4", 1))
+        self.assertEqual(transport.value(), b"Welcome")
+
+    def test_ipv6FullAddresses(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), limiter=ConnectionLimiter(0, 1, ipv6Prefix=128)
+        )
+        for host in ("2001:db8::1", "2001:db8::2", "::ffff:192.0.2.1", "192.0.2.1"):
+            connect(factory, IPv6Address("TCP", host, 1))
+        self.assertEqual(len(factory.connections), 3)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 1)
+
     def test_unixPeersHaveNoHost(self) -> None:
         factory = GreetingFactory(
             clock=Clock(), access=AccessPolicy(allow=[parseNetwork("127.0.0.1")])

@@ -1,0 +1,226 @@
+"""
+A UDP flood forged from a hundred thousand source addresses against the
+real daemon, while an honest TCP client keeps talking to it: every table
+keyed by a source costs O(1) per datagram, so the honest client's round
+trips stay short and it is never refused.  Forging sources needs a raw
+socket: root only (CI runs as root).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import TIMEOUT
+from tests.integration.test_hardening import connectFrom, receiveUntilClosed
+from tests.integration.test_metrics import scrape, udp
+from tests.integration.test_udp_loop import forgedDatagram
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
+
+#: Distinct forged sources, one datagram each: more than the 65,536 a
+#: per-source table holds, so the drop log's throttle fills and stays full.
+SOURCES = 100_000
+
+#: Forged datagrams per second.
+RATE = 5000
+
+#: The first forged source: 127.16.0.0 onwards, clear of the honest
+#: client's 127.0.0.9 and of 127.0.0.1.
+FIRST_SOURCE = int.from_bytes(socket.inet_aton("127.16.0.0"), "big")
+
+#: Forged sources sent first, unmeasured, so that PyPy's JIT has compiled
+#: the daemon's paths before the measured flood: warming up takes PyPy
+#: more than a second, during which the honest client waits.
+WARM_UP_SOURCES = 10_000
+
+#: The first of them: 127.32.0.0 onwards.
+FIRST_WARM_UP_SOURCE = int.from_bytes(socket.inet_aton("127.32.0.0"), "big")
+
+#: A forged source's port, above the well-known ones the daemon ignores.
+SOURCE_PORT = 40000
+
+
+def forgedPackets(target: tuple[str, int], first: int, count: int) -> list[bytes]:
+    """
+    One datagram to C{target} from each of C{count} forged sources, the
+    first the IPv4 address C{first} (as an integer).
+    """
+    packets = []
+    for index in range(count):
+        source = socket.inet_ntoa((first + index).to_bytes(4, "big"))
+        packets.append(forgedDatagram((source, SOURCE_PORT), target, b"x"))
+    return packets
+
+
+def sendPaced(packets: list[bytes], target: tuple[str, int]) -> None:
+    """
+    Send C{packets} on a raw socket, L{RATE} a second, in bursts every
+    10 ms; give up if that pace cannot be kept within a factor of 4.
+    """
+    burst = RATE // 100
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
+        for first in range(0, len(packets), burst):
+            for packet in packets[first : first + burst]:
+                raw.sendto(packet, target)
+            delay = started + (first + burst) / RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if time.monotonic() - started > 4 * len(packets) / RATE:
+                raise SystemExit("flood too slow")
+
+
+def flood(target: tuple[str, int], packets: list[bytes]) -> float:
+    """
+    Send C{packets} to C{target} from a process of its own, so that the
+    flood and the honest client's thread do not share a GIL.
+
+    @return: How long the flood took, in seconds.
+    """
+    sender = multiprocessing.get_context("fork").Process(
+        target=sendPaced, args=(packets, target)
+    )
+    started = time.monotonic()
+    sender.start()
+    sender.join(8 * len(packets) / RATE)
+    duration = time.monotonic() - started
+    if sender.is_alive():
+        sender.kill()
+        sender.join()
+    assert sender.exitcode == 0, sender.exitcode
+    return duration
+
+
+class HonestClient(threading.Thread):
+    """
+    Exchanges a message every 5 ms until told to L{finish}, on a new
+    connection every 100 messages, timing each round trip.
+
+    Each message is due at a fixed time, and its round trip is timed from
+    then rather than from when it could be sent: a daemon that stalls for
+    a second delays the 200 messages due meanwhile, not just one, and
+    the client catches up on every message due before L{finish}.
+
+    @ivar interval: Seconds between two messages.
+    @ivar roundTrips: Seconds from each message's due time to its reply.
+    @ivar problems: What went wrong: a refusal, a wrong reply, an error.
+    """
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.roundTrips: list[float] = []
+        self.problems: list[str] = []
+        self.interval = 0.005
+        self._due = 0.0
+        self._stopAt: float | None = None
+
+    def finish(self) -> None:
+        """
+        Stop once the messages due until now are answered.
+        """
+        self._stopAt = time.monotonic()
+
+    def _running(self) -> bool:
+        stopAt = self._stopAt
+        return not self.problems and (stopAt is None or self._due <= stopAt)
+
+    def run(self) -> None:
+        self._due = time.monotonic()
+        try:
+            while self._running():
+                self._session()
+        except Exception as error:
+            self.problems.append(repr(error))
+
+    def _session(self) -> None:
+        with connectFrom("127.0.0.9", self.port) as client:
+            banner = client.recv(7)
+            if banner != b"Welcome":
+                self.problems.append(f"banner {banner!r}")
+                return
+            for number in range(100):
+                if not self._running():
+                    break
+                expected = b"Hello, honest%d!\n" % number
+                due, self._due = self._due, self._due + self.interval
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                client.sendall(b"honest%d\n" % number)
+                received = b""
+                while len(received) < len(expected):
+                    data = client.recv(1024)
+                    if not data:
+                        break
+                    received += data
+                self.roundTrips.append(time.monotonic() - due)
+                if received != expected:
+                    self.problems.append(f"reply {received!r}")
+                    return
+            client.sendall(b"exit\n")
+            receiveUntilClosed(client)
+
+
+def test_forgedFloodLeavesHonestClientServed(spawnGreetd: Any) -> None:
+    """
+    A hundred thousand forged sources at 5,000 datagrams a second (after
+    ten thousand to warm the daemon up, unmeasured), with the
+    default per-source rate and a global rate of 100 a second: nearly all
+    are dropped by the global rate, each drop goes through the per-source
+    rate table and the drop log's per-source throttle, which fills up
+    11 s into the measured flood and refuses new sources from then on.
+    Throughout, an honest TCP
+    client's round trips stay under 50 ms at the 99th percentile and it is
+    never refused.
+    """
+    daemon = spawnGreetd(
+        "--tcp", "tcp:0:interface=127.0.0.1", "--udp", "udp:0:interface=127.0.0.1",
+        "--metrics", "tcp:0:interface=127.0.0.1", "--udp-global-rate", "100",
+    )  # fmt: skip
+    target = daemon.udp[0]
+    # Built before the honest client starts, which would wait meanwhile.
+    warmUp = forgedPackets(target, FIRST_WARM_UP_SOURCE, WARM_UP_SOURCES)
+    packets = forgedPackets(target, FIRST_SOURCE, SOURCES)
+    honest = HonestClient(daemon.tcp[0][1])
+    honest.start()
+    try:
+        flood(target, warmUp)
+        time.sleep(0.5)
+        honest.roundTrips.clear()
+        duration = flood(target, packets)
+    finally:
+        honest.finish()
+        honest.join(TIMEOUT)
+    assert not honest.is_alive()
+    assert honest.problems == []
+    trips = sorted(honest.roundTrips)
+    p99 = trips[int(len(trips) * 0.99)]
+    print(
+        f"{SOURCES} forged sources in {duration:.1f}s; honest client: "
+        f"{len(trips)} exchanges, median {trips[len(trips) // 2] * 1000:.2f} ms, "
+        f"p99 {p99 * 1000:.2f} ms, max {trips[-1] * 1000:.2f} ms"
+    )
+    assert len(trips) > duration * 50
+    assert p99 < 0.05
+    # The daemon saw the flood (the kernel may drop a few datagrams).
+    total = WARM_UP_SOURCES + SOURCES
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        metrics = scrape(daemon.metrics[0])
+        answered = metrics[udp("greetd_messages_total")]
+        dropped = metrics[udp("greetd_dropped_total", "global-rate")]
+        if answered + dropped >= 0.95 * total or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert answered + dropped >= 0.95 * total
+    assert metrics[udp("greetd_dropped_total", "rate")] == 0
+    assert answered <= 100 * (duration + TIMEOUT) + 100
+    assert daemon.process.poll() is None
