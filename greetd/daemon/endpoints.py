@@ -33,6 +33,10 @@ from zope.interface import Interface, implementer
 #: The largest UDP payload, and so the largest useful receive buffer.
 MAX_DATAGRAM = 65535
 
+#: The prefix of a C{--tcp} or C{--udp} description whose connections or
+#: datagrams start with a PROXY header (L{greetd.protocols.proxy}).
+PREFIX = "haproxy:"
+
 
 class IDatagramServerEndpoint(Interface):
     """
@@ -315,6 +319,8 @@ def datagramServerFromString(
     """
     Build a datagram endpoint from a description such as C{udp:9999},
     C{udp:port=9999:interface=\\:\\:1} or C{systemd:domain=INET:name=NAME}.
+    A L{PREFIX} (C{haproxy:udp:9999}) changes nothing here: it tells the
+    protocol that datagrams start with a PROXY header.
 
     @param reactor: An L{IReactorUDP} provider, and for C{systemd:} an
         L{IReactorSocket} one.
@@ -322,7 +328,7 @@ def datagramServerFromString(
     @raise ValueError: If the description is not valid, with a message that
         says why.
     """
-    args, kwargs = splitDescription(description)
+    args, kwargs = splitDescription(description.removeprefix(PREFIX))
     kind, args = args[0], args[1:]
     parser = _PARSERS.get(kind)
     if parser is None:

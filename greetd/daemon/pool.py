@@ -109,11 +109,12 @@ def checkShareable(description: str) -> tuple[str, int, int]:
 def checkShareableDatagram(reactor: Any, description: str) -> tuple[str, int, int]:
     """
     The interface and port (and a backlog of 0) of a C{--udp} description
-    that the parent can bind for its workers: C{udp:} only.
+    that the parent can bind for its workers: C{udp:} only (C{haproxy:} in
+    front of it too).
 
     @raise ValueError: For any other kind of endpoint, or a bad C{udp:} one.
     """
-    args, _ = splitDescription(description)
+    args, _ = splitDescription(description.removeprefix(PREFIX))
     if args[0] != "udp":
         raise ValueError("not supported with --workers (only udp:)")
     endpoint = datagramServerFromString(reactor, description)

@@ -36,7 +36,7 @@ from greetd.protocols.greeting import (
     DEFAULT_WELCOME,
     GreetingFactory,
 )
-from greetd.protocols.proxy import streamServerFromString
+from greetd.protocols.proxy import MAX_HEADER, PREFIX, streamServerFromString
 
 #: Where the seed's TCP server listens.
 DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"
@@ -90,7 +90,8 @@ class Options(usage.Options):
         "'Hello, D!' for every datagram D. --tcp takes any Twisted server "
         "endpoint string (default tcp:9999:interface=127.0.0.1; haproxy: in "
         "front for the PROXY protocol); --udp takes udp:PORT[:interface=ADDRESS] "
-        "or systemd:domain=...:name=... (default udp:9999:interface=127.0.0.1). "
+        "or systemd:domain=...:name=... (default udp:9999:interface=127.0.0.1; "
+        "haproxy: in front for a PROXY header on each datagram, as nginx sends). "
         "Both may be repeated."
     )
 
@@ -362,10 +363,12 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             globalRate=options["udp-global-rate"],
             access=access,
             allowLowPorts=options["udp-allow-low-ports"],
+            proxied=description.startswith(PREFIX),
         )
-        for _ in options["udp"]
+        for description in options["udp"]
     ]
-    return Servers(factory, replies, maxLength + 1)
+    proxied = any(reply.proxied for reply in replies)
+    return Servers(factory, replies, maxLength + 1 + (MAX_HEADER if proxied else 0))
 
 
 #: Listens for TCP: C{(index, description, factory)} to the listening port,

@@ -18,6 +18,7 @@ from greetd.core.template import ReplyTemplate
 from greetd.ops.log import formatAddress
 from greetd.protocols.fastwrite import datagramWriter
 from greetd.protocols.greeting import DEFAULT_MAX_LENGTH
+from greetd.protocols.proxy import splitProxyHeader
 
 #: A datagram source, as Twisted delivers it: C{(host, port)}, or for IPv6
 #: C{(host, port, flowinfo, scopeid)}.
@@ -30,7 +31,15 @@ DEFAULT_RATE = 10
 DEFAULT_GLOBAL_RATE = 1000
 
 #: Why a datagram may be left unanswered.
-DROP_REASONS = ("low-port", "access", "length", "rate", "global-rate", "send-failed")
+DROP_REASONS = (
+    "low-port",
+    "access",
+    "length",
+    "rate",
+    "global-rate",
+    "send-failed",
+    "proxy",
+)
 
 #: Source ports below this are the well-known services a spoofed datagram
 #: would aim a reply loop or reflection at (echo, chargen, DNS, NTP, ...).
@@ -49,6 +58,21 @@ class ReplyProtocol(DatagramProtocol):
     ends loops between two reply services: each reply is longer than what
     it answers), and beyond a rate per source and a rate in all.  Every
     drop is counted by reason, and logged at most once a minute per source.
+
+    Behind a UDP load balancer that puts a PROXY header at the start of
+    each datagram (nginx's C{proxy_protocol on}), C{proxied} makes the
+    header's source the datagram's source for all of the above, while the
+    reply goes back to the balancer.  A datagram without a valid header is
+    dropped (reason C{proxy}).  A balancer waits for one reply to each
+    datagram, and counts a datagram it gets none for as a failure of the
+    server (nginx's C{max_fails}): one client over its rate would have the
+    balancer take a healthy server out.  So a proxied datagram that is
+    dropped gets an empty datagram back instead of the reply: nothing to
+    the client (C{greet} waits on for its real reply), but an answer to
+    the balancer; it is never longer than what it answers.  The balancer's
+    own source port must still not be below 1024.
+
+    @ivar proxied: Whether datagrams start with a PROXY header.
 
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar maxLength: The longest datagram answered.
@@ -76,6 +100,7 @@ class ReplyProtocol(DatagramProtocol):
         globalRate: float = 0,
         access: AccessPolicy | None = None,
         allowLowPorts: bool = False,
+        proxied: bool = False,
     ) -> None:
         if maxLength < 1:
             raise ValueError("the maximum message length must be at least 1")
@@ -88,6 +113,7 @@ class ReplyProtocol(DatagramProtocol):
         self.clock = clock
         self.access = access if access is not None else AccessPolicy()
         self.allowLowPorts = allowLowPorts
+        self.proxied = proxied
         self.perSource: KeyedRateLimiter[str] = KeyedRateLimiter(rate)
         self.overall = (
             TokenBucket(globalRate, globalRate, clock.seconds()) if globalRate else None
@@ -105,32 +131,63 @@ class ReplyProtocol(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: DatagramAddress) -> None:
         self.received += 1
         self.bytesReceived += len(datagram)
-        host, port = addr[0], addr[1]
-        if port < LOW_PORTS and not self.allowLowPorts:
+        if addr[1] < LOW_PORTS and not self.allowLowPorts:
             self.drop("low-port", addr)
             return
+        replyTo = (addr[0], addr[1])
+        source: tuple[str, int] = replyTo
+        if self.proxied:
+            try:
+                client, datagram = splitProxyHeader(datagram)
+            except ValueError as error:
+                self.drop("proxy", addr, error=str(error))
+                return
+            if client is not None:
+                source = client
+        reason = self._refusal(datagram, source)
+        if reason is not None:
+            self.drop(reason, source, length=len(datagram))
+            if self.proxied:
+                self._sendTo(b"", replyTo, source)
+            return
+        reply = self.template.format(datagram)
+        if self._sendTo(reply, replyTo, source):
+            self.replies += 1
+            self.bytesSent += len(reply)
+
+    def _refusal(self, datagram: bytes, source: tuple[str, int]) -> str | None:
+        """
+        Why C{datagram} from C{source} gets no reply, or L{None} if it
+        gets one (a token of each rate is then taken).
+        """
+        host, port = source
+        if self.proxied and port < LOW_PORTS and not self.allowLowPorts:
+            return "low-port"
         if self.access and not self.access.permits(host):
-            self.drop("access", addr)
-            return
+            return "access"
         if len(datagram) > self.maxLength:
-            self.drop("length", addr, length=len(datagram))
-            return
+            return "length"
         if self.perSource.rate or self.overall is not None:
             now = self.clock.seconds()
             if not self.perSource.allow(host, now):
-                self.drop("rate", addr)
-                return
+                return "rate"
             if self.overall is not None and not self.overall.take(now):
-                self.drop("global-rate", addr)
-                return
-        reply = self.template.format(datagram)
+                return "global-rate"
+        return None
+
+    def _sendTo(
+        self, datagram: bytes, replyTo: tuple[str, int], source: tuple[str, int]
+    ) -> bool:
+        """
+        Send C{datagram} to C{replyTo}, counting a failure against
+        C{source}; whether it was sent.
+        """
         try:
-            self._send(reply, (host, port))
+            self._send(datagram, replyTo)
         except (OSError, MessageLengthError) as error:
-            self.drop("send-failed", addr, error=str(error))
-            return
-        self.replies += 1
-        self.bytesSent += len(reply)
+            self.drop("send-failed", source, error=str(error))
+            return False
+        return True
 
     def drop(self, reason: str, addr: DatagramAddress, **fields: object) -> None:
         """

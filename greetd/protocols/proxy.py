@@ -1,6 +1,7 @@
 """
-The PROXY protocol (HAProxy's C{send-proxy}), so that a greeting behind a
-load balancer sees its client's own address.
+The PROXY protocol (HAProxy's C{send-proxy}, nginx's C{proxy_protocol}), so
+that a greeting or a datagram behind a load balancer is seen to come from its
+client's own address.
 
 Twisted's C{haproxy:} endpoint connects the wrapped protocol as soon as
 the TCP connection opens, before the PROXY header has arrived: the
@@ -11,8 +12,10 @@ wrapped protocol is connected only once the header has been read.
 
 from __future__ import annotations
 
-from typing import Any, cast
+import ipaddress
+from typing import Any, Tuple, cast
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -23,6 +26,9 @@ from twisted.internet.interfaces import (
     ITransport,
 )
 from twisted.internet.protocol import Protocol, connectionDone
+from twisted.protocols.haproxy._exceptions import InvalidProxyHeader
+from twisted.protocols.haproxy._v1parser import V1Parser  # Twisted's, not public
+from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.protocols.haproxy._wrapper import (  # Twisted's parser, not public
     HAProxyProtocolWrapper,
     HAProxyWrappingFactory,
@@ -30,10 +36,13 @@ from twisted.protocols.haproxy._wrapper import (  # Twisted's parser, not public
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
+from greetd.daemon.endpoints import PREFIX as PREFIX  # where it was defined before
 from greetd.daemon.endpoints import streamServerFromString as checkedServerFromString
 
-#: The prefix of a C{--tcp} description that expects a PROXY header.
-PREFIX = "haproxy:"
+#: The most bytes a PROXY header at the start of a datagram may take: the
+#: size the protocol's specification tells receivers to be ready for (a
+#: version 2 header with room for some TLVs; a version 1 line is at most 107).
+MAX_HEADER = 536
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
 #: sends it at once; a client that does not is not one.
@@ -160,3 +169,56 @@ def streamServerFromString(reactor: Any, description: str) -> IStreamServerEndpo
         inner = checkedServerFromString(reactor, description[len(PREFIX) :])
         return ProxiedServerEndpoint(inner, reactor)
     return checkedServerFromString(reactor, description)
+
+
+#: The client address a datagram's PROXY header names: C{(host, port)}.
+ClientAddress = Tuple[str, int]
+
+
+def splitProxyHeader(datagram: bytes) -> tuple[ClientAddress | None, bytes]:
+    """
+    Split the PROXY header (version 1 or 2) a balancer put at the start of a
+    datagram from the datagram the client sent, as nginx's
+    C{proxy_protocol on} does for UDP: one header per datagram, in the same
+    datagram.  It is parsed with Twisted's parsers, as for TCP, and its
+    source must then be an IP address and a port.
+
+    @return: The client's address, or L{None} for a header that names none
+        (C{UNKNOWN}, C{LOCAL}: the balancer speaking for itself), and the
+        client's datagram.
+    @raise ValueError: For a datagram that does not start with a complete,
+        valid header no longer than L{MAX_HEADER}.
+    """
+    if (
+        datagram[:12] == V2Parser.PREFIX
+        and len(datagram) >= 16
+        and datagram[12] & 0xF0 == 0x20
+    ):
+        parser: V1Parser | V2Parser = V2Parser()
+    elif datagram[:6] == b"PROXY ":
+        parser = V1Parser()
+    else:
+        raise ValueError("no PROXY header")
+    try:
+        info, payload = parser.feed(datagram)
+    except (InvalidProxyHeader, ValueError) as error:
+        raise ValueError(f"invalid PROXY header ({type(error).__name__})") from None
+    if info is None or payload is None:
+        raise ValueError("incomplete PROXY header")
+    if len(datagram) - len(payload) > MAX_HEADER:
+        raise ValueError(f"PROXY header longer than {MAX_HEADER} bytes")
+    source = info.source
+    if source is None:
+        return None, payload
+    if not isinstance(source, (IPv4Address, IPv6Address)):
+        raise ValueError("PROXY header source is not an IP address")
+    host: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        host = ipaddress.ip_address(source.host)
+    except ValueError:
+        host = None
+    if host is None or (host.version == 6) != isinstance(source, IPv6Address):
+        raise ValueError("PROXY header source is not an address of its family")
+    if not 0 <= source.port <= 65535:
+        raise ValueError("PROXY header source port is out of range")
+    return (str(host), source.port), payload

@@ -373,6 +373,10 @@ class ShareableTests(SynchronousTestCase):
             checkShareableDatagram(reactor, "udp:99:interface=127.0.0.1"),
             ("127.0.0.1", 99, 0),
         )
+        self.assertEqual(
+            checkShareableDatagram(reactor, "haproxy:udp:99:interface=127.0.0.1"),
+            ("127.0.0.1", 99, 0),
+        )
 
     def test_unsupportedDatagram(self) -> None:
         """

@@ -18,6 +18,7 @@ from greetd.daemon.tap import DEFAULT_TCP, DEFAULT_UDP, Options, makeService
 from greetd.ops.notify import NotifyService
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
+from greetd.protocols.proxy import MAX_HEADER
 from tests.helpers import MemoryUDPReactor
 
 
@@ -200,6 +201,26 @@ class MakeServiceTests(SynchronousTestCase):
         makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor).startService()
         first, second = (server[1] for server in reactor.udpServers)
         self.assertIsNot(first, second)
+
+    def test_proxiedUDP(self) -> None:
+        """
+        C{haproxy:udp:} listens as C{udp:} does, with a protocol that reads
+        a PROXY header from each datagram and a buffer with room for one.
+        """
+        reactor = MemoryUDPReactor()
+        options = parse(
+            "--udp", "haproxy:udp:1:interface=127.0.0.1", "--udp", "udp:2",
+            "--max-length", "10",
+        )  # fmt: skip
+        makeService(options, reactor).startService()
+        servers = [
+            (port, interface, size) for port, _, interface, size in reactor.udpServers
+        ]
+        self.assertEqual(
+            servers, [(1, "127.0.0.1", 11 + MAX_HEADER), (2, "", 11 + MAX_HEADER)]
+        )
+        proxied = [server[1] for server in reactor.udpServers]
+        self.assertEqual([protocol.proxied for protocol in proxied], [True, False])
 
     def test_notifyServiceLast(self) -> None:
         """

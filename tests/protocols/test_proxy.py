@@ -4,6 +4,10 @@ Tests for L{greetd.protocols.proxy}.
 
 from __future__ import annotations
 
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
@@ -13,9 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 from greetd.protocols.proxy import (
+    MAX_HEADER,
     ProxiedServerEndpoint,
     ProxyHeaderFactory,
     ProxyHeaderProtocol,
+    splitProxyHeader,
     streamServerFromString,
 )
 from tests.helpers import AbortableTransport, captureLogs
@@ -114,3 +120,86 @@ class EndpointTests(SynchronousTestCase):
     def test_otherEndpoints(self) -> None:
         endpoint = streamServerFromString(MemoryReactor(), "tcp:9999")
         self.assertIsInstance(endpoint, TCP4ServerEndpoint)
+
+
+#: A version 2 header's fixed part: the signature, then version 2 PROXY.
+V2 = b"\r\n\r\n\x00\r\nQUIT\n\x21"
+
+
+def v2Header(familyTransport: int, addresses: bytes) -> bytes:
+    return V2 + bytes([familyTransport]) + struct.pack("!H", len(addresses)) + addresses
+
+
+class SplitProxyHeaderTests(SynchronousTestCase):
+    """
+    L{splitProxyHeader} takes the PROXY header off a datagram, as nginx's
+    C{proxy_protocol on} sends it for UDP.
+    """
+
+    def test_nginx(self) -> None:
+        """
+        What nginx 1.22 sends for UDP: a version 1 line (saying TCP4) and
+        the client's datagram, in one datagram.
+        """
+        self.assertEqual(
+            splitProxyHeader(b"PROXY TCP4 127.0.0.2 127.0.0.1 38567 20000\r\nAlice"),
+            (("127.0.0.2", 38567), b"Alice"),
+        )
+        self.assertEqual(
+            splitProxyHeader(b"PROXY TCP6 2001:db8::7 ::1 5000 9999\r\n"),
+            (("2001:db8::7", 5000), b""),
+        )
+
+    def test_version2(self) -> None:
+        addresses = bytes([192, 0, 2, 7, 127, 0, 0, 1]) + struct.pack("!HH", 4000, 53)
+        self.assertEqual(
+            splitProxyHeader(v2Header(0x12, addresses) + b"hi"),
+            (("192.0.2.7", 4000), b"hi"),
+        )
+        local = V2[:-1] + b"\x20\x00\x00\x00"
+        self.assertEqual(splitProxyHeader(local + b"hi"), (None, b"hi"))
+
+    def test_unknown(self) -> None:
+        """
+        A header that names no client (the balancer speaking for itself)
+        leaves the datagram's own source.
+        """
+        self.assertEqual(
+            splitProxyHeader(b"PROXY UNKNOWN x\r\nAlice"), (None, b"Alice")
+        )
+
+    def test_invalid(self) -> None:
+        for datagram in [
+            b"Alice",
+            b"",
+            b"PROXY TCP4 127.0.0.2",
+            b"PROXY TCP4 host 127.0.0.1 1 2\r\nA",
+            b"PROXY TCP4 2001:db8::7 127.0.0.1 1 2\r\nA",
+            b"PROXY TCP4 127.0.0.2 127.0.0.1 65536 2\r\nA",
+            b"PROXY TCP4 127.0.0.2 127.0.0.1 port 2\r\nA",
+            b"PROXY TCP4 \xff 127.0.0.1 1 2\r\nA",
+            b"PROXY UDP4 127.0.0.2 127.0.0.1 1 2\r\nA",
+            b"PROXY " + b"x" * 200 + b"\r\nA",
+            v2Header(0x12, b"\x00" * 4),
+            v2Header(0x12, b"\x00" * MAX_HEADER),
+            V2[:-1] + b"\x31\x12\x00\x00",
+        ]:
+            with self.assertRaises(ValueError, msg=repr(datagram)):
+                splitProxyHeader(datagram)
+
+    @given(st.binary(max_size=600))
+    def test_anyBytes(self, datagram: bytes) -> None:
+        """
+        Whatever a datagram holds, it is split or refused with a
+        L{ValueError}, and the client's datagram is what followed a header.
+        """
+        for candidate in (datagram, b"PROXY " + datagram, V2 + datagram):
+            try:
+                client, payload = splitProxyHeader(candidate)
+            except ValueError:
+                continue
+            self.assertTrue(candidate.endswith(payload))
+            if client is not None:
+                self.assertLessEqual(0, client[1])
+                self.assertLessEqual(client[1], 65535)
+            self.assertLessEqual(len(candidate) - len(payload), MAX_HEADER)
