@@ -11,7 +11,9 @@ STAMP := $(VENV)/.installed
 
 # Outside tools the tests run for real: COMMAND=DEBIAN-PACKAGE.
 DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy \
-	systemd-socket-activate=systemd systemd-analyze=systemd
+	systemd-socket-activate=systemd systemd-analyze=systemd \
+	nginx=nginx,libnginx-mod-stream \
+	/usr/lib/nginx/modules/ngx_stream_module.so=libnginx-mod-stream
 
 # Debian's PyPy (Python 3.9), for make test PYTHON=pypy3.
 DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
