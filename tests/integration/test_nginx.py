@@ -217,6 +217,25 @@ def test_clientAddressThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
     assert MARKED_DOWN not in log and "timed out" not in log, log
 
 
+def test_workersThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
+    """
+    C{--workers 2} behind nginx: each worker reads the header, and applies
+    its own per-source rate to the client's address.
+    """
+    daemon = spawnGreetd("--workers", "2", *PROXIED, "--udp-rate", "1")
+    daemon.waitFor(r"\[worker 2 pid \d+\] Serving UDP")
+    port = daemon.udp[0][1]
+    front = nginx([port, port])
+    with udpFrom("127.0.0.2") as client:
+        received = [exchange(client, front.frontend, b"n%d" % n) for n in range(3)]
+        clientPort = client.getsockname()[1]
+    # Two workers, a burst of 1 each: at most 2 replies; the rest empty.
+    assert set(received) - {b"Hello, n0!", b"Hello, n1!", b"Hello, n2!"} == {b""}
+    assert received[0] == b"Hello, n0!"
+    dropped = rf"Dropped a datagram from 127\.0\.0\.2:{clientPort}: rate"
+    daemon.waitFor(rf"\[worker \d pid \d+\] {dropped}")
+
+
 def test_greetRetriesPastDeadServer(spawnGreetd: Any, nginx: Any) -> None:
     """
     With one of two daemons dead, nginx answers the datagrams it sends
@@ -258,15 +277,17 @@ def greetRun(port: int, source: str) -> None:
 def datagramOnce(port: int, source: str) -> None:
     """
     One datagram from a new port, and at most 1 s for its reply: a client
-    that does not resend, pausing 10 ms before each (at most 100 a second,
+    that does not resend, pausing 10 ms after each (at most 100 a second,
     well within the daemons' global rate).  An empty datagram fails with
     L{AssertionError}, silence with L{socket.timeout}.
     """
-    time.sleep(0.01)
     with udpFrom(source) as client:
         client.settimeout(1)
         name = f"{source}-{time.monotonic()}".encode()
-        received = exchange(client, port, name)
+        try:
+            received = exchange(client, port, name)
+        finally:
+            time.sleep(0.01)
     assert received, "empty"
     assert received == b"Hello, %s!" % name, received
 
