@@ -131,68 +131,58 @@ class ReplyProtocol(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: DatagramAddress) -> None:
         self.received += 1
         self.bytesReceived += len(datagram)
-        if addr[1] < LOW_PORTS and not self.allowLowPorts:
+        host, port = addr[0], addr[1]
+        if port < LOW_PORTS and not self.allowLowPorts:
             self.drop("low-port", addr)
             return
-        replyTo = (addr[0], addr[1])
-        source: tuple[str, int] = replyTo
+        balancer = None
         if self.proxied:
             try:
                 client, datagram = splitProxyHeader(datagram)
             except ValueError as error:
                 self.drop("proxy", addr, error=str(error))
                 return
+            balancer = (host, port)
             if client is not None:
-                source = client
-        reason = self._refusal(datagram, source)
-        if reason is not None:
-            self.drop(reason, source, length=len(datagram))
-            if self.proxied:
-                self._sendTo(b"", replyTo, source)
-            return
-        reply = self.template.format(datagram)
-        if self._sendTo(reply, replyTo, source):
-            self.replies += 1
-            self.bytesSent += len(reply)
-
-    def _refusal(self, datagram: bytes, source: tuple[str, int]) -> str | None:
-        """
-        Why C{datagram} from C{source} gets no reply, or L{None} if it
-        gets one (a token of each rate is then taken).
-        """
-        host, port = source
-        if self.proxied and port < LOW_PORTS and not self.allowLowPorts:
-            return "low-port"
+                addr = (host, port) = client
+                if port < LOW_PORTS and not self.allowLowPorts:
+                    self.drop("low-port", addr, balancer)
+                    return
         if self.access and not self.access.permits(host):
-            return "access"
+            self.drop("access", addr, balancer)
+            return
         if len(datagram) > self.maxLength:
-            return "length"
+            self.drop("length", addr, balancer, length=len(datagram))
+            return
         if self.perSource.rate or self.overall is not None:
             now = self.clock.seconds()
             if not self.perSource.allow(host, now):
-                return "rate"
+                self.drop("rate", addr, balancer)
+                return
             if self.overall is not None and not self.overall.take(now):
-                return "global-rate"
-        return None
-
-    def _sendTo(
-        self, datagram: bytes, replyTo: tuple[str, int], source: tuple[str, int]
-    ) -> bool:
-        """
-        Send C{datagram} to C{replyTo}, counting a failure against
-        C{source}; whether it was sent.
-        """
+                self.drop("global-rate", addr, balancer)
+                return
+        reply = self.template.format(datagram)
         try:
-            self._send(datagram, replyTo)
+            self._send(reply, balancer or (host, port))
         except (OSError, MessageLengthError) as error:
-            self.drop("send-failed", source, error=str(error))
-            return False
-        return True
+            self.drop("send-failed", addr, error=str(error))
+            return
+        self.replies += 1
+        self.bytesSent += len(reply)
 
-    def drop(self, reason: str, addr: DatagramAddress, **fields: object) -> None:
+    def drop(
+        self,
+        reason: str,
+        addr: DatagramAddress,
+        balancer: tuple[str, int] | None = None,
+        **fields: object,
+    ) -> None:
         """
-        Count a datagram left unanswered; say so at debug level, at most once
-        a minute for each source address.
+        Count a datagram from C{addr} left unanswered; say so at debug level,
+        at most once a minute for each source address.  If it came through
+        a C{balancer}, answer the balancer with an empty datagram, so that it
+        does not take the refusal for this server's failure.
         """
         self.dropped[reason] += 1
         if self._dropLog.ready(addr[0], self.clock.seconds()):
@@ -203,3 +193,8 @@ class ReplyProtocol(DatagramProtocol):
                 greetdEvent="datagram.drop",
                 **fields,
             )
+        if balancer is not None:
+            try:
+                self._send(b"", balancer)
+            except (OSError, MessageLengthError) as error:
+                self.drop("send-failed", addr, error=str(error))

@@ -4,6 +4,8 @@ Tests for L{greetd.protocols.datagram}.
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.error import MessageLengthError
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
@@ -296,3 +298,25 @@ class ProxiedTests(SynchronousTestCase):
         protocol, transport = listening(ReplyProtocol(clock=Clock()))
         protocol.datagramReceived(HEADER + b"a", BALANCER)
         self.assertEqual(transport.sent, [(b"Hello, " + HEADER + b"a!", BALANCER)])
+
+    @given(st.binary(max_size=300), st.sampled_from([b"", HEADER, b"PROXY "]))
+    def test_anyDatagram(self, datagram: bytes, prefix: bytes) -> None:
+        """
+        Whatever arrives, a proxied protocol answers the balancer at most
+        once, with the reply to what followed a valid header or with an
+        empty datagram, or drops it silently as not from a balancer; every
+        datagram is counted once as a reply or a drop.
+        """
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), maxLength=100, rate=1, proxied=True)
+        )
+        for _ in range(2):
+            protocol.datagramReceived(prefix + datagram, BALANCER)
+        self.assertLessEqual(len(transport.sent), 2)
+        for sent, address in transport.sent:
+            self.assertEqual(address, BALANCER)
+            self.assertTrue(sent == b"" or sent.startswith(b"Hello, "))
+        self.assertEqual(protocol.replies + sum(protocol.dropped.values()), 2)
+        if prefix == HEADER:
+            self.assertEqual(protocol.dropped["proxy"], 0)
+            self.assertEqual(len(transport.sent), 2)
