@@ -308,7 +308,8 @@ class Servers:
     @ivar replies: A L{ReplyProtocol} for each C{--udp} listener, in order
         (a datagram port owns its protocol).
     @ivar maxPacketSize: The receive buffer of a UDP port: one more than the
-        longest datagram answered, so a longer one is seen to be too long.
+        longest datagram answered, so a longer one is seen to be too long
+        (and room for a PROXY header when a listener expects one).
     """
 
     def __init__(

@@ -72,12 +72,11 @@ class ReplyProtocol(DatagramProtocol):
     the balancer; it is never longer than what it answers.  The balancer's
     own source port must still not be below 1024.
 
-    @ivar proxied: Whether datagrams start with a PROXY header.
-
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar maxLength: The longest datagram answered.
     @ivar access: The L{AccessPolicy} for sources.
     @ivar allowLowPorts: Whether sources below port 1024 are answered.
+    @ivar proxied: Whether datagrams start with a PROXY header.
     @ivar perSource: The L{KeyedRateLimiter} for each source address.
     @ivar overall: The L{TokenBucket} for all replies, or C{None} for none.
     @ivar clock: The time source for the rates.

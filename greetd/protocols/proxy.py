@@ -36,12 +36,13 @@ from twisted.protocols.haproxy._wrapper import (  # Twisted's parser, not public
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
-from greetd.daemon.endpoints import PREFIX as PREFIX  # where it was defined before
+from greetd.daemon.endpoints import PREFIX as PREFIX  # for importers from here
 from greetd.daemon.endpoints import streamServerFromString as checkedServerFromString
 
 #: The most bytes a PROXY header at the start of a datagram may take: the
-#: size the protocol's specification tells receivers to be ready for (a
-#: version 2 header with room for some TLVs; a version 1 line is at most 107).
+#: 536 bytes of the smallest TCP segment, which the protocol's specification
+#: sizes headers to fit (a version 1 line is at most 107; version 2 leaves
+#: room for TLVs).
 MAX_HEADER = 536
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
