@@ -671,9 +671,12 @@ class GreetOverUDPTests(SynchronousTestCase):
     def test_ipv6(self) -> None:
         reactor = MemoryUDPClientReactor()
         replies = greetOverUDP(reactor, "::1", 9999, [b"Ann", b"exit", b"Bob"])
-        port, protocol, interface = reactor.ports[0]
+        port, _, interface = reactor.ports[0]
         self.assertEqual((port.connectedTo, interface), (("::1", 9999), "::"))
-        protocol.datagramReceived(b"Hello, Ann!", ("::1", 9999))
+        reactor.advance(5)
+        resend, resendProtocol, resendInterface = reactor.ports[1]
+        self.assertEqual((resend.connectedTo, resendInterface), (("::1", 9999), "::"))
+        resendProtocol.datagramReceived(b"Hello, Ann!", ("::1", 9999))
         self.assertEqual(self.successResultOf(replies), [b"Hello, Ann!"])
 
     def test_failureStopsListening(self) -> None:
