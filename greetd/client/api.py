@@ -30,6 +30,7 @@ from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import ConnectionDone, MessageLengthError
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IListeningPort,
     IReactorTime,
     IStreamClientEndpoint,
 )
@@ -78,13 +79,20 @@ class NoReply(GreetError):
 
     @ivar name: The name.
     @ivar tries: How many times it was sent.
+    @ivar ignored: How many datagrams came that were not its reply (such
+        as the empty ones nginx sends for a datagram it could not deliver).
     """
 
-    def __init__(self, name: bytes, tries: int) -> None:
+    def __init__(self, name: bytes, tries: int, ignored: int = 0) -> None:
         plural = "try" if tries == 1 else "tries"
-        super().__init__(f"no reply to {quote(name)} after {tries} {plural}")
+        text = f"no reply to {quote(name)} after {tries} {plural}"
+        if ignored:
+            were = "datagram that was" if ignored == 1 else "datagrams that were"
+            text += f" ({ignored} {were} not the reply)"
+        super().__init__(text)
         self.name = name
         self.tries = tries
+        self.ignored = ignored
 
 
 class PortUnreachable(GreetError):
@@ -591,23 +599,38 @@ def greetOverTCP(
     return Greetings(banner, replies)
 
 
+#: Opens a new UDP port for a protocol: C{reactor.listenUDP} with its
+#: port and interface given, say.
+ListenUDP = Callable[[DatagramProtocol], IListeningPort]
+
+
 class ReplyClientProtocol(DatagramProtocol):
     """
     The client side of the UDP reply service, on a connected UDP socket so
     that only the server's datagrams arrive (and ICMP errors are reported).
 
     One name is greeted at a time.  It is sent, and sent again after each
-    C{timeout} without a reply, up to C{retries} more times.  A datagram is
-    the reply to the current name if it is the expected reply, or if it is
-    not the reply (expected or received) to another name already answered:
-    so a daemon with another template still works, and the late duplicate
-    of an earlier reply is neither printed twice nor taken for this one.
+    C{timeout} without a reply, up to C{retries} more times.  Only the
+    expected reply (the template applied to the name) answers it: any other
+    datagram, such as the empty one nginx sends back for a datagram it could
+    not deliver, or a late duplicate of an earlier name's reply, is counted
+    and ignored, and the wait goes on.
+
+    Given C{listen}, each resend leaves from a new port, opened for it and
+    kept until the name is answered (a late reply to an earlier send still
+    counts).  A UDP load balancer keeps a session per client address and
+    port, and sends every datagram of a session to the same server: a
+    resend from the same port can go on reaching the dead server its
+    session chose, while one from a new port is a new session, balanced
+    afresh.
 
     @ivar host: The server's IP address.
     @ivar port: The server's port.
     @ivar template: The server's L{ReplyTemplate}.
     @ivar timeout: How long to wait for each reply before resending.
     @ivar retries: How many times to resend a name that gets no reply.
+    @ivar ignored: How many datagrams the current name received that were
+        not its reply.
     """
 
     noisy = False
@@ -620,6 +643,7 @@ class ReplyClientProtocol(DatagramProtocol):
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         clock: IReactorTime | None = None,
+        listen: ListenUDP | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries cannot be negative")
@@ -628,10 +652,12 @@ class ReplyClientProtocol(DatagramProtocol):
         self.template = template if template is not None else ReplyTemplate()
         self.timeout = timeout
         self.retries = retries
+        self.ignored = 0
+        self._listen = listen
         self._waiter = _Waiter(_defaultClock(clock), timeout)
-        self._answered: dict[bytes, set[bytes]] = {}
         self._current: tuple[bytes, Deferred[bytes]] | None = None
         self._tries = 0
+        self._resends: list[tuple[_ResendProtocol, IListeningPort]] = []
 
     def startProtocol(self) -> None:
         transport = self.transport
@@ -651,12 +677,17 @@ class ReplyClientProtocol(DatagramProtocol):
         waiting: Deferred[bytes] = Deferred()
         self._current = (name, waiting)
         self._tries = 0
-        self._send()
+        self.ignored = 0
+        self.sendFrom(self.transport)
         return waiting
 
-    def _send(self) -> None:
-        assert self._current is not None
-        transport = self.transport
+    def sendFrom(self, transport: Any) -> None:
+        """
+        Send the current name from C{transport} (this protocol's own, or a
+        resend's), and time the wait for its reply.
+        """
+        if self._current is None:
+            return
         if transport is None:
             self._finish(Failure(PortUnreachable()))
             return
@@ -672,20 +703,28 @@ class ReplyClientProtocol(DatagramProtocol):
     def _noReply(self, timeout: GreetTimeout) -> None:
         assert self._current is not None
         if self._tries > self.retries:
-            self._finish(Failure(NoReply(self._current[0], self._tries)))
+            self._finish(Failure(NoReply(self._current[0], self._tries, self.ignored)))
+        elif self._listen is None:
+            self.sendFrom(self.transport)
         else:
-            self._send()
+            current, resend = self._current, _ResendProtocol(self)
+            try:
+                port = self._listen(resend)
+            except OSError as error:
+                self._finish(Failure(error))
+                return
+            if self._current is current:
+                self._resends.append((resend, port))
+            else:  # the send failed, and the name is done
+                resend.retired = True
+                port.stopListening()
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         if self._current is None:
             return
-        name = self._current[0]
-        expected = self.template.format(name)
-        if datagram != expected:
-            for answered, replies in self._answered.items():
-                if answered != name and datagram in replies:
-                    return
-        self._answered.setdefault(name, set()).update((expected, datagram))
+        if datagram != self.template.format(self._current[0]):
+            self.ignored += 1
+            return
         self._finish(datagram)
 
     def connectionRefused(self) -> None:
@@ -703,10 +742,50 @@ class ReplyClientProtocol(DatagramProtocol):
         waiting = self._current[1]
         self._current = None
         self._waiter.cancel()
+        resends, self._resends = self._resends, []
+        for resend, port in resends:
+            resend.retired = True
+            port.stopListening()
         if isinstance(result, Failure):
             waiting.errback(result)
         else:
             waiting.callback(result)
+
+
+class _ResendProtocol(DatagramProtocol):
+    """
+    A resend's own port: it connects to the server, sends the current name
+    once, and hands what comes back to the L{ReplyClientProtocol} until the
+    name is done.
+
+    @ivar retired: Whether the name it was opened for is done; the port is
+        closing and anything it still receives is dropped.
+    """
+
+    noisy = False
+    retired = False
+
+    def __init__(self, client: ReplyClientProtocol) -> None:
+        self.client = client
+
+    def startProtocol(self) -> None:
+        transport = self.transport
+        assert transport is not None, "not listening"
+        transport.connect(self.client.host, self.client.port)
+        self.client.sendFrom(transport)
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        if not self.retired:
+            self.client.datagramReceived(datagram, addr)
+
+    def connectionRefused(self) -> None:
+        if not self.retired:
+            self.client.connectionRefused()
+
+    def stopProtocol(self) -> None:
+        # Stopped by the reactor for an ICMP error, as in
+        # ReplyClientProtocol.stopProtocol, unless retired.
+        self.connectionRefused()
 
 
 @inlineCallbacks
@@ -729,7 +808,8 @@ def greetOverUDP(
         not sent: to the UDP service it is just a name).
     @param timeout: How long to wait for each reply (and for resolving
         C{host}) before resending.
-    @param retries: How many times to resend a name that gets no reply.
+    @param retries: How many times to resend a name that gets no reply;
+        each resend leaves from a new port (see L{ReplyClientProtocol}).
     @param onReply: Called with each name and its reply as they arrive.
     @return: A L{Deferred} firing with the replies in order, or failing with
         L{NoReply}, L{PortUnreachable} or a resolution error.
@@ -737,10 +817,17 @@ def greetOverUDP(
     address = host
     if not (isIPAddress(host) or isIPv6Address(host)):
         address = yield reactor.resolve(host, (timeout,))
+    interface = "::" if isIPv6Address(address) else ""
     protocol = ReplyClientProtocol(
-        address, port, template, timeout, retries, clock=reactor
+        address,
+        port,
+        template,
+        timeout,
+        retries,
+        clock=reactor,
+        listen=lambda resend: reactor.listenUDP(0, resend, interface),
     )
-    listening = reactor.listenUDP(0, protocol, "::" if isIPv6Address(address) else "")
+    listening = reactor.listenUDP(0, protocol, interface)
     try:
         replies: list[bytes] = yield _greetEach(protocol.greet, names, onReply)
     except BaseException:

@@ -74,7 +74,9 @@ class Options(usage.Options):
         "its end or a line 'exit'. Each wait for the server (connecting, the "
         "banner, each reply) lasts at most --timeout seconds. Over UDP a name "
         "that gets no reply is sent again, up to --retries more times (so "
-        "--retries 3 sends it at most 4 times). Exit status: 0 when every "
+        "--retries 3 sends it at most 4 times), each time from a new source "
+        "port; only the reply --reply gives for the name counts as one (an "
+        "empty datagram from a balancer does not). Exit status: 0 when every "
         "name got its reply, 1 when not, 2 for a usage error, 130 when "
         "interrupted."
     )

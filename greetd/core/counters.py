@@ -39,7 +39,15 @@ REFUSAL_REASONS = (
 ERROR_REASONS = ("length", "idle-timeout", "internal")
 
 #: Why a datagram may be left unanswered.
-DROP_REASONS = ("low-port", "access", "length", "rate", "global-rate", "send-failed")
+DROP_REASONS = (
+    "low-port",
+    "access",
+    "length",
+    "rate",
+    "global-rate",
+    "send-failed",
+    "proxy",
+)
 
 #: The transports a count may belong to.
 TRANSPORTS = ("tcp", "udp")

@@ -42,6 +42,13 @@ _V2_LOCAL = 0x0
 _V2_PROXY = 0x1
 _V2_UNSPEC_PROTOCOL = 0x0
 _V2_STREAM = 0x1
+_V2_DGRAM = 0x2
+
+#: The most bytes a PROXY header at the start of a datagram may take: the
+#: 536 bytes of the smallest TCP segment, which the specification sizes
+#: headers to fit (a version 1 line is at most 107 bytes; version 2 leaves
+#: room for TLVs).
+MAX_DATAGRAM_HEADER = 536
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,13 @@ class ProxyHeaderParser:
     @ivar result: The header or error once there is one, else L{INCOMPLETE}.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, datagram: bool = False) -> None:
+        """
+        @param datagram: Whether the header is on a datagram, as nginx's
+            C{proxy_protocol} puts one on each UDP datagram: a version 2
+            header then names the C{DGRAM} protocol, not C{STREAM}.
+        """
+        self.datagram = datagram
         # A bytearray, so that a header trickled in byte by byte costs
         # linear time, not quadratic.
         self._buffer = bytearray()
@@ -116,7 +129,7 @@ class ProxyHeaderParser:
             self.rest += data
             return self.result
         self._buffer += data
-        result = _parse(self._buffer)
+        result = _parse(self._buffer, self.datagram)
         if result is not None:
             self.result = result
             if isinstance(result, ProxyHeader):
@@ -125,7 +138,7 @@ class ProxyHeaderParser:
         return result
 
 
-def _parse(data: bytearray) -> Parsed:
+def _parse(data: bytearray, datagram: bool = False) -> Parsed:
     if data[:1] == V1_PREFIX[:1]:
         if not V1_PREFIX.startswith(data[: len(V1_PREFIX)]):
             return ProxyHeaderError("not a PROXY header")
@@ -133,7 +146,7 @@ def _parse(data: bytearray) -> Parsed:
     if data[:1] == V2_SIGNATURE[:1]:
         if not V2_SIGNATURE.startswith(data[: len(V2_SIGNATURE)]):
             return ProxyHeaderError("not a PROXY header")
-        return _parseV2(data)
+        return _parseV2(data, datagram)
     if data:
         return ProxyHeaderError("not a PROXY header")
     return INCOMPLETE
@@ -216,7 +229,7 @@ def _v1Port(field: bytes) -> int | None:
     return port if port <= 0xFFFF else None
 
 
-def _parseV2(data: bytearray) -> Parsed:
+def _parseV2(data: bytearray, datagram: bool = False) -> Parsed:
     """
     The binary header: signature, version and command, family and
     protocol, a length, the addresses, then TLVs, which are checked for
@@ -246,8 +259,11 @@ def _parseV2(data: bytearray) -> Parsed:
         return ProxyHeaderError("v2 addresses truncated")
     if not _tlvsFramed(body[addressLength:]):
         return ProxyHeaderError("v2 TLVs malformed")
-    if family in (0x1, 0x2) and protocol != _V2_STREAM:
-        return ProxyHeaderError("v2 protocol not STREAM")
+    expected, protocolName = (
+        (_V2_DGRAM, "DGRAM") if datagram else (_V2_STREAM, "STREAM")
+    )
+    if family in (0x1, 0x2) and protocol != expected:
+        return ProxyHeaderError(f"v2 protocol not {protocolName}")
     if family == 0x1:
         source = str(ipaddress.IPv4Address(body[0:4]))
         destination = str(ipaddress.IPv4Address(body[4:8]))
@@ -278,3 +294,27 @@ def _tlvsFramed(tlvs: bytes) -> bool:
         (length,) = struct.unpack_from("!H", tlvs, offset + 1)
         offset += 3 + length
     return offset == len(tlvs)
+
+
+def splitDatagramHeader(datagram: bytes) -> tuple[Address | None, bytes]:
+    """
+    Split the PROXY header (version 1 or 2) a balancer put at the start of
+    a datagram from the datagram the client sent, as nginx's
+    C{proxy_protocol on} does for UDP: one header per datagram, in the same
+    datagram.
+
+    @return: The client's address, or C{None} for a header that names none
+        (C{UNKNOWN}, C{LOCAL}: the balancer speaking for itself), and the
+        client's datagram.
+    @raise ValueError: For a datagram that does not start with a complete,
+        valid header no longer than L{MAX_DATAGRAM_HEADER}, saying why.
+    """
+    parser = ProxyHeaderParser(datagram=True)
+    result = parser.feed(datagram)
+    if result is INCOMPLETE:
+        raise ValueError("no complete PROXY header")
+    if isinstance(result, ProxyHeaderError):
+        raise ValueError(result.reason)
+    if result.length > MAX_DATAGRAM_HEADER:
+        raise ValueError(f"PROXY header longer than {MAX_DATAGRAM_HEADER} bytes")
+    return result.source, parser.rest

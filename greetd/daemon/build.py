@@ -10,6 +10,7 @@ from typing import Any
 from greetd.core.access import AccessPolicy
 from greetd.core.counters import Counts, readCounts
 from greetd.core.limits import ConnectionLimiter
+from greetd.core.proxyheader import MAX_DATAGRAM_HEADER
 from greetd.core.template import ReplyTemplate
 from greetd.daemon.options import Options
 from greetd.ops.accesslog import FastAccessLog
@@ -31,7 +32,8 @@ class Servers:
     @ivar replies: A L{ReplyProtocol} for each C{--udp} listener, in order
         (a datagram port owns its protocol).
     @ivar maxPacketSize: The receive buffer of a UDP port: one more than the
-        longest datagram answered, so a longer one is seen to be too long.
+        longest datagram answered, so a longer one is seen to be too long
+        (and room for a PROXY header when a listener expects one).
     """
 
     def __init__(
@@ -92,7 +94,10 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             access=access,
             allowLowPorts=options["udp-allow-low-ports"],
             ipv6Prefix=options["ipv6-prefix"],
+            proxied=listener.proxied,
         )
-        for _ in options["plan"].udp
+        for listener in options["plan"].udp
     ]
-    return Servers(factory, replies, maxLength + 1)
+    proxied = any(listener.proxied for listener in options["plan"].udp)
+    header = MAX_DATAGRAM_HEADER if proxied else 0
+    return Servers(factory, replies, maxLength + 1 + header)

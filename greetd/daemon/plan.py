@@ -282,20 +282,23 @@ def streamListener(description: str, reactor: Any, position: int = 0) -> Listene
 def datagramListener(description: str, position: int = 0) -> Listener:
     """
     The L{Listener} for a C{--udp} description: C{udp:PORT[:interface=ADDRESS]}
-    or C{systemd:domain=INET|INET6:name=NAME} (or C{index=N}).
+    or C{systemd:domain=INET|INET6:name=NAME} (or C{index=N}), with
+    C{haproxy:} in front when each datagram starts with a PROXY header.
 
     @raise ValueError: If the description is not valid, saying why.
     """
-    args, kwargs = splitDescription(description)
+    proxied = description.startswith(PROXY_PREFIX)
+    inner = description[len(PROXY_PREFIX) :] if proxied else description
+    args, kwargs = splitDescription(inner)
     kind, rest = args[0], args[1:]
     if kind == "udp":
         _checkArguments(kind, _udpAddress, *rest, **kwargs)
         address = _udpAddress(*rest, **kwargs)
-        return Listener(UDP, description, position, address=address)
+        return Listener(UDP, description, position, proxied, address=address)
     if kind == "systemd":
         _checkArguments(kind, _systemd, socket.SOCK_DGRAM, *rest, **kwargs)
         inherited = _systemd(socket.SOCK_DGRAM, *rest, **kwargs)
-        return Listener(UDP, description, position, inherited=inherited)
+        return Listener(UDP, description, position, proxied, inherited=inherited)
     raise ValueError(
         f"unknown datagram endpoint type {kind!r}; expected one of: systemd, udp"
     )

@@ -16,6 +16,7 @@ from greetd.core.access import AccessPolicy
 from greetd.core.counters import DROP_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.limits import KeyedRateLimiter, Throttle, TokenBucket
+from greetd.core.proxyheader import splitDatagramHeader
 from greetd.core.sources import DEFAULT_IPV6_PREFIX, sourceKey
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.fastwrite import datagramWriter
@@ -57,6 +58,10 @@ class ReplyProtocol(DatagramProtocol):
     @ivar allowLowPorts: Whether sources below port 1024 are answered.
     @ivar ipv6Prefix: How many leading bits of an IPv6 address name its
         source, for the rate and the log (L{sourceKey}).
+    @ivar proxied: Whether datagrams start with a PROXY header naming their
+        client, as nginx's C{proxy_protocol} sends for UDP (C{--udp
+        haproxy:udp:...}): limits, access control and logs then apply to
+        the client, and the reply goes back to the balancer.
     @ivar perSource: The L{KeyedRateLimiter} for each source.
     @ivar overall: The L{TokenBucket} for all replies, or C{None} for none.
     @ivar clock: The time source for the rates.
@@ -79,6 +84,7 @@ class ReplyProtocol(DatagramProtocol):
         access: AccessPolicy | None = None,
         allowLowPorts: bool = False,
         ipv6Prefix: int = DEFAULT_IPV6_PREFIX,
+        proxied: bool = False,
     ) -> None:
         if maxLength < 1:
             raise ValueError("the maximum message length must be at least 1")
@@ -92,6 +98,7 @@ class ReplyProtocol(DatagramProtocol):
         self.access = access if access is not None else AccessPolicy()
         self.allowLowPorts = allowLowPorts
         self.ipv6Prefix = ipv6Prefix
+        self.proxied = proxied
         self.perSource: KeyedRateLimiter[str] = KeyedRateLimiter(rate)
         self.overall = (
             TokenBucket(globalRate, globalRate, clock.seconds()) if globalRate else None
@@ -112,26 +119,40 @@ class ReplyProtocol(DatagramProtocol):
         if port < LOW_PORTS and not self.allowLowPorts:
             self.drop("low-port", addr, source)
             return
+        balancer = None
+        if self.proxied:
+            try:
+                client, datagram = splitDatagramHeader(datagram)
+            except ValueError as error:
+                self.drop("proxy", addr, source, proxyError=str(error))
+                return
+            balancer = (host, port)
+            if client is not None:
+                addr = (host, port) = client
+                source = sourceKey(host, self.ipv6Prefix)
+                if port < LOW_PORTS and not self.allowLowPorts:
+                    self.drop("low-port", addr, source, balancer)
+                    return
         if self.access and not self.access.permits(host):
-            self.drop("access", addr, source)
+            self.drop("access", addr, source, balancer)
             return
         if len(datagram) > self.maxLength:
-            self.drop("length", addr, source, length=len(datagram))
+            self.drop("length", addr, source, balancer, length=len(datagram))
             return
         if self.perSource.rate or self.overall is not None:
             now = self.clock.seconds()
             if not self.perSource.allow(source, now):
-                self.drop("rate", addr, source)
+                self.drop("rate", addr, source, balancer)
                 return
             if self.overall is not None and not self.overall.take(now):
                 # The source kept to its rate: the reply it is not sent
                 # must not count against it.
                 self.perSource.refund(source)
-                self.drop("global-rate", addr, source)
+                self.drop("global-rate", addr, source, balancer)
                 return
         reply = self.template.format(datagram)
         try:
-            self._send(reply, (host, port))
+            self._send(reply, balancer or (host, port))
         except (OSError, MessageLengthError) as error:
             self.drop("send-failed", addr, source, error=str(error))
             return
@@ -151,14 +172,23 @@ class ReplyProtocol(DatagramProtocol):
         return counts
 
     def drop(
-        self, reason: str, addr: DatagramAddress, source: str, **fields: object
+        self,
+        reason: str,
+        addr: DatagramAddress,
+        source: str,
+        balancer: tuple[str, int] | None = None,
+        **fields: object,
     ) -> None:
         """
         Count a datagram left unanswered; say so at debug level, at most once
-        a minute for each source.
+        a minute for each source.  If it came through a C{balancer}, answer
+        the balancer with an empty datagram, so that it does not take the
+        refusal for this server's failure (nginx counts an unanswered
+        datagram against the server).
 
         @param addr: Where the datagram came from, for the log.
         @param source: The key of its source (L{sourceKey}), for the throttle.
+        @param balancer: The balancer it came through, if any.
         """
         self.dropped[reason] += 1
         if self._dropLog.ready(source, self.clock.seconds()):
@@ -169,3 +199,8 @@ class ReplyProtocol(DatagramProtocol):
                 greetdEvent="datagram.drop",
                 **fields,
             )
+        if balancer is not None:
+            try:
+                self._send(b"", balancer)
+            except (OSError, MessageLengthError) as error:
+                self.drop("send-failed", addr, source, error=str(error))

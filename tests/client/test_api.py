@@ -601,21 +601,69 @@ class UDPTests(SynchronousTestCase):
         self.reply(b"Hello, Bob!")
         self.assertEqual(self.successResultOf(bob), b"Hello, Bob!")
 
-    def test_otherTemplate(self) -> None:
+    def test_notTheReply(self) -> None:
         """
-        An unexpected reply is accepted unless it answered an earlier name.
+        A datagram that is not the expected reply (nginx's empty datagram
+        for one it could not deliver, another template's reply) is not an
+        answer: the wait goes on, the name is resent, and its reply counts.
         """
         ann = self.protocol.greet(b"Ann")
+        self.reply(b"")
         self.reply(b"Hi Ann")
-        self.assertEqual(self.successResultOf(ann), b"Hi Ann")
+        self.assertNoResult(ann)
+        self.assertEqual(self.protocol.ignored, 2)
+        self.clock.advance(1)
+        self.assertEqual(self.port.sent, [b"Ann", b"Ann"])
+        self.reply(b"Hello, Ann!")
+        self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+
+    def test_onlyNotTheReply(self) -> None:
+        """
+        When every try gets only datagrams that are not the reply, the name
+        fails once the tries are spent, saying what came instead.
+        """
+        ann = self.protocol.greet(b"Ann")
+        for _ in range(4):
+            self.reply(b"")
+            self.assertNoResult(ann)
+            self.clock.advance(1)
+        self.assertEqual(self.port.sent, [b"Ann"] * 4)
+        failure = self.failureResultOf(ann, NoReply)
+        self.assertEqual(
+            str(failure.value),
+            "no reply to 'Ann' after 4 tries (4 datagrams that were not the reply)",
+        )
+        self.assertEqual(failure.value.ignored, 4)  # type: ignore[attr-defined]
+
+    def test_ignoredCountedPerName(self) -> None:
+        ann = self.protocol.greet(b"Ann")
+        self.reply(b"")
+        self.reply(b"Hello, Ann!")
+        self.successResultOf(ann)
         bob = self.protocol.greet(b"Bob")
-        self.reply(b"Hi Ann")
-        self.assertNoResult(bob)
-        self.reply(b"Hi Bob")
-        self.assertEqual(self.successResultOf(bob), b"Hi Bob")
-        again = self.protocol.greet(b"Ann")
-        self.reply(b"Hi Ann")
-        self.assertEqual(self.successResultOf(again), b"Hi Ann")
+        self.assertEqual(self.protocol.ignored, 0)
+        self.clock.pump([1] * 3)
+        self.reply(b"")
+        self.clock.advance(1)
+        self.assertEqual(
+            str(self.failureResultOf(bob, NoReply).value),
+            "no reply to 'Bob' after 4 tries (1 datagram that was not the reply)",
+        )
+
+    def test_otherTemplate(self) -> None:
+        """
+        The reply of a daemon with another template is recognised when the
+        client is given that template.
+        """
+        protocol = ReplyClientProtocol(
+            "127.0.0.1", 9999, ReplyTemplate("Hi %s"), clock=self.clock
+        )
+        protocol.makeConnection(FakeConnectedUDP())  # type: ignore[arg-type]
+        ann = protocol.greet(b"Ann")
+        protocol.datagramReceived(b"Hello, Ann!", ("127.0.0.1", 9999))
+        self.assertNoResult(ann)
+        protocol.datagramReceived(b"Hi Ann", ("127.0.0.1", 9999))
+        self.assertEqual(self.successResultOf(ann), b"Hi Ann")
 
     def test_oneAtATime(self) -> None:
         """
@@ -642,6 +690,120 @@ class UDPTests(SynchronousTestCase):
         reply = self.protocol.greet(b"Ann")
         self.protocol.doStop()
         self.failureResultOf(reply, PortUnreachable)
+
+
+class ResendPortTests(SynchronousTestCase):
+    """
+    With C{listen}, each resend leaves from a new port, kept open until the
+    name is done.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.opened: list[tuple[FakeConnectedUDP, Any]] = []
+        self.failOpening: OSError | None = None
+        self.protocol = ReplyClientProtocol(
+            "127.0.0.1", 9999, timeout=1, retries=2, clock=self.clock,
+            listen=self.listen,
+        )  # fmt: skip
+        self.port = FakeConnectedUDP()
+        self.protocol.makeConnection(self.port)  # type: ignore[arg-type]
+
+    def listen(self, protocol: Any) -> FakeConnectedUDP:
+        if self.failOpening is not None:
+            raise self.failOpening
+        port = FakeConnectedUDP()
+        self.opened.append((port, protocol))
+        protocol.makeConnection(port)
+        return port
+
+    def test_resendFromNewPort(self) -> None:
+        ann = self.protocol.greet(b"Ann")
+        self.clock.advance(1)
+        self.clock.advance(1)
+        self.assertEqual(self.port.sent, [b"Ann"])
+        self.assertEqual(
+            [(port.connectedTo, port.sent) for port, _ in self.opened],
+            [(("127.0.0.1", 9999), [b"Ann"])] * 2,
+        )
+        # The reply to the first resend, on its port, answers the name.
+        self.opened[0][1].datagramReceived(b"Hello, Ann!", ("127.0.0.1", 9999))
+        self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+        self.assertEqual([port.listening for port, _ in self.opened], [False] * 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        # The next name starts on the protocol's own port again.
+        self.protocol.greet(b"Bob")
+        self.assertEqual(self.port.sent, [b"Ann", b"Bob"])
+
+    def test_notTheReplyOnResendPort(self) -> None:
+        ann = self.protocol.greet(b"Ann")
+        self.clock.advance(1)
+        self.opened[0][1].datagramReceived(b"", ("127.0.0.1", 9999))
+        self.assertNoResult(ann)
+        self.clock.advance(1)
+        self.clock.advance(1)
+        self.assertEqual(
+            str(self.failureResultOf(ann, NoReply).value),
+            "no reply to 'Ann' after 3 tries (1 datagram that was not the reply)",
+        )
+        self.assertEqual([port.listening for port, _ in self.opened], [False] * 2)
+
+    def test_retiredPortIgnored(self) -> None:
+        """
+        Once a name is done, what its resend ports still receive, or their
+        closing, is nothing to the next name.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.clock.advance(1)
+        self.protocol.datagramReceived(b"Hello, Ann!", ("127.0.0.1", 9999))
+        self.successResultOf(ann)
+        bob = self.protocol.greet(b"Bob")
+        resend = self.opened[0][1]
+        resend.datagramReceived(b"Hello, Bob!", ("127.0.0.1", 9999))
+        resend.connectionRefused()
+        resend.doStop()
+        self.assertNoResult(bob)
+        self.assertEqual(self.protocol.ignored, 0)
+
+    def test_resendPortRefused(self) -> None:
+        """
+        ICMP port unreachable on a resend's port ends the name, as on the
+        protocol's own.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.clock.advance(1)
+        self.opened[0][1].doStop()
+        self.failureResultOf(ann, PortUnreachable)
+        self.assertFalse(self.opened[0][0].listening)
+
+    def test_cannotOpenPort(self) -> None:
+        ann = self.protocol.greet(b"Ann")
+        self.failOpening = OSError("too many open files")
+        self.clock.advance(1)
+        self.failureResultOf(ann, OSError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_sendFailsOnNewPort(self) -> None:
+        """
+        A resend whose write fails ends the name, and its port is closed.
+        """
+
+        def refuse(datagram: bytes, addr: object = None) -> None:
+            raise OSError("network unreachable")
+
+        def listen(protocol: Any) -> FakeConnectedUDP:
+            port = FakeConnectedUDP()
+            port.write = refuse  # type: ignore[method-assign]
+            self.opened.append((port, protocol))
+            protocol.makeConnection(port)
+            return port
+
+        self.protocol._listen = listen  # type: ignore[assignment]
+        ann = self.protocol.greet(b"Ann")
+        self.clock.advance(1)
+        self.failureResultOf(ann, OSError)
+        self.assertFalse(self.opened[0][0].listening)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class MemoryUDPClientReactor(MemoryReactorClock):
@@ -674,19 +836,28 @@ class GreetOverUDPTests(SynchronousTestCase):
         self.assertEqual((port.connectedTo, interface), (("192.0.2.1", 9999), ""))
         protocol.datagramReceived(b"Hello, Ann!", ("192.0.2.1", 9999))
         reactor.advance(5)
-        protocol.datagramReceived(b"Hello, Bob!", ("192.0.2.1", 9999))
+        # Bob's resend left from a port of its own, on the same interface.
+        resend, resendProtocol, resendInterface = reactor.ports[1]
+        self.assertEqual(
+            (resend.connectedTo, resendInterface), (("192.0.2.1", 9999), "")
+        )
+        resendProtocol.datagramReceived(b"Hello, Bob!", ("192.0.2.1", 9999))
         self.assertEqual(
             self.successResultOf(replies), [b"Hello, Ann!", b"Hello, Bob!"]
         )
-        self.assertEqual(port.sent, [b"Ann", b"Bob", b"Bob"])
+        self.assertEqual((port.sent, resend.sent), ([b"Ann", b"Bob"], [b"Bob"]))
         self.assertFalse(port.listening)
+        self.assertFalse(resend.listening)
 
     def test_ipv6(self) -> None:
         reactor = MemoryUDPClientReactor()
         replies = greetOverUDP(reactor, "::1", 9999, [b"Ann", b"exit", b"Bob"])
-        port, protocol, interface = reactor.ports[0]
+        port, _, interface = reactor.ports[0]
         self.assertEqual((port.connectedTo, interface), (("::1", 9999), "::"))
-        protocol.datagramReceived(b"Hello, Ann!", ("::1", 9999))
+        reactor.advance(5)
+        resend, resendProtocol, resendInterface = reactor.ports[1]
+        self.assertEqual((resend.connectedTo, resendInterface), (("::1", 9999), "::"))
+        resendProtocol.datagramReceived(b"Hello, Ann!", ("::1", 9999))
         self.assertEqual(self.successResultOf(replies), [b"Hello, Ann!"])
 
     def test_failureStopsListening(self) -> None:

@@ -193,6 +193,11 @@ class DescribeFailureTests(SynchronousTestCase):
                 "timed out after 1s waiting for the banner",
             ),
             (NoReply(b"Sarah", 4), "no reply to 'Sarah' after 4 tries"),
+            (
+                NoReply(b"Tracy", 4, 3),
+                "no reply to 'Tracy' after 4 tries"
+                " (3 datagrams that were not the reply)",
+            ),
             (error.ConnectionRefusedError(), "connection refused"),
             (error.DNSLookupError("x"), "cannot resolve the host name"),
             (error.TimeoutError(), "timed out connecting"),

@@ -13,11 +13,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.proxyheader import (
     INCOMPLETE,
+    MAX_DATAGRAM_HEADER,
     V1_MAX_LENGTH,
     V2_SIGNATURE,
     ProxyHeader,
     ProxyHeaderError,
     ProxyHeaderParser,
+    splitDatagramHeader,
 )
 
 V1 = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 9999\r\n"
@@ -281,3 +283,86 @@ class ArbitraryBytesTests(SynchronousTestCase):
             assert result.source is not None and result.destination is not None
             ipaddress.IPv4Address(result.source[0])
             ipaddress.IPv4Address(result.destination[0])
+
+
+#: A version 2 PROXY command header, up to its family and protocol.
+V2 = V2_SIGNATURE + b"\x21"
+
+
+def v2Header(familyTransport: int, addresses: bytes) -> bytes:
+    return V2 + bytes([familyTransport]) + struct.pack("!H", len(addresses)) + addresses
+
+
+class SplitDatagramHeaderTests(SynchronousTestCase):
+    """
+    L{splitDatagramHeader} takes the PROXY header off a datagram, as nginx's
+    C{proxy_protocol on} sends it for UDP.
+    """
+
+    def test_nginx(self) -> None:
+        """
+        What nginx 1.22 sends for UDP: a version 1 line (saying TCP4) and
+        the client's datagram, in one datagram.
+        """
+        self.assertEqual(
+            splitDatagramHeader(b"PROXY TCP4 127.0.0.2 127.0.0.1 38567 20000\r\nAlice"),
+            (("127.0.0.2", 38567), b"Alice"),
+        )
+        self.assertEqual(
+            splitDatagramHeader(b"PROXY TCP6 2001:db8::7 ::1 5000 9999\r\n"),
+            (("2001:db8::7", 5000), b""),
+        )
+
+    def test_version2(self) -> None:
+        addresses = bytes([192, 0, 2, 7, 127, 0, 0, 1]) + struct.pack("!HH", 4000, 53)
+        self.assertEqual(
+            splitDatagramHeader(v2Header(0x12, addresses) + b"hi"),
+            (("192.0.2.7", 4000), b"hi"),
+        )
+        local = V2[:-1] + b"\x20\x00\x00\x00"
+        self.assertEqual(splitDatagramHeader(local + b"hi"), (None, b"hi"))
+
+    def test_unknown(self) -> None:
+        """
+        A header that names no client (the balancer speaking for itself)
+        leaves the datagram's own source.
+        """
+        self.assertEqual(
+            splitDatagramHeader(b"PROXY UNKNOWN x\r\nAlice"), (None, b"Alice")
+        )
+
+    def test_invalid(self) -> None:
+        for datagram in [
+            b"Alice",
+            b"",
+            b"PROXY TCP4 127.0.0.2",
+            b"PROXY TCP4 host 127.0.0.1 1 2\r\nA",
+            b"PROXY TCP4 2001:db8::7 127.0.0.1 1 2\r\nA",
+            b"PROXY TCP4 127.0.0.2 127.0.0.1 65536 2\r\nA",
+            b"PROXY TCP4 127.0.0.2 127.0.0.1 port 2\r\nA",
+            b"PROXY TCP4 \xff 127.0.0.1 1 2\r\nA",
+            b"PROXY UDP4 127.0.0.2 127.0.0.1 1 2\r\nA",
+            b"PROXY " + b"x" * 200 + b"\r\nA",
+            v2Header(0x12, b"\x00" * 4),
+            v2Header(0x12, b"\x00" * MAX_DATAGRAM_HEADER),
+            V2[:-1] + b"\x31\x12\x00\x00",
+        ]:
+            with self.assertRaises(ValueError, msg=repr(datagram)):
+                splitDatagramHeader(datagram)
+
+    @given(st.binary(max_size=600))
+    def test_anyBytes(self, datagram: bytes) -> None:
+        """
+        Whatever a datagram holds, it is split or refused with a
+        L{ValueError}, and the client's datagram is what followed a header.
+        """
+        for candidate in (datagram, b"PROXY " + datagram, V2 + datagram):
+            try:
+                client, payload = splitDatagramHeader(candidate)
+            except ValueError:
+                continue
+            self.assertTrue(candidate.endswith(payload))
+            if client is not None:
+                self.assertLessEqual(0, client[1])
+                self.assertLessEqual(client[1], 65535)
+            self.assertLessEqual(len(candidate) - len(payload), MAX_DATAGRAM_HEADER)

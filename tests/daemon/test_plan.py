@@ -55,6 +55,13 @@ class DatagramServerFromStringTests(SynchronousTestCase):
         endpoint = self.parse("udp:interface=127.0.0.2:port=53")
         self.assertEqual((endpoint.port, endpoint.interface), (53, "127.0.0.2"))
 
+    def test_proxied(self) -> None:
+        """
+        C{haproxy:} in front is for the protocol: the endpoint is the same.
+        """
+        endpoint = self.parse("haproxy:udp:53:interface=127.0.0.2")
+        self.assertEqual((endpoint.port, endpoint.interface), (53, "127.0.0.2"))
+
     def test_errors(self) -> None:
         for description, message in [
             ("udp", "port number is required"),

@@ -405,6 +405,10 @@ class ShareableTests(SynchronousTestCase):
             datagramListener("udp:99:interface=127.0.0.1").address,
             Address("127.0.0.1", 99),
         )
+        self.assertEqual(
+            datagramListener("haproxy:udp:99:interface=127.0.0.1").address,
+            Address("127.0.0.1", 99),
+        )
 
     def test_unsupportedDatagram(self) -> None:
         """

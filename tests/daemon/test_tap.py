@@ -15,6 +15,7 @@ from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd import __version__
+from greetd.core.proxyheader import MAX_DATAGRAM_HEADER as MAX_HEADER
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.shutdown import DrainService
@@ -250,6 +251,26 @@ class MakeServiceTests(SynchronousTestCase):
         self.addCleanup(service.stopService)
         first, second = (server[1] for server in reactor.udpServers)
         self.assertIsNot(first, second)
+
+    def test_proxiedUDP(self) -> None:
+        """
+        C{haproxy:udp:} listens as C{udp:} does, with a protocol that reads
+        a PROXY header from each datagram and a buffer with room for one.
+        """
+        reactor = MemoryUDPReactor()
+        options = parse(
+            "--udp", "haproxy:udp:1:interface=127.0.0.1", "--udp", "udp:2",
+            "--max-length", "10",
+        )  # fmt: skip
+        makeService(options, reactor).startService()
+        servers = [
+            (port, interface, size) for port, _, interface, size in reactor.udpServers
+        ]
+        self.assertEqual(
+            servers, [(1, "127.0.0.1", 11 + MAX_HEADER), (2, "", 11 + MAX_HEADER)]
+        )
+        proxied = [server[1] for server in reactor.udpServers]
+        self.assertEqual([protocol.proxied for protocol in proxied], [True, False])
 
     def test_notifyServiceLast(self) -> None:
         """

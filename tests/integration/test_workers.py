@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from greetd.testing import TIMEOUT, Daemon
 from tests.integration.conftest import runTwistd
@@ -23,17 +23,31 @@ from tests.integration.test_metrics import scrape
 UNLIMITED = ("--rate-per-ip", "0", "--max-per-ip", "0")
 
 
+def tcpExchange(port: int, source: str) -> None:
+    """
+    A whole honest exchange (banner, message, reply, exit) from C{source}.
+    """
+    honestExchange(port, source.encode(), source)
+
+
 class Load:
     """
-    C{clients} threads, each running whole honest exchanges (banner,
-    message, reply, exit) in a loop against C{port} until stopped, each
-    from its own loopback address.
+    C{clients} threads, each running C{exchange(port, source)} in a loop
+    against C{port} until stopped (at most a minute), each from its own
+    loopback address C{source}; an exchange fails by raising L{OSError} or
+    L{AssertionError}.  By default, whole honest TCP exchanges.
 
     @ivar results: C{(startedAt, error or None)} for each exchange.
     """
 
-    def __init__(self, port: int, clients: int = 20) -> None:
+    def __init__(
+        self,
+        port: int,
+        clients: int = 20,
+        exchange: Callable[[int, str], object] = tcpExchange,
+    ) -> None:
         self.port = port
+        self.exchange = exchange
         self.results: list[tuple[float, BaseException | None]] = []
         self._stop = threading.Event()
         self._threads = [
@@ -56,7 +70,7 @@ class Load:
         while not self._stop.is_set() and time.monotonic() < deadline:
             startedAt = time.monotonic()
             try:
-                honestExchange(self.port, source.encode(), source)
+                self.exchange(self.port, source)
             except (OSError, AssertionError) as error:
                 self.results.append((startedAt, error))
             else:

@@ -4,6 +4,8 @@ Tests for L{greetd.protocols.datagram}.
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.error import MessageLengthError
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
@@ -248,3 +250,131 @@ class SafeDefaultsTests(SynchronousTestCase):
         assert protocol.overall is not None
         self.assertEqual(protocol.overall.rate, 1000)
         self.assertFalse(protocol.allowLowPorts)
+
+
+#: What nginx's C{proxy_protocol on} puts before a client's datagram.
+HEADER = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 9999\r\n"
+
+#: Where the balancer's datagrams come from.
+BALANCER = ("127.0.0.1", 40000)
+
+
+class ProxiedTests(SynchronousTestCase):
+    """
+    Behind a balancer sending a PROXY header on each datagram, the header's
+    source is the datagram's source, and the reply goes to the balancer.
+    """
+
+    def test_reply(self) -> None:
+        protocol, transport = listening(ReplyProtocol(clock=Clock(), proxied=True))
+        protocol.datagramReceived(HEADER + b"Alice", BALANCER)
+        self.assertEqual(transport.sent, [(b"Hello, Alice!", BALANCER)])
+        self.assertEqual((protocol.replies, protocol.bytesSent), (1, 13))
+
+    def test_perClientLimits(self) -> None:
+        """
+        Rates and access control see each client: one over its rate does
+        not take another's replies, and each refusal is answered with an
+        empty datagram, so that the balancer does not count the server
+        failed.
+        """
+        events = captureLogs(self, ReplyProtocol)
+        rules = AccessPolicy(deny=[parseNetwork("192.0.2.66")])
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), rate=1, access=rules, proxied=True)
+        )
+        other = b"PROXY TCP4 192.0.2.8 127.0.0.1 6666 9999\r\n"
+        denied = b"PROXY TCP4 192.0.2.66 127.0.0.1 6666 9999\r\n"
+        for datagram in (HEADER + b"a", HEADER + b"b", other + b"c", denied + b"d"):
+            protocol.datagramReceived(datagram, BALANCER)
+        self.assertEqual(
+            transport.sent,
+            [
+                (b"Hello, a!", BALANCER),
+                (b"", BALANCER),
+                (b"Hello, c!", BALANCER),
+                (b"", BALANCER),
+            ],
+        )
+        self.assertEqual((protocol.dropped["rate"], protocol.dropped["access"]), (1, 1))
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            [
+                "Dropped a datagram from 192.0.2.7:5555: rate",
+                "Dropped a datagram from 192.0.2.66:6666: access",
+            ],
+        )
+
+    def test_noHeader(self) -> None:
+        """
+        A datagram without a valid header (not from the balancer) is
+        dropped unanswered.
+        """
+        protocol, transport = listening(ReplyProtocol(clock=Clock(), proxied=True))
+        protocol.datagramReceived(b"Alice", BALANCER)
+        protocol.datagramReceived(b"PROXY TCP4 x y 1 2\r\nAlice", BALANCER)
+        self.assertEqual(transport.sent, [])
+        self.assertEqual(protocol.dropped["proxy"], 2)
+
+    def test_lowPorts(self) -> None:
+        """
+        A low port is refused on either side: a client's is answered with
+        an empty datagram through the balancer, while a datagram really sent
+        from a low port (a forged source) gets nothing.
+        """
+        protocol, transport = listening(ReplyProtocol(clock=Clock(), proxied=True))
+        protocol.datagramReceived(
+            b"PROXY TCP4 192.0.2.7 127.0.0.1 53 9999\r\nx", BALANCER
+        )
+        protocol.datagramReceived(HEADER + b"x", ("192.0.2.9", 53))
+        self.assertEqual(transport.sent, [(b"", BALANCER)])
+        self.assertEqual(protocol.dropped["low-port"], 2)
+
+    def test_lengthOfClientDatagram(self) -> None:
+        """
+        C{maxLength} bounds the client's datagram, not the header.
+        """
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), maxLength=3, proxied=True)
+        )
+        protocol.datagramReceived(HEADER + b"abc", BALANCER)
+        protocol.datagramReceived(HEADER + b"abcd", BALANCER)
+        self.assertEqual(transport.sent, [(b"Hello, abc!", BALANCER), (b"", BALANCER)])
+
+    def test_unknownSource(self) -> None:
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), rate=1, proxied=True)
+        )
+        protocol.datagramReceived(b"PROXY UNKNOWN x\r\na", BALANCER)
+        protocol.datagramReceived(b"PROXY UNKNOWN x\r\nb", BALANCER)
+        self.assertEqual(transport.sent, [(b"Hello, a!", BALANCER), (b"", BALANCER)])
+
+    def test_notProxied(self) -> None:
+        """
+        Without C{proxied}, a header is just bytes to greet.
+        """
+        protocol, transport = listening(ReplyProtocol(clock=Clock()))
+        protocol.datagramReceived(HEADER + b"a", BALANCER)
+        self.assertEqual(transport.sent, [(b"Hello, " + HEADER + b"a!", BALANCER)])
+
+    @given(st.binary(max_size=300), st.sampled_from([b"", HEADER, b"PROXY "]))
+    def test_anyDatagram(self, datagram: bytes, prefix: bytes) -> None:
+        """
+        Whatever arrives, a proxied protocol answers the balancer at most
+        once, with the reply to what followed a valid header or with an
+        empty datagram, or drops it silently as not from a balancer; every
+        datagram is counted once as a reply or a drop.
+        """
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), maxLength=100, rate=1, proxied=True)
+        )
+        for _ in range(2):
+            protocol.datagramReceived(prefix + datagram, BALANCER)
+        self.assertLessEqual(len(transport.sent), 2)
+        for sent, address in transport.sent:
+            self.assertEqual(address, BALANCER)
+            self.assertTrue(sent == b"" or sent.startswith(b"Hello, "))
+        self.assertEqual(protocol.replies + sum(protocol.dropped.values()), 2)
+        if prefix == HEADER:
+            self.assertEqual(protocol.dropped["proxy"], 0)
+            self.assertEqual(len(transport.sent), 2)
