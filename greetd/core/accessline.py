@@ -57,3 +57,19 @@ class AccessLog(Protocol):
         A connection from C{peer} (C{host} and C{port}, for IP peers) is
         gone after C{duration} seconds; C{ended} is one of L{ENDINGS}.
         """
+
+    def healthCheckClosed(
+        self,
+        peer: str,
+        host: str | None,
+        port: int | None,
+        duration: float,
+        messages: int,
+        bytesReceived: int,
+        bytesSent: int,
+        ended: str,
+    ) -> None:
+        """
+        A load balancer's health check is done: the same line as L{closed},
+        at debug level, so that checks every 200 ms do not fill the log.
+        """

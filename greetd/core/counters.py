@@ -73,6 +73,12 @@ class Metric(NamedTuple):
 
 
 CONNECTIONS = Metric("greetd_connections", "TCP connections admitted.", COUNTER)
+HEALTH_CHECKS = Metric(
+    "greetd_health_checks",
+    "TCP connections that were load balancer health checks (not counted in "
+    "greetd_connections_total).",
+    COUNTER,
+)
 CONNECTIONS_OPEN = Metric("greetd_connections_open", "TCP connections open now.", GAUGE)
 MESSAGES = Metric(
     "greetd_messages", "Messages and datagrams answered.", COUNTER, ("transport",)
@@ -99,6 +105,7 @@ DROPPED = Metric(
 #: Every metric family, in the order a scrape shows them.
 METRICS = (
     CONNECTIONS,
+    HEALTH_CHECKS,
     CONNECTIONS_OPEN,
     MESSAGES,
     BYTES_RECEIVED,
@@ -134,6 +141,7 @@ class Count(NamedTuple):
 def _schema() -> tuple[Count, ...]:
     counts = [
         Count(key("tcp", "connections"), "tcp", CONNECTIONS, ()),
+        Count(key("tcp", "healthChecks"), "tcp", HEALTH_CHECKS, ()),
         Count(key("tcp", "open"), "tcp", CONNECTIONS_OPEN, ()),
     ]
     for transport in TRANSPORTS:

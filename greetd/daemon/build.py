@@ -80,6 +80,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
                 options["ipv6-prefix"],
             ),
             access=access,
+            healthCheckFrom=options["health-check-from"],
             accessLog=NoAccessLog()
             if options["no-access-log"]
             else FastAccessLog(output, LoggerAccessLog()),

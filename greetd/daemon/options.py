@@ -190,6 +190,7 @@ class Options(usage.Options):
         self["udp"] = []
         self["allow"] = []
         self["deny"] = []
+        self["health-check-from"] = []
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """
@@ -210,6 +211,10 @@ class Options(usage.Options):
     def opt_allow(self, network: str) -> None:
         """Serve only this CIDR (repeatable; TCP and UDP)."""
         self["allow"].append(network)
+
+    def opt_health_check_from(self, network: str) -> None:
+        """Treat connections from this CIDR as health checks (repeatable)."""
+        self["health-check-from"].append(network)
 
     def opt_deny(self, network: str) -> None:
         """Refuse this CIDR (repeatable; TCP and UDP; wins over --allow)."""
@@ -238,6 +243,12 @@ class Options(usage.Options):
             )
         except ValueError as error:
             raise usage.UsageError(f"--allow/--deny: {error}") from None
+        try:
+            self["health-check-from"] = [
+                parseNetwork(network) for network in self["health-check-from"]
+            ]
+        except ValueError as error:
+            raise usage.UsageError(f"--health-check-from: {error}") from None
         if self["framing"] not in FRAMINGS:
             raise usage.UsageError(
                 f"--framing must be one of {', '.join(FRAMINGS)}, "

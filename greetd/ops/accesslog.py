@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from json import encoder
+from typing import Any
 
 from twisted.logger import LogLevel, formatTime
 
@@ -123,6 +124,10 @@ class FastAccessLog:
                 bytesSent,
             )
         stream.write(line)
+
+    def healthCheckClosed(self, *args: Any) -> None:
+        # A few a second, at debug level: through Twisted's logger.
+        self.fallback.healthCheckClosed(*args)
 
     def _stamp(self, second: int) -> None:
         # Once a second: twistd's text timestamp, and the JSON one's prefix.

@@ -10,6 +10,8 @@ cheaply (L{greetd.ops.accesslog}).
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.logger import Logger
 
 from greetd.core.accessline import CLOSED_TEXT, NAMESPACE
@@ -58,6 +60,32 @@ class LoggerAccessLog:
             greetdEvent="connection.close",
         )
 
+    def healthCheckClosed(self, *args: Any) -> None:
+        _healthCheckClosed(self.log, *args)
+
+
+def _healthCheckClosed(
+    log: Logger,
+    peer: str,
+    host: str | None,
+    port: int | None,
+    duration: float,
+    messages: int,
+    bytesReceived: int,
+    bytesSent: int,
+    ended: str,
+) -> None:
+    log.debug(
+        "Health check from {peer} done ({ended}) after {duration:.3f}s",
+        peer=peer,
+        ended=ended,
+        duration=duration,
+        messages=messages,
+        bytesReceived=bytesReceived,
+        bytesSent=bytesSent,
+        greetdEvent="healthcheck.close",
+    )
+
 
 class NoAccessLog:
     """
@@ -82,4 +110,7 @@ class NoAccessLog:
         bytesSent: int,
         ended: str,
     ) -> None:
+        pass
+
+    def healthCheckClosed(self, *args: Any) -> None:
         pass

@@ -7,12 +7,12 @@ per source.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from typing import Callable, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from greetd.core.access import AccessPolicy
+from greetd.core.access import AccessPolicy, Network
 from greetd.core.limits import ConnectionLimiter, Throttle
 
 #: Connections open at once, from everyone.
@@ -57,6 +57,7 @@ class Admission:
 
     @ivar limiter: The L{ConnectionLimiter} new connections must pass.
     @ivar access: The L{AccessPolicy} for source addresses.
+    @ivar healthCheckFrom: The networks whose connections are health checks.
     @ivar refused: Connections refused, by the limit that refused them.
     @ivar lingering: Refused connections being given their error line.
     """
@@ -74,11 +75,17 @@ class Admission:
     _log = Logger()
 
     def __init__(
-        self, limiter: ConnectionLimiter, access: AccessPolicy, clock: IReactorTime
+        self,
+        limiter: ConnectionLimiter,
+        access: AccessPolicy,
+        clock: IReactorTime,
+        healthCheckFrom: Sequence[Network] = (),
     ) -> None:
         self.limiter = limiter
         self.access = access
         self.clock = clock
+        self.healthCheckFrom = tuple(healthCheckFrom)
+        self._healthChecks = AccessPolicy(allow=self.healthCheckFrom)
         self.refused: Counter[str] = Counter()
         self.lingering = 0
         self._refusalLog: Throttle[str | None] = Throttle()
@@ -156,6 +163,18 @@ class Admission:
                 proxyError=problem,
                 greetdEvent="connection.refused",
             )
+
+    def isHealthCheck(self, host: str | None) -> bool:
+        """
+        Whether a connection from C{host} is a load balancer's health check
+        (C{--health-check-from}): served as any other, but counted and
+        logged apart, so that checks every 200 ms do not drown the clients.
+        """
+        return (
+            bool(self.healthCheckFrom)
+            and host is not None
+            and self._healthChecks.permits(host)
+        )
 
     def release(self, source: str | None) -> None:
         """

@@ -5,7 +5,7 @@ The TCP greeting service: a banner on connect, then a reply to every message.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Sequence, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from greetd.core.access import AccessPolicy
+from greetd.core.access import AccessPolicy, Network
 from greetd.core.accessline import AccessLog
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
@@ -74,6 +74,9 @@ class GreetingProtocol(Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
+    @ivar healthCheck: Whether it is a load balancer's health check (a PROXY
+        v2 C{LOCAL} header, or C{--health-check-from}): served as usual,
+        counted and logged apart.
     @ivar ended: How it ended, for the access log (one of
         L{greetd.core.accessline.ENDINGS}), once known.
     @ivar writesThrough: Whether replies are sent at once rather than on the
@@ -90,6 +93,7 @@ class GreetingProtocol(Protocol):
     closing = False
     writesThrough = False
     ended: str | None = None
+    healthCheck = False
     _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
@@ -101,6 +105,9 @@ class GreetingProtocol(Protocol):
             if host is None
             else sourceKey(host, factory.admission.limiter.ipv6Prefix)
         )
+        self.healthCheck = bool(
+            getattr(transport, "healthCheck", False)
+        ) or factory.admission.isHealthCheck(host)
         refusal = factory.admit(self)
         if refusal is not None:
             self.refuse(refusal)
@@ -111,7 +118,7 @@ class GreetingProtocol(Protocol):
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
         transport.registerProducer(self, True)
         accessLog = factory.accessLog
-        if accessLog.wantsOpened():
+        if accessLog.wantsOpened() and not self.healthCheck:
             accessLog.opened(self.peer)
         if factory.banner:
             self.send(factory.banner)
@@ -268,7 +275,9 @@ class GreetingProtocol(Protocol):
 
     def _logClosed(self, duration: float, received: int, sent: int) -> None:
         address = self._transport().getPeer()
-        self.factory.accessLog.closed(
+        accessLog = self.factory.accessLog
+        close = accessLog.healthCheckClosed if self.healthCheck else accessLog.closed
+        close(
             formatAddress(address),
             self.host,
             getattr(address, "port", None),
@@ -317,7 +326,9 @@ class GreetingFactory(_FactoryBase):
     @ivar accessLog: Where each connection's line goes when it closes
         (L{LoggerAccessLog} unless given).
     @ivar connections: The admitted connections open now.
-    @ivar connectionsTotal: How many connections have been admitted.
+    @ivar connectionsTotal: How many connections have been admitted, health
+        checks apart.
+    @ivar healthChecksTotal: How many health checks have been admitted.
     @ivar errors: Connections closed with an error, by reason.
     @ivar closedTotals: Messages and bytes of the connections already closed,
         so totals need no work per message.
@@ -337,6 +348,7 @@ class GreetingFactory(_FactoryBase):
         limiter: ConnectionLimiter | None = None,
         access: AccessPolicy | None = None,
         accessLog: AccessLog | None = None,
+        healthCheckFrom: Sequence[Network] = (),
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
@@ -353,12 +365,14 @@ class GreetingFactory(_FactoryBase):
         self.clock = clock
         self.connections: set[GreetingProtocol] = set()
         self.connectionsTotal = 0
+        self.healthChecksTotal = 0
         self.errors: Counter[str] = Counter()
         self.closedTotals: Counter[str] = Counter()
         self.admission = Admission(
             limiter if limiter is not None else defaultLimiter(),
             access if access is not None else AccessPolicy(),
             clock,
+            healthCheckFrom,
         )
         self.idle = IdleSweep(clock, idleTimeout, self.connections)
         self.accessLog = accessLog if accessLog is not None else LoggerAccessLog()
@@ -386,7 +400,10 @@ class GreetingFactory(_FactoryBase):
         )
         if refusal is None:
             self.connections.add(protocol)
-            self.connectionsTotal += 1
+            if protocol.healthCheck:
+                self.healthChecksTotal += 1
+            else:
+                self.connectionsTotal += 1
             self.idle.wake()
         return refusal
 
@@ -426,6 +443,7 @@ class GreetingFactory(_FactoryBase):
         """
         counts: Counts[str] = Counter()
         counts[key("tcp", "connections")] = self.connectionsTotal
+        counts[key("tcp", "healthChecks")] = self.healthChecksTotal
         counts[key("tcp", "open")] = len(self.connections)
         totals = self.totals()
         for name in ("messages", "bytesReceived", "bytesSent"):

@@ -91,6 +91,15 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         if rest and not self.disconnecting:
             self.wrappedProtocol.dataReceived(rest)
 
+    @property
+    def healthCheck(self) -> bool:
+        """
+        Whether the header is a version 2 C{LOCAL} command: the balancer's
+        own connection, which HAProxy makes for its health checks
+        (C{send-proxy-v2}), not a client's.
+        """
+        return self.header is not None and self.header.local
+
     def getPeer(self) -> IAddress:
         header = self.header
         if header is not None and header.source is not None:

@@ -108,6 +108,7 @@ class OptionsTests(SynchronousTestCase):
             (["--udp-rate", "nan"], "--udp-rate: nan is less than 0"),
             (["--allow", "10.0.0.0/33"], "--allow/--deny: '10.0.0.0/33'"),
             (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
+            (["--health-check-from", "x"], "--health-check-from: 'x' is not"),
             (["--ipv6-prefix", "129"], "--ipv6-prefix: an IPv6 prefix is at most 128"),
             (["--ipv6-prefix", "-1"], "--ipv6-prefix: -1 is less than 0"),
             (
@@ -221,6 +222,7 @@ class MakeServiceTests(SynchronousTestCase):
             "--max-connections", "5", "--max-per-ip", "2", "--rate-per-ip", "3",
             "--idle-timeout", "7.5", "--udp-rate", "4", "--udp-global-rate", "0",
             "--udp-allow-low-ports", "--deny", "192.0.2.0/24", "--tcp", "tcp:1",
+            "--health-check-from", "10.1.0.0/16",
             "--udp", "udp:2", "--shutdown-timeout", "1", "--ipv6-prefix", "56",
         )  # fmt: skip
         service = makeService(options, reactor)
@@ -236,6 +238,8 @@ class MakeServiceTests(SynchronousTestCase):
         )
         self.assertEqual(factory.idle.timeout, 7.5)
         self.assertFalse(factory.admission.access.permits("192.0.2.1"))
+        self.assertTrue(factory.admission.isHealthCheck("10.1.2.3"))
+        self.assertFalse(factory.admission.isHealthCheck("10.2.0.1"))
         self.assertIs(protocol.access, factory.admission.access)
         self.assertEqual(protocol.perSource.rate, 4)
         self.assertEqual((limiter.ipv6Prefix, protocol.ipv6Prefix), (56, 56))

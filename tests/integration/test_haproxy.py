@@ -155,6 +155,64 @@ def test_headerlessClientRefused(spawnGreetd: Any) -> None:
         assert receiveUntilClosed(client) == b""
 
 
+def recipe(frontend: int, backends: list[int]) -> str:
+    """
+    C{contrib/haproxy/greetd.cfg} as shipped, its example ports replaced
+    by C{frontend} and the two C{backends}.
+    """
+    text = CONTRIB.read_text()
+    ports = {
+        "127.0.0.1:9999": frontend,
+        "127.0.0.1:10001": backends[0],
+        "127.0.0.1:10002": backends[1],
+    }
+    for example, port in ports.items():
+        assert re.search(rf"^\s+(bind|server \S+) {example}$", text, re.MULTILINE)
+        text = text.replace(example, f"127.0.0.1:{port}")
+    return text
+
+
+def test_recipeHealthChecks(spawnGreetd: Any, tmp_path: Path) -> None:
+    """
+    The recipe's health checks (every 200 ms, with a PROXY v2 LOCAL header)
+    are greetings like any other, but counted as health checks, not
+    connections, and logged at debug level only.
+    """
+    daemons = [
+        spawnGreetd(
+            "--tcp", "haproxy:tcp:0:interface=127.0.0.1", "--no-udp",
+            "--metrics", "tcp:0:interface=127.0.0.1",
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    frontend = freePort()
+    haproxy = runHAProxy(
+        tmp_path, recipe(frontend, [d.tcp[0][1] for d in daemons]), frontend
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while scrape(daemons[0].metrics[0])[("greetd_health_checks_total", ())] < 5:
+            assert time.monotonic() < deadline, "no health checks counted"
+            time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", frontend), timeout=TIMEOUT) as c:
+            assert c.recv(7) == b"Welcome"
+            c.sendall(b"exit\n")
+            assert c.recv(10) == b""
+    finally:
+        haproxy.terminate()
+        output = haproxy.communicate(timeout=TIMEOUT)[0].decode()
+    assert "is DOWN" not in output, output
+    # The client, and the probe that saw HAProxy start, are the only
+    # connections counted: not the checks.
+    totals = [scrape(d.metrics[0])[("greetd_connections_total", ())] for d in daemons]
+    assert 1 <= sum(totals) <= 2, totals
+    for daemon, total in zip(daemons, totals):
+        daemon.stop()
+        lines = "\n".join(daemon.lines)
+        assert "Health check" not in lines
+        assert lines.count("Connection from") == total
+
+
 def test_haproxyRecipe(spawnGreetd: Any, tmp_path: Path) -> None:
     """
     Two daemons behind a real HAProxy running C{contrib/haproxy/greetd.cfg}:
@@ -169,15 +227,7 @@ def test_haproxyRecipe(spawnGreetd: Any, tmp_path: Path) -> None:
         for _ in range(2)
     ]
     frontend = freePort()
-    text = CONTRIB.read_text()
-    ports = {
-        "127.0.0.1:9999": frontend,
-        "127.0.0.1:10001": daemons[0].tcp[0][1],
-        "127.0.0.1:10002": daemons[1].tcp[0][1],
-    }
-    for example, port in ports.items():
-        assert re.search(rf"^\s+(bind|server \S+) {example}$", text, re.MULTILINE)
-        text = text.replace(example, f"127.0.0.1:{port}")
+    text = recipe(frontend, [daemon.tcp[0][1] for daemon in daemons])
     haproxy = runHAProxy(tmp_path, text, frontend)
     try:
         with Load(frontend) as load:

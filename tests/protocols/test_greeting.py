@@ -662,3 +662,37 @@ class RefusalDeliveryTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         self.assertFalse(transport.connected)
         self.assertEqual(factory.admission.lingering, 0)
+
+
+class HealthCheckTests(SynchronousTestCase):
+    """
+    A load balancer's health check is greeted like anyone, but counted and
+    logged apart: not a connection in the metrics, and at debug level only.
+    """
+
+    def test_fromHealthCheckNetwork(self) -> None:
+        accessLog, events = capturingAccessLog()
+        factory = GreetingFactory(
+            clock=Clock(),
+            accessLog=accessLog,
+            healthCheckFrom=[parseNetwork("192.0.2.0/24")],
+        )
+        protocol, transport = connect(factory)
+        self.assertEqual(transport.value(), b"Welcome")
+        self.assertTrue(protocol.healthCheck)
+        protocol.dataReceived(b"exit")
+        self.assertEqual((factory.connectionsTotal, factory.healthChecksTotal), (0, 1))
+        self.assertEqual(factory.counts()["tcp.healthChecks"], 1)
+        [event] = events
+        self.assertEqual(
+            (event["greetdEvent"], event["log_level"]),
+            ("healthcheck.close", LogLevel.debug),
+        )
+
+    def test_othersAreClients(self) -> None:
+        factory = GreetingFactory(
+            clock=Clock(), healthCheckFrom=[parseNetwork("198.51.100.0/24")]
+        )
+        protocol, _ = connect(factory)
+        self.assertFalse(protocol.healthCheck)
+        self.assertEqual((factory.connectionsTotal, factory.healthChecksTotal), (1, 0))

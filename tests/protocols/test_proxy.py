@@ -178,6 +178,9 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         self.assertEqual(protocol.peer, "127.0.0.1:40000")
         assert wrapper.header is not None
         self.assertTrue(wrapper.header.local)
+        self.assertTrue(wrapper.healthCheck)
+        self.assertTrue(protocol.healthCheck)
+        self.assertEqual((factory.connectionsTotal, factory.healthChecksTotal), (0, 1))
 
     def test_ipv6PrefixThroughHeaders(self) -> None:
         """
