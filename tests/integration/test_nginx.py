@@ -189,7 +189,7 @@ def test_clientAddressThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
     """
     daemon = spawnGreetd(
         *PROXIED, "--udp-rate", "1", "--deny", "127.0.0.3",
-        "--metrics", "tcp:0:interface=127.0.0.1",
+        "--metrics", "tcp:0:interface=127.0.0.1", "--log-level", "debug",
     )  # fmt: skip
     port = daemon.udp[0][1]
     front = nginx([port, port])
@@ -222,7 +222,9 @@ def test_workersThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
     C{--workers 2} behind nginx: each worker reads the header, and applies
     its own per-source rate to the client's address.
     """
-    daemon = spawnGreetd("--workers", "2", *PROXIED, "--udp-rate", "1")
+    daemon = spawnGreetd(
+        "--workers", "2", *PROXIED, "--udp-rate", "1", "--log-level", "debug"
+    )  # fmt: skip
     daemon.waitFor(r"\[worker 2 pid \d+\] Serving UDP")
     port = daemon.udp[0][1]
     front = nginx([port, port])
