@@ -7,9 +7,11 @@ It builds the same factory and protocols as C{twistd greetd} does
 (L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
 standard output, a pipe the parent relays to its own log (L{greetd.ops.relay}),
 drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
-(the parent's to handle), reports its counters to the parent every second,
-and drains and exits as soon as its standard input (a pipe from the parent)
-reaches end of file: no worker outlives its parent.
+(the parent's to handle), tells the parent once it serves every listener
+(L{READY <greetd.daemon.pool.READY>}: a reload waits for it), reports its
+counters to the parent every second and once more when it has drained,
+and drains and exits as soon as its standard input (a pipe from the
+parent) reaches end of file: no worker outlives its parent.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any, ClassVar, Iterator, Sequence, cast
 
+from twisted.application.service import MultiService
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.defer import Deferred, execute
+from twisted.internet.defer import Deferred, execute, gatherResults
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.task import LoopingCall
@@ -34,9 +37,10 @@ from twisted.python.failure import Failure
 
 from greetd.daemon.build import Servers, buildServers
 from greetd.daemon.endpoints import tlsServerFactory
+from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
-from greetd.daemon.pool import COUNTS_FD, parseInherited
+from greetd.daemon.pool import COUNTS_FD, READY, parseInherited
 from greetd.daemon.single import Target, serve
 from greetd.ops.logfile import REOPEN_SIGNALS
 from greetd.ops.relay import workerLogObserver
@@ -202,6 +206,25 @@ def report(servers: Servers, fd: int) -> None:
         os.write(fd, line)
 
 
+def announceReady(services: MultiService, fd: int) -> Deferred[None]:
+    """
+    Write L{READY} to the parent once every listening service of
+    C{services} listens: until then, a reload keeps the worker this one
+    replaces serving.
+    """
+    listening = [
+        service.whenListening()
+        for service in services
+        if isinstance(service, ListeningService)
+    ]
+
+    def ready(ports: object) -> None:
+        with suppress(OSError):
+            os.write(fd, READY + b"\n")
+
+    return gatherResults(listening).addCallback(ready)
+
+
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
     Run one worker until SIGTERM, SIGINT or the parent's exit.
@@ -235,7 +258,10 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     watcher = ParentWatcher(reactor, 0, partial(_stop, reactor))
     watcher.startReading()  # type: ignore[no-untyped-call]
     os.set_blocking(COUNTS_FD, False)
+    announceReady(services, COUNTS_FD)
     LoopingCall(report, servers, COUNTS_FD).start(REPORT_INTERVAL)
+    # The last counters, once drained: the parent keeps them (retire()).
+    reactor.addSystemEventTrigger("after", "shutdown", report, servers, COUNTS_FD)
     reactor.run()
 
 
