@@ -20,15 +20,17 @@ own log (L{greetd.ops.relay}).
 A reload (L{WorkerPool.reload}, on C{SIGHUP} to the parent) replaces the
 workers one slot at a time, as nginx and gunicorn do: a new worker, running
 the code on disk now, says L{READY} on its counters' pipe once it serves
-every listener, and only then is the worker it replaces told to drain.  The
-shared accept queues never lack a reader, so no connection is refused, and
-a draining worker finishes the exchanges it holds.
+every listener, and only then is the worker it replaces told to retire
+(L{RETIRE}).  The shared accept queues never lack a reader, so no
+connection is refused, and the retiring worker lets the sessions it holds
+end by themselves.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from collections import Counter
@@ -82,6 +84,15 @@ READY = b"ready"
 #: Seconds a reload waits for a replacement to say L{READY} before it kills
 #: the replacement and stops, leaving the old worker serving.
 READY_TIMEOUT = 30.0
+
+#: The signal a reload sends the worker it has replaced (nginx's graceful
+#: shutdown signal): stop listening and let each connection end by itself,
+#: for up to C{--shutdown-timeout} seconds, then drain as on SIGTERM, which
+#: closes connections as soon as their owed replies are written.  A worker
+#: installs its handler before it says L{READY}; one that has not said it
+#: is sent SIGTERM instead.  (A number: Twisted's C{signalProcess} knows
+#: only a few signals by name.)
+RETIRE = signal.SIGQUIT
 
 
 @implementer(IListeningPort)
@@ -337,7 +348,7 @@ class WorkerPool(Service):
         slot = protocol.slot
         retire(self.retired, protocol.counts)
         exitCode = getattr(reason.value, "exitCode", None)
-        signal = getattr(reason.value, "signal", None)
+        signum = getattr(reason.value, "signal", None)
         if protocol in self.draining:
             self.draining.discard(protocol)
             self._log.info(
@@ -356,7 +367,7 @@ class WorkerPool(Service):
                     "(exit code {exitCode}, signal {signal})",
                     pid=protocol.pid,
                     exitCode=exitCode,
-                    signal=signal,
+                    signal=signum,
                 )
         elif self.workers.get(slot) is protocol:
             del self.workers[slot]
@@ -367,7 +378,7 @@ class WorkerPool(Service):
                     slot=slot,
                     pid=protocol.pid,
                     exitCode=exitCode,
-                    signal=signal,
+                    signal=signum,
                     greetdEvent="worker.died",
                 )
                 self._restart(slot)
@@ -401,8 +412,8 @@ class WorkerPool(Service):
         """
         Replace every serving worker by a new one, running the code on disk
         now, one slot at a time: start the replacement, wait until it says
-        it serves (L{READY}), then tell the old worker to drain (SIGTERM),
-        and go on to the next slot.  A reload asked for while one runs is
+        it serves (L{READY}), then tell the old worker to retire
+        (L{RETIRE}), and go on to the next slot.  A reload asked for while one runs is
         queued: one more reload follows it, however many were asked for, so
         that code installed during a reload is picked up by every worker.
 
@@ -495,7 +506,7 @@ class WorkerPool(Service):
             greetdEvent="worker.replaced",
         )
         if old is not None:
-            self._endWorker(old, "TERM")
+            self._endWorker(old, RETIRE if old.ready else "TERM")
         self._replaceNext()
 
     def _notReady(self, protocol: WorkerProtocol) -> None:
@@ -510,16 +521,16 @@ class WorkerPool(Service):
             timeout=self.readyTimeout,
         )
 
-    def _endWorker(self, protocol: WorkerProtocol, signal: str) -> None:
+    def _endWorker(self, protocol: WorkerProtocol, signum: str | int) -> None:
         """
-        Send C{signal} to a worker that no longer serves in its slot, and
+        Send C{signum} to a worker that no longer serves in its slot, and
         count it as draining until it has ended.
         """
         self.draining.add(protocol)
         transport = protocol.transport
         if transport is not None:
             with suppress(ProcessExitedAlready):
-                transport.signalProcess(signal)
+                transport.signalProcess(signum)
 
     def _reloadFailed(self, slot: int, why: str, **fields: Any) -> None:
         old = self.workers.get(slot)
@@ -555,25 +566,23 @@ class WorkerPool(Service):
         kill = self._clock.callLater(self.stopTimeout, self._signalAll, "KILL")
         return stopped.addBoth(cancelling, kill)
 
-    def _signalAll(self, signal: str) -> None:
+    def _signalAll(self, signum: str) -> None:
         """
-        Send C{signal} to every live worker; SIGTERM skips those already
-        draining, which were sent it.
+        Send C{signum} to every live worker, draining ones too: SIGTERM
+        hurries a retiring worker (L{RETIRE}) along.
         """
         for protocol in self._live():
             transport = protocol.transport
             if transport is None:
                 continue
-            if signal == "TERM" and protocol in self.draining:
-                continue
-            if signal == "KILL":
+            if signum == "KILL":
                 self._log.warn(
                     "Killing worker {slot} (pid {pid}), still running",
                     slot=protocol.slot,
                     pid=protocol.pid,
                 )
             with suppress(ProcessExitedAlready):
-                transport.signalProcess(signal)
+                transport.signalProcess(signum)
 
     @property
     def reloading(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import (
     CannotListenError,
     ProcessDone,
@@ -48,6 +48,7 @@ from greetd.daemon.pool import (
     READY,
     READY_TIMEOUT,
     RESTART_WINDOW,
+    RETIRE,
     SharedSocket,
     WorkerPool,
     WorkerProtocol,
@@ -60,11 +61,13 @@ from greetd.daemon.pool import (
 from greetd.daemon.single import serve
 from greetd.daemon.tap import makeService
 from greetd.daemon.worker import (
+    RETIRE_POLL,
     ParentWatcher,
     WorkerOptions,
     adopt,
     announceReady,
     report,
+    retire,
 )
 from greetd.ops.metrics import CountsCollector
 from greetd.ops.relay import eventAsRelayLine
@@ -84,10 +87,10 @@ class FakeProcess:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.signals: list[str] = []
+        self.signals: list[str | int] = []
         self.exited = False
 
-    def signalProcess(self, signal: str) -> None:
+    def signalProcess(self, signal: str | int) -> None:
         if self.exited:
             raise ProcessExitedAlready()
         self.signals.append(signal)
@@ -323,6 +326,8 @@ class ReloadTests(PoolCase):
         super().setUp()
         self.pool.startService()
         self.old = dict(self.pool.workers)
+        for protocol in self.old.values():
+            ready(protocol)
 
     def replacement(self) -> WorkerProtocol:
         """
@@ -332,7 +337,7 @@ class ReloadTests(PoolCase):
         self.assertIsNot(self.pool.workers.get(slot), protocol)
         return protocol
 
-    def signals(self) -> dict[int, list[str]]:
+    def signals(self) -> dict[int, list[str | int]]:
         return {process.pid: process.signals for _, _, process in self.spawned}
 
     def greetdEvents(self) -> list[str]:
@@ -340,9 +345,9 @@ class ReloadTests(PoolCase):
 
     def test_oneSlotAtATime(self) -> None:
         """
-        A replacement is started for slot 1; the old worker is told to drain
-        (SIGTERM) only once the replacement says it serves, and only then is
-        slot 2's replacement started.  Drained workers are neither deaths
+        A replacement is started for slot 1; the old worker is told to
+        retire (L{RETIRE}) only once the replacement says it serves, and
+        only then is slot 2's replacement started.  Drained workers are neither deaths
         nor restarted.
         """
         self.pool.reload()
@@ -357,9 +362,9 @@ class ReloadTests(PoolCase):
         self.assertEqual(self.pool.draining, {self.old[1]})
         second = self.replacement()
         self.assertEqual((second.slot, second.pid), (2, 103))
-        self.assertEqual(self.signals(), {100: ["TERM"], 101: [], 102: [], 103: []})
+        self.assertEqual(self.signals(), {100: [RETIRE], 101: [], 102: [], 103: []})
         ready(second)
-        self.assertEqual(self.signals()[101], ["TERM"])
+        self.assertEqual(self.signals()[101], [RETIRE])
         self.assertFalse(self.pool.reloading)
         self.assertEqual(self.pool.workers, {1: first, 2: second})
         self.assertEqual(self.pool.alive(), 2)
@@ -508,8 +513,9 @@ class ReloadTests(PoolCase):
     def test_oldDiesMeanwhile(self) -> None:
         """
         A worker that dies while its replacement starts is restarted as
-        usual; the replacement then takes the slot and the restarted worker
-        drains.
+        usual; the replacement then takes the slot and the restarted worker,
+        which has not said it serves (nor installed its L{RETIRE} handler),
+        is sent SIGTERM.
         """
         self.pool.reload()
         first = self.replacement()
@@ -542,20 +548,24 @@ class ReloadTests(PoolCase):
 
     def test_stopWhileDraining(self) -> None:
         """
-        Stopping waits for draining workers too, without a second SIGTERM,
-        and kills them with the others after C{stopTimeout}.
+        Stopping sends SIGTERM to retiring workers too, to hurry them, waits
+        for them and kills them with the others after C{stopTimeout}.
         """
         self.pool.reload()
         ready(self.replacement())
-        self.pool.stopService()
+        stopped = self.pool.stopService()
         self.assertEqual(
-            self.signals(), {100: ["TERM"], 101: ["TERM"], 102: ["TERM"], 103: ["TERM"]}
+            self.signals(),
+            {100: [RETIRE, "TERM"], 101: ["TERM"], 102: ["TERM"], 103: ["TERM"]},
         )
         self.clock.advance(6.0)
         self.assertEqual(
             {pid: signals[-1] for pid, signals in self.signals().items()},
             {100: "KILL", 101: "KILL", 102: "KILL", 103: "KILL"},
         )
+        for _, protocol, _ in self.spawned:
+            end(protocol, ProcessTerminated(signal=9))
+        self.successResultOf(stopped)
 
     def test_notRunning(self) -> None:
         """
@@ -573,7 +583,7 @@ class ReloadTests(PoolCase):
         """
         told: list[WorkerProtocol] = []
         self.patch(self.pool, "workerReady", told.append)
-        worker = self.pool.workers[1]
+        worker = WorkerProtocol(self.pool, 1)
         worker.childDataReceived(
             COUNTS_FD, b'{"udp.messages": 1}\nready\n{"udp.messages": 2}\nre'
         )
@@ -917,6 +927,58 @@ class WorkerProcessTests(SynchronousTestCase):
         self.assertEqual(os.read(readEnd, 100), READY + b"\n")
         for sharedSocket in services:
             sharedSocket.port.stopListening()  # type: ignore[attr-defined]
+
+    def retiring(self, connections: set[object]) -> tuple[Any, MultiService]:
+        """
+        A worker's listening service, started, and a reactor that records
+        its stops, then L{retire} with a grace of 5 seconds.
+        """
+
+        class Reactor(Clock):
+            stops = 0
+
+            def stop(self) -> None:
+                self.stops += 1
+
+        reactor = Reactor()
+        services = MultiService()
+        port = SharedSocket(socket.socket(), "TCP")
+        listening = ListeningService("TCP", "tcp:0", lambda: succeed(port))
+        listening.setServiceParent(services)  # type: ignore[no-untyped-call]
+        services.startService()
+        self.assertIs(listening.port, port)
+        retire(reactor, services, connections, 5.0)
+        self.assertEqual((listening.port, listening.running), (None, False))
+        self.assertEqual(port.socket.fileno(), -1)
+        return reactor, services
+
+    def test_retireWaitsForSessions(self) -> None:
+        """
+        A retiring worker stops listening at once, and stops its reactor
+        (which drains) once its last connection has ended by itself.
+        """
+        connections: set[object] = {"a", "b"}
+        reactor, _ = self.retiring(connections)
+        reactor.advance(RETIRE_POLL)
+        connections.discard("a")
+        reactor.advance(RETIRE_POLL)
+        self.assertEqual(reactor.stops, 0)
+        connections.discard("b")
+        reactor.advance(RETIRE_POLL)
+        self.assertEqual(reactor.stops, 1)
+        reactor.advance(10)
+        self.assertEqual((reactor.stops, reactor.getDelayedCalls()), (1, []))
+
+    def test_retireGrace(self) -> None:
+        """
+        Sessions still open after the grace (C{--shutdown-timeout}) are left
+        to the usual drain.
+        """
+        reactor, _ = self.retiring({"idle"})
+        reactor.pump([RETIRE_POLL] * 49)
+        self.assertEqual(reactor.stops, 0)
+        reactor.pump([RETIRE_POLL] * 2)
+        self.assertEqual(reactor.stops, 1)
 
     def test_report(self) -> None:
         readEnd, writeEnd = os.pipe()

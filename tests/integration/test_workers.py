@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from greetd.testing import TIMEOUT, Daemon
 from tests.integration.conftest import runTwistd
@@ -23,18 +23,26 @@ from tests.integration.test_metrics import scrape
 UNLIMITED = ("--rate-per-ip", "0", "--max-per-ip", "0")
 
 
+#: One whole exchange: C{(port, name, source address)} to what it saw.
+Exchange = Callable[[int, bytes, str], object]
+
+
 class Load:
     """
-    C{clients} threads, each running whole honest exchanges (banner,
-    message, reply, exit) in a loop against C{port} until stopped, each
-    from its own loopback address.
+    C{clients} threads, each running whole exchanges (by default honest
+    ones: banner, message, reply, exit) in a loop against C{port} until
+    stopped, each from its own loopback address.
 
-    @ivar results: C{(startedAt, error or None)} for each exchange.
+    @ivar results: C{(startedAt, error or None, what the exchange
+        returned)} for each exchange.
     """
 
-    def __init__(self, port: int, clients: int = 20) -> None:
+    def __init__(
+        self, port: int, clients: int = 20, exchange: Exchange = honestExchange
+    ) -> None:
         self.port = port
-        self.results: list[tuple[float, BaseException | None]] = []
+        self.exchange = exchange
+        self.results: list[tuple[float, BaseException | None, object]] = []
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(f"127.0.0.{10 + n}",), daemon=True)
@@ -56,11 +64,11 @@ class Load:
         while not self._stop.is_set() and time.monotonic() < deadline:
             startedAt = time.monotonic()
             try:
-                honestExchange(self.port, source.encode(), source)
+                seen = self.exchange(self.port, source.encode(), source)
             except (OSError, AssertionError) as error:
-                self.results.append((startedAt, error))
+                self.results.append((startedAt, error, None))
             else:
-                self.results.append((startedAt, None))
+                self.results.append((startedAt, None, seen))
 
     def waitForExchanges(self, count: int, since: float = 0.0) -> None:
         """
@@ -72,13 +80,23 @@ class Load:
             time.sleep(0.05)
 
     def completedSince(self, since: float) -> int:
-        return sum(1 for startedAt, _ in list(self.results) if startedAt >= since)
+        return sum(1 for startedAt, _, _ in list(self.results) if startedAt >= since)
 
     def failuresSince(self, since: float) -> list[BaseException]:
         return [
             error
-            for startedAt, error in list(self.results)
+            for startedAt, error, _ in list(self.results)
             if error is not None and startedAt >= since
+        ]
+
+    def seenSince(self, since: float) -> list[object]:
+        """
+        What the successful exchanges started after C{since} returned.
+        """
+        return [
+            seen
+            for startedAt, error, seen in list(self.results)
+            if error is None and startedAt >= since
         ]
 
 
