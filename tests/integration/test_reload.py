@@ -9,12 +9,15 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import greetd
+from greetd.testing import TIMEOUT
 from tests.integration.test_hardening import connectFrom, receiveUntilClosed
+from tests.integration.test_metrics import scrape
 from tests.integration.test_workers import (
     UNLIMITED,
     Load,
@@ -70,6 +73,38 @@ def upgrade(package: Path) -> None:
     module.write_text(text.replace(old, f"DEFAULT_WELCOME = {UPGRADED!r}\n"))
 
 
+#: The sample of C{greetd_connections_total}.
+CONNECTIONS = ("greetd_connections_total", ())
+
+
+class Scraper:
+    """
+    Scrapes C{greetd_connections_total} every 50 ms in a thread until
+    stopped (at most L{TIMEOUT} seconds).
+
+    @ivar totals: Every value read, in order.
+    """
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.totals: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(TIMEOUT)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not self._stop.wait(0.05) and time.monotonic() < deadline:
+            self.totals.append(scrape(self.address)[CONNECTIONS])
+
+
 def test_sighupUpgradesWorkers(spawnGreetd: Any, tmp_path: Path) -> None:
     """
     Two workers run from a copy of the package while 20 clients talk in a
@@ -77,11 +112,14 @@ def test_sighupUpgradesWorkers(spawnGreetd: Any, tmp_path: Path) -> None:
     replaced (a new one serving before the old one drains), every exchange
     succeeds throughout, every worker pid is new afterwards, and every
     exchange started once the old workers are gone gets the new banner.
-    Nothing is killed.
+    Nothing is killed.  The summed connection counter never goes backwards
+    and, once the load stops, counts every exchange: replaced workers'
+    counters, up to their last connection, are kept.
     """
     package = copyPackage(tmp_path / "code")
     daemon = spawnGreetd(
         "--workers", "2", "--no-udp", *UNLIMITED,
+        "--metrics", "tcp:0:interface=127.0.0.1",
         env={"PYTHONPATH": str(tmp_path / "code"), "PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
     old = startedWorkers(daemon, 2)
@@ -90,19 +128,31 @@ def test_sighupUpgradesWorkers(spawnGreetd: Any, tmp_path: Path) -> None:
         load.waitForExchanges(200)
         assert set(load.seenSince(0)) == {b"Welcome"}
         upgrade(package)
-        hangUpAt = time.monotonic()
-        os.kill(daemon.process.pid, signal.SIGHUP)
-        daemon.waitFor(r"Reloaded: 2 workers replaced")
-        new = {}
-        for slot in (1, 2):
-            started = daemon.waitFor(
-                rf"Started worker {slot} \(pid (\d+)\) to replace pid {old[slot]}"
-            )
-            new[slot] = int(started.group(1))
-            daemon.waitFor(rf"Worker {slot} \(pid {old[slot]}\) has drained and exited")
-        goneAt = time.monotonic()
-        load.waitForExchanges(200, since=goneAt)
+        with Scraper(daemon.metrics[0]) as scraper:
+            hangUpAt = time.monotonic()
+            os.kill(daemon.process.pid, signal.SIGHUP)
+            daemon.waitFor(r"Reloaded: 2 workers replaced")
+            new = {}
+            for slot in (1, 2):
+                started = daemon.waitFor(
+                    rf"Started worker {slot} \(pid (\d+)\) to replace pid {old[slot]}"
+                )
+                new[slot] = int(started.group(1))
+                daemon.waitFor(
+                    rf"Worker {slot} \(pid {old[slot]}\) has drained and exited"
+                )
+            goneAt = time.monotonic()
+            load.waitForExchanges(200, since=goneAt)
     assert load.failuresSince(0) == []
+    assert len(scraper.totals) > 2
+    assert scraper.totals == sorted(scraper.totals)
+    deadline = time.monotonic() + TIMEOUT
+    while scrape(daemon.metrics[0])[CONNECTIONS] != len(load.results):
+        assert time.monotonic() < deadline, (
+            scrape(daemon.metrics[0])[CONNECTIONS],
+            len(load.results),
+        )
+        time.sleep(0.1)
     # Clients were served while the workers were being replaced.
     assert load.completedSince(hangUpAt) - load.completedSince(goneAt) > 0
     assert set(load.seenSince(goneAt)) == {UPGRADED}
