@@ -413,9 +413,10 @@ class WorkerPool(Service):
         Replace every serving worker by a new one, running the code on disk
         now, one slot at a time: start the replacement, wait until it says
         it serves (L{READY}), then tell the old worker to retire
-        (L{RETIRE}), and go on to the next slot.  A reload asked for while one runs is
-        queued: one more reload follows it, however many were asked for, so
-        that code installed during a reload is picked up by every worker.
+        (L{RETIRE}), and go on to the next slot.  A reload asked for while
+        one runs is queued: one more reload follows it, however many were
+        asked for, so that code installed during a reload reaches every
+        worker.
 
         A replacement that cannot be started, exits before it serves or
         does not serve within L{readyTimeout} seconds (it is killed) stops
@@ -555,9 +556,10 @@ class WorkerPool(Service):
         for call in self._restarts.values():
             call.cancel()
         self._restarts.clear()
+        # A replacement being started is stopped with the others (_live).
         self._reload.cancelTimeout()
+        self._reload.active = self._reload.again = False
         self._reload.slots.clear()
-        self._reload.again = False
         if not self._live():
             return succeed(None)
         stopped: Deferred[None] = Deferred()

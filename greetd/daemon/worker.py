@@ -10,10 +10,10 @@ drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
 (the parent's to handle), retires on L{RETIRE <greetd.daemon.pool.RETIRE>}
 (a reload replaced it: it stops listening and lets its sessions end by
 themselves before it drains), tells the parent once it serves every
-listener (L{READY <greetd.daemon.pool.READY>}: a reload waits for it), reports its
-counters to the parent every second and once more when it has drained,
-and drains and exits as soon as its standard input (a pipe from the
-parent) reaches end of file: no worker outlives its parent.
+listener (L{READY <greetd.daemon.pool.READY>}: a reload waits for it),
+reports its counters to the parent every second and once more when it has
+drained, and drains and exits as soon as its standard input (a pipe from
+the parent) reaches end of file: no worker outlives its parent.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def announceReady(services: MultiService, fd: int) -> Deferred[None]:
 
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
-    Run one worker until SIGTERM, SIGINT or the parent's exit.
+    Run one worker until SIGTERM, SIGINT, L{RETIRE} or the parent's exit.
     """
     workerOptions = WorkerOptions()
     try:
@@ -306,7 +306,8 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     os.set_blocking(COUNTS_FD, False)
     announceReady(services, COUNTS_FD)
     LoopingCall(report, servers, COUNTS_FD).start(REPORT_INTERVAL)
-    # The last counters, once drained: the parent keeps them (retire()).
+    # The last counters, once drained: the parent keeps them
+    # (greetd.core.counters.retire), so totals count every connection.
     reactor.addSystemEventTrigger("after", "shutdown", report, servers, COUNTS_FD)
     reactor.run()
 

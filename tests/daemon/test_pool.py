@@ -536,6 +536,7 @@ class ReloadTests(PoolCase):
         self.pool.reload()
         first = self.replacement()
         stopped = self.pool.stopService()
+        self.assertFalse(self.pool.reloading)
         self.assertEqual(self.signals(), {100: ["TERM"], 101: ["TERM"], 102: ["TERM"]})
         ready(first)
         self.assertEqual(self.pool.workers, self.old)
