@@ -173,3 +173,39 @@ def test_sighupUpgradesWorkers(spawnGreetd: Any, tmp_path: Path) -> None:
     assert not re.search(r"died|Killing|Reload stopped", log), log
     # The daemon is unharmed: it still stops cleanly.
     assert daemon.stop() == -signal.SIGTERM
+
+
+def test_brokenUpgradeKeepsOldWorkers(spawnGreetd: Any, tmp_path: Path) -> None:
+    """
+    An upgrade whose code cannot even be imported stops the reload at the
+    first replacement, with an error: the old workers keep serving every
+    exchange.  Once the code is mended, the next SIGHUP replaces them.
+    """
+    package = copyPackage(tmp_path / "code")
+    daemon = spawnGreetd(
+        "--workers", "2", "--no-udp", *UNLIMITED,
+        env={"PYTHONPATH": str(tmp_path / "code"), "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    old = startedWorkers(daemon, 2)
+    module = package / "protocols" / "greeting.py"
+    working = module.read_text()
+    module.write_text(working + '\nraise RuntimeError("a broken upgrade")\n')
+    with Load(daemon.tcp[0][1], clients=5, exchange=versionedExchange) as load:
+        load.waitForExchanges(50)
+        os.kill(daemon.process.pid, signal.SIGHUP)
+        failed = daemon.waitFor(r"Reload stopped at worker 1: its replacement .*")
+        daemon.waitFor(r"RuntimeError: a broken upgrade")
+        stoppedAt = time.monotonic()
+        load.waitForExchanges(50, since=stoppedAt)
+        assert children(daemon.process.pid) == set(old.values())
+        assert set(load.seenSince(0)) == {b"Welcome"}
+        module.write_text(working)
+        os.kill(daemon.process.pid, signal.SIGHUP)
+        daemon.waitFor(r"Reloaded: 2 workers replaced")
+        for slot, pid in old.items():
+            daemon.waitFor(rf"Worker {slot} \(pid {pid}\) has drained and exited")
+    assert load.failuresSince(0) == []
+    assert f"worker 1: pid {old[1]}" in failed.group(0)
+    # Slot 2 was replaced only by the second reload.
+    assert daemon.output.count(f"to replace pid {old[2]}") == 1
+    assert not set(children(daemon.process.pid)) & set(old.values())
