@@ -150,7 +150,8 @@ class Options(usage.Options):
             1,
             "Worker processes serving the same listening sockets (tcp:, tcp6:, "
             "ssl:, haproxy: before those, and udp: only). Limits apply per "
-            "worker: with N workers a per-address limit of L admits up to N*L.",
+            "worker: with N workers a per-address limit of L admits up to N*L. "
+            "SIGHUP replaces the workers one at a time, with the code on disk.",
         ],
         [
             "log-level",

@@ -16,12 +16,21 @@ drains and exits.  It writes its counters to the parent once a second over
 another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums,
 and its log to standard output, a pipe too, which the parent relays to its
 own log (L{greetd.ops.relay}).
+
+A reload (L{WorkerPool.reload}, on C{SIGHUP} to the parent) replaces the
+workers one slot at a time, as nginx and gunicorn do: a new worker, running
+the code on disk now, says L{READY} on its counters' pipe once it serves
+every listener, and only then is the worker it replaces told to retire
+(L{RETIRE}).  The shared accept queues never lack a reader, so no
+connection is refused, and the retiring worker lets the sessions it holds
+end by themselves.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from collections import Counter
@@ -67,6 +76,23 @@ FIRST_BACKOFF = 0.1
 
 #: The longest wait before restarting a worker that keeps dying.
 MAX_BACKOFF = 5.0
+
+#: The line a worker writes on L{COUNTS_FD} once it serves every listener
+#: (its counters are the other lines, JSON objects).
+READY = b"ready"
+
+#: Seconds a reload waits for a replacement to say L{READY} before it kills
+#: the replacement and stops, leaving the old worker serving.
+READY_TIMEOUT = 30.0
+
+#: The signal a reload sends the worker it has replaced (nginx's graceful
+#: shutdown signal): stop listening and let each connection end by itself,
+#: for up to C{--shutdown-timeout} seconds, then drain as on SIGTERM, which
+#: closes connections as soon as their owed replies are written.  A worker
+#: installs its handler before it says L{READY}; one that has not said it
+#: is sent SIGTERM instead.  (A number: Twisted's C{signalProcess} knows
+#: only a few signals by name.)
+RETIRE = signal.SIGQUIT
 
 
 @implementer(IListeningPort)
@@ -186,10 +212,12 @@ class WorkerProtocol(ProcessProtocol):
         of the worker it replaces, so logs stay readable.
     @ivar pid: The worker's process id, once spawned.
     @ivar counts: The last counters the worker reported.
+    @ivar ready: Whether the worker has said L{READY}: it serves.
     """
 
     _log = Logger()
     pid: int | None = None
+    ready = False
 
     def __init__(self, pool: WorkerPool, slot: int) -> None:
         self.pool = pool
@@ -211,11 +239,15 @@ class WorkerProtocol(ProcessProtocol):
         if childFD != COUNTS_FD:
             return
         *lines, self._buffer = (self._buffer + data).split(b"\n")
-        if lines:
+        reports = [line for line in lines if line != READY]
+        if reports:
             try:
-                self.counts = Counter(json.loads(lines[-1]))
+                self.counts = Counter(json.loads(reports[-1]))
             except ValueError:
                 self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
+        if len(reports) < len(lines) and not self.ready:
+            self.ready = True
+            self.pool.workerReady(self)
 
     def childConnectionLost(self, childFD: int) -> None:
         if childFD in self._logs:
@@ -235,30 +267,43 @@ class WorkerPool(Service):
     replaced at once, or after a back-off doubling from L{FIRST_BACKOFF} to
     L{MAX_BACKOFF} while its slot keeps dying within L{RESTART_WINDOW}
     seconds of the last death (a worker that cannot start must not make the
-    parent spin).  Stopping the pool stops every worker: SIGTERM, which
-    drains it, then SIGKILL for any still running after C{stopTimeout}.
+    parent spin).  L{reload} replaces every worker, one at a time, without
+    refusing a connection.  Stopping the pool stops every worker: SIGTERM,
+    which drains it, then SIGKILL for any still running after
+    C{stopTimeout}.
 
     @ivar count: How many workers to run.
-    @ivar workers: The running workers, by slot.
+    @ivar workers: The serving workers, by slot.
+    @ivar draining: Workers told to end (replaced by a reload, or a
+        replacement given up on) that have not ended yet.
     @ivar retired: The counters of workers that have ended, so that summed
         counters never go backwards when a worker is replaced.
+    @ivar readyTimeout: Seconds a reload waits for a replacement to serve.
     """
 
     _log = Logger()
 
     def __init__(
-        self, count: int, spawn: Spawn, clock: IReactorTime, stopTimeout: float
+        self,
+        count: int,
+        spawn: Spawn,
+        clock: IReactorTime,
+        stopTimeout: float,
+        readyTimeout: float = READY_TIMEOUT,
     ) -> None:
         self.count = count
         self._spawn = spawn
         self._clock = clock
         self.stopTimeout = stopTimeout
+        self.readyTimeout = readyTimeout
         self.workers: dict[int, WorkerProtocol] = {}
+        self.draining: set[WorkerProtocol] = set()
         self.retired: Counter[str] = Counter()
         self._backoff: dict[int, float] = {}
         self._lastDeath: dict[int, float] = {}
         self._restarts: dict[int, IDelayedCall] = {}
         self._stopped: list[Deferred[None]] = []
+        self._reload = _Reload()
 
     def startService(self) -> None:
         Service.startService(self)
@@ -284,29 +329,63 @@ class WorkerPool(Service):
             greetdEvent="worker.start",
         )
 
+    def _live(self) -> list[WorkerProtocol]:
+        """
+        Every worker process not known to have ended: serving, replacing
+        one, or draining.
+        """
+        live = list(self.workers.values())
+        if self._reload.replacement is not None:
+            live.append(self._reload.replacement)
+        return live + list(self.draining)
+
     def workerEnded(self, protocol: WorkerProtocol, reason: Failure) -> None:
         """
-        Forget a worker that has ended and, unless stopping, replace it.
+        Forget a worker that has ended and, if it was serving and the pool
+        is not stopping, replace it; a replacement that ends before it
+        serves stops the reload.
         """
         slot = protocol.slot
-        if self.workers.get(slot) is protocol:
-            del self.workers[slot]
         retire(self.retired, protocol.counts)
-        if not self.running:
-            if not self.workers:
-                stopped, self._stopped = self._stopped, []
-                for waiting in stopped:
-                    waiting.callback(None)
-            return
-        self._log.warn(
-            "Worker {slot} (pid {pid}) died (exit code {exitCode}, signal {signal})",
-            slot=slot,
-            pid=protocol.pid,
-            exitCode=getattr(reason.value, "exitCode", None),
-            signal=getattr(reason.value, "signal", None),
-            greetdEvent="worker.died",
-        )
-        self._restart(slot)
+        exitCode = getattr(reason.value, "exitCode", None)
+        signum = getattr(reason.value, "signal", None)
+        if protocol in self.draining:
+            self.draining.discard(protocol)
+            self._log.info(
+                "Worker {slot} (pid {pid}) has drained and exited",
+                slot=slot,
+                pid=protocol.pid,
+                greetdEvent="worker.drained",
+            )
+        elif protocol is self._reload.replacement:
+            self._reload.replacement = None
+            self._reload.cancelTimeout()
+            if self.running:
+                self._reloadFailed(
+                    slot,
+                    "its replacement (pid {pid}) exited before serving "
+                    "(exit code {exitCode}, signal {signal})",
+                    pid=protocol.pid,
+                    exitCode=exitCode,
+                    signal=signum,
+                )
+        elif self.workers.get(slot) is protocol:
+            del self.workers[slot]
+            if self.running:
+                self._log.warn(
+                    "Worker {slot} (pid {pid}) died "
+                    "(exit code {exitCode}, signal {signal})",
+                    slot=slot,
+                    pid=protocol.pid,
+                    exitCode=exitCode,
+                    signal=signum,
+                    greetdEvent="worker.died",
+                )
+                self._restart(slot)
+        if not self.running and not self._live():
+            stopped, self._stopped = self._stopped, []
+            for waiting in stopped:
+                waiting.callback(None)
 
     def _restart(self, slot: int) -> None:
         """
@@ -329,12 +408,159 @@ class WorkerPool(Service):
         )
         self._restarts[slot] = self._clock.callLater(delay, self._start, slot)
 
+    def reload(self) -> None:
+        """
+        Replace every serving worker by a new one, running the code on disk
+        now, one slot at a time: start the replacement, wait until it says
+        it serves (L{READY}), then tell the old worker to retire
+        (L{RETIRE}), and go on to the next slot.  A reload asked for while
+        one runs is queued: one more reload follows it, however many were
+        asked for, so that code installed during a reload reaches every
+        worker.
+
+        A replacement that cannot be started, exits before it serves or
+        does not serve within L{readyTimeout} seconds (it is killed) stops
+        the reload with an error: the workers not yet replaced keep
+        serving.  Nothing happens while the pool is stopping.
+        """
+        if not self.running:
+            return
+        reloading = self._reload
+        if reloading.active:
+            if not reloading.again:
+                self._log.info(
+                    "A reload is under way: another will follow it",
+                    greetdEvent="reload.queued",
+                )
+            reloading.again = True
+            return
+        reloading.start(sorted(self.workers))
+        self._log.info(
+            "Reloading: replacing {count} workers one at a time",
+            count=len(reloading.slots),
+            greetdEvent="reload.start",
+        )
+        self._replaceNext()
+
+    def _replaceNext(self) -> None:
+        reloading = self._reload
+        while reloading.slots:
+            slot = reloading.slots.pop(0)
+            old = self.workers.get(slot)
+            if old is None:
+                # It died meanwhile: its restart runs the new code.
+                continue
+            protocol = WorkerProtocol(self, slot)
+            try:
+                transport = self._spawn(slot, protocol)
+            except Exception:
+                self._log.failure(
+                    "Cannot start a replacement for worker {slot}",
+                    slot=slot,
+                    level=LogLevel.error,
+                )
+                self._reloadFailed(slot, "its replacement could not be started")
+                return
+            protocol.pid = transport.pid
+            reloading.replacement = protocol
+            reloading.timeout = self._clock.callLater(
+                self.readyTimeout, self._notReady, protocol
+            )
+            self._log.info(
+                "Started worker {slot} (pid {pid}) to replace pid {old}",
+                slot=slot,
+                pid=protocol.pid,
+                old=old.pid,
+                greetdEvent="worker.start",
+            )
+            return
+        self._log.info(
+            "Reloaded: {count} workers replaced",
+            count=reloading.replaced,
+            greetdEvent="reload.done",
+        )
+        self._endReload()
+
+    def workerReady(self, protocol: WorkerProtocol) -> None:
+        """
+        C{protocol}'s worker serves: if it is a reload's replacement, it
+        takes its slot, the worker it replaces drains, and the reload goes
+        on to the next slot.
+        """
+        reloading = self._reload
+        if protocol is not reloading.replacement or not self.running:
+            return
+        reloading.cancelTimeout()
+        reloading.replacement = None
+        reloading.replaced += 1
+        slot = protocol.slot
+        old = self.workers.get(slot)
+        self.workers[slot] = protocol
+        restart = self._restarts.pop(slot, None)
+        if restart is not None:
+            restart.cancel()
+        self._log.info(
+            "Worker {slot} (pid {pid}) serves; pid {old} drains",
+            slot=slot,
+            pid=protocol.pid,
+            old=old.pid if old is not None else None,
+            greetdEvent="worker.replaced",
+        )
+        if old is not None:
+            self._endWorker(old, RETIRE if old.ready else "TERM")
+        self._replaceNext()
+
+    def _notReady(self, protocol: WorkerProtocol) -> None:
+        self._reload.timeout = None
+        self._reload.replacement = None
+        self._endWorker(protocol, "KILL")
+        self._reloadFailed(
+            protocol.slot,
+            "its replacement (pid {pid}) did not serve within {timeout}s "
+            "and was killed",
+            pid=protocol.pid,
+            timeout=self.readyTimeout,
+        )
+
+    def _endWorker(self, protocol: WorkerProtocol, signum: str | int) -> None:
+        """
+        Send C{signum} to a worker that no longer serves in its slot, and
+        count it as draining until it has ended.
+        """
+        self.draining.add(protocol)
+        transport = protocol.transport
+        if transport is not None:
+            with suppress(ProcessExitedAlready):
+                transport.signalProcess(signum)
+
+    def _reloadFailed(self, slot: int, why: str, **fields: Any) -> None:
+        old = self.workers.get(slot)
+        self._log.error(
+            "Reload stopped at worker {slot}: " + why + "; the workers not "
+            "replaced yet keep serving (worker {slot}: pid {old})",
+            slot=slot,
+            old=old.pid if old is not None else None,
+            greetdEvent="reload.failed",
+            **fields,
+        )
+        self._endReload()
+
+    def _endReload(self) -> None:
+        again = self._reload.again
+        self._reload = _Reload()
+        if again and self.running:
+            self.reload()
+
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
         for call in self._restarts.values():
             call.cancel()
         self._restarts.clear()
-        if not self.workers:
+        # A replacement being started is stopped with the others (_live).
+        self._reload.cancelTimeout()
+        self._reload.active = self._reload.again = False
+        self._reload.slots.clear()
+        if not self._live():
             return succeed(None)
         stopped: Deferred[None] = Deferred()
         self._stopped.append(stopped)
@@ -342,32 +568,75 @@ class WorkerPool(Service):
         kill = self._clock.callLater(self.stopTimeout, self._signalAll, "KILL")
         return stopped.addBoth(cancelling, kill)
 
-    def _signalAll(self, signal: str) -> None:
-        for protocol in list(self.workers.values()):
+    def _signalAll(self, signum: str) -> None:
+        """
+        Send C{signum} to every live worker, draining ones too: SIGTERM
+        hurries a retiring worker (L{RETIRE}) along.
+        """
+        for protocol in self._live():
             transport = protocol.transport
             if transport is None:
                 continue
-            if signal == "KILL":
+            if signum == "KILL":
                 self._log.warn(
                     "Killing worker {slot} (pid {pid}), still running",
                     slot=protocol.slot,
                     pid=protocol.pid,
                 )
             with suppress(ProcessExitedAlready):
-                transport.signalProcess(signal)
+                transport.signalProcess(signum)
+
+    @property
+    def reloading(self) -> bool:
+        """
+        Whether a reload is under way.
+        """
+        return self._reload.active
 
     def alive(self) -> int:
         """
-        How many workers are running now.
+        How many workers serve now (draining ones are not counted).
         """
         return len(self.workers)
 
     def counts(self) -> Counter[str]:
         """
-        The counters of every worker, summed, with those of ended workers.
+        The counters of every live worker (draining ones included), summed,
+        with those of ended workers.
         """
-        reports = [protocol.counts for protocol in self.workers.values()]
+        reports = [protocol.counts for protocol in self._live()]
         return sumCounts(reports, self.retired)
+
+
+class _Reload:
+    """
+    The state of one L{WorkerPool.reload}.
+
+    @ivar active: Whether it is under way.
+    @ivar slots: The slots still to replace, in order.
+    @ivar replacement: The worker started for the slot being replaced,
+        until it serves or ends.
+    @ivar timeout: The call that gives up on C{replacement}.
+    @ivar replaced: How many workers it has replaced.
+    @ivar again: Whether another reload was asked for meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.slots: list[int] = []
+        self.replacement: WorkerProtocol | None = None
+        self.timeout: IDelayedCall | None = None
+        self.replaced = 0
+        self.again = False
+
+    def start(self, slots: list[int]) -> None:
+        self.active = True
+        self.slots = slots
+
+    def cancelTimeout(self) -> None:
+        timeout, self.timeout = self.timeout, None
+        if timeout is not None and timeout.active():
+            timeout.cancel()
 
 
 def spawnWorker(

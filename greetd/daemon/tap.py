@@ -73,7 +73,8 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
     C{--workers} above 1, the listening sockets and the
     L{WorkerPool <greetd.daemon.pool.WorkerPool>} that serves them.  Then
     the metrics listener, if asked for; under twistd (L{Options}), the
-    service that reopens the log on SIGHUP and SIGUSR1; and under a service
+    service that reopens the log on SIGHUP and SIGUSR1 (and, for a pool,
+    replaces the workers on SIGHUP); and under a service
     manager the L{NotifyService <greetd.ops.notify.NotifyService>}, last.
 
     @param options: Parsed L{Options}.
@@ -82,10 +83,10 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
     if reactor is None:
         reactor = _defaultReactor()
     plan = options["plan"]
-    workers = None
+    workers = reload = None
     if options["workers"] > 1:
         services, pool = workerPoolService(options, reactor)
-        counts, workers = pool.counts, pool.alive
+        counts, workers, reload = pool.counts, pool.alive, pool.reload
     else:
         services, servers = singleProcessService(options, reactor)
         counts = servers.counts
@@ -101,7 +102,7 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
         metrics.setServiceParent(services)  # type: ignore[no-untyped-call]
     logFiles = getattr(options, "logFiles", None)
     if logFiles is not None:
-        reopen = ReopenOnSignalService(logFiles, reactor)
+        reopen = ReopenOnSignalService(logFiles, reactor, reload=reload)
         reopen.setServiceParent(services)  # type: ignore[no-untyped-call]
     listeners = [child for child in services if isinstance(child, ListeningService)]
     notifier = notifyServiceFromEnvironment(listeners, reactor)

@@ -7,9 +7,13 @@ It builds the same factory and protocols as C{twistd greetd} does
 (L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
 standard output, a pipe the parent relays to its own log (L{greetd.ops.relay}),
 drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
-(the parent's to handle), reports its counters to the parent every second,
-and drains and exits as soon as its standard input (a pipe from the parent)
-reaches end of file: no worker outlives its parent.
+(the parent's to handle), retires on L{RETIRE <greetd.daemon.pool.RETIRE>}
+(a reload replaced it: it stops listening and lets its sessions end by
+themselves before it drains), tells the parent once it serves every
+listener (L{READY <greetd.daemon.pool.READY>}: a reload waits for it),
+reports its counters to the parent every second and once more when it has
+drained, and drains and exits as soon as its standard input (a pipe from
+the parent) reaches end of file: no worker outlives its parent.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import socket
 import sys
 from contextlib import contextmanager, suppress
 from functools import partial
-from typing import Any, ClassVar, Iterator, Sequence, cast
+from typing import Any, ClassVar, Collection, Iterator, Sequence, cast
 
+from twisted.application.service import MultiService
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.defer import Deferred, execute
+from twisted.internet.defer import Deferred, execute, gatherResults
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.task import LoopingCall
@@ -34,9 +39,10 @@ from twisted.python.failure import Failure
 
 from greetd.daemon.build import Servers, buildServers
 from greetd.daemon.endpoints import tlsServerFactory
+from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
-from greetd.daemon.pool import COUNTS_FD, parseInherited
+from greetd.daemon.pool import COUNTS_FD, READY, RETIRE, parseInherited
 from greetd.daemon.single import Target, serve
 from greetd.ops.logfile import REOPEN_SIGNALS
 from greetd.ops.relay import workerLogObserver
@@ -44,6 +50,9 @@ from greetd.protocols.proxy import ProxyHeaderFactory
 
 #: Seconds between two reports of the counters to the parent.
 REPORT_INTERVAL = 1.0
+
+#: Seconds between two looks at a retiring worker's open connections.
+RETIRE_POLL = 0.1
 
 
 class WorkerOptions(usage.Options):
@@ -202,9 +211,63 @@ def report(servers: Servers, fd: int) -> None:
         os.write(fd, line)
 
 
+def retire(
+    reactor: Any,
+    services: MultiService,
+    connections: Collection[object],
+    grace: float,
+) -> LoopingCall:
+    """
+    Retire a worker a reload has replaced: stop listening at once (the
+    shared sockets stay open in the parent and the other workers, whose
+    accept queues are the same), wait until no connection is open or
+    C{grace} seconds have passed, then stop the reactor, which drains what
+    is left as on SIGTERM.  Sessions end when their clients say C{exit}
+    or close, so none is cut unless it outlasts C{grace}.
+
+    @param connections: The open TCP connections (empty without TCP).
+    @param grace: C{--shutdown-timeout}.
+    @return: The call that watches the connections, every L{RETIRE_POLL}
+        seconds.
+    """
+    for service in services:
+        if isinstance(service, ListeningService) and service.running:
+            service.stopService()
+    deadline = reactor.seconds() + grace
+
+    def look() -> None:
+        if not connections or reactor.seconds() >= deadline:
+            watching.stop()
+            _stop(reactor)
+
+    watching = LoopingCall(look)
+    watching.clock = reactor
+    watching.start(RETIRE_POLL)
+    return watching
+
+
+def announceReady(services: MultiService, fd: int) -> Deferred[None]:
+    """
+    Write L{READY} to the parent once every listening service of
+    C{services} listens: until then, a reload keeps the worker this one
+    replaces serving.
+    """
+    listening = [
+        service.whenListening()
+        for service in services
+        if isinstance(service, ListeningService)
+    ]
+
+    def ready(ports: object) -> None:
+        with suppress(OSError):
+            os.write(fd, READY + b"\n")
+
+    return gatherResults(listening).addCallback(ready)
+
+
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
-    Run one worker until SIGTERM, SIGINT or the parent's exit.
+    Run one worker until SIGTERM, SIGINT, L{RETIRE} or the parent's exit.
     """
     workerOptions = WorkerOptions()
     try:
@@ -230,12 +293,22 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
         options["shutdown-timeout"],
         options["max-connections"],
     )
+    connections = servers.factory.connections if servers.factory else set()
+    retiring = partial(
+        retire, reactor, services, connections, options["shutdown-timeout"]
+    )
+    # Before READY: the parent sends RETIRE only to a worker that said it.
+    signal.signal(RETIRE, lambda signum, frame: reactor.callFromThread(retiring))
     services.startService()
     reactor.addSystemEventTrigger("before", "shutdown", services.stopService)
     watcher = ParentWatcher(reactor, 0, partial(_stop, reactor))
     watcher.startReading()  # type: ignore[no-untyped-call]
     os.set_blocking(COUNTS_FD, False)
+    announceReady(services, COUNTS_FD)
     LoopingCall(report, servers, COUNTS_FD).start(REPORT_INTERVAL)
+    # The last counters, once drained: the parent keeps them
+    # (greetd.core.counters.retire), so totals count every connection.
+    reactor.addSystemEventTrigger("after", "shutdown", report, servers, COUNTS_FD)
     reactor.run()
 
 

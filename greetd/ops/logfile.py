@@ -228,6 +228,12 @@ class ReopenOnSignalService(Service):
     drain for C{--shutdown-timeout} seconds afterwards, during which a
     rotation's signal must neither kill nor go unanswered.  Then the
     previous handlers are put back.
+
+    C{SIGHUP} is also the reload signal: when C{reload} is given (the
+    parent of a worker pool passes L{WorkerPool.reload
+    <greetd.daemon.pool.WorkerPool.reload>}), it is called after the
+    reopen, so one signal both reopens the log and replaces the workers;
+    C{SIGUSR1} only reopens.
     """
 
     def __init__(
@@ -236,8 +242,10 @@ class ReopenOnSignalService(Service):
         reactor: Any,
         signals: Iterable[int] = REOPEN_SIGNALS,
         installHandler: InstallHandler | None = None,
+        reload: Callable[[], object] | None = None,
     ) -> None:
         self.logFiles = logFiles
+        self._reload = reload
         self._reactor = reactor
         self._signals = tuple(signals)
         self._installHandler = installHandler or signal.signal
@@ -264,3 +272,5 @@ class ReopenOnSignalService(Service):
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         self._reactor.callFromThread(self.logFiles.reopen, name)
+        if signum == signal.SIGHUP and self._reload is not None:
+            self._reactor.callFromThread(self._reload)

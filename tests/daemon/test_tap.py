@@ -18,6 +18,7 @@ from greetd import __version__
 from greetd.core.proxyheader import MAX_DATAGRAM_HEADER as MAX_HEADER
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
+from greetd.daemon.pool import WorkerPool
 from greetd.daemon.shutdown import DrainService
 from greetd.daemon.tap import Options as TwistdOptions
 from greetd.daemon.tap import makeService
@@ -303,6 +304,18 @@ class MakeServiceTests(SynchronousTestCase):
         service = makeService(options, MemoryUDPReactor())
         [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
         self.assertIs(reopen.logFiles, options.logFiles)
+        self.assertIsNone(reopen._reload)
+
+    def test_sighupReloadsPool(self) -> None:
+        """
+        With C{--workers}, the same service also reloads the pool on SIGHUP.
+        """
+        options = TwistdOptions()
+        options.parseOptions(["--workers", "2", "--tcp", "tcp:0"])
+        service = makeService(options, MemoryUDPReactor())
+        [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
+        [pool] = [c for c in service if isinstance(c, WorkerPool)]
+        self.assertEqual(reopen._reload, pool.reload)
 
     def test_accessLog(self) -> None:
         """

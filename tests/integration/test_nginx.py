@@ -266,7 +266,7 @@ def test_greetRetriesPastDeadServer(spawnGreetd: Any, nginx: Any) -> None:
     assert run.status == 1
 
 
-def greetRun(port: int, source: str) -> None:
+def greetRun(port: int, name: bytes, source: str) -> None:
     """
     C{greet --udp --retries 3} on 10 names: a client that resends.
     """
@@ -277,7 +277,7 @@ def greetRun(port: int, source: str) -> None:
     assert (run.status, run.stdout) == (0, expected), run.stderr
 
 
-def datagramOnce(port: int, source: str) -> None:
+def datagramOnce(port: int, name: bytes, source: str) -> None:
     """
     One datagram from a new port, and at most 1 s for its reply: a client
     that does not resend, pausing 10 ms after each (at most 100 a second,

@@ -83,8 +83,8 @@ def test_sighupWithoutLogFile(spawnGreetd: Any) -> None:
 def test_workersLogToParentFile(spawnGreetd: Any, tmp_path: Path) -> None:
     """
     With C{--workers}, the workers' lines go to the parent's log file,
-    naming each worker, and move with it when SIGHUP reopens it; the
-    workers live on.
+    naming each worker, and move with it when SIGUSR1 reopens it; the
+    workers live on (SIGHUP would also replace them: test_reload).
     """
     daemon, log, _, port = startLogging(spawnGreetd, tmp_path, (), "--workers", "2")
     waitUntil(
@@ -96,7 +96,7 @@ def test_workersLogToParentFile(spawnGreetd: Any, tmp_path: Path) -> None:
     before = [converse(port, f"before{n}") for n in range(6)]
     waitForClosed(daemon, log, 6)
     os.rename(log, log.with_name("greetd.log.1"))
-    daemon.process.send_signal(signal.SIGHUP)
+    daemon.process.send_signal(signal.SIGUSR1)
     waitUntil(daemon, log.exists, "recreated log")
     after = [converse(port, f"after{n}") for n in range(6)]
     waitForClosed(daemon, log, 12)

@@ -23,32 +23,26 @@ from tests.integration.test_metrics import scrape
 UNLIMITED = ("--rate-per-ip", "0", "--max-per-ip", "0")
 
 
-def tcpExchange(port: int, source: str) -> None:
-    """
-    A whole honest exchange (banner, message, reply, exit) from C{source}.
-    """
-    honestExchange(port, source.encode(), source)
+#: One whole exchange: C{(port, name, source address)} to what it saw.
+Exchange = Callable[[int, bytes, str], object]
 
 
 class Load:
     """
-    C{clients} threads, each running C{exchange(port, source)} in a loop
-    against C{port} until stopped (at most a minute), each from its own
-    loopback address C{source}; an exchange fails by raising L{OSError} or
-    L{AssertionError}.  By default, whole honest TCP exchanges.
+    C{clients} threads, each running whole exchanges (by default honest
+    ones: banner, message, reply, exit) in a loop against C{port} until
+    stopped, each from its own loopback address.
 
-    @ivar results: C{(startedAt, error or None)} for each exchange.
+    @ivar results: C{(startedAt, error or None, what the exchange
+        returned)} for each exchange.
     """
 
     def __init__(
-        self,
-        port: int,
-        clients: int = 20,
-        exchange: Callable[[int, str], object] = tcpExchange,
+        self, port: int, clients: int = 20, exchange: Exchange = honestExchange
     ) -> None:
         self.port = port
         self.exchange = exchange
-        self.results: list[tuple[float, BaseException | None]] = []
+        self.results: list[tuple[float, BaseException | None, object]] = []
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(f"127.0.0.{10 + n}",), daemon=True)
@@ -70,11 +64,11 @@ class Load:
         while not self._stop.is_set() and time.monotonic() < deadline:
             startedAt = time.monotonic()
             try:
-                self.exchange(self.port, source)
+                seen = self.exchange(self.port, source.encode(), source)
             except (OSError, AssertionError) as error:
-                self.results.append((startedAt, error))
+                self.results.append((startedAt, error, None))
             else:
-                self.results.append((startedAt, None))
+                self.results.append((startedAt, None, seen))
 
     def waitForExchanges(self, count: int, since: float = 0.0) -> None:
         """
@@ -86,13 +80,23 @@ class Load:
             time.sleep(0.05)
 
     def completedSince(self, since: float) -> int:
-        return sum(1 for startedAt, _ in list(self.results) if startedAt >= since)
+        return sum(1 for startedAt, _, _ in list(self.results) if startedAt >= since)
 
     def failuresSince(self, since: float) -> list[BaseException]:
         return [
             error
-            for startedAt, error in list(self.results)
+            for startedAt, error, _ in list(self.results)
             if error is not None and startedAt >= since
+        ]
+
+    def seenSince(self, since: float) -> list[object]:
+        """
+        What the successful exchanges started after C{since} returned.
+        """
+        return [
+            seen
+            for startedAt, error, seen in list(self.results)
+            if error is None and startedAt >= since
         ]
 
 

@@ -201,6 +201,31 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
             ],
         )
 
+    def test_sighupAlsoReloads(self) -> None:
+        """
+        Given C{reload}, C{SIGHUP} schedules it after the reopen; C{SIGUSR1}
+        still only reopens.
+        """
+        reloads: list[str] = []
+        service = ReopenOnSignalService(
+            self.logFiles,
+            self.reactor,
+            installHandler=self.install,
+            reload=lambda: reloads.append("reload"),
+        )
+        service.startService()
+        self.handlers[signal.SIGUSR1](signal.SIGUSR1, None)
+        self.handlers[signal.SIGHUP](signal.SIGHUP, None)
+        self.assertEqual(reloads, [])
+        calls = self.reactor.calls
+        self.assertEqual(
+            calls[:2],
+            [(self.logFiles.reopen, ("SIGUSR1",)), (self.logFiles.reopen, ("SIGHUP",))],
+        )
+        [(reload, args)] = calls[2:]
+        reload(*args)
+        self.assertEqual(reloads, ["reload"])
+
     def test_handlersOutliveService(self) -> None:
         """
         Stopped (connections may drain for a while yet), the service keeps
