@@ -30,6 +30,12 @@ class IdleConnection(Protocol):
         Close once what it is owed is written.
         """
 
+    def shutdown(self) -> None:
+        """
+        Close for shutdown: what it is owed is written, then it is closed
+        without cutting a reply (L{greetd.protocols.drain}).
+        """
+
     def abort(self) -> None:
         """
         Close now, dropping what is unwritten.

@@ -51,7 +51,7 @@ class Drain:
         self._waiting.append(drained)
         for connection in list(self.connections):
             if not connection.closing:
-                connection.close()
+                connection.shutdown()
         deadline = self.clock.callLater(timeout, self.abortAll)
         drained.addBoth(cancelling, deadline)
         return drained

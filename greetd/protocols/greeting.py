@@ -214,6 +214,23 @@ class GreetingProtocol(Protocol):
         transport.unregisterProducer()
         transport.loseConnection()
 
+    def shutdown(self) -> None:
+        """
+        Close for shutdown: send every reply already written, then shut the
+        sending side, and go on reading (and discarding) what the peer sends
+        until it closes its side.  A client that sends without reading would
+        otherwise block in its send once greetd stopped reading, never read
+        its replies, and be cut mid-reply when the drain's time ran out.
+        """
+        self.closing = True
+        transport = self._transport()
+        transport.unregisterProducer()
+        halfClose = getattr(transport, "loseWriteConnection", None)
+        if halfClose is None:
+            transport.loseConnection()
+        else:
+            halfClose()
+
     def abort(self) -> None:
         """
         Close now, dropping whatever is unwritten.

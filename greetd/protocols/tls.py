@@ -72,12 +72,10 @@ class HandshakeGate(ProtocolWrapper):
             self.transport.abortConnection()  # type: ignore[union-attr]
 
     def loseWriteConnection(self) -> None:
-        # A refused connection's error line is shut in after it: before the
-        # handshake it cannot be sent, so the connection is cut at once.
-        if self.handshakeDone:
-            self.transport.loseWriteConnection()  # type: ignore[union-attr]
-        else:
-            self.loseConnection()
+        # TLS has no half-close of its own (shutting TCP's sending side under
+        # it would cut the TLS stream): close, as TLS closes, after what is
+        # owed is sent; before the handshake, that means cutting at once.
+        self.loseConnection()
 
 
 if TYPE_CHECKING:

@@ -16,8 +16,10 @@ from tests.helpers import connect
 class DrainServiceTests(SynchronousTestCase):
     def test_stopClosesConnections(self) -> None:
         """
-        Stopping closes each connection after its owed replies, and the
-        returned Deferred waits for the last one.
+        Stopping shuts each connection's sending side after its owed
+        replies, reads on until the client closes (so a client still
+        sending is never reset mid-reply), and the returned Deferred waits
+        for the last one.
         """
         factory = GreetingFactory(clock=Clock())
         protocol, transport = connect(factory)
@@ -27,7 +29,11 @@ class DrainServiceTests(SynchronousTestCase):
         stopped = service.stopService()
         self.assertFalse(service.running)
         self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
-        self.assertFalse(transport.connected)
+        self.assertTrue(transport.writeClosed)
+        protocol.dataReceived(b"still sending\n")
+        self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
+        self.assertNoResult(stopped)
+        transport.loseConnection()
         self.successResultOf(stopped)
 
     def test_timeoutPassedOn(self) -> None:

@@ -24,6 +24,9 @@ class FakeConnection:
     def close(self) -> None:
         self.closing = True
 
+    def shutdown(self) -> None:
+        self.closing = True
+
     def abort(self) -> None:
         self.closing = True
 
