@@ -8,7 +8,7 @@ L{greetd.ops.accesslog} (straight to the log's stream).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 #: How a connection may end: the client said C{exit}; the client closed
 #: or reset it; it was idle too long; it sent a message too long or met an
@@ -24,6 +24,44 @@ CLOSED_TEXT = (
     "Connection from %s closed (%s) after %.3fs: "
     "%d messages, %d bytes received, %d bytes sent"
 )
+
+
+class Closed(NamedTuple):
+    """
+    A connection that is gone, as its access log line tells it.
+
+    @ivar peer: The peer, escaped for logs.
+    @ivar host: Its IP address, or C{None} (a UNIX socket).
+    @ivar port: Its port, or C{None}.
+    @ivar duration: Seconds it lasted.
+    @ivar messages: Messages answered.
+    @ivar bytesReceived: Bytes the peer sent.
+    @ivar bytesSent: Bytes sent to the peer.
+    @ivar ended: How it ended, one of L{ENDINGS}.
+    """
+
+    peer: str
+    host: str | None
+    port: int | None
+    duration: float
+    messages: int
+    bytesReceived: int
+    bytesSent: int
+    ended: str
+
+    @property
+    def text(self) -> str:
+        """
+        The line's text (L{CLOSED_TEXT}).
+        """
+        return CLOSED_TEXT % (
+            self.peer,
+            self.ended,
+            self.duration,
+            self.messages,
+            self.bytesReceived,
+            self.bytesSent,
+        )
 
 
 class AccessLog(Protocol):
@@ -42,33 +80,12 @@ class AccessLog(Protocol):
         A connection from C{peer} was admitted.
         """
 
-    def closed(
-        self,
-        peer: str,
-        host: str | None,
-        port: int | None,
-        duration: float,
-        messages: int,
-        bytesReceived: int,
-        bytesSent: int,
-        ended: str,
-    ) -> None:
+    def closed(self, connection: Closed) -> None:
         """
-        A connection from C{peer} (C{host} and C{port}, for IP peers) is
-        gone after C{duration} seconds; C{ended} is one of L{ENDINGS}.
+        A connection is gone.
         """
 
-    def healthCheckClosed(
-        self,
-        peer: str,
-        host: str | None,
-        port: int | None,
-        duration: float,
-        messages: int,
-        bytesReceived: int,
-        bytesSent: int,
-        ended: str,
-    ) -> None:
+    def healthCheckClosed(self, connection: Closed) -> None:
         """
         A load balancer's health check is done: the same line as L{closed},
         at debug level, so that checks every 200 ms do not fill the log.

@@ -16,15 +16,11 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from json import encoder
-from typing import Any
 
 from twisted.logger import LogLevel, formatTime
 
-from greetd.core.accessline import CLOSED_TEXT, NAMESPACE, AccessLog
+from greetd.core.accessline import NAMESPACE, AccessLog, Closed
 from greetd.ops.log import LogOutput
-
-#: A closed connection's line in twistd's text format.
-TEXT_LINE = "%s [" + NAMESPACE + "#info] " + CLOSED_TEXT + "\n"
 
 #: A closed connection's line in the JSON format (L{greetd.ops.log.eventAsJSONLine}).
 JSON_LINE = (
@@ -63,23 +59,11 @@ class FastAccessLog:
     def opened(self, peer: str) -> None:
         self.fallback.opened(peer)
 
-    def closed(
-        self,
-        peer: str,
-        host: str | None,
-        port: int | None,
-        duration: float,
-        messages: int,
-        bytesReceived: int,
-        bytesSent: int,
-        ended: str,
-    ) -> None:
+    def closed(self, connection: Closed) -> None:
         output = self.output
         stream = output.stream
         if stream is None:
-            self.fallback.closed(
-                peer, host, port, duration, messages, bytesReceived, bytesSent, ended
-            )
+            self.fallback.closed(connection)
             return
         if not output.enabled(LogLevel.info):
             return
@@ -88,14 +72,7 @@ class FastAccessLog:
         if second != self._second:
             self._stamp(second)
         if output.json:
-            text = CLOSED_TEXT % (
-                peer,
-                ended,
-                duration,
-                messages,
-                bytesReceived,
-                bytesSent,
-            )
+            host, port = connection.host, connection.port
             peerFields = (
                 ""
                 if host is None or port is None
@@ -104,30 +81,22 @@ class FastAccessLog:
             line = JSON_LINE % (
                 self._isoStamp,
                 int((now - second) * 1e6),
-                jsonString(text),
-                jsonString(peer),
-                duration,
-                messages,
-                bytesReceived,
-                bytesSent,
-                ended,
+                jsonString(connection.text),
+                jsonString(connection.peer),
+                connection.duration,
+                connection.messages,
+                connection.bytesReceived,
+                connection.bytesSent,
+                connection.ended,
                 peerFields,
             )
         else:
-            line = TEXT_LINE % (
-                self._textStamp,
-                peer,
-                ended,
-                duration,
-                messages,
-                bytesReceived,
-                bytesSent,
-            )
+            line = f"{self._textStamp} [{NAMESPACE}#info] {connection.text}\n"
         stream.write(line)
 
-    def healthCheckClosed(self, *args: Any) -> None:
+    def healthCheckClosed(self, connection: Closed) -> None:
         # A few a second, at debug level: through Twisted's logger.
-        self.fallback.healthCheckClosed(*args)
+        self.fallback.healthCheckClosed(connection)
 
     def _stamp(self, second: int) -> None:
         # Once a second: twistd's text timestamp, and the JSON one's prefix.

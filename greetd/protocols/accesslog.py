@@ -10,17 +10,16 @@ cheaply (L{greetd.ops.accesslog}).
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.logger import Logger
 
-from greetd.core.accessline import CLOSED_TEXT, NAMESPACE
+from greetd.core.accessline import NAMESPACE, Closed
 
 
 class LoggerAccessLog:
     """
     The access log as L{twisted.logger} events: C{connection.open} at debug
-    level, C{connection.close} at info, with every figure a field.
+    level, C{connection.close} at info, with every figure a field; a
+    health check's close at debug level.
 
     @ivar log: The logger, in the L{NAMESPACE} namespace by default.
     """
@@ -36,55 +35,28 @@ class LoggerAccessLog:
             "Connection from {peer} opened", peer=peer, greetdEvent="connection.open"
         )
 
-    def closed(
-        self,
-        peer: str,
-        host: str | None,
-        port: int | None,
-        duration: float,
-        messages: int,
-        bytesReceived: int,
-        bytesSent: int,
-        ended: str,
-    ) -> None:
+    def closed(self, connection: Closed) -> None:
         self.log.info(
             "{log_text}",
-            log_text=CLOSED_TEXT
-            % (peer, ended, duration, messages, bytesReceived, bytesSent),
-            peer=peer,
-            duration=duration,
-            messages=messages,
-            bytesReceived=bytesReceived,
-            bytesSent=bytesSent,
-            ended=ended,
+            log_text=connection.text,
+            **_fields(connection),
             greetdEvent="connection.close",
         )
 
-    def healthCheckClosed(self, *args: Any) -> None:
-        _healthCheckClosed(self.log, *args)
+    def healthCheckClosed(self, connection: Closed) -> None:
+        self.log.debug(
+            "Health check from {peer} done ({ended}) after {duration:.3f}s",
+            **_fields(connection),
+            greetdEvent="healthcheck.close",
+        )
 
 
-def _healthCheckClosed(
-    log: Logger,
-    peer: str,
-    host: str | None,
-    port: int | None,
-    duration: float,
-    messages: int,
-    bytesReceived: int,
-    bytesSent: int,
-    ended: str,
-) -> None:
-    log.debug(
-        "Health check from {peer} done ({ended}) after {duration:.3f}s",
-        peer=peer,
-        ended=ended,
-        duration=duration,
-        messages=messages,
-        bytesReceived=bytesReceived,
-        bytesSent=bytesSent,
-        greetdEvent="healthcheck.close",
-    )
+def _fields(connection: Closed) -> dict[str, object]:
+    # The event's fields: every figure but the address parts, which the
+    # JSON log derives from the peer.
+    fields = connection._asdict()
+    del fields["host"], fields["port"]
+    return fields
 
 
 class NoAccessLog:
@@ -99,18 +71,8 @@ class NoAccessLog:
     def opened(self, peer: str) -> None:
         pass
 
-    def closed(
-        self,
-        peer: str,
-        host: str | None,
-        port: int | None,
-        duration: float,
-        messages: int,
-        bytesReceived: int,
-        bytesSent: int,
-        ended: str,
-    ) -> None:
+    def closed(self, connection: Closed) -> None:
         pass
 
-    def healthCheckClosed(self, *args: Any) -> None:
+    def healthCheckClosed(self, connection: Closed) -> None:
         pass

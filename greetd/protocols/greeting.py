@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from greetd.core.access import AccessPolicy, Network
-from greetd.core.accessline import AccessLog
+from greetd.core.accessline import AccessLog, Closed
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
@@ -295,14 +295,16 @@ class GreetingProtocol(Protocol):
         accessLog = self.factory.accessLog
         close = accessLog.healthCheckClosed if self.healthCheck else accessLog.closed
         close(
-            formatAddress(address),
-            self.host,
-            getattr(address, "port", None),
-            duration,
-            self.messages,
-            received,
-            sent,
-            self.ended or "closed",
+            Closed(
+                formatAddress(address),
+                self.host,
+                getattr(address, "port", None),
+                duration,
+                self.messages,
+                received,
+                sent,
+                self.ended or "closed",
+            )
         )
 
     def _transport(self) -> IStreamTransport:

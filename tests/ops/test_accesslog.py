@@ -13,6 +13,7 @@ from typing import Any
 from twisted.logger import LogLevel, formatEventAsClassicLogText
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.core.accessline import Closed
 from greetd.ops.accesslog import FastAccessLog
 from greetd.ops.log import LogOutput, eventAsJSONLine
 from greetd.protocols.accesslog import LoggerAccessLog
@@ -21,7 +22,7 @@ from tests.helpers import capturingAccessLog
 #: A moment with a fraction, for the JSON timestamp's microseconds.
 NOW = 1764420000.25
 
-CLOSED = ("[::1]:5", "::1", 5, 2.5, 10, 55, 137, "exit")
+CLOSED = Closed("[::1]:5", "::1", 5, 2.5, 10, 55, 137, "exit")
 
 
 class FakeStream(io.StringIO):
@@ -43,14 +44,14 @@ class FastAccessLogTests(SynchronousTestCase):
         The event L{LoggerAccessLog} makes of the same connection.
         """
         accessLog, events = capturingAccessLog()
-        accessLog.closed(*CLOSED)
+        accessLog.closed(CLOSED)
         [event] = events
         event["log_time"] = NOW
         event["log_namespace"] = "greetd.access"
         return event
 
     def test_textAsTwistdWritesIt(self) -> None:
-        self.accessLog.closed(*CLOSED)
+        self.accessLog.closed(CLOSED)
         self.assertEqual(
             self.stream.getvalue(), formatEventAsClassicLogText(self.loggerEvent())
         )
@@ -62,7 +63,7 @@ class FastAccessLogTests(SynchronousTestCase):
 
     def test_jsonAsTheJSONLoggerWritesIt(self) -> None:
         self.output.json = True
-        self.accessLog.closed(*CLOSED)
+        self.accessLog.closed(CLOSED)
         mine = json.loads(self.stream.getvalue())
         theirs = json.loads(eventAsJSONLine(self.loggerEvent()))
         theirs["peerHost"], theirs["peerPort"] = "::1", 5
@@ -71,7 +72,7 @@ class FastAccessLogTests(SynchronousTestCase):
 
     def test_peerEscapedInJSON(self) -> None:
         self.output.json = True
-        self.accessLog.closed('a"b\\\\x07', None, None, 0.0, 0, 0, 0, "closed")
+        self.accessLog.closed(Closed('a"b\\\\x07', None, None, 0.0, 0, 0, 0, "closed"))
         record = json.loads(self.stream.getvalue())
         self.assertEqual(record["peer"], 'a"b\\\\x07')
         self.assertNotIn("peerHost", record)
@@ -81,7 +82,7 @@ class FastAccessLogTests(SynchronousTestCase):
         self.output.level = LogLevel.debug
         self.assertTrue(self.accessLog.wantsOpened())
         self.output.level = LogLevel.warn
-        self.accessLog.closed(*CLOSED)
+        self.accessLog.closed(CLOSED)
         self.assertEqual(self.stream.getvalue(), "")
 
     def test_timestampOncePerSecond(self) -> None:
@@ -96,7 +97,7 @@ class FastAccessLogTests(SynchronousTestCase):
             lambda second: (stamps.append(second), original(second)),
         )
         for _ in range(1000):
-            self.accessLog.closed(*CLOSED)
+            self.accessLog.closed(CLOSED)
         self.assertEqual(stamps, [int(NOW)])
         self.assertEqual(self.stream.getvalue().count("\n"), 1000)
 
@@ -109,6 +110,6 @@ class FastAccessLogTests(SynchronousTestCase):
         fallback, events = capturingAccessLog()
         self.accessLog = FastAccessLog(self.output, fallback)
         self.assertTrue(self.accessLog.wantsOpened())
-        self.accessLog.closed(*CLOSED)
+        self.accessLog.closed(CLOSED)
         [event] = events
         self.assertEqual(event["ended"], "exit")
