@@ -6,6 +6,7 @@ process on ephemeral loopback ports, its log read line by line.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -88,3 +89,26 @@ def requireTool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def contribWithPorts(
+    path: Path, directives: str, frontend: int, backends: list[int]
+) -> str:
+    """
+    A shipped recipe (C{contrib/...}) with its example addresses replaced:
+    C{127.0.0.1:9999} by C{frontend}, C{127.0.0.1:10001} and C{10002} by
+    the two C{backends}.  Each example must stand in a line starting with
+    one of C{directives} (a regular expression), so the test runs the file
+    as shipped, not a copy drifting from it.
+    """
+    text = path.read_text()
+    ports = {
+        "127.0.0.1:9999": frontend,
+        "127.0.0.1:10001": backends[0],
+        "127.0.0.1:10002": backends[1],
+    }
+    for example, port in ports.items():
+        pattern = rf"^(\s+(?:{directives}) ){re.escape(example)}\b"
+        assert re.search(pattern, text, re.MULTILINE), example
+        text = re.sub(pattern, rf"\g<1>127.0.0.1:{port}", text, flags=re.MULTILINE)
+    return text

@@ -8,7 +8,6 @@ survives losing one under load.
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import time
@@ -18,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from greetd.testing import TIMEOUT
-from tests.integration.conftest import requireTool
+from tests.integration.conftest import contribWithPorts, requireTool
 from tests.integration.test_hardening import connectFrom, receiveUntilClosed
 from tests.integration.test_metrics import scrape, tcp
 from tests.integration.test_workers import UNLIMITED, Load
@@ -157,19 +156,9 @@ def test_headerlessClientRefused(spawnGreetd: Any) -> None:
 
 def recipe(frontend: int, backends: list[int]) -> str:
     """
-    C{contrib/haproxy/greetd.cfg} as shipped, its example ports replaced
-    by C{frontend} and the two C{backends}.
+    The shipped recipe, its example ports replaced (L{contribWithPorts}).
     """
-    text = CONTRIB.read_text()
-    ports = {
-        "127.0.0.1:9999": frontend,
-        "127.0.0.1:10001": backends[0],
-        "127.0.0.1:10002": backends[1],
-    }
-    for example, port in ports.items():
-        assert re.search(rf"^\s+(bind|server \S+) {example}$", text, re.MULTILINE)
-        text = text.replace(example, f"127.0.0.1:{port}")
-    return text
+    return contribWithPorts(CONTRIB, r"bind|server \S+", frontend, backends)
 
 
 def test_recipeHealthChecks(spawnGreetd: Any, tmp_path: Path) -> None:

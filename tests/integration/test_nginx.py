@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from greetd.testing import TIMEOUT, Daemon
-from tests.integration.conftest import requireTool
+from tests.integration.conftest import contribWithPorts, requireTool
 from tests.integration.test_greet import NAMES, Run, greet
 from tests.integration.test_hardening import udpFrom
 from tests.integration.test_metrics import scrape, udp
@@ -60,19 +60,9 @@ def freeUDPPort() -> int:
 
 def recipe(frontend: int, backends: list[int]) -> str:
     """
-    The recipe with its example ports replaced by C{frontend} and the two
-    C{backends}.
+    The shipped recipe, its example ports replaced (L{contribWithPorts}).
     """
-    text = CONTRIB.read_text()
-    ports = {
-        "127.0.0.1:9999": frontend,
-        "127.0.0.1:10001": backends[0],
-        "127.0.0.1:10002": backends[1],
-    }
-    for example, port in ports.items():
-        assert re.search(rf"^\s+(listen|server) {example}\b", text, re.MULTILINE)
-        text = text.replace(f"{example} ", f"127.0.0.1:{port} ")
-    return text
+    return contribWithPorts(CONTRIB, r"listen|server", frontend, backends)
 
 
 class Nginx:
