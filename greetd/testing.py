@@ -126,6 +126,10 @@ class Daemon:
         pending = b""
         while not path.exists() and self.process.poll() is None:
             time.sleep(0.01)
+        if not path.exists():
+            # Exited before logging anything: end the lines at once.
+            self._queue.put(None)
+            return
         with open(path, "rb") as log:
             while True:
                 chunk = log.read(1 << 20)
