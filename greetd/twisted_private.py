@@ -14,28 +14,22 @@ from typing import Any
 from twisted.python.systemd import ListenFDs
 
 
-def queuedWrites(transport: Any) -> bool:
+def sendsNothingFirst(transport: Any) -> bool:
     """
-    Whether a C{tcp.Server} has bytes queued that it has not sent.
+    Whether a C{tcp.Server} could send bytes straight to its socket now:
+    nothing is queued that would have to go first, and its sending side is
+    neither shut down nor going away.
 
-    Write-through (L{greetd.protocols.fastwrite}) may send only when
-    nothing is queued, or replies would be reordered; Twisted exposes no
-    way to ask.  Reads C{FileDescriptor._tempDataBuffer}, C{dataBuffer} and
-    C{offset}.
+    Write-through (L{greetd.protocols.fastwrite}) may send only then, or
+    replies would be reordered or sent after a close; Twisted exposes no
+    way to ask.  Reads C{FileDescriptor._tempDataBuffer}, C{dataBuffer},
+    C{offset} and C{_writeDisconnected}, in one call because it is made for
+    every reply.
     """
-    return bool(
-        transport._tempDataBuffer or len(transport.dataBuffer) > transport.offset
-    )
-
-
-def writeClosed(transport: Any) -> bool:
-    """
-    Whether a C{tcp.Server}'s sending side is shut down or going away, so a
-    reply must take the transport's own path.  Reads
-    C{FileDescriptor._writeDisconnected}.
-    """
-    return bool(
-        transport.disconnecting
+    return not (
+        transport._tempDataBuffer
+        or len(transport.dataBuffer) > transport.offset
+        or transport.disconnecting
         or not transport.connected
         or transport._writeDisconnected
     )

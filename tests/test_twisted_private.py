@@ -14,10 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 import twisted
 from greetd.twisted_private import (
     inheritedSockets,
-    queuedWrites,
+    sendsNothingFirst,
     sslContextFactory,
     sslListeningArguments,
-    writeClosed,
 )
 from tests.certificates import temporaryCredentials
 from tests.protocols.test_fastwrite import serverConnection
@@ -39,12 +38,24 @@ class PrivateNamesTests(SynchronousTestCase):
         server, _ = serverConnection(self)
         for name in ("_tempDataBuffer", "dataBuffer", "offset", "_writeDisconnected"):
             self.requirePrivate(server, name, "twisted.internet.tcp.Server")
-        self.assertFalse(queuedWrites(server))
-        self.assertFalse(writeClosed(server))
+        self.assertTrue(sendsNothingFirst(server))
         server.write(b"queued")
-        self.assertTrue(queuedWrites(server))
-        server.loseConnection()
-        self.assertTrue(writeClosed(server))
+        self.assertFalse(sendsNothingFirst(server))
+
+    def test_tcpServerWriteShutdown(self) -> None:
+        """
+        A C{tcp.Server} whose sending side is shut down, or which is closing,
+        sends nothing more through its socket.
+        """
+        server, _ = serverConnection(self)
+        server.loseWriteConnection()
+        server.doWrite()  # The reactor's next turn: the sending side shuts.
+        self.requirePrivate(server, "_writeDisconnected", "twisted.internet.tcp.Server")
+        self.assertTrue(server._writeDisconnected)
+        self.assertFalse(sendsNothingFirst(server))
+        other, _ = serverConnection(self)
+        other.loseConnection()
+        self.assertFalse(sendsNothingFirst(other))
 
     def test_systemdReading(self) -> None:
         """

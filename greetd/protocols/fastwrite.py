@@ -23,7 +23,7 @@ from typing import Any, Callable, Tuple
 
 from twisted.internet import tcp, udp
 
-from greetd.twisted_private import queuedWrites, writeClosed
+from greetd.twisted_private import sendsNothingFirst
 
 
 def supportsWriteThrough(transport: object) -> bool:
@@ -39,7 +39,7 @@ def writeThrough(transport: Any, data: bytes) -> None:
     queue what the kernel does not take; C{transport} must pass
     L{supportsWriteThrough}.
     """
-    if writeClosed(transport) or queuedWrites(transport):
+    if not sendsNothingFirst(transport):
         transport.write(data)
         return
     try:
