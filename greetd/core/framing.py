@@ -10,7 +10,7 @@ the connection and like C{line} from then on.
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from typing import NamedTuple, Sequence
 
 #: The framing names accepted by L{MessageFramer} and C{--framing}.
 FRAMINGS = ("auto", "line", "raw")
@@ -39,11 +39,15 @@ class MessageTooLong(Exception):
     """
     A message, finished or not, is longer than the framer's C{maxLength}.
     The error reply ends as the framer's C{errorEnding} says.
+
+    @ivar messages: The complete messages of the same chunk before the one
+        that is too long, which are still owed their replies.
     """
 
-    def __init__(self, maxLength: int) -> None:
+    def __init__(self, maxLength: int, messages: Sequence[Message] = ()) -> None:
         super().__init__(f"message longer than {maxLength} bytes")
         self.maxLength = maxLength
+        self.messages = list(messages)
 
 
 class MessageFramer:
@@ -76,54 +80,48 @@ class MessageFramer:
         """
         return self._lastEnding if self.lineMode else b""
 
-    def feed(self, data: bytes) -> Iterator[Message]:
+    def feed(self, data: bytes) -> list[Message]:
         """
-        Consume one chunk and yield every message it completes, in order.
+        Consume one chunk and return every message it completes, in order.
 
-        The iterator is lazy: a caller that stops early (after C{exit}, say)
-        abandons the rest of the chunk, which is what closing wants.
+        One call a chunk, and a list rather than a lazy iterator: answering
+        a message is the hot path, and a generator costs more to start and
+        resume than the list costs to build.  A caller that stops early
+        (after C{exit}) simply ignores the rest, which is what closing
+        wants.
 
-        @raise MessageTooLong: After yielding the messages before it, when a
-            message exceeds L{maxLength}; the framer is then unusable.
+        @raise MessageTooLong: When a message exceeds L{maxLength}, carrying
+            the messages before it; the framer is then unusable.
         """
-        # Line mode, the steady state, goes straight to the line splitter:
-        # one generator a chunk rather than two.
         if self.lineMode:
             return self._feedLines(data)
-        return self._feedChunk(data)
-
-    def _feedChunk(self, data: bytes) -> Iterator[Message]:
         # Raw framing, or auto framing before its first LF.
         if self.framing == "raw" or b"\n" not in data:
             if len(data) > self.maxLength:
                 raise MessageTooLong(self.maxLength)
-            yield Message(data, b"")
-            return
+            return [Message(data, b"")]
         self.lineMode = True
-        yield from self._feedLines(data)
+        return self._feedLines(data)
 
-    def _feedLines(self, data: bytes) -> Iterator[Message]:
+    def _feedLines(self, data: bytes) -> list[Message]:
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
+        lines = buffer.split(b"\n")
+        rest = lines.pop()
         maxLength = self.maxLength
-        start = 0
-        while True:
-            newline = buffer.find(b"\n", start)
-            if newline == -1:
-                break
-            end = newline
-            ending = b"\n"
-            if end > start and buffer[end - 1] == 0x0D:
-                end -= 1
-                ending = b"\r\n"
-            self._lastEnding = ending
-            if end - start > maxLength:
-                raise MessageTooLong(maxLength)
-            if end > start:
-                yield Message(buffer[start:end], ending)
-            start = newline + 1
-        rest = buffer[start:]
-        allowed = maxLength + 1 if rest.endswith(b"\r") else maxLength
+        messages: list[Message] = []
+        for line in lines:
+            if line[-1:] == b"\r":
+                line = line[:-1]
+                self._lastEnding = ending = b"\r\n"
+            else:
+                self._lastEnding = ending = b"\n"
+            if len(line) > maxLength:
+                raise MessageTooLong(maxLength, messages)
+            if line:
+                messages.append(Message(line, ending))
+        allowed = maxLength + 1 if rest[-1:] == b"\r" else maxLength
         if len(rest) > allowed:
-            raise MessageTooLong(maxLength)
+            raise MessageTooLong(maxLength, messages)
         self._buffer = rest
+        return messages

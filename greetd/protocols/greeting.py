@@ -167,23 +167,35 @@ class GreetingProtocol(Protocol):
             self.abort()
 
     def _answer(self, data: bytes) -> None:
-        template = self.factory.template
-        answered = self.messages
+        """
+        Answer every message C{data} completes, in one write: the replies
+        before an C{exit} and then close; the replies before a message that
+        is too long and then the error.
+        """
         try:
-            for message in self._framer.feed(data):
-                if message.payload == EXIT:
-                    self.ended = "exit"
-                    self.close()
-                    return
-                self.messages += 1
-                self.send(template.format(message.payload) + message.ending)
+            messages = self._framer.feed(data)
+            tooLong: MessageTooLong | None = None
         except MessageTooLong as error:
+            messages, tooLong = error.messages, error
+        template = self.factory.template
+        replies: list[bytes] = []
+        exited = False
+        for payload, ending in messages:
+            if payload == EXIT:
+                exited = True
+                break
+            replies.append(template.format(payload) + ending)
+        if replies:
+            self.messages += len(replies)
+            self.lastMessageAt = self.factory.clock.seconds()
+            self.send(replies[0] if len(replies) == 1 else b"".join(replies))
+        if exited:
+            self.ended = "exit"
+            self.close()
+        elif tooLong is not None:
             self.factory.countError("length")
             self.ended = "error"
-            self.sendError(str(error))
-        finally:
-            if self.messages != answered:
-                self.lastMessageAt = self.factory.clock.seconds()
+            self.sendError(str(tooLong))
 
     def send(self, data: bytes) -> None:
         """

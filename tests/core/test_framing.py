@@ -77,11 +77,21 @@ class LineFramingTests(SynchronousTestCase):
         self.assertEqual(feedAll(framer, b"a\rb\r\r\n"), [Message(b"a\rb\r", b"\r\n")])
 
     def test_completeLineTooLong(self) -> None:
+        """
+        The error carries the messages of the chunk before the long one,
+        which are still owed replies, and none after it.
+        """
         framer = MessageFramer("line", maxLength=3)
-        messages = framer.feed(b"abc\r\nabcd\r\nnever\n")
-        self.assertEqual(next(messages), Message(b"abc", b"\r\n"))
-        self.assertRaises(MessageTooLong, next, messages)
+        error = self.assertRaises(
+            MessageTooLong, framer.feed, b"abc\r\nabcd\r\nnever\n"
+        )
+        self.assertEqual(error.messages, [Message(b"abc", b"\r\n")])
         self.assertEqual(framer.errorEnding, b"\r\n")
+
+    def test_unfinishedTooLongKeepsMessagesBefore(self) -> None:
+        framer = MessageFramer("line", maxLength=3)
+        error = self.assertRaises(MessageTooLong, framer.feed, b"ab\nabcd")
+        self.assertEqual(error.messages, [Message(b"ab", b"\n")])
 
     def test_unfinishedLineTooLong(self) -> None:
         """

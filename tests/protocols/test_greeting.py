@@ -62,6 +62,29 @@ class SeedBehaviourTests(SynchronousTestCase):
         self.protocol.dataReceived(b"C\n")
         self.assertEqual(self.transport.value(), b"WelcomeHello, A!\n")
 
+    def test_exitBeforeTooLong(self) -> None:
+        """
+        A message too long after C{exit} in the same chunk is never reached:
+        the client said goodbye, and gets no error.
+        """
+        protocol, transport = connect(GreetingFactory(maxLength=4, clock=Clock()))
+        transport.clear()
+        protocol.dataReceived(b"A\nexit\nmuch too long\n")
+        self.assertEqual(transport.value(), b"Hello, A!\n")
+        self.assertEqual(protocol.ended, "exit")
+        self.assertEqual(protocol.factory.errors["length"], 0)
+
+    def test_chunkAnsweredInOneWrite(self) -> None:
+        """
+        The replies to every message of a chunk go out in one write, one
+        system call for a pipelining client rather than one a message.
+        """
+        writes: list[bytes] = []
+        self.patch(self.transport, "write", writes.append)
+        self.protocol.dataReceived(b"A\nB\r\nC\n")
+        self.assertEqual(writes, [b"Hello, A!\nHello, B!\r\nHello, C!\n"])
+        self.assertEqual(self.protocol.messages, 3)
+
     def test_exitWaitsForEarlierReplies(self) -> None:
         """
         C{exit} closes with C{loseConnection}, which writes what is queued
