@@ -35,6 +35,19 @@ def sendsNothingFirst(transport: Any) -> bool:
     )
 
 
+def epollDispatch(reactor: Any) -> tuple[Any, dict[int, Any], Any]:
+    """
+    What one turn of an C{EPollReactor} works with: its epoll object, its
+    selectables by descriptor, and the method that runs one event
+    (C{_poller}, C{_selectables}, C{_doReadOrWrite}).
+
+    L{greetd.daemon.reactor.GreetdReactor} polls and dispatches as
+    C{EPollReactor.doPoll} does, without the log context around each event;
+    C{doPoll} is the reactor's one hook for that, and it works on these.
+    """
+    return reactor._poller, reactor._selectables, reactor._doReadOrWrite
+
+
 def inheritedSockets() -> ListenFDs:
     """
     The sockets this process inherited through socket activation.

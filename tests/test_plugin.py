@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from twisted.application.reactors import IReactorInstaller
 from twisted.application.service import IServiceMaker
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +24,16 @@ class PluginTests(SynchronousTestCase):
         maker = makers["greetd"]
         self.assertIs(maker.options, greetd.daemon.tap.Options)
         self.assertIs(maker.makeService, greetd.daemon.tap.makeService)
+
+    def test_reactorDiscoverable(self) -> None:
+        """
+        C{twistd --reactor=greetd} finds greetd's reactor.
+        """
+        installers = {
+            installer.shortName: installer
+            for installer in getPlugins(IReactorInstaller)
+        }
+        self.assertEqual(installers["greetd"].moduleName, "greetd.daemon.reactor")
 
     def test_publicAPI(self) -> None:
         import greetd

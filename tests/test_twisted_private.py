@@ -5,14 +5,18 @@ version, when a private Twisted name greetd relies on changes.
 
 from __future__ import annotations
 
+import inspect
+
 from twisted.internet import endpoints
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
 from greetd.twisted_private import (
+    epollDispatch,
     inheritedSockets,
     sendsNothingFirst,
     sslContextFactory,
@@ -56,6 +60,23 @@ class PrivateNamesTests(SynchronousTestCase):
         other, _ = serverConnection(self)
         other.loseConnection()
         self.assertFalse(sendsNothingFirst(other))
+
+    def test_epollDispatch(self) -> None:
+        """
+        C{EPollReactor} keeps its epoll object as C{_poller}, its
+        selectables by descriptor as C{_selectables}, and runs one event
+        with C{_doReadOrWrite}, which greetd's reactor calls.
+        """
+        reactor = EPollReactor()
+        self.addCleanup(reactor._poller.close)
+        for name in ("_poller", "_selectables", "_doReadOrWrite"):
+            self.requirePrivate(reactor, name, "twisted.internet.epollreactor")
+        poller, selectables, dispatch = epollDispatch(reactor)
+        self.assertTrue(hasattr(poller, "poll"))
+        self.assertIn(reactor.waker.fileno(), selectables)
+        self.assertEqual(
+            list(inspect.signature(dispatch).parameters), ["selectable", "fd", "event"]
+        )
 
     def test_systemdReading(self) -> None:
         """

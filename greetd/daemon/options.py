@@ -44,7 +44,9 @@ class Options(usage.Options):
     After parsing, C{self["plan"]} is the L{Plan} of every listener (the
     defaults unless given or disabled), C{self["template"]} the checked
     L{ReplyTemplate} and C{self["access"]} the L{AccessPolicy}; every other
-    value is checked and of its type.
+    value is checked and of its type.  C{self["reactor"]} names the reactor
+    plugin a pool's workers install (C{twistd greetd} sets it to its own),
+    or is C{None} for Twisted's default.
 
     @ivar arguments: The arguments as given, which worker processes parse
         again (L{greetd.daemon.pool}).
@@ -192,6 +194,7 @@ class Options(usage.Options):
         self["allow"] = []
         self["deny"] = []
         self["health-check-from"] = []
+        self["reactor"] = None
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """

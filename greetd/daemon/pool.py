@@ -185,11 +185,15 @@ def parseInherited(text: str) -> dict[str, list[int]]:
 
 
 def workerCommand(
-    slot: int, inherited: dict[str, list[int]], arguments: Sequence[str]
+    slot: int,
+    inherited: dict[str, list[int]],
+    arguments: Sequence[str],
+    reactor: str | None = None,
 ) -> list[str]:
     """
     The command line of worker C{slot}: this interpreter running
-    L{greetd.daemon.worker} with the parent's own greetd C{arguments}.
+    L{greetd.daemon.worker} with the parent's own greetd C{arguments}, on
+    the reactor plugin named C{reactor} (Twisted's default for C{None}).
     """
     return [
         sys.executable,
@@ -197,6 +201,7 @@ def workerCommand(
         "greetd.daemon.worker",
         f"--slot={slot}",
         f"--inherited={formatInherited(inherited)}",
+        *([] if reactor is None else [f"--reactor={reactor}"]),
         "--",
         *arguments,
     ]
@@ -642,6 +647,7 @@ class _Reload:
 def spawnWorker(
     reactor: Any,
     arguments: Sequence[str],
+    reactorName: str | None,
     listeners: dict[str, list[ListeningService]],
     slot: int,
     protocol: WorkerProtocol,
@@ -662,7 +668,7 @@ def spawnWorker(
             childFDs[fd] = port.fileno()
             inherited.setdefault(kind, []).append(fd)
             fd += 1
-    command = workerCommand(slot, inherited, arguments)
+    command = workerCommand(slot, inherited, arguments, reactorName)
     return reactor.spawnProcess(  # type: ignore[no-any-return]
         protocol, command[0], command, env=os.environ, childFDs=childFDs
     )
@@ -687,7 +693,9 @@ def workerPoolService(
             listeners[kind].append(service)
     for service in listeners["tcp"] + listeners["udp"]:
         service.setServiceParent(services)  # type: ignore[no-untyped-call]
-    spawn = partial(spawnWorker, reactor, options.arguments, listeners)
+    spawn = partial(
+        spawnWorker, reactor, options.arguments, options["reactor"], listeners
+    )
     pool = WorkerPool(
         options["workers"], spawn, reactor, options["shutdown-timeout"] + 1
     )

@@ -15,6 +15,7 @@ from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
 from greetd.daemon.options import Options as GreetdOptions
 from greetd.daemon.pool import workerPoolService
+from greetd.daemon.reactor import REACTOR_NAME, installUnlessChosen
 from greetd.daemon.single import singleProcessService
 from greetd.ops.log import installLogger
 from greetd.ops.logfile import LogFiles, ReopenOnSignalService
@@ -33,7 +34,9 @@ class Options(GreetdOptions):
     Twisted 26.10, exit with status 0); C{--version} prints greetd's
     version; and once the options are good, twistd logs through greetd's
     logger (L{installLogger}), whose files L{makeService} reopens on
-    SIGHUP and SIGUSR1.
+    SIGHUP and SIGUSR1.  Unless C{twistd --reactor} chose one, it runs on
+    greetd's reactor (L{greetd.daemon.reactor}), and a pool's workers run on
+    the parent's.
 
     @ivar logFiles: The log files twistd opens through greetd's logger.
     """
@@ -58,8 +61,14 @@ class Options(GreetdOptions):
         sys.exit(0)
 
     def postOptions(self) -> None:
-        super().postOptions()
         parent = getattr(self, "parent", None)
+        if parent is not None:
+            # Before the plan imports the reactor: twistd has installed the
+            # one --reactor named, if any; otherwise greetd's.
+            if parent.get("reactor") is None and installUnlessChosen():
+                parent["reactor"] = REACTOR_NAME
+            self["reactor"] = parent.get("reactor")
+        super().postOptions()
         if parent is not None:
             installLogger(parent, self["log-level"], self.logFiles)
 

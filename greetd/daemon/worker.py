@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any, ClassVar, Collection, Iterator, Sequence, cast
 
+from twisted.application.app import ReactorSelectionMixin
 from twisted.application.service import MultiService
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, execute, gatherResults
@@ -55,9 +56,11 @@ REPORT_INTERVAL = 1.0
 RETIRE_POLL = 0.1
 
 
-class WorkerOptions(usage.Options):
+class WorkerOptions(ReactorSelectionMixin, usage.Options):
     """
-    The worker's own options; the greetd options follow C{--}.
+    The worker's own options; the greetd options follow C{--}.  As with
+    twistd, C{--reactor} installs the named reactor while the options are
+    parsed, before the greetd options import one: the parent passes its own.
     """
 
     synopsis = "--slot=N --inherited=tcp=FD,...,udp=FD,... -- [greetd options]"

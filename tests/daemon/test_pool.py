@@ -626,6 +626,17 @@ class ArgumentTests(SynchronousTestCase):
         self.assertEqual(greetd["welcome"], "--")
         self.assertEqual(greetd["max-per-ip"], 5)
 
+    def test_commandReactor(self) -> None:
+        """
+        The worker is told the parent's reactor, among its own options;
+        without one it takes Twisted's default.
+        """
+        command = workerCommand(1, {"tcp": [4]}, ["--no-udp"], "greetd")
+        self.assertEqual(command[-3:], ["--reactor=greetd", "--", "--no-udp"])
+        self.assertNotIn(
+            "--reactor", " ".join(workerCommand(1, {"tcp": [4]}, ["--no-udp"]))
+        )
+
     def test_descriptorsMustMatch(self) -> None:
         options = WorkerOptions()
         self.assertRaises(
@@ -655,12 +666,13 @@ class ArgumentTests(SynchronousTestCase):
         listeners["tcp"][0].port = tcp
         listeners["udp"][0].port = udp
         protocol = WorkerProtocol(None, 1)  # type: ignore[arg-type]
-        spawnWorker(Reactor(), ["--no-udp"], listeners, 1, protocol)
+        spawnWorker(Reactor(), ["--no-udp"], "greetd", listeners, 1, protocol)
         [((spawnedProtocol, executable, argv), kwargs)] = spawned
         self.assertIs(spawnedProtocol, protocol)
         self.assertEqual(argv[0], executable)
         self.assertEqual(argv[-2:], ["--", "--no-udp"])
         self.assertIn(f"--inherited=tcp={FIRST_LISTENER_FD},udp=5", argv)
+        self.assertIn("--reactor=greetd", argv[: argv.index("--")])
         self.assertEqual(
             kwargs["childFDs"],
             {0: "w", 1: "r", 2: "r", COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},

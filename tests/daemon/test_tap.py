@@ -148,6 +148,18 @@ class OptionsTests(SynchronousTestCase):
         options.parent = ServerOptions()  # type: ignore[attr-defined]
         self.assertRaises(usage.UsageError, options.parseOptions, ["--framing", "x"])
 
+    def test_reactorForWorkers(self) -> None:
+        """
+        Under twistd, the options name the reactor twistd's C{--reactor}
+        installed, for a pool's workers to install too; embedded, none.
+        """
+        options = TwistdOptions()
+        options.parent = ServerOptions()  # type: ignore[attr-defined]
+        options.parent["reactor"] = "poll"  # type: ignore[attr-defined]
+        options.parseOptions(["--no-udp"])
+        self.assertEqual(options["reactor"], "poll")
+        self.assertIsNone(parse()["reactor"])
+
     def test_logLevel(self) -> None:
         self.assertIs(parse()["log-level"], LogLevel.info)
         self.assertIs(parse("--log-level", "debug")["log-level"], LogLevel.debug)

@@ -1,7 +1,8 @@
 """
-The C{greetd} twistd plugin.
+The C{greetd} twistd plugin, and greetd's reactor as a reactor plugin.
 """
 
+from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 Greetd = ServiceMaker(
@@ -9,4 +10,10 @@ Greetd = ServiceMaker(
     "greetd.daemon.tap",
     "The greeting daemon: TCP greetings and UDP replies.",
     "greetd",
+)
+
+GreetdReactor = Reactor(
+    "greetd",
+    "greetd.daemon.reactor",
+    "epoll without a log context around every event (twistd greetd's default)",
 )

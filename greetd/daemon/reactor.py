@@ -1,0 +1,98 @@
+"""
+greetd's reactor: Twisted's epoll reactor without the log context it
+pushes around every event.
+
+Twisted's reactors run every C{doRead} and C{doWrite} through
+L{twisted.python.log.callWithLogger}, which asks the selectable for its log
+prefix, copies the legacy log context and pushes it on a thread-local stack,
+so that a legacy C{log.msg} made during the event names its C{system}
+(twisted/twisted#2534, open since 2007).  On a ping-pong connection that
+costs more than greetd's own work on the message, about a microsecond an
+event on CPython.  greetd logs through L{twisted.logger}, whose events name
+their namespace, so it has no use for that context.
+
+L{GreetdReactor} runs each event directly.  What Twisted's own dispatch
+guarantees is kept: an event for a descriptor removed earlier in the same
+poll is skipped, an exception in C{doRead} or C{doWrite} disconnects that
+selectable only (C{EPollReactor}'s own per-event code still runs it), and
+an exception escaping that code is logged and the loop goes on.  A legacy
+C{log.msg} made during an event is logged with C{system} C{-} rather than
+the selectable's prefix.
+
+C{twistd greetd} installs it unless a reactor was chosen
+(C{twistd --reactor=epoll greetd} runs Twisted's own), and it is a reactor
+plugin, C{twistd --reactor=greetd}, for other applications.
+"""
+
+from __future__ import annotations
+
+import select
+import sys
+
+from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.main import installReactor
+from twisted.logger import Logger
+
+from greetd.twisted_private import epollDispatch
+
+#: The module twisted.internet.main.installReactor puts the reactor in.
+_REACTOR_MODULE = "twisted.internet.reactor"
+
+#: The reactor plugin's name, for C{twistd --reactor} and a pool's workers.
+REACTOR_NAME = "greetd"
+
+
+class GreetdReactor(EPollReactor):
+    """
+    C{EPollReactor}, dispatching each ready descriptor without
+    L{twisted.python.log.callWithLogger}.
+    """
+
+    _log = Logger()
+
+    def doPoll(self, timeout: float | None) -> None:
+        """
+        Wait up to C{timeout} seconds (C{None}: until something happens) for
+        descriptors to be ready, and handle each.
+        """
+        poller, selectables, dispatch = epollDispatch(self)
+        # Python retries a poll that a signal interrupts (PEP 475), and
+        # Twisted's signal handling wakes it through the waker's descriptor.
+        events = poller.poll(-1 if timeout is None else timeout, len(selectables))
+        for fd, event in events:
+            selectable = selectables.get(fd)
+            if selectable is None:
+                # Removed by an earlier event of this poll.
+                continue
+            try:
+                dispatch(selectable, fd, event)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                self._log.failure(
+                    "Unhandled error handling an event of {selectable!r}",
+                    selectable=selectable,
+                )
+
+    doIteration = doPoll
+
+
+def install() -> None:
+    """
+    Install L{GreetdReactor} as the reactor; the C{greetd} reactor plugin.
+    """
+    installReactor(GreetdReactor())  # type: ignore[no-untyped-call]
+
+
+def installUnlessChosen() -> bool:
+    """
+    Install L{GreetdReactor} unless a reactor is installed already (chosen
+    with C{twistd --reactor}, or imported by the application) or the system
+    has no epoll, where Twisted's default stays.
+
+    @return: Whether it was installed.
+    """
+    if _REACTOR_MODULE in sys.modules or not hasattr(select, "epoll"):
+        return False
+    install()
+    return True
