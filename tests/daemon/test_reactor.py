@@ -6,9 +6,12 @@ and how it is installed.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from twisted.internet.abstract import FileDescriptor
@@ -69,6 +72,17 @@ _DIFFERENCES = {
 }
 
 
+def _mktemp(self: SynchronousTestCase) -> str:
+    """
+    A path to create, in a directory of its own outside the source tree
+    (trial's C{mktemp} is relative to the working directory, which under
+    pytest is the checkout).
+    """
+    where = tempfile.mkdtemp(prefix="greetd-reactor-test-")
+    self.addCleanup(shutil.rmtree, where, True)
+    return os.path.join(where, "temp")
+
+
 def _skipped(reason: str) -> Any:
     def test(self: object) -> None:
         pass
@@ -81,6 +95,7 @@ for _builder in _CONFORMANCE:
     _namespace: dict[str, Any] = {
         "_reactors": ["greetd.daemon.reactor.GreetdReactor"],
         "__module__": __name__,
+        "mktemp": _mktemp,
     }
     for _name, _reason in _DIFFERENCES.items():
         if hasattr(_builder, _name):
