@@ -24,7 +24,9 @@ C{.venv-pypy3}).
 greetd runs as users run it: the default logging on and every limit in
 force, set high enough not to refuse the load; a second greetd per
 interpreter, with its logging off, measures churn only, to price the
-logging.
+logging, and a third, on Twisted's epoll reactor rather than greetd's
+(C{twistd --reactor=epoll}), measures ping-pong and churn, to price the
+reactor.
 
 Writes C{bench/results/latest.json} (every pass's figures), C{latest.rst}
 (the tables the README shows) and C{latest.png}.
@@ -93,6 +95,9 @@ GREETD_ARGS = (
 #: What turns greetd's per-connection logging (the access log) off, for the
 #: "logging off" churn figure that prices the logging.
 QUIET_ARGS = ("--no-access-log",)
+
+#: What runs greetd on Twisted's epoll reactor instead of its own.
+EPOLL_ARGS = ("--reactor=epoll",)
 
 #: The Python peers: key, label, module under bench.peers.
 PYTHON_PEERS = (
@@ -234,6 +239,18 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
                 True,
                 version,
                 skip=tuple(w for w in WORKLOADS if w != "churn"),
+            )
+        )
+        # Twisted's own epoll reactor rather than greetd's (twistd
+        # --reactor=epoll): what greetd's reactor is worth, in the same run.
+        servers.append(
+            Server(
+                f"greetd-{name}-epoll",
+                f"{label[:-1]}, Twisted's epoll reactor)",
+                [twistd, *twistdCommand(*GREETD_ARGS, twistdArgs=EPOLL_ARGS)[1:]],
+                True,
+                version,
+                skip=tuple(w for w in WORKLOADS if w not in ("tcp50", "churn")),
             )
         )
         if name == "cpython":
