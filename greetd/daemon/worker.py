@@ -1,7 +1,8 @@
 """
 One worker process of C{twistd greetd --workers N}: C{python -m greetd.daemon.worker
---slot=N --inherited=tcp=4,udp=5 -- GREETD-ARGUMENTS}, started by the
-parent's L{greetd.daemon.pool.WorkerPool}, never by hand.
+--slot=N --inherited=tcp=4,udp=5 [--reactor=NAME] -- GREETD-ARGUMENTS}, started
+by the parent's L{greetd.daemon.pool.WorkerPool}, never by hand, on the
+parent's reactor.
 
 It builds the same factory and protocols as C{twistd greetd} does
 (L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
