@@ -21,12 +21,13 @@ the selectable's prefix.
 
 C{twistd greetd} installs it unless a reactor was chosen
 (C{twistd --reactor=epoll greetd} runs Twisted's own), and it is a reactor
-plugin, C{twistd --reactor=greetd}, for other applications.
+plugin, C{twistd --reactor=greetd}, for other applications.  Only Linux
+has epoll; elsewhere this module does not import, and Twisted's default
+reactor stays (L{greetd.daemon.tap.installGreetdReactor}).
 """
 
 from __future__ import annotations
 
-import select
 import sys
 
 from twisted.internet.epollreactor import EPollReactor
@@ -87,12 +88,11 @@ def install() -> None:
 def installUnlessChosen() -> bool:
     """
     Install L{GreetdReactor} unless a reactor is installed already (chosen
-    with C{twistd --reactor}, or imported by the application) or the system
-    has no epoll, where Twisted's default stays.
+    with C{twistd --reactor}, or imported by the application).
 
     @return: Whether it was installed.
     """
-    if _REACTOR_MODULE in sys.modules or not hasattr(select, "epoll"):
+    if _REACTOR_MODULE in sys.modules:
         return False
     install()
     return True

@@ -5,8 +5,9 @@ process or, with C{--workers}, a pool of worker processes.
 
 from __future__ import annotations
 
+import select
 import sys
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from twisted.application.service import MultiService
 from twisted.python import usage
@@ -15,7 +16,6 @@ from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
 from greetd.daemon.options import Options as GreetdOptions
 from greetd.daemon.pool import workerPoolService
-from greetd.daemon.reactor import REACTOR_NAME, installUnlessChosen
 from greetd.daemon.single import singleProcessService
 from greetd.ops.log import installLogger
 from greetd.ops.logfile import LogFiles, ReopenOnSignalService
@@ -63,14 +63,36 @@ class Options(GreetdOptions):
     def postOptions(self) -> None:
         parent = getattr(self, "parent", None)
         if parent is not None:
-            # Before the plan imports the reactor: twistd has installed the
-            # one --reactor named, if any; otherwise greetd's.
-            if parent.get("reactor") is None and installUnlessChosen():
-                parent["reactor"] = REACTOR_NAME
-            self["reactor"] = parent.get("reactor")
+            # Before the plan imports the reactor: the runner has installed
+            # the one --reactor named, if any; otherwise greetd's.
+            self["reactor"] = chosenReactor(parent) or installGreetdReactor()
         super().postOptions()
         if parent is not None:
             installLogger(parent, self["log-level"], self.logFiles)
+
+
+def chosenReactor(runner: Mapping[str, Any]) -> str | None:
+    """
+    The name of the reactor plugin the runner's C{--reactor} installed, if
+    any: twistd keeps it as C{reactor}; twist keeps the reactor itself
+    there and the name, C{default} unless chosen, as C{reactorName}.
+    """
+    name = runner.get("reactorName", runner.get("reactor"))
+    return name if isinstance(name, str) and name != "default" else None
+
+
+def installGreetdReactor() -> str | None:
+    """
+    Install greetd's reactor unless one is installed already, and return
+    its plugin name if it was.  It is epoll's: where there is none (not
+    Linux), Twisted's default stays, and L{greetd.daemon.reactor}, which
+    cannot be imported there, is not.
+    """
+    if not hasattr(select, "epoll"):
+        return None
+    from greetd.daemon.reactor import REACTOR_NAME, installUnlessChosen
+
+    return REACTOR_NAME if installUnlessChosen() else None
 
 
 def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:

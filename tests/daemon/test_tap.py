@@ -21,7 +21,7 @@ from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.pool import WorkerPool
 from greetd.daemon.shutdown import DrainService
 from greetd.daemon.tap import Options as TwistdOptions
-from greetd.daemon.tap import makeService
+from greetd.daemon.tap import chosenReactor, makeService
 from greetd.ops.accesslog import FastAccessLog
 from greetd.ops.logfile import ReopenOnSignalService
 from greetd.ops.notify import NotifyService
@@ -151,14 +151,28 @@ class OptionsTests(SynchronousTestCase):
     def test_reactorForWorkers(self) -> None:
         """
         Under twistd, the options name the reactor twistd's C{--reactor}
-        installed, for a pool's workers to install too; embedded, none.
+        installed, for a pool's workers to install too, and leave twistd's
+        options alone; embedded, none.
         """
         options = TwistdOptions()
         options.parent = ServerOptions()  # type: ignore[attr-defined]
         options.parent["reactor"] = "poll"  # type: ignore[attr-defined]
         options.parseOptions(["--no-udp"])
         self.assertEqual(options["reactor"], "poll")
+        self.assertEqual(options.parent["reactor"], "poll")  # type: ignore[attr-defined]
         self.assertIsNone(parse()["reactor"])
+
+    def test_reactorUnderTwist(self) -> None:
+        """
+        twist keeps the reactor itself as C{reactor} and its name apart
+        (C{default} unless chosen): the name is what workers are told.
+        """
+        self.assertEqual(
+            chosenReactor({"reactor": object(), "reactorName": "poll"}), "poll"
+        )
+        self.assertIsNone(chosenReactor({"reactorName": "default"}))
+        self.assertEqual(chosenReactor({"reactor": "epoll"}), "epoll")
+        self.assertIsNone(chosenReactor({}))
 
     def test_logLevel(self) -> None:
         self.assertIs(parse()["log-level"], LogLevel.info)

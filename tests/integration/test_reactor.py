@@ -6,11 +6,13 @@ C{--reactor} chose one, and a pool's workers on their parent's.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import TIMEOUT
+from greetd.testing import TWISTD
+from tests.integration.conftest import TIMEOUT, Daemon
 from tests.integration.test_workers import startedWorkers
 
 
@@ -54,3 +56,20 @@ def test_workersRunTheParentsReactor(
             arguments = cmdline.read().split("\0")
         assert f"--reactor={name}" in arguments[: arguments.index("--")]
     assert greet(daemon.tcp[0][1]) == b"WelcomeHello, Michael!\n"
+
+
+def test_underTwist(tmp_path: Path) -> None:
+    """
+    Twisted's other runner, C{twist}, keeps the reactor itself in its
+    options: greetd installs its own without touching them, and serves.
+    """
+    twist = str(Path(TWISTD).with_name("twist"))
+    command = [twist, "--log-format=text", "greetd", "--no-udp",
+               "--tcp", "tcp:0:interface=127.0.0.1"]  # fmt: skip
+    daemon = Daemon(command, tmp_path)
+    try:
+        daemon.waitForListeners(1)
+        assert greet(daemon.tcp[0][1]) == b"WelcomeHello, Michael!\n"
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.output
