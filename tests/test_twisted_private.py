@@ -69,6 +69,7 @@ class PrivateNamesTests(SynchronousTestCase):
         """
         reactor = EPollReactor()
         self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
         for name in ("_poller", "_selectables", "_doReadOrWrite"):
             self.requirePrivate(reactor, name, "twisted.internet.epollreactor")
         poller, selectables, dispatch = epollDispatch(reactor)

@@ -647,13 +647,15 @@ class _Reload:
 def spawnWorker(
     reactor: Any,
     arguments: Sequence[str],
-    reactorName: str | None,
     listeners: dict[str, list[ListeningService]],
     slot: int,
     protocol: WorkerProtocol,
+    *,
+    reactorName: str | None = None,
 ) -> IProcessTransport:
     """
-    Start worker C{slot} with the parent's bound sockets as descriptors
+    Start worker C{slot}, on the reactor plugin C{reactorName} (Twisted's
+    default for C{None}), with the parent's bound sockets as descriptors
     from L{FIRST_LISTENER_FD} on; standard input is the pipe whose end of
     file tells it the parent is gone, standard output and error pipes
     whose lines the parent logs, and L{COUNTS_FD} the counters' pipe.
@@ -694,7 +696,11 @@ def workerPoolService(
     for service in listeners["tcp"] + listeners["udp"]:
         service.setServiceParent(services)  # type: ignore[no-untyped-call]
     spawn = partial(
-        spawnWorker, reactor, options.arguments, options["reactor"], listeners
+        spawnWorker,
+        reactor,
+        options.arguments,
+        listeners,
+        reactorName=options["reactor"],
     )
     pool = WorkerPool(
         options["workers"], spawn, reactor, options["shutdown-timeout"] + 1

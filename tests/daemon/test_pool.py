@@ -666,7 +666,9 @@ class ArgumentTests(SynchronousTestCase):
         listeners["tcp"][0].port = tcp
         listeners["udp"][0].port = udp
         protocol = WorkerProtocol(None, 1)  # type: ignore[arg-type]
-        spawnWorker(Reactor(), ["--no-udp"], "greetd", listeners, 1, protocol)
+        spawnWorker(
+            Reactor(), ["--no-udp"], listeners, 1, protocol, reactorName="greetd"
+        )
         [((spawnedProtocol, executable, argv), kwargs)] = spawned
         self.assertIs(spawnedProtocol, protocol)
         self.assertEqual(argv[0], executable)

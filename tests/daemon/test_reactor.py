@@ -142,6 +142,7 @@ class DispatchTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = GreetdReactor()
         self.addCleanup(self.reactor._poller.close)
+        self.addCleanup(self.reactor.waker.connectionLost, None)
 
     def readables(self, count: int) -> list[Readable]:
         readables = [Readable(self, self.reactor) for _ in range(count)]
@@ -194,6 +195,20 @@ class DispatchTests(SynchronousTestCase):
         self.assertEqual(len(failures), 2)
         self.assertIn("Unhandled error handling an event", formatEvent(failures[0]))
         self.assertTrue(failures[0]["log_failure"].check(RuntimeError))
+
+    def test_keyboardInterruptStops(self) -> None:
+        """
+        C{KeyboardInterrupt} escaping an event's handling is not logged
+        away: it ends the loop, as Twisted's dispatch lets it.
+        """
+        [readable] = self.readables(1)
+
+        def interrupted(reason: object) -> None:
+            raise KeyboardInterrupt()
+
+        readable.read = lambda: ConnectionDone()
+        readable.connectionLost = interrupted  # type: ignore[method-assign]
+        self.assertRaises(KeyboardInterrupt, self.reactor.doIteration, 0)
 
 
 class InstallTests(SynchronousTestCase):
