@@ -34,12 +34,18 @@ class Options(GreetdOptions):
     Twisted 26.10, exit with status 0); C{--version} prints greetd's
     version; and once the options are good, twistd logs through greetd's
     logger (L{installLogger}), whose files L{makeService} reopens on
-    SIGHUP and SIGUSR1.  Unless C{twistd --reactor} chose one, it runs on
-    greetd's reactor (L{greetd.daemon.reactor}), and a pool's workers run on
-    the parent's.
+    SIGHUP and SIGUSR1.  Unless the runner's C{--reactor} (twistd's or
+    twist's) chose one, it runs on greetd's reactor
+    (L{greetd.daemon.reactor}), and a pool's workers run on the parent's.
 
     @ivar logFiles: The log files twistd opens through greetd's logger.
     """
+
+    longdesc = (
+        GreetdOptions.longdesc
+        + " It runs on greetd's reactor (epoll without a log context around"
+        " every event) unless twistd's --reactor chooses another."
+    )
 
     def __init__(self) -> None:
         super().__init__()
