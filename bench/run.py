@@ -205,6 +205,13 @@ def interpreterVersion(python: str) -> dict[str, str]:
     return version
 
 
+def onlyWorkloads(*kept: str) -> tuple[str, ...]:
+    """
+    The workloads a server skips to run only C{kept}.
+    """
+    return tuple(workload for workload in WORKLOADS if workload not in kept)
+
+
 def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
     """
     The greetd servers to measure, from C{NAME=TWISTD} specs or the default
@@ -238,7 +245,7 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
                 [*command, *QUIET_ARGS],
                 True,
                 version,
-                skip=tuple(w for w in WORKLOADS if w != "churn"),
+                skip=onlyWorkloads("churn"),
             )
         )
         # Twisted's own epoll reactor rather than greetd's (twistd
@@ -250,7 +257,7 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
                 [twistd, *twistdCommand(*GREETD_ARGS, twistdArgs=EPOLL_ARGS)[1:]],
                 True,
                 version,
-                skip=tuple(w for w in WORKLOADS if w not in ("tcp50", "churn")),
+                skip=onlyWorkloads("tcp50", "churn"),
             )
         )
         if name == "cpython":
