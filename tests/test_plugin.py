@@ -13,6 +13,7 @@ from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
 import greetd.daemon.tap
+from greetd.daemon.reactor import REACTOR_NAME
 
 
 class PluginTests(SynchronousTestCase):
@@ -33,7 +34,8 @@ class PluginTests(SynchronousTestCase):
             installer.shortName: installer
             for installer in getPlugins(IReactorInstaller)
         }
-        self.assertEqual(installers["greetd"].moduleName, "greetd.daemon.reactor")
+        installer = installers[REACTOR_NAME]
+        self.assertEqual(installer.moduleName, "greetd.daemon.reactor")
 
     def test_publicAPI(self) -> None:
         import greetd
