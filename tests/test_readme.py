@@ -1,44 +1,46 @@
 """
-The README's Python examples stay true to the API.
+The Python examples of the README and the manual stay true to the API.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from twisted.application.service import IServiceCollection
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.listening import ListeningService
+from tests.documents import DOCS, PROJECT, blocks, documents
 
-README = Path(__file__).resolve().parents[1] / "README.rst"
+PYTHON = ".. code-block:: python\n"
 
 
-def pythonBlocks() -> list[str]:
+def pythonBlocks(path: Path) -> list[str]:
     """
-    The bodies of the README's C{code-block:: python} directives, dedented.
+    The bodies of C{path}'s C{code-block:: python} directives, dedented.
     """
-    text = README.read_text()
-    blocks = re.findall(
-        r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text, re.MULTILINE
-    )
-    return [re.sub(r"^    ", "", block, flags=re.MULTILINE) for block in blocks]
+    return blocks(path.read_text(), PYTHON)
 
 
-class ReadmeExampleTests(SynchronousTestCase):
+class DocumentationExampleTests(SynchronousTestCase):
     def test_examplesCompile(self) -> None:
-        blocks = pythonBlocks()
-        self.assertGreaterEqual(len(blocks), 2)
-        for index, block in enumerate(blocks):
-            compile(block, f"README.rst block {index}", "exec")
+        """
+        Every Python example of the README and the manual compiles.
+        """
+        compiled = 0
+        for path in documents():
+            for index, block in enumerate(pythonBlocks(path)):
+                compile(block, f"{path.relative_to(PROJECT)} block {index}", "exec")
+                compiled += 1
+        self.assertGreaterEqual(compiled, 3)
 
     def test_applicationExample(self) -> None:
         """
-        The C{.tac} example builds an application holding greetd's services.
+        The embedding guide's C{.tac} example builds an application holding
+        greetd's services.
         """
         namespace: dict[str, object] = {}
-        exec(pythonBlocks()[0], namespace)
+        exec(pythonBlocks(DOCS / "howto" / "embedding.rst")[0], namespace)
         [greetd] = list(IServiceCollection(namespace["application"]))
         self.assertEqual(
             [

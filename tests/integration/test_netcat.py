@@ -40,7 +40,7 @@ def test_telnetStyleCRLF(spawnGreetd: Any) -> None:
     C{nc -C} ends lines with CRLF, as telnet does; replies follow suit.  It
     writes each line and its CRLF apart, so this runs in C{line} framing:
     in C{auto}, a first line whose LF arrives in a later chunk is answered
-    by the raw rule (see the README).
+    by the raw rule (see docs/reference/protocol.rst).
     """
     daemon = spawnGreetd("--framing", "line")
     output = netcat(

@@ -1,8 +1,9 @@
 """
-The README's shell examples marked runnable (C{.. code-block:: console}
-with C{:class: runnable}) run as written, in order, in one shell in the
+The shell examples marked runnable (C{.. code-block:: console} with
+C{:class: runnable}) of the README and then of the manual's pages
+(C{docs/}, by path) run as written, in order, in one shell in the
 project's directory, against the daemon C{make run} starts, and print what
-the README shows; and C{make run PORT=N} moves both services.
+the documents show; and C{make run PORT=N} moves both services.
 
 The daemon listens on the README's own port, 9999, in a network namespace
 of the test's own, so that nothing else on the machine is in the way.
@@ -11,7 +12,6 @@ of the test's own, so that nothing else on the machine is in the way.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -21,10 +21,10 @@ from typing import Iterator
 import pytest
 
 from greetd.testing import Daemon, defaultSignals
+from tests.documents import PROJECT, README, blocks, documents
 from tests.integration.conftest import TIMEOUT, requireTool
 
-PROJECT = Path(__file__).resolve().parents[2]
-README = PROJECT / "README.rst"
+RUNNABLE = ".. code-block:: console\n    :class: runnable\n"
 
 #: Separates the output of one command from the next's.
 MARK = "--- greetd readme example ---"
@@ -32,36 +32,44 @@ MARK = "--- greetd readme example ---"
 
 class Example:
     """
-    A shell command of the README and the output it shows.
+    A shell command of a document and the output it shows.
     """
 
-    def __init__(self, command: str, output: str) -> None:
+    def __init__(self, command: str, output: str, source: str = "") -> None:
         self.command = command
         self.output = output
+        self.source = source
 
     def __repr__(self) -> str:
-        return f"Example({self.command!r})"
+        return f"Example({self.command!r}, in {self.source})"
 
 
-def runnableExamples(text: str) -> list[Example]:
+def runnableExamples(text: str, source: str = "") -> list[Example]:
     """
     The commands (C{$ ...} lines) of every runnable console block in
     C{text}, in order, each with the lines that follow it.
     """
-    blocks = re.findall(
-        r"^\.\. code-block:: console\n    :class: runnable\n\n((?:    .*\n|\n)+)",
-        text,
-        re.MULTILINE,
-    )
     examples: list[Example] = []
-    for block in blocks:
+    for block in blocks(text, RUNNABLE):
         for line in block.strip("\n").splitlines():
-            line = line[4:]
             if line.startswith("$ "):
-                examples.append(Example(line[2:], ""))
+                examples.append(Example(line[2:], "", source))
             else:
                 examples[-1].output += line + "\n"
     return examples
+
+
+def documentedExamples() -> list[Example]:
+    """
+    The runnable examples of the README, then of each page of the manual.
+    """
+    return [
+        example
+        for path in documents()
+        for example in runnableExamples(
+            path.read_text(), str(path.relative_to(PROJECT))
+        )
+    ]
 
 
 def makeRun(*variables: str) -> list[str]:
@@ -155,9 +163,14 @@ def shell(daemon: Daemon, script: str) -> str:
 def test_examplesFound() -> None:
     """
     The README has runnable examples: the first steps, activating the
-    virtualenv, and C{greet}.
+    virtualenv, and C{greet}; the manual's pages have more, run after the
+    README's.
     """
-    commands = [example.command for example in runnableExamples(README.read_text())]
+    readme = runnableExamples(README.read_text())
+    assert [example.command for example in documentedExamples()][: len(readme)] == [
+        example.command for example in readme
+    ]
+    commands = [example.command for example in documentedExamples()]
     assert ". .venv/bin/activate" in commands
     assert commands.index(". .venv/bin/activate") < min(
         index for index, command in enumerate(commands) if command.startswith("greet")
@@ -169,13 +182,14 @@ def test_readmeExamples(
     namespaces: None, madeVenv: None, daemons: list[Daemon]
 ) -> None:
     """
-    After C{make run}, every runnable example prints what the README shows.
+    After C{make run}, every runnable example prints what its document
+    shows.
     """
     daemon = Daemon(inNewNetwork(makeRun()), PROJECT)
     daemons.append(daemon)
     daemon.waitForListeners(2)
     assert (daemon.tcp, daemon.udp) == ([("127.0.0.1", 9999)], [("127.0.0.1", 9999)])
-    examples = runnableExamples(README.read_text())
+    examples = documentedExamples()
     script = "".join(
         f"printf '\\n%s\\n' '{MARK}'\n{example.command} 2>&1\n" for example in examples
     )

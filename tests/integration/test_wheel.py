@@ -4,7 +4,7 @@ from the sdist) that C{twine check} passes (on CPython: twine does not
 install on PyPy 3.9), and the wheel, installed into a
 fresh virtualenv on CPython and on PyPy, runs C{twistd greetd} and C{greet}
 for a user who cannot write to its site-packages, with no word from
-Twisted's plugin cache once the README's install step has filled it.
+Twisted's plugin cache once the systemd guide's install step has filled it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from tests.integration.conftest import TIMEOUT, requireTool
 from tests.integration.test_install import INSTALL_TIMEOUT
 
 PROJECT = Path(__file__).resolve().parents[2]
-README = PROJECT / "README.rst"
+SYSTEMD_GUIDE = PROJECT / "docs" / "howto" / "systemd.rst"
 
-#: The README's step after installing or upgrading, run as the user who
+#: The systemd guide's step after installing or upgrading, run as the user who
 #: installed: it writes Twisted's plugin cache (dropin.cache) for every
 #: plugin, greetd's included, where a daemon that may not write there
 #: would otherwise try at every start and log that it could not.
@@ -157,11 +157,11 @@ def serve(asUser: tuple[str, ...], bin: Path, cwd: Path) -> Daemon:
     return daemon
 
 
-def test_readmeFillsTheCache() -> None:
+def test_guideFillsTheCache() -> None:
     """
-    The README gives the step that fills the plugin cache.
+    The systemd guide gives the step that fills the plugin cache.
     """
-    assert FILL_PLUGIN_CACHE in README.read_text()
+    assert FILL_PLUGIN_CACHE in SYSTEMD_GUIDE.read_text()
 
 
 @pytest.mark.parametrize("interpreter", ["python3", "pypy3"])
@@ -171,7 +171,7 @@ def test_wheelRunsReadOnly(
     """
     Installed from the wheel into a fresh virtualenv, away from the source
     tree, greetd serves and C{greet} greets for a user who cannot write to
-    the virtualenv.  Twisted's plugin cache complains until the README's
+    the virtualenv.  Twisted's plugin cache complains until the systemd guide's
     step has filled it (which shows that this test sees the complaint), and
     never after.
     """
