@@ -4,6 +4,7 @@ Shared test helpers: in-memory connections and captured log events.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -16,6 +17,7 @@ from twisted.internet.testing import (
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.client.options import Options, parse
 from greetd.core.accessline import NAMESPACE
 from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
@@ -119,3 +121,12 @@ def capturingAccessLog() -> tuple[LoggerAccessLog, list[dict[str, Any]]]:
     events: list[dict[str, Any]] = []
     log = Logger(namespace=NAMESPACE, observer=events.append)
     return LoggerAccessLog(log), events
+
+
+def parsed(*argv: str) -> Options:
+    """
+    The options C{greet} parses from C{argv}, which must be valid.
+    """
+    options = parse(argv, io.StringIO(), io.StringIO())
+    assert isinstance(options, Options), options
+    return options

@@ -1,0 +1,260 @@
+"""
+The client of the UDP reply service: L{ReplyClientProtocol} resends a
+datagram that gets no reply, and L{greetOverUDP} greets names in turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generator
+
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import MessageLengthError
+from twisted.internet.interfaces import IListeningPort, IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
+
+from greetd.client.errors import GreetTimeout, NoReply, PortUnreachable
+from greetd.client.names import Names, OnReply, greetEach
+from greetd.client.waiting import DEFAULT_TIMEOUT, Waiter, defaultClock
+from greetd.core.template import ReplyTemplate
+
+#: How many times a UDP datagram is resent by default when no reply comes.
+DEFAULT_RETRIES = 3
+
+#: Opens a new UDP port for a protocol: C{reactor.listenUDP} with its
+#: port and interface given, say.
+ListenUDP = Callable[[DatagramProtocol], IListeningPort]
+
+
+class ReplyClientProtocol(DatagramProtocol):
+    """
+    The client side of the UDP reply service, on a connected UDP socket so
+    that only the server's datagrams arrive (and ICMP errors are reported).
+
+    One name is greeted at a time.  It is sent, and sent again after each
+    C{timeout} without a reply, up to C{retries} more times.  Only the
+    expected reply (the template applied to the name) answers it: any other
+    datagram, such as the empty one nginx sends back for a datagram it could
+    not deliver, or a late duplicate of an earlier name's reply, is counted
+    and ignored, and the wait goes on.
+
+    Given C{listen}, each resend leaves from a new port, opened for it and
+    kept until the name is answered (a late reply to an earlier send still
+    counts).  A UDP load balancer keeps a session per client address and
+    port, and sends every datagram of a session to the same server: a
+    resend from the same port can go on reaching the dead server its
+    session chose, while one from a new port is a new session, balanced
+    afresh.
+
+    @ivar host: The server's IP address.
+    @ivar port: The server's port.
+    @ivar template: The server's L{ReplyTemplate}.
+    @ivar timeout: How long to wait for each reply before resending.
+    @ivar retries: How many times to resend a name that gets no reply.
+    @ivar ignored: How many datagrams the current name received that were
+        not its reply.
+    """
+
+    noisy = False
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        template: ReplyTemplate | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        clock: IReactorTime | None = None,
+        listen: ListenUDP | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries cannot be negative")
+        self.host = host
+        self.port = port
+        self.template = template if template is not None else ReplyTemplate()
+        self.timeout = timeout
+        self.retries = retries
+        self.ignored = 0
+        self._listen = listen
+        self._waiter = Waiter(defaultClock(clock), timeout)
+        self._current: tuple[bytes, Deferred[bytes]] | None = None
+        self._tries = 0
+        self._resends: list[tuple[_ResendProtocol, IListeningPort]] = []
+
+    def startProtocol(self) -> None:
+        transport = self.transport
+        assert transport is not None, "not listening"
+        transport.connect(self.host, self.port)
+
+    def greet(self, name: bytes) -> Deferred[bytes]:
+        """
+        Send C{name} until its reply comes or the retries run out.
+
+        @return: A L{Deferred} firing with the reply, or failing with
+            L{NoReply} or L{PortUnreachable}.
+        @raise ValueError: While another name is still being greeted.
+        """
+        if self._current is not None:
+            raise ValueError("one name at a time")
+        waiting: Deferred[bytes] = Deferred()
+        self._current = (name, waiting)
+        self._tries = 0
+        self.ignored = 0
+        self.sendFrom(self.transport)
+        return waiting
+
+    def sendFrom(self, transport: Any) -> None:
+        """
+        Send the current name from C{transport} (this protocol's own, or a
+        resend's), and time the wait for its reply.
+        """
+        if self._current is None:
+            return
+        if transport is None:
+            self._finish(Failure(PortUnreachable()))
+            return
+        self._tries += 1
+        try:
+            transport.write(self._current[0], None)
+        except (OSError, MessageLengthError) as error:
+            self._finish(Failure(error))
+            return
+        if self._current is not None:
+            self._waiter.start("a reply", self._noReply)
+
+    def _noReply(self, timeout: GreetTimeout) -> None:
+        assert self._current is not None
+        if self._tries > self.retries:
+            self._finish(Failure(NoReply(self._current[0], self._tries, self.ignored)))
+        elif self._listen is None:
+            self.sendFrom(self.transport)
+        else:
+            current, resend = self._current, _ResendProtocol(self)
+            try:
+                port = self._listen(resend)
+            except OSError as error:
+                self._finish(Failure(error))
+                return
+            if self._current is current:
+                self._resends.append((resend, port))
+            else:  # the send failed, and the name is done
+                resend.retired = True
+                port.stopListening()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        if self._current is None:
+            return
+        if datagram != self.template.format(self._current[0]):
+            self.ignored += 1
+            return
+        self._finish(datagram)
+
+    def connectionRefused(self) -> None:
+        if self._current is not None:
+            self._finish(Failure(PortUnreachable()))
+
+    def stopProtocol(self) -> None:
+        # The port stops under a greeting when the reactor drops the socket
+        # for the error an ICMP port unreachable leaves on it (epoll reports
+        # it as a hang-up rather than letting recv raise ECONNREFUSED).
+        self.connectionRefused()
+
+    def _finish(self, result: bytes | Failure) -> None:
+        assert self._current is not None
+        waiting = self._current[1]
+        self._current = None
+        self._waiter.cancel()
+        resends, self._resends = self._resends, []
+        for resend, port in resends:
+            resend.retired = True
+            port.stopListening()
+        if isinstance(result, Failure):
+            waiting.errback(result)
+        else:
+            waiting.callback(result)
+
+
+class _ResendProtocol(DatagramProtocol):
+    """
+    A resend's own port: it connects to the server, sends the current name
+    once, and hands what comes back to the L{ReplyClientProtocol} until the
+    name is done.
+
+    @ivar retired: Whether the name it was opened for is done; the port is
+        closing and anything it still receives is dropped.
+    """
+
+    noisy = False
+    retired = False
+
+    def __init__(self, client: ReplyClientProtocol) -> None:
+        self.client = client
+
+    def startProtocol(self) -> None:
+        transport = self.transport
+        assert transport is not None, "not listening"
+        transport.connect(self.client.host, self.client.port)
+        self.client.sendFrom(transport)
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        if not self.retired:
+            self.client.datagramReceived(datagram, addr)
+
+    def connectionRefused(self) -> None:
+        if not self.retired:
+            self.client.connectionRefused()
+
+    def stopProtocol(self) -> None:
+        # Stopped by the reactor for an ICMP error, as in
+        # ReplyClientProtocol.stopProtocol, unless retired.
+        self.connectionRefused()
+
+
+@inlineCallbacks
+def greetOverUDP(
+    reactor: Any,
+    host: str,
+    port: int,
+    names: Names,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    template: ReplyTemplate | None = None,
+    onReply: OnReply | None = None,
+) -> Generator[Deferred[Any], Any, list[bytes]]:
+    """
+    Greet each name in turn over UDP, with L{ReplyClientProtocol}'s retries.
+
+    @param reactor: Provides C{IReactorUDP}, C{IReactorTime} and, when
+        C{host} is a host name rather than an address, C{IReactorCore}.
+    @param names: The names; a name C{exit} ends the session early (it is
+        not sent: to the UDP service it is just a name).
+    @param timeout: How long to wait for each reply (and for resolving
+        C{host}) before resending.
+    @param retries: How many times to resend a name that gets no reply;
+        each resend leaves from a new port (see L{ReplyClientProtocol}).
+    @param onReply: Called with each name and its reply as they arrive.
+    @return: A L{Deferred} firing with the replies in order, or failing with
+        L{NoReply}, L{PortUnreachable} or a resolution error.
+    """
+    address = host
+    if not (isIPAddress(host) or isIPv6Address(host)):
+        address = yield reactor.resolve(host, (timeout,))
+    interface = "::" if isIPv6Address(address) else ""
+    protocol = ReplyClientProtocol(
+        address,
+        port,
+        template,
+        timeout,
+        retries,
+        clock=reactor,
+        listen=lambda resend: reactor.listenUDP(0, resend, interface),
+    )
+    listening = reactor.listenUDP(0, protocol, interface)
+    try:
+        replies: list[bytes] = yield greetEach(protocol.greet, names, onReply)
+    except BaseException:
+        listening.stopListening()
+        raise
+    yield listening.stopListening()
+    return replies
