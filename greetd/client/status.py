@@ -19,7 +19,7 @@ from greetd.core.escaping import escape
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
-def describeFailure(failure: Failure) -> str:
+def describeSessionFailure(failure: Failure) -> str:
     """
     What went wrong, in the words that follow the address on the one line
     C{greet} prints.
@@ -52,5 +52,5 @@ def finish(result: Failure | object, address: str, stderr: IO[str]) -> int:
     if result.check(CancelledError):
         stderr.write(f"greet: {address}: interrupted\n")
         return INTERRUPTED
-    stderr.write(f"greet: {address}: {describeFailure(result)}\n")
+    stderr.write(f"greet: {address}: {describeSessionFailure(result)}\n")
     return FAILED

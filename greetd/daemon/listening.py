@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from greetd.core.escaping import formatAddress
 
 
-def describeFailure(failure: Failure) -> str:
+def describeListenFailure(failure: Failure) -> str:
     """
     The reason a listen failed, in a few words (C{Address already in use}).
     """
@@ -122,7 +122,7 @@ class ListeningService(Service):
             "Cannot listen for {kind} on {description}: {reason}",
             kind=self.kind,
             description=self.description,
-            reason=describeFailure(failure),
+            reason=describeListenFailure(failure),
             greetdEvent="listen.failed",
         )
         if self._starting:

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.client.errors import GreetTimeout, NoReply
 from greetd.client.lines import InputError
-from greetd.client.status import FAILED, OK, USAGE, describeFailure, finish
+from greetd.client.status import FAILED, OK, USAGE, describeSessionFailure, finish
 
 
 class DescribeFailureTests(SynchronousTestCase):
@@ -36,7 +36,7 @@ class DescribeFailureTests(SynchronousTestCase):
             (RuntimeError("one\ntwo\x1b"), "two\\x1b"),
             (RuntimeError(), "RuntimeError"),
         ]:
-            self.assertEqual(describeFailure(Failure(exception)), text)
+            self.assertEqual(describeSessionFailure(Failure(exception)), text)
 
     def test_finish(self) -> None:
         stderr = io.StringIO()
