@@ -9,6 +9,19 @@ specification asks (U{https://www.haproxy.org/download/2.9/doc/proxy-protocol.tx
 bounds what it buffers, and returns addresses only once the C{ipaddress}
 module has accepted them as addresses of the family the header names, so
 nothing downstream keys a table on junk.
+
+Why not Twisted's parser (C{twisted.protocols.haproxy}):
+  - Strictness: it takes any bytes for an address (C{TCP4 junk ...}
+    becomes an C{IPv4Address} of junk), ignores what follows the
+    destination port, and reads ports with C{int()}, which accepts signs,
+    spaces and numbers above 65535.
+  - Datagrams: it offers only a wrapping factory for stream connections,
+    while C{haproxy:udp:} listeners read a header at the head of each
+    datagram.
+  - No private names: its parsers live in private modules
+    (C{_v1parser}, C{_v2parser}); its only public name is
+    C{proxyEndpoint}, a wrapper of stream endpoints with the parsing
+    above.
 """
 
 from __future__ import annotations
