@@ -36,18 +36,16 @@ def _run(reactor: Any, argv: Sequence[str]) -> Deferred[None]:
     session = Session(parsed, output.write, output.names)
 
     running = session.run(reactor)
-    finished = False
 
     def done(result: object) -> Deferred[None]:
-        nonlocal finished
-        finished = True
         status = finish(result, session.address, sys.stderr)
         return output.close().addCallback(lambda _: _exit(status))
 
     def interrupted() -> Deferred[None] | None:
         # A signal stops the reactor under a session: end it (dropping the
-        # connection), say so and exit non-zero, rather than exit 0.
-        if finished:
+        # connection), say so and exit non-zero, rather than exit 0.  Once
+        # the session has its result, done (its first callback) has it.
+        if running.called:
             return None
         running.cancel()
         return closing
