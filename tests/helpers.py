@@ -14,7 +14,7 @@ from twisted.internet.testing import (
     MemoryReactorClock,
     StringTransportWithDisconnection,
 )
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.client.options import Options, parse
@@ -130,3 +130,35 @@ def parsed(*argv: str) -> Options:
     options = parse(argv, io.StringIO(), io.StringIO())
     assert isinstance(options, Options), options
     return options
+
+
+def closeEvent(**fields: object) -> dict[str, Any]:
+    """
+    A connection.close event as L{greetd.protocols.greeting} logs it.
+    """
+    event: dict[str, Any] = {
+        "log_time": 1700000000.25,
+        "log_level": LogLevel.info,
+        "log_namespace": "greetd.protocols.greeting.GreetingProtocol",
+        "log_format": "Connection from {peer} closed: {messages} messages",
+        "peer": "192.0.2.7:40001",
+        "messages": 3,
+        "greetdEvent": "connection.close",
+    }
+    event.update(fields)
+    return event
+
+
+def legacyEvent(text: str) -> dict[str, Any]:
+    """
+    An event from C{twisted.python.log.msg(text)}, as observers see it.
+    """
+    return {
+        "log_namespace": "log_legacy",
+        "log_level": LogLevel.info,
+        "log_format": "{log_text}",
+        "log_text": text,
+        "log_time": 1700000000.25,
+        "log_system": "-",
+        "message": (text,),
+    }

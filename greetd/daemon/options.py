@@ -17,7 +17,7 @@ from greetd.core.sources import DEFAULT_IPV6_PREFIX
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.plan import TCP, PlanError, makePlan
 from greetd.daemon.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
-from greetd.ops.log import DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel
+from greetd.ops.loglevel import DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel
 from greetd.protocols.admission import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PER_IP,

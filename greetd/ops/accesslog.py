@@ -22,7 +22,8 @@ from twisted.logger import LogLevel, formatTime
 from greetd.core.accessline import NAMESPACE, AccessLog, Closed
 from greetd.ops.log import LogOutput
 
-#: A closed connection's line in the JSON format (L{greetd.ops.log.eventAsJSONLine}).
+#: A closed connection's line in the JSON format
+#: (L{greetd.ops.jsonlog.eventAsJSONLine}).
 JSON_LINE = (
     '{"timestamp": "%s.%06d+00:00", "level": "info", '
     '"namespace": "' + NAMESPACE + '", "text": %s, "peer": %s, '

@@ -29,7 +29,7 @@ from twisted.logger import (
 )
 
 from greetd.core.escaping import escape
-from greetd.ops.log import LevelFilter
+from greetd.ops.loglevel import LevelFilter
 
 _LEVELS = frozenset(LogLevel.iterconstants())
 

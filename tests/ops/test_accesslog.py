@@ -15,7 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.accessline import Closed
 from greetd.ops.accesslog import FastAccessLog
-from greetd.ops.log import LogOutput, eventAsJSONLine
+from greetd.ops.jsonlog import eventAsJSONLine
+from greetd.ops.log import LogOutput
 from greetd.protocols.accesslog import LoggerAccessLog
 from tests.helpers import capturingAccessLog
 

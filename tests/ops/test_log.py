@@ -14,142 +14,16 @@ import tempfile
 from typing import Any
 
 from twisted.application.app import AppLogger
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import ILogObserver, LogLevel, textFileLogObserver
 from twisted.python import syslog
-from twisted.python.failure import Failure
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 import greetd.ops.log
 from greetd.daemon.tap import Options
-from greetd.ops.log import (
-    LOG_LEVELS,
-    LevelFilter,
-    eventAsJSONLine,
-    jsonLogger,
-    parseLogLevel,
-)
+from greetd.ops.log import jsonLogger
 from greetd.ops.logfile import BatchedWriter, LogFiles
-
-
-def closeEvent(**fields: object) -> dict[str, Any]:
-    """
-    A connection.close event as L{greetd.protocols.greeting} logs it.
-    """
-    event: dict[str, Any] = {
-        "log_time": 1700000000.25,
-        "log_level": LogLevel.info,
-        "log_namespace": "greetd.protocols.greeting.GreetingProtocol",
-        "log_format": "Connection from {peer} closed: {messages} messages",
-        "peer": "192.0.2.7:40001",
-        "messages": 3,
-        "greetdEvent": "connection.close",
-    }
-    event.update(fields)
-    return event
-
-
-class EventAsJSONLineTests(SynchronousTestCase):
-    def parse(self, event: dict[str, Any]) -> dict[str, Any]:
-        line = eventAsJSONLine(event)
-        self.assertTrue(line.endswith("\n"))
-        self.assertNotIn("\n", line[:-1])
-        self.assertTrue(line.isascii())
-        parsed: dict[str, Any] = json.loads(line)
-        return parsed
-
-    def test_connectionEvent(self) -> None:
-        self.assertEqual(
-            self.parse(closeEvent()),
-            {
-                "timestamp": "2023-11-14T22:13:20.250000+00:00",
-                "level": "info",
-                "namespace": "greetd.protocols.greeting.GreetingProtocol",
-                "text": "Connection from 192.0.2.7:40001 closed: 3 messages",
-                "peerHost": "192.0.2.7",
-                "peerPort": 40001,
-                "peer": "192.0.2.7:40001",
-                "messages": 3,
-                "greetdEvent": "connection.close",
-            },
-        )
-
-    def test_peers(self) -> None:
-        for peer, expected in [
-            ("[::1]:9", {"peerHost": "::1", "peerPort": 9}),
-            (IPv6Address("TCP", "::1", 9), {"peerHost": "::1", "peerPort": 9}),
-            (
-                IPv4Address("UDP", "10.0.0.1", 5),
-                {"peerHost": "10.0.0.1", "peerPort": 5},
-            ),
-            ("unix:/run/g.sock", {}),
-            (None, {}),
-        ]:
-            record = self.parse(closeEvent(peer=peer))
-            self.assertEqual(
-                {key: record.get(key) for key in expected}, expected, str(peer)
-            )
-            if not expected:
-                self.assertNotIn("peerHost", record)
-
-    def test_unsafeValues(self) -> None:
-        """
-        Bytes are escaped, never written raw; other values become JSON that
-        says what they were.
-        """
-        record = self.parse(
-            closeEvent(
-                payload=b"\xff\x1b[31m\n",
-                ratio=float("nan"),
-                when=object,
-                nested={"k": (1, b"\x00")},
-                text="\u2028\x1b",
-            )
-        )
-        self.assertEqual(record["payload"], "\\xff\\x1b[31m\\n")
-        self.assertEqual(record["ratio"], "nan")
-        self.assertEqual(record["when"], "<class 'object'>")
-        self.assertEqual(record["nested"], {"k": [1, "\\x00"]})
-        self.assertEqual(record["field_text"], "\u2028\x1b")
-        self.assertNotIn("\x1b", eventAsJSONLine(closeEvent(payload=b"\x1b")))
-
-    def test_collisionsKept(self) -> None:
-        record = self.parse(closeEvent(level="mine", timestamp=5))
-        self.assertEqual(record["level"], "info")
-        self.assertEqual(
-            (record["field_level"], record["field_timestamp"]), ("mine", 5)
-        )
-
-    def test_failure(self) -> None:
-        try:
-            1 / 0  # noqa: B018
-        except ZeroDivisionError:
-            failure = Failure()
-        record = self.parse(closeEvent(log_failure=failure, log_level=LogLevel.error))
-        self.assertEqual(record["level"], "error")
-        self.assertIn("ZeroDivisionError", record["failure"])
-
-    def test_legacyEvent(self) -> None:
-        """
-        A C{log.msg} event keeps its text, not its copies of it.
-        """
-        record = self.parse(
-            {
-                "log_namespace": "log_legacy",
-                "log_level": LogLevel.info,
-                "log_time": 0.0,
-                "log_format": "{log_text}",
-                "log_text": "UDP Port 5 Closed",
-                "message": ("UDP Port 5 Closed",),
-                "time": 0.0,
-                "isError": 0,
-                "system": "-",
-            }
-        )
-        self.assertEqual(
-            set(record), {"timestamp", "level", "namespace", "text", "system"}
-        )
+from tests.helpers import closeEvent, legacyEvent
 
 
 class FakeAppLogger(AppLogger):
@@ -222,81 +96,6 @@ class JSONLoggerTests(SynchronousTestCase):
         self.patch(LogFiles, "open", lambda self, path: opened.append(path))
         FakeAppLogger("", False).makeObserver()
         self.assertEqual(opened, ["twistd.log"])
-
-
-def legacyEvent(text: str) -> dict[str, Any]:
-    """
-    An event from C{twisted.python.log.msg(text)}, as observers see it.
-    """
-    return {
-        "log_namespace": "log_legacy",
-        "log_level": LogLevel.info,
-        "log_format": "{log_text}",
-        "log_text": text,
-        "log_time": 1700000000.25,
-        "log_system": "-",
-        "message": (text,),
-    }
-
-
-class LevelTests(SynchronousTestCase):
-    def test_parse(self) -> None:
-        self.assertEqual(LOG_LEVELS, ("debug", "info", "warn", "error", "critical"))
-        for name in LOG_LEVELS:
-            self.assertEqual(parseLogLevel(name).name, name)
-        for bad in ("warning", "INFO", "", "trace"):
-            self.assertRaises(ValueError, parseLogLevel, bad)
-
-    def test_filter(self) -> None:
-        """
-        Events below the level are dropped; those at it or above pass, and
-        an event without a level counts as C{info}.
-        """
-        events: list[dict[str, Any]] = []
-        observer = LevelFilter(events.append, LogLevel.warn)
-        for level in LogLevel.iterconstants():
-            observer(closeEvent(log_level=level))
-        observer({"log_format": "no level"})
-        self.assertEqual(
-            [event["log_level"] for event in events],
-            [LogLevel.warn, LogLevel.error, LogLevel.critical],
-        )
-        LevelFilter(events.append, LogLevel.info)({"log_format": "no level"})
-        self.assertEqual(events[-1], {"log_format": "no level"})
-
-    def test_portAnnouncementsAreDebug(self) -> None:
-        """
-        Twisted's own lines for a port opening and closing are C{debug}
-        lines: greetd's C{Serving TCP on ...} says it once.
-        """
-        announcements = [
-            "GreetingFactory starting on 9999",
-            "GreetingFactory (TLS) starting on 9443",
-            "ReplyProtocol starting on 9999",
-            "QuietSite starting on 9100",
-            "GreetingFactory starting on '/run/greetd.sock'",
-            "(TCP Port 9999 Closed)",
-            "(UDP Port 9999 Closed)",
-            "(UNIX Port /run/greetd.sock Closed)",
-        ]
-        others = [
-            legacyEvent("Received SIGTERM, shutting down."),
-            legacyEvent("GreetingFactory starting on 9999, and more\nlines"),
-            {**legacyEvent("(TCP Port 9999 Closed)"), "log_namespace": "greetd.x"},
-        ]
-        shown: list[dict[str, Any]] = []
-        observer = LevelFilter(shown.append, LogLevel.info)
-        for text in announcements:
-            observer(legacyEvent(text))
-        for event in others:
-            observer(event)
-        self.assertEqual(shown, others)
-        debug: list[dict[str, Any]] = []
-        observer = LevelFilter(debug.append, LogLevel.debug)
-        for text in announcements:
-            observer(legacyEvent(text))
-        self.assertEqual([event["log_text"] for event in debug], announcements)
-        self.assertEqual({event["log_level"] for event in debug}, {LogLevel.debug})
 
 
 class InstallLoggerTests(SynchronousTestCase):

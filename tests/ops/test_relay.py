@@ -14,7 +14,7 @@ from twisted.logger import LogLevel, formatEventAsClassicLogText
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.ops.log import eventAsJSONLine
+from greetd.ops.jsonlog import eventAsJSONLine
 from greetd.ops.relay import LogRelay, eventAsRelayLine, workerLogObserver
 
 

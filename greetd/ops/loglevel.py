@@ -1,0 +1,72 @@
+"""
+Log levels: C{--log-level}'s names, and the filter that passes the events
+at a level and above (Twisted's own lines for ports counting as debug).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import cast
+
+from twisted.logger import ILogObserver, LogEvent, LogLevel
+from zope.interface import implementer
+
+#: The names C{--log-level} takes, least severe first.
+LOG_LEVELS = tuple(level.name for level in LogLevel.iterconstants())
+
+#: What is logged unless C{--log-level} says otherwise.
+DEFAULT_LOG_LEVEL = "info"
+
+_PRIORITY = {level: index for index, level in enumerate(LogLevel.iterconstants())}
+
+#: Twisted's own lines when a port starts and stops listening, which
+#: greetd's C{Serving TCP on ...} already says, once.
+_PORT_ANNOUNCEMENT = re.compile(
+    r"[\w.]+(?: \(TLS\))? starting on .+|\((?:TCP |UDP |UNIX )?Port .+ Closed\)"
+)
+
+
+def parseLogLevel(name: str) -> LogLevel:
+    """
+    The L{LogLevel} named C{name}, one of L{LOG_LEVELS}.
+
+    @raise ValueError: For any other name.
+    """
+    if name not in LOG_LEVELS:
+        raise ValueError(f"{name!r} is not one of {', '.join(LOG_LEVELS)}")
+    return cast(LogLevel, LogLevel.levelWithName(name))
+
+
+def isPortAnnouncement(event: LogEvent) -> bool:
+    """
+    Whether C{event} is Twisted's C{GreetingFactory starting on 9999} or
+    C{(TCP Port 9999 Closed)}, from its legacy C{log.msg}.
+    """
+    if event.get("log_namespace") != "log_legacy":
+        return False
+    text = event.get("log_text")
+    return isinstance(text, str) and _PORT_ANNOUNCEMENT.fullmatch(text) is not None
+
+
+@implementer(ILogObserver)
+class LevelFilter:
+    """
+    Passes on the events at C{level} or above; Twisted's announcements of
+    ports (L{isPortAnnouncement}) count as C{debug} and say so.
+
+    @ivar observer: Where the events that pass go.
+    @ivar level: The least severe level passed on.
+    """
+
+    def __init__(self, observer: ILogObserver, level: LogLevel) -> None:
+        self.observer = observer
+        self.level = level
+        self._threshold = _PRIORITY[level]
+
+    def __call__(self, event: LogEvent) -> None:
+        level = event.get("log_level", LogLevel.info)
+        if isPortAnnouncement(event):
+            level = LogLevel.debug
+            event = {**event, "log_level": level}
+        if _PRIORITY.get(level, _PRIORITY[LogLevel.info]) >= self._threshold:
+            self.observer(event)

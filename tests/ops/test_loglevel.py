@@ -1,0 +1,73 @@
+"""
+Tests for L{greetd.ops.loglevel}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.ops.loglevel import LOG_LEVELS, LevelFilter, parseLogLevel
+from tests.helpers import closeEvent, legacyEvent
+
+
+class LevelTests(SynchronousTestCase):
+    def test_parse(self) -> None:
+        self.assertEqual(LOG_LEVELS, ("debug", "info", "warn", "error", "critical"))
+        for name in LOG_LEVELS:
+            self.assertEqual(parseLogLevel(name).name, name)
+        for bad in ("warning", "INFO", "", "trace"):
+            self.assertRaises(ValueError, parseLogLevel, bad)
+
+    def test_filter(self) -> None:
+        """
+        Events below the level are dropped; those at it or above pass, and
+        an event without a level counts as C{info}.
+        """
+        events: list[dict[str, Any]] = []
+        observer = LevelFilter(events.append, LogLevel.warn)
+        for level in LogLevel.iterconstants():
+            observer(closeEvent(log_level=level))
+        observer({"log_format": "no level"})
+        self.assertEqual(
+            [event["log_level"] for event in events],
+            [LogLevel.warn, LogLevel.error, LogLevel.critical],
+        )
+        LevelFilter(events.append, LogLevel.info)({"log_format": "no level"})
+        self.assertEqual(events[-1], {"log_format": "no level"})
+
+    def test_portAnnouncementsAreDebug(self) -> None:
+        """
+        Twisted's own lines for a port opening and closing are C{debug}
+        lines: greetd's C{Serving TCP on ...} says it once.
+        """
+        announcements = [
+            "GreetingFactory starting on 9999",
+            "GreetingFactory (TLS) starting on 9443",
+            "ReplyProtocol starting on 9999",
+            "QuietSite starting on 9100",
+            "GreetingFactory starting on '/run/greetd.sock'",
+            "(TCP Port 9999 Closed)",
+            "(UDP Port 9999 Closed)",
+            "(UNIX Port /run/greetd.sock Closed)",
+        ]
+        others = [
+            legacyEvent("Received SIGTERM, shutting down."),
+            legacyEvent("GreetingFactory starting on 9999, and more\nlines"),
+            {**legacyEvent("(TCP Port 9999 Closed)"), "log_namespace": "greetd.x"},
+        ]
+        shown: list[dict[str, Any]] = []
+        observer = LevelFilter(shown.append, LogLevel.info)
+        for text in announcements:
+            observer(legacyEvent(text))
+        for event in others:
+            observer(event)
+        self.assertEqual(shown, others)
+        debug: list[dict[str, Any]] = []
+        observer = LevelFilter(debug.append, LogLevel.debug)
+        for text in announcements:
+            observer(legacyEvent(text))
+        self.assertEqual([event["log_text"] for event in debug], announcements)
+        self.assertEqual({event["log_level"] for event in debug}, {LogLevel.debug})
