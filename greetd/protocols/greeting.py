@@ -348,7 +348,8 @@ class GreetingFactory(_FactoryBase):
     @ivar template: The L{ReplyTemplate} for replies.
     @ivar framing: One of L{greetd.core.framing.FRAMINGS}.
     @ivar maxLength: The longest message answered.
-    @ivar clock: The time source for durations and timeouts.
+    @param clock: The time source for durations and timeouts: the global
+        reactor unless given (L{IdleSweep.emptied} says what is left on it).
     @ivar admission: The L{Admission} new connections pass; without a
         C{limiter}, C{twistd greetd}'s default limits apply
         (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
@@ -450,6 +451,7 @@ class GreetingFactory(_FactoryBase):
         totals["bytesSent"] += protocol.bytesSent
         if not self.connections:
             self.drain.emptied()
+            self.idle.emptied(served=self.numPorts > 0)
 
     def countError(self, reason: str) -> None:
         """

@@ -69,6 +69,19 @@ class IdleSweep:
         if call is not None and call.running:
             call.stop()
 
+    def emptied(self, served: bool) -> None:
+        """
+        The last connection has closed.  While a port serves them, the sweep
+        waits for its next round, so that a client connecting one connection
+        at a time does not start and stop it every time.  Served by none (a
+        test over an in-memory transport), it stops now: nothing is left on
+        the clock, even when that is the global reactor.
+
+        @param served: Whether a port serves the connections' factory.
+        """
+        if not served:
+            self.rest()
+
     def sweep(self) -> None:
         """
         Time out every connection idle for L{timeout} seconds or more.

@@ -11,7 +11,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.accessline import ENDINGS
@@ -460,16 +460,25 @@ class IdleTimeoutTests(SynchronousTestCase):
 
     def test_timerStopsAfterClose(self) -> None:
         """
-        The sweep stops at its first tick with no connection left, rather
-        than with the last connection (a client connecting one at a time
-        would start and stop it every time).
+        While a port serves the factory, the sweep stops at its first tick
+        with no connection left, rather than with the last connection (a
+        client connecting one at a time would start and stop it every time).
         """
+        self.factory.doStart()
         self.protocol.dataReceived(b"exit")
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.clock.advance(self.factory.idle.interval)
         self.assertEqual(self.clock.getDelayedCalls(), [])
         connect(self.factory)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_inMemoryFactoryStopsWithLastConnection(self) -> None:
+        """
+        Served by no port (an in-memory test), the factory stops its sweep
+        when the last connection closes.
+        """
+        self.protocol.dataReceived(b"exit")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_oneTimerForAll(self) -> None:
         """
@@ -719,3 +728,22 @@ class HealthCheckTests(SynchronousTestCase):
         protocol, _ = connect(factory)
         self.assertFalse(protocol.healthCheck)
         self.assertEqual((factory.connectionsTotal, factory.healthChecksTotal), (1, 0))
+
+
+class GlobalReactorTests(TestCase):
+    """
+    A factory built without a clock runs on the global reactor; a test of it
+    over an in-memory transport, such as an embedder writes, leaves nothing
+    behind on that reactor once its connections have closed (trial's
+    L{TestCase} fails a test that does).
+    """
+
+    def test_closedConnectionLeavesNoTimer(self) -> None:
+        from twisted.internet import reactor
+
+        factory = GreetingFactory()
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"Ann\n")
+        self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(reactor.getDelayedCalls(), [])

@@ -66,3 +66,25 @@ class IdleSweepTests(SynchronousTestCase):
         clock = Clock()
         IdleSweep(clock, 0, set()).wake()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_emptiedUnserved(self) -> None:
+        """
+        Emptied with no port serving, the sweep stops at once.
+        """
+        clock = Clock()
+        sweep = IdleSweep(clock, 10, set())
+        sweep.wake()
+        sweep.emptied(served=False)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_emptiedServed(self) -> None:
+        """
+        Emptied while a port serves, the sweep waits for its next round.
+        """
+        clock = Clock()
+        sweep = IdleSweep(clock, 10, set())
+        sweep.wake()
+        sweep.emptied(served=True)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        clock.advance(sweep.interval)
+        self.assertEqual(clock.getDelayedCalls(), [])
