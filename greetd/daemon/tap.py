@@ -15,7 +15,7 @@ from twisted.python import usage
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
 from greetd.daemon.options import Options as GreetdOptions
-from greetd.daemon.pool import workerPoolService
+from greetd.daemon.pool.service import workerPoolService
 from greetd.daemon.single import singleProcessService
 from greetd.ops.log import installLogger
 from greetd.ops.logfile import LogFiles, ReopenOnSignalService
@@ -108,7 +108,7 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
     and one for each UDP listener, each with its own
     L{ReplyProtocol <greetd.protocols.datagram.ReplyProtocol>}; or, with
     C{--workers} above 1, the listening sockets and the
-    L{WorkerPool <greetd.daemon.pool.WorkerPool>} that serves them.  Then
+    L{WorkerPool <greetd.daemon.pool.service.WorkerPool>} that serves them.  Then
     the metrics listener, if asked for; under twistd (L{Options}), the
     service that reopens the log on SIGHUP and SIGUSR1 (and, for a pool,
     replaces the workers on SIGHUP); and under a service

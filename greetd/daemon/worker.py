@@ -1,17 +1,17 @@
 """
 One worker process of C{twistd greetd --workers N}: C{python -m greetd.daemon.worker
 --slot=N --inherited=tcp=4,udp=5 [--reactor=NAME] -- GREETD-ARGUMENTS}, started
-by the parent's L{greetd.daemon.pool.WorkerPool}, never by hand, on the
+by the parent's L{greetd.daemon.pool.service.WorkerPool}, never by hand, on the
 parent's reactor.
 
 It builds the same factory and protocols as C{twistd greetd} does
 (L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
 standard output, a pipe the parent relays to its own log (L{greetd.ops.relay}),
 drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
-(the parent's to handle), retires on L{RETIRE <greetd.daemon.pool.RETIRE>}
+(the parent's to handle), retires on L{RETIRE <greetd.daemon.pool.wire.RETIRE>}
 (a reload replaced it: it stops listening and lets its sessions end by
 themselves before it drains), tells the parent once it serves every
-listener (L{READY <greetd.daemon.pool.READY>}: a reload waits for it),
+listener (L{READY <greetd.daemon.pool.wire.READY>}: a reload waits for it),
 reports its counters to the parent every second and once more when it has
 drained, and drains and exits as soon as its standard input (a pipe from
 the parent) reaches end of file: no worker outlives its parent.
@@ -44,7 +44,7 @@ from greetd.daemon.endpoints import tlsServerFactory
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
-from greetd.daemon.pool import COUNTS_FD, READY, RETIRE, parseInherited
+from greetd.daemon.pool.wire import COUNTS_FD, READY, RETIRE, parseInherited
 from greetd.daemon.single import Target, serve
 from greetd.ops.logfile import REOPEN_SIGNALS
 from greetd.ops.relay import workerLogObserver

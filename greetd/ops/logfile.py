@@ -231,7 +231,7 @@ class ReopenOnSignalService(Service):
 
     C{SIGHUP} is also the reload signal: when C{reload} is given (the
     parent of a worker pool passes L{WorkerPool.reload
-    <greetd.daemon.pool.WorkerPool.reload>}), it is called after the
+    <greetd.daemon.pool.service.WorkerPool.reload>}), it is called after the
     reopen, so one signal both reopens the log and replaces the workers;
     C{SIGUSR1} only reopens.
     """

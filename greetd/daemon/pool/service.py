@@ -1,71 +1,29 @@
 """
-C{--workers N}: one parent process binds every listening socket and runs N
-worker processes that all serve them.
-
-The parent binds with the C{socket} module and never accepts: each socket
-has one accept queue (or one receive queue, for UDP) that every worker
-reads from, so when a worker dies the connections still waiting in the
-queue are accepted by the others.  C{SO_REUSEPORT} would give each worker
-a queue of its own, and a worker's death would reset what was queued on it.
-
-Each worker (L{greetd.daemon.worker}) is C{python -m greetd.daemon.worker}, given the
-parent's own greetd arguments and the listening sockets as inherited file
-descriptors.  Its standard input is a pipe from the parent that the parent
-never writes: end of file there means the parent is gone, and the worker
-drains and exits.  It writes its counters to the parent once a second over
-another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums,
-and its log to standard output, a pipe too, which the parent relays to its
-own log (L{greetd.ops.relay}).
-
-A reload (L{WorkerPool.reload}, on C{SIGHUP} to the parent) replaces the
-workers one slot at a time, as nginx and gunicorn do: a new worker, running
-the code on disk now, says L{READY} on its counters' pipe once it serves
-every listener, and only then is the worker it replaces told to retire
-(L{RETIRE}).  The shared accept queues never lack a reader, so no
-connection is refused, and the retiring worker lets the sessions it holds
-end by themselves.
+The parent's service for C{--workers N}: the shared sockets, bound, and
+the L{WorkerPool} that keeps N workers serving them.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import sys
 from collections import Counter
 from contextlib import suppress
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.abstract import isIPv6Address
-from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, execute, succeed
-from twisted.internet.error import CannotListenError, ProcessExitedAlready
-from twisted.internet.interfaces import (
-    IDelayedCall,
-    IListeningPort,
-    IProcessTransport,
-    IReactorTime,
-)
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from greetd.core.counters import retire, sumCounts
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
-from greetd.daemon.plan import Address
-from greetd.ops.relay import LogRelay
+from greetd.daemon.pool.process import Spawn, WorkerProtocol, spawnWorker
+from greetd.daemon.pool.sockets import listenShared
+from greetd.daemon.pool.wire import RETIRE
 from greetd.protocols.drain import cancelling
-
-#: The worker's descriptor for its counters, written once a second.
-COUNTS_FD = 3
-
-#: The first of the worker's descriptors for listening sockets.
-FIRST_LISTENER_FD = 4
 
 #: A worker that dies within this many seconds of the same slot's previous
 #: death is restarted after a back-off rather than at once.
@@ -77,193 +35,9 @@ FIRST_BACKOFF = 0.1
 #: The longest wait before restarting a worker that keeps dying.
 MAX_BACKOFF = 5.0
 
-#: The line a worker writes on L{COUNTS_FD} once it serves every listener
-#: (its counters are the other lines, JSON objects).
-READY = b"ready"
-
 #: Seconds a reload waits for a replacement to say L{READY} before it kills
 #: the replacement and stops, leaving the old worker serving.
 READY_TIMEOUT = 30.0
-
-#: The signal a reload sends the worker it has replaced (nginx's graceful
-#: shutdown signal): stop listening and let each connection end by itself,
-#: for up to C{--shutdown-timeout} seconds, then drain as on SIGTERM, which
-#: closes connections as soon as their owed replies are written.  A worker
-#: installs its handler before it says L{READY}; one that has not said it
-#: is sent SIGTERM instead.  (A number: Twisted's C{signalProcess} knows
-#: only a few signals by name.)
-RETIRE = signal.SIGQUIT
-
-
-@implementer(IListeningPort)
-class SharedSocket:
-    """
-    A listening socket the parent holds for its workers and never reads:
-    the L{IListeningPort} a L{ListeningService} logs and closes.
-
-    @ivar socket: The bound socket, non-blocking, listening if TCP.
-    @ivar kind: C{"TCP"} or C{"UDP"}, for its address.
-    """
-
-    def __init__(self, sock: socket.socket, kind: str) -> None:
-        self.socket = sock
-        self.kind = kind
-
-    def fileno(self) -> int:
-        return self.socket.fileno()
-
-    def startListening(self) -> None:
-        pass
-
-    def stopListening(self) -> None:
-        self.socket.close()
-
-    def getHost(self) -> IPv4Address | IPv6Address:
-        host, port = self.socket.getsockname()[:2]
-        if self.socket.family == socket.AF_INET6:
-            return IPv6Address(self.kind, host, port)  # type: ignore[arg-type]
-        return IPv4Address(self.kind, host, port)  # type: ignore[arg-type]
-
-
-def bindShared(kind: str, address: Address) -> SharedSocket:
-    """
-    Bind a socket for workers to share, as Twisted's own ports would
-    (C{SO_REUSEADDR} for TCP, IPv6 when the interface is an IPv6 address).
-
-    @param kind: C{"TCP"} or C{"UDP"}.
-    @param address: Where to bind it.
-    @raise CannotListenError: If it cannot be bound.
-    """
-    interface, port = address.interface, address.port
-    family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
-    tcp = kind == "TCP"
-    sock = socket.socket(family, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
-    try:
-        if tcp:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((interface, port))
-        if tcp:
-            sock.listen(address.backlog)
-    except OSError as error:
-        sock.close()
-        raise CannotListenError(interface, port, error) from None
-    sock.setblocking(False)
-    return SharedSocket(sock, kind)
-
-
-def listenShared(kind: str, address: Address | None) -> Deferred[IListeningPort]:
-    """
-    L{bindShared}, as a L{ListeningService} listens.
-    """
-    assert address is not None, "the options admit shareable listeners only"
-    return execute(bindShared, kind, address)
-
-
-def formatInherited(inherited: dict[str, list[int]]) -> str:
-    """
-    C{{"tcp": [4, 5], "udp": [6]}} as C{tcp=4,tcp=5,udp=6}: which inherited
-    descriptor serves which C{--tcp} and C{--udp} option, in order.
-    """
-    return ",".join(
-        f"{kind}={fd}" for kind in ("tcp", "udp") for fd in inherited.get(kind, [])
-    )
-
-
-def parseInherited(text: str) -> dict[str, list[int]]:
-    """
-    The inverse of L{formatInherited}.
-
-    @raise ValueError: If C{text} is not in its format.
-    """
-    inherited: dict[str, list[int]] = {"tcp": [], "udp": []}
-    for item in filter(None, text.split(",")):
-        kind, _, fd = item.partition("=")
-        if kind not in inherited:
-            raise ValueError(f"unknown listener kind {kind!r}")
-        inherited[kind].append(int(fd))
-    return inherited
-
-
-def workerCommand(
-    slot: int,
-    inherited: dict[str, list[int]],
-    arguments: Sequence[str],
-    reactor: str | None = None,
-) -> list[str]:
-    """
-    The command line of worker C{slot}: this interpreter running
-    L{greetd.daemon.worker} with the parent's own greetd C{arguments}, on
-    the reactor plugin named C{reactor} (Twisted's default for C{None}).
-    """
-    return [
-        sys.executable,
-        "-m",
-        "greetd.daemon.worker",
-        f"--slot={slot}",
-        f"--inherited={formatInherited(inherited)}",
-        *([] if reactor is None else [f"--reactor={reactor}"]),
-        "--",
-        *arguments,
-    ]
-
-
-class WorkerProtocol(ProcessProtocol):
-    """
-    The parent's end of one worker: reads its counters, relays its log and
-    tells the pool when it ends.
-
-    @ivar pool: The L{WorkerPool} it belongs to.
-    @ivar slot: Which worker this is, from 1: a replacement takes the slot
-        of the worker it replaces, so logs stay readable.
-    @ivar pid: The worker's process id, once spawned.
-    @ivar counts: The last counters the worker reported.
-    @ivar ready: Whether the worker has said L{READY}: it serves.
-    """
-
-    _log = Logger()
-    pid: int | None = None
-    ready = False
-
-    def __init__(self, pool: WorkerPool, slot: int) -> None:
-        self.pool = pool
-        self.slot = slot
-        self.counts: Counter[str] = Counter()
-        self._buffer = b""
-        self._logs: dict[int, LogRelay] = {}
-
-    def connectionMade(self) -> None:
-        pid = getattr(self.transport, "pid", None)
-        self._logs = {
-            1: LogRelay(self.slot, pid),
-            2: LogRelay(self.slot, pid, LogLevel.error),
-        }
-
-    def childDataReceived(self, childFD: int, data: bytes) -> None:
-        if childFD in self._logs:
-            self._logs[childFD].dataReceived(data)
-        if childFD != COUNTS_FD:
-            return
-        *lines, self._buffer = (self._buffer + data).split(b"\n")
-        reports = [line for line in lines if line != READY]
-        if reports:
-            try:
-                self.counts = Counter(json.loads(reports[-1]))
-            except ValueError:
-                self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
-        if len(reports) < len(lines) and not self.ready:
-            self.ready = True
-            self.pool.workerReady(self)
-
-    def childConnectionLost(self, childFD: int) -> None:
-        if childFD in self._logs:
-            self._logs[childFD].connectionLost()
-
-    def processEnded(self, reason: Failure) -> None:
-        self.pool.workerEnded(self, reason)
-
-
-#: Starts a worker process for a slot, connected to the protocol.
-Spawn = Callable[[int, WorkerProtocol], IProcessTransport]
 
 
 class WorkerPool(Service):
@@ -642,38 +416,6 @@ class _Reload:
         timeout, self.timeout = self.timeout, None
         if timeout is not None and timeout.active():
             timeout.cancel()
-
-
-def spawnWorker(
-    reactor: Any,
-    arguments: Sequence[str],
-    listeners: dict[str, list[ListeningService]],
-    slot: int,
-    protocol: WorkerProtocol,
-    *,
-    reactorName: str | None = None,
-) -> IProcessTransport:
-    """
-    Start worker C{slot}, on the reactor plugin C{reactorName} (Twisted's
-    default for C{None}), with the parent's bound sockets as descriptors
-    from L{FIRST_LISTENER_FD} on; standard input is the pipe whose end of
-    file tells it the parent is gone, standard output and error pipes
-    whose lines the parent logs, and L{COUNTS_FD} the counters' pipe.
-    """
-    childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r", COUNTS_FD: "r"}
-    inherited: dict[str, list[int]] = {}
-    fd = FIRST_LISTENER_FD
-    for kind, services in listeners.items():
-        for service in services:
-            port = service.port
-            assert isinstance(port, SharedSocket), "not bound yet"
-            childFDs[fd] = port.fileno()
-            inherited.setdefault(kind, []).append(fd)
-            fd += 1
-    command = workerCommand(slot, inherited, arguments, reactorName)
-    return reactor.spawnProcess(  # type: ignore[no-any-return]
-        protocol, command[0], command, env=os.environ, childFDs=childFDs
-    )
 
 
 def workerPoolService(

@@ -1,0 +1,82 @@
+"""
+C{--workers N}: one parent process binds every listening socket and runs N
+worker processes that all serve them.
+
+The parent binds with the C{socket} module and never accepts: each socket
+has one accept queue (or one receive queue, for UDP) that every worker
+reads from, so when a worker dies the connections still waiting in the
+queue are accepted by the others.  C{SO_REUSEPORT} would give each worker
+a queue of its own, and a worker's death would reset what was queued on it.
+
+Each worker (L{greetd.daemon.worker}) is C{python -m greetd.daemon.worker}, given the
+parent's own greetd arguments and the listening sockets as inherited file
+descriptors.  Its standard input is a pipe from the parent that the parent
+never writes: end of file there means the parent is gone, and the worker
+drains and exits.  It writes its counters to the parent once a second over
+another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums,
+and its log to standard output, a pipe too, which the parent relays to its
+own log (L{greetd.ops.relay}).
+
+A reload (L{WorkerPool.reload}, on C{SIGHUP} to the parent) replaces the
+workers one slot at a time, as nginx and gunicorn do: a new worker, running
+the code on disk now, says L{READY} on its counters' pipe once it serves
+every listener, and only then is the worker it replaces told to retire
+(L{RETIRE}).  The shared accept queues never lack a reader, so no
+connection is refused, and the retiring worker lets the sessions it holds
+end by themselves.
+
+One module a job:
+
+  - L{wire <greetd.daemon.pool.wire>}: what parent and worker agree on
+    (the worker's command line, its descriptors, the counters' pipe); the
+    worker imports nothing else of the pool;
+  - L{sockets <greetd.daemon.pool.sockets>}: the shared sockets, bound;
+  - L{process <greetd.daemon.pool.process>}: the parent's end of one
+    worker process;
+  - L{service <greetd.daemon.pool.service>}: the pool, which starts,
+    restarts, reloads and stops the workers, and the parent's services.
+"""
+
+from __future__ import annotations
+
+from greetd.daemon.pool.process import Spawn, WorkerProtocol, spawnWorker
+from greetd.daemon.pool.service import (
+    FIRST_BACKOFF,
+    MAX_BACKOFF,
+    READY_TIMEOUT,
+    RESTART_WINDOW,
+    WorkerPool,
+    workerPoolService,
+)
+from greetd.daemon.pool.sockets import SharedSocket, bindShared, listenShared
+from greetd.daemon.pool.wire import (
+    COUNTS_FD,
+    FIRST_LISTENER_FD,
+    READY,
+    RETIRE,
+    formatInherited,
+    parseInherited,
+    workerCommand,
+)
+
+__all__ = [
+    "COUNTS_FD",
+    "FIRST_BACKOFF",
+    "FIRST_LISTENER_FD",
+    "MAX_BACKOFF",
+    "READY",
+    "READY_TIMEOUT",
+    "RESTART_WINDOW",
+    "RETIRE",
+    "SharedSocket",
+    "Spawn",
+    "WorkerPool",
+    "WorkerProtocol",
+    "bindShared",
+    "formatInherited",
+    "listenShared",
+    "parseInherited",
+    "spawnWorker",
+    "workerCommand",
+    "workerPoolService",
+]

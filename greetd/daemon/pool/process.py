@@ -1,0 +1,129 @@
+"""
+The parent's end of one worker process: starting it with the shared
+sockets as its descriptors, and reading what it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from typing import Any, Callable, Protocol, Sequence
+
+from twisted.internet.interfaces import IProcessTransport
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from greetd.daemon.listening import ListeningService
+from greetd.daemon.pool.sockets import SharedSocket
+from greetd.daemon.pool.wire import COUNTS_FD, FIRST_LISTENER_FD, READY, workerCommand
+from greetd.ops.relay import LogRelay
+
+
+class Supervising(Protocol):
+    """
+    What a L{WorkerProtocol} tells of its worker: the pool that runs it.
+    """
+
+    def workerReady(self, protocol: WorkerProtocol) -> None:
+        """
+        C{protocol}'s worker has said L{READY}: it serves.
+        """
+
+    def workerEnded(self, protocol: WorkerProtocol, reason: Failure) -> None:
+        """
+        C{protocol}'s worker process has ended, for C{reason}.
+        """
+
+
+class WorkerProtocol(ProcessProtocol):
+    """
+    The parent's end of one worker: reads its counters, relays its log and
+    tells the pool when it ends.
+
+    @ivar pool: The L{WorkerPool <greetd.daemon.pool.service.WorkerPool>}
+        it belongs to.
+    @ivar slot: Which worker this is, from 1: a replacement takes the slot
+        of the worker it replaces, so logs stay readable.
+    @ivar pid: The worker's process id, once spawned.
+    @ivar counts: The last counters the worker reported.
+    @ivar ready: Whether the worker has said L{READY}: it serves.
+    """
+
+    _log = Logger()
+    pid: int | None = None
+    ready = False
+
+    def __init__(self, pool: Supervising, slot: int) -> None:
+        self.pool = pool
+        self.slot = slot
+        self.counts: Counter[str] = Counter()
+        self._buffer = b""
+        self._logs: dict[int, LogRelay] = {}
+
+    def connectionMade(self) -> None:
+        pid = getattr(self.transport, "pid", None)
+        self._logs = {
+            1: LogRelay(self.slot, pid),
+            2: LogRelay(self.slot, pid, LogLevel.error),
+        }
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD in self._logs:
+            self._logs[childFD].dataReceived(data)
+        if childFD != COUNTS_FD:
+            return
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        reports = [line for line in lines if line != READY]
+        if reports:
+            try:
+                self.counts = Counter(json.loads(reports[-1]))
+            except ValueError:
+                self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
+        if len(reports) < len(lines) and not self.ready:
+            self.ready = True
+            self.pool.workerReady(self)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        if childFD in self._logs:
+            self._logs[childFD].connectionLost()
+
+    def processEnded(self, reason: Failure) -> None:
+        self.pool.workerEnded(self, reason)
+
+
+#: Starts a worker process for a slot, connected to the protocol.
+Spawn = Callable[[int, WorkerProtocol], IProcessTransport]
+
+
+def spawnWorker(
+    reactor: Any,
+    arguments: Sequence[str],
+    listeners: dict[str, list[ListeningService]],
+    slot: int,
+    protocol: WorkerProtocol,
+    *,
+    reactorName: str | None = None,
+) -> IProcessTransport:
+    """
+    Start worker C{slot}, on the reactor plugin C{reactorName} (Twisted's
+    default for C{None}), with the parent's bound sockets as descriptors
+    from L{FIRST_LISTENER_FD} on; standard input is the pipe whose end of
+    file tells it the parent is gone, standard output and error pipes
+    whose lines the parent logs, and L{COUNTS_FD} the counters' pipe.
+    """
+    childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r", COUNTS_FD: "r"}
+    inherited: dict[str, list[int]] = {}
+    fd = FIRST_LISTENER_FD
+    for kind, services in listeners.items():
+        for service in services:
+            port = service.port
+            assert isinstance(port, SharedSocket), "not bound yet"
+            childFDs[fd] = port.fileno()
+            inherited.setdefault(kind, []).append(fd)
+            fd += 1
+    command = workerCommand(slot, inherited, arguments, reactorName)
+    return reactor.spawnProcess(  # type: ignore[no-any-return]
+        protocol, command[0], command, env=os.environ, childFDs=childFDs
+    )

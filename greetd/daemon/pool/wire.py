@@ -1,0 +1,79 @@
+"""
+The contract between the parent of a worker pool and its workers
+(L{greetd.daemon.worker}): the worker's command line, which descriptor is
+what, and the lines a worker writes on its counters' pipe.  Both sides
+import it, and only it, from each other.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Sequence
+
+#: The worker's descriptor for its counters, written once a second.
+COUNTS_FD = 3
+
+#: The first of the worker's descriptors for listening sockets.
+FIRST_LISTENER_FD = 4
+
+#: The line a worker writes on L{COUNTS_FD} once it serves every listener
+#: (its counters are the other lines, JSON objects).
+READY = b"ready"
+
+#: The signal a reload sends the worker it has replaced (nginx's graceful
+#: shutdown signal): stop listening and let each connection end by itself,
+#: for up to C{--shutdown-timeout} seconds, then drain as on SIGTERM, which
+#: closes connections as soon as their owed replies are written.  A worker
+#: installs its handler before it says L{READY}; one that has not said it
+#: is sent SIGTERM instead.  (A number: Twisted's C{signalProcess} knows
+#: only a few signals by name.)
+RETIRE = signal.SIGQUIT
+
+
+def formatInherited(inherited: dict[str, list[int]]) -> str:
+    """
+    C{{"tcp": [4, 5], "udp": [6]}} as C{tcp=4,tcp=5,udp=6}: which inherited
+    descriptor serves which C{--tcp} and C{--udp} option, in order.
+    """
+    return ",".join(
+        f"{kind}={fd}" for kind in ("tcp", "udp") for fd in inherited.get(kind, [])
+    )
+
+
+def parseInherited(text: str) -> dict[str, list[int]]:
+    """
+    The inverse of L{formatInherited}.
+
+    @raise ValueError: If C{text} is not in its format.
+    """
+    inherited: dict[str, list[int]] = {"tcp": [], "udp": []}
+    for item in filter(None, text.split(",")):
+        kind, _, fd = item.partition("=")
+        if kind not in inherited:
+            raise ValueError(f"unknown listener kind {kind!r}")
+        inherited[kind].append(int(fd))
+    return inherited
+
+
+def workerCommand(
+    slot: int,
+    inherited: dict[str, list[int]],
+    arguments: Sequence[str],
+    reactor: str | None = None,
+) -> list[str]:
+    """
+    The command line of worker C{slot}: this interpreter running
+    L{greetd.daemon.worker} with the parent's own greetd C{arguments}, on
+    the reactor plugin named C{reactor} (Twisted's default for C{None}).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "greetd.daemon.worker",
+        f"--slot={slot}",
+        f"--inherited={formatInherited(inherited)}",
+        *([] if reactor is None else [f"--reactor={reactor}"]),
+        "--",
+        *arguments,
+    ]
