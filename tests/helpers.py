@@ -1,5 +1,6 @@
 """
-Shared test helpers: in-memory connections and captured log events.
+Shared test helpers: in-memory connections, captured log events, parsed
+options, fake worker processes and scraped metrics.
 """
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import (
@@ -16,9 +19,12 @@ from twisted.internet.testing import (
 )
 from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
 
 from greetd.client.options import Options, parse
 from greetd.core.accessline import NAMESPACE
+from greetd.daemon.options import Options as DaemonOptions
+from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
 
@@ -161,4 +167,50 @@ def legacyEvent(text: str) -> dict[str, Any]:
         "log_time": 1700000000.25,
         "log_system": "-",
         "message": (text,),
+    }
+
+
+def daemonOptions(*argv: str) -> DaemonOptions:
+    """
+    The options C{twistd greetd} parses from C{argv}, which must be valid.
+    """
+    options = DaemonOptions()
+    options.parseOptions(list(argv))
+    return options
+
+
+class FakeProcess:
+    """
+    An L{IProcessTransport} that records the signals sent to it.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[str | int] = []
+        self.exited = False
+
+    def signalProcess(self, signal: str | int) -> None:
+        if self.exited:
+            raise ProcessExitedAlready()
+        self.signals.append(signal)
+
+
+def scrape(
+    collector: GreetdCollector,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """
+    Render C{/metrics} as Prometheus would fetch it, and parse it back.
+    """
+    site = metricsSite(collector)
+    request = DummyRequest([b"metrics"])
+    resource = site.getResourceFor(request)
+    assert isinstance(resource, MetricsResource)
+    body = resource.render_GET(request)  # type: ignore[arg-type]
+    assert request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(
+        b"text/plain"
+    )
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
     }

@@ -4,10 +4,13 @@ Tests for L{greetd.daemon.plan}, the listener plan and the endpoint grammar.
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -23,14 +26,19 @@ from greetd.daemon.plan import (
     TCP,
     UDP,
     Address,
+    Inherited,
+    Listener,
     PlanError,
+    datagramListener,
     datagramServerFromString,
     makePlan,
+    streamListener,
     streamServerFromString,
 )
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
-from tests.helpers import MemoryUDPReactor
+from tests.certificates import temporaryCredentials
+from tests.helpers import MemoryUDPReactor, daemonOptions
 
 
 class DatagramServerFromStringTests(SynchronousTestCase):
@@ -178,3 +186,79 @@ class PlanCheckTests(SynchronousTestCase):
         self.assertIsNone(plan.notShareable())
         unix = makePlan(MemoryReactor(), tcp=["unix:/tmp/greetd.sock"])
         self.assertEqual(unix.notShareable(), unix.tcp[0])
+
+
+class ShareableTests(SynchronousTestCase):
+    def address(self, description: str) -> Address | None:
+        return streamListener(description, MemoryReactorClock()).address
+
+    def test_tcp(self) -> None:
+        self.assertEqual(self.address("tcp:99"), Address("", 99, 4096))
+        self.assertEqual(
+            self.address("tcp:99:interface=127.0.0.1:backlog=7"),
+            Address("127.0.0.1", 99, 7),
+        )
+        self.assertEqual(self.address("tcp6:99"), Address("::", 99, 4096))
+        self.assertEqual(
+            self.address("haproxy:tcp6:port=99:interface=\\:\\:1"),
+            Address("::1", 99, 4096),
+        )
+
+    def test_ssl(self) -> None:
+        """
+        The parent binds an C{ssl:} socket as a C{tcp:} one, from its port,
+        interface and backlog alone; the workers serve its TLS.
+        """
+        _, key, certificate = temporaryCredentials(self)
+        credentials = f"privateKey={key}:certKey={certificate}"
+        self.assertEqual(
+            self.address(f"haproxy:ssl:99:{credentials}:interface=127.0.0.1"),
+            Address("127.0.0.1", 99, 4096),
+        )
+        self.assertEqual(
+            self.address(f"ssl:port=99:backlog=7:{credentials}"), Address("", 99, 7)
+        )
+
+    def test_unsupported(self) -> None:
+        for listener in (
+            streamListener("unix:/tmp/x", MemoryReactorClock()),
+            Listener(TCP, "tls:/etc/certs", tls=True, twistedDescription="tls:/"),
+            Listener(TCP, "systemd:domain=INET:index=0"),
+        ):
+            self.assertFalse(listener.shareable)
+            self.assertIn("not supported with --workers", listener.notShareable)
+
+    def test_udp(self) -> None:
+        self.assertEqual(
+            datagramListener("udp:99:interface=127.0.0.1").address,
+            Address("127.0.0.1", 99),
+        )
+        self.assertEqual(
+            datagramListener("haproxy:udp:99:interface=127.0.0.1").address,
+            Address("127.0.0.1", 99),
+        )
+
+    def test_unsupportedDatagram(self) -> None:
+        """
+        Only C{udp:} is bound by the parent: an inherited (C{systemd:})
+        datagram socket is refused.
+        """
+        listener = Listener(
+            UDP,
+            "systemd:domain=INET:index=1",
+            inherited=Inherited(3, socket.AF_INET),
+        )
+        self.assertIn("not supported with --workers", listener.notShareable)
+
+    def test_usageError(self) -> None:
+        error = self.assertRaises(
+            usage.UsageError,
+            daemonOptions,
+            "--workers",
+            "2",
+            "--tcp",
+            "unix:/tmp/greetd",
+        )
+        self.assertIn("not supported with --workers", str(error))
+        daemonOptions("--workers", "1", "--tcp", "unix:/tmp/greetd")
+        self.assertRaises(usage.UsageError, daemonOptions, "--workers", "0")

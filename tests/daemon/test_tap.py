@@ -28,19 +28,13 @@ from greetd.ops.notify import NotifyService
 from greetd.protocols.accesslog import NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
-from tests.helpers import MemoryUDPReactor
+from tests.helpers import MemoryUDPReactor, daemonOptions
 from twisted import copyright
-
-
-def parse(*argv: str) -> Options:
-    options = Options()
-    options.parseOptions(list(argv))
-    return options
 
 
 class OptionsTests(SynchronousTestCase):
     def test_defaults(self) -> None:
-        options = parse()
+        options = daemonOptions()
         self.assertEqual(options["tcp"], [DEFAULT_TCP])
         self.assertEqual(options["udp"], [DEFAULT_UDP])
         self.assertEqual(options["max-length"], 1024)
@@ -48,7 +42,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["template"].format(b"M"), b"Hello, M!")
 
     def test_safeDefaults(self) -> None:
-        options = parse()
+        options = daemonOptions()
         self.assertEqual(
             [
                 options[name]
@@ -68,7 +62,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(options["access"])
 
     def test_access(self) -> None:
-        options = parse(
+        options = daemonOptions(
             "--allow", "127.0.0.0/8", "--allow", "::1", "--deny", "127.0.0.2"
         )  # fmt: skip
         access = options["access"]
@@ -76,7 +70,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(access.permits("127.0.0.2"))
 
     def test_repeatable(self) -> None:
-        options = parse(
+        options = daemonOptions(
             "--tcp", "tcp:1", "--tcp", r"tcp6:2:interface=\:\:1",
             "--udp", "udp:3", "--udp", r"udp:4:interface=\:\:1",
         )  # fmt: skip
@@ -84,8 +78,8 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["udp"], ["udp:3", r"udp:4:interface=\:\:1"])
 
     def test_disable(self) -> None:
-        self.assertEqual(parse("--no-tcp")["tcp"], [])
-        self.assertEqual(parse("--no-udp")["udp"], [])
+        self.assertEqual(daemonOptions("--no-tcp")["tcp"], [])
+        self.assertEqual(daemonOptions("--no-udp")["udp"], [])
 
     def test_usageErrors(self) -> None:
         """
@@ -160,7 +154,7 @@ class OptionsTests(SynchronousTestCase):
         options.parseOptions(["--no-udp"])
         self.assertEqual(options["reactor"], "poll")
         self.assertEqual(options.parent["reactor"], "poll")  # type: ignore[attr-defined]
-        self.assertIsNone(parse()["reactor"])
+        self.assertIsNone(daemonOptions()["reactor"])
 
     def test_reactorUnderTwist(self) -> None:
         """
@@ -175,9 +169,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsNone(chosenReactor({}))
 
     def test_logLevel(self) -> None:
-        self.assertIs(parse()["log-level"], LogLevel.info)
-        self.assertIs(parse("--log-level", "debug")["log-level"], LogLevel.debug)
-        self.assertIs(parse("--log-level=critical")["log-level"], LogLevel.critical)
+        self.assertIs(daemonOptions()["log-level"], LogLevel.info)
+        self.assertIs(
+            daemonOptions("--log-level", "debug")["log-level"], LogLevel.debug
+        )
+        self.assertIs(
+            daemonOptions("--log-level=critical")["log-level"], LogLevel.critical
+        )
 
     def test_version(self) -> None:
         """
@@ -204,7 +202,7 @@ class OptionsTests(SynchronousTestCase):
 class MakeServiceTests(SynchronousTestCase):
     def test_bothServices(self) -> None:
         reactor = MemoryUDPReactor()
-        options = parse(
+        options = daemonOptions(
             "--tcp", "tcp:1111:interface=127.0.0.1", "--tcp", "tcp:2222",
             "--udp", "udp:3333", "--max-length", "10", "--framing", "line",
             "--welcome", "Hi", "--reply", "Yo %s",
@@ -245,7 +243,7 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_limitsReachProtocols(self) -> None:
         reactor = MemoryUDPReactor()
-        options = parse(
+        options = daemonOptions(
             "--max-connections", "5", "--max-per-ip", "2", "--rate-per-ip", "3",
             "--idle-timeout", "7.5", "--udp-rate", "4", "--udp-global-rate", "0",
             "--udp-allow-low-ports", "--deny", "192.0.2.0/24", "--tcp", "tcp:1",
@@ -277,7 +275,9 @@ class MakeServiceTests(SynchronousTestCase):
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()
         self.patch(signal, "signal", lambda signum, handler: None)
-        service = makeService(parse("--udp", "udp:1", "--udp", "udp:2"), reactor)
+        service = makeService(
+            daemonOptions("--udp", "udp:1", "--udp", "udp:2"), reactor
+        )
         service.startService()
         self.addCleanup(service.stopService)
         first, second = (server[1] for server in reactor.udpServers)
@@ -289,7 +289,7 @@ class MakeServiceTests(SynchronousTestCase):
         a PROXY header from each datagram and a buffer with room for one.
         """
         reactor = MemoryUDPReactor()
-        options = parse(
+        options = daemonOptions(
             "--udp", "haproxy:udp:1:interface=127.0.0.1", "--udp", "udp:2",
             "--max-length", "10",
         )  # fmt: skip
@@ -310,7 +310,7 @@ class MakeServiceTests(SynchronousTestCase):
         stops before them.
         """
         self.patch(os, "environ", {"NOTIFY_SOCKET": "@greetd-test-tap"})
-        service = makeService(parse("--tcp", "tcp:1", "--udp", "udp:2"))
+        service = makeService(daemonOptions("--tcp", "tcp:1", "--udp", "udp:2"))
         children = list(service)
         notifier = children[-1]
         assert isinstance(notifier, NotifyService)
@@ -350,7 +350,9 @@ class MakeServiceTests(SynchronousTestCase):
         """
         reactor = MemoryUDPReactor()
         for argv, kind in [([], FastAccessLog), (["--no-access-log"], NoAccessLog)]:
-            service = makeService(parse("--no-udp", "--tcp", "tcp:1", *argv), reactor)
+            service = makeService(
+                daemonOptions("--no-udp", "--tcp", "tcp:1", *argv), reactor
+            )
             service.privilegedStartService()
             factory = reactor.tcpServers[-1][1]
             assert isinstance(factory, GreetingFactory)
@@ -362,10 +364,10 @@ class MakeServiceTests(SynchronousTestCase):
         Embedded (L{greetd.Options}), the service installs no signal
         handlers: those are twistd's business.
         """
-        service = makeService(parse(), MemoryUDPReactor())
+        service = makeService(daemonOptions(), MemoryUDPReactor())
         self.assertFalse(any(isinstance(c, ReopenOnSignalService) for c in service))
 
     def test_noNotifyServiceByDefault(self) -> None:
         self.patch(os, "environ", {})
-        service = makeService(parse(), MemoryUDPReactor())
+        service = makeService(daemonOptions(), MemoryUDPReactor())
         self.assertFalse(any(isinstance(c, NotifyService) for c in service))

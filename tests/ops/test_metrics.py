@@ -4,7 +4,6 @@ Tests for L{greetd.ops.metrics}.
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
@@ -13,29 +12,8 @@ from greetd.core.limits import ConnectionLimiter
 from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
-from tests.helpers import connect
+from tests.helpers import connect, scrape
 from tests.protocols.test_datagram import listening
-
-
-def scrape(
-    collector: GreetdCollector,
-) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """
-    Render C{/metrics} as Prometheus would fetch it, and parse it back.
-    """
-    site = metricsSite(collector)
-    request = DummyRequest([b"metrics"])
-    resource = site.getResourceFor(request)
-    assert isinstance(resource, MetricsResource)
-    body = resource.render_GET(request)  # type: ignore[arg-type]
-    assert request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(
-        b"text/plain"
-    )
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(body.decode())
-        for sample in family.samples
-    }
 
 
 class CollectorTests(SynchronousTestCase):
