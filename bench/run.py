@@ -12,12 +12,19 @@ the banner, send C{exit}, wait for the close: connections/s), UDP ping-pong
 over 20 flows (replies/s), and 10,000 idle connections held (server RSS
 growth per connection).
 
-The load generator runs pinned to core 0; the servers are left free to use
-every core (pinning a threaded server to one core would hide its GIL
-contention).  Each server is started fresh and warmed up, then measured; the
-whole sequence of servers is repeated C{--repeats} times and each figure is
-the median over the passes, so a burst of other work on the machine lands
-on every server alike rather than on one.  greetd runs as C{twistd greetd}
+The load generator runs pinned to core 0 and each server to the other cores,
+so that neither takes the other's core.  Each server is started fresh and
+warmed up, then measured; the whole sequence of servers is repeated
+C{--repeats} times and each figure is the median over the passes, so a burst
+of other work on the machine lands on every server alike rather than on one.
+
+Beside each throughput: the server's CPU time per operation (user + system
+of the server and every process under it, from C{/proc}, over the measured
+window), which other work on a shared machine disturbs far less than
+throughput, and the generator's own share of its core.  A throughput whose
+generator used L{FLOOR} or more of its core is the generator's ceiling as
+much as the server's: the tables mark it as a floor, and a target it decides
+is judged on CPU per operation instead.  greetd runs as C{twistd greetd}
 under every interpreter given (CPython's venv and, when it exists,
 C{.venv-pypy3}).
 
@@ -25,11 +32,12 @@ greetd runs as users run it: the default logging on and every limit in
 force, set high enough not to refuse the load; a second greetd per
 interpreter, with its logging off, measures churn only, to price the
 logging, and a third, on Twisted's epoll reactor rather than greetd's
-(C{twistd --reactor=epoll}), measures ping-pong and churn, to price the
-reactor.
+(C{twistd --reactor=epoll}), measures every figure a target names, to
+price the reactor.
 
 Writes C{bench/results/latest.json} (every pass's figures), C{latest.rst}
-(the tables the README shows) and C{latest.png}.
+(the tables the documentation includes) and C{latest.png}, and keeps each
+run's JSON in C{bench/results/runs/}.
 """
 
 from __future__ import annotations
@@ -49,6 +57,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from bench.report import (
+    FLOOR,
+    POOL_WORKLOADS,
+    chart,
+    checkLine,
+    describe,
+    ratios,
+    tables,
+    targets,
+)
 from bench.soak import rss
 from greetd.testing import Daemon, twistdCommand
 
@@ -61,15 +79,6 @@ RESULTS = HERE / "results"
 #: threads) to get over 10,000 connections closing at once, and would serve
 #: nothing in any workload after it.
 WORKLOADS = ("tcp1", "tcp50", "udp20", "churn", "idle")
-
-#: What each workload measures, its unit, and whether more is better.
-METRICS = {
-    "tcp1": ("TCP ping-pong, 1 connection", "replies/s", True),
-    "tcp50": ("TCP ping-pong, 50 connections", "replies/s", True),
-    "churn": ("connection churn (banner, exit)", "connections/s", True),
-    "udp20": ("UDP ping-pong, 20 flows", "replies/s", True),
-    "idle": ("idle connections (10,000 held)", "bytes RSS/connection", False),
-}
 
 #: greetd as users run it: the default logging on, every limit in force,
 #: set high enough that loopback clients are not refused (never off).
@@ -112,23 +121,6 @@ WORKERS = 2
 
 #: The loadgen's core; the servers may use every core.
 GENERATOR_CORE = 0
-
-#: Ratio targets from issue 13: (greetd key, workload, peer or "best",
-#: minimum).  A "-quiet" key is greetd with its logging off: logging on at
-#: 0.85x of it or better means the logging costs under 15% of churn.
-TARGETS = (
-    ("greetd-cpython", "churn", "twisted", 0.8),
-    ("greetd-pypy", "churn", "uvloop", 0.8),
-    ("greetd-cpython", "churn", "greetd-cpython-quiet", 0.85),
-    ("greetd-pypy", "churn", "greetd-pypy-quiet", 0.85),
-    ("greetd-cpython", "tcp50", "asyncio", 0.85),
-    ("greetd-pypy", "tcp50", "uvloop", 0.95),
-    ("greetd-cpython", "udp20", "asyncio", 1.0),
-    ("greetd-pypy", "udp20", "uvloop", 1.0),
-)
-
-#: Idle memory target: bytes of RSS per held connection, at most.
-IDLE_TARGET = 2048
 
 
 @dataclass
@@ -236,12 +228,12 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
             continue
         command = [twistd, *twistdCommand(*GREETD_ARGS)[1:]]
         version = interpreterVersion(str(Path(twistd).with_name("python")))
-        label = f"greetd ({version['implementation']})"
+        label = f"greetd {version['implementation']}"
         servers.append(Server(f"greetd-{name}", label, command, True, version))
         servers.append(
             Server(
                 f"greetd-{name}-quiet",
-                f"{label[:-1]}, logging off)",
+                f"{label}, no access log",
                 [*command, *QUIET_ARGS],
                 True,
                 version,
@@ -250,30 +242,35 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
         )
         # Twisted's own epoll reactor rather than greetd's (twistd
         # --reactor=epoll): what greetd's reactor is worth, in the same run.
+        epoll = [twistd, *twistdCommand(*GREETD_ARGS, twistdArgs=EPOLL_ARGS)[1:]]
         servers.append(
             Server(
                 f"greetd-{name}-epoll",
-                f"{label[:-1]}, Twisted's epoll reactor)",
-                [twistd, *twistdCommand(*GREETD_ARGS, twistdArgs=EPOLL_ARGS)[1:]],
+                f"{label}, Twisted's epoll",
+                epoll,
                 True,
                 version,
-                skip=onlyWorkloads("tcp50", "churn"),
+                skip=onlyWorkloads("tcp50", "churn", "udp20"),
             )
         )
         if name == "cpython":
             # --workers: the parent holds the sockets and N workers serve
-            # them; the parent's RSS and CPU say nothing of the workers', so
-            # the idle figure is left out.
-            servers.append(
-                Server(
-                    f"greetd-{name}-workers{WORKERS}",
-                    f"greetd ({version['implementation']}, {WORKERS} workers)",
-                    [*command, "--workers", str(WORKERS)],
-                    True,
-                    version,
-                    skip=("idle",),
+            # them.  The pool's CPU is the parent's and the workers'; the
+            # parent's RSS says nothing of the workers', so the idle figure
+            # is left out.
+            for reactor, base in (("", command), (", Twisted's epoll", epoll)):
+                servers.append(
+                    Server(
+                        f"greetd-{name}-workers{WORKERS}{'-epoll' if reactor else ''}",
+                        f"{label}, {WORKERS} workers{reactor}",
+                        [*base, "--workers", str(WORKERS)],
+                        True,
+                        version,
+                        skip=("idle",)
+                        if not reactor
+                        else onlyWorkloads(*POOL_WORKLOADS),
+                    )
                 )
-            )
     return servers, notes
 
 
@@ -299,6 +296,47 @@ def coreIrqSeconds(core: int) -> float:
                 fields = line.split()
                 return (int(fields[6]) + int(fields[7])) / os.sysconf("SC_CLK_TCK")
     return 0.0
+
+
+def processTree(pid: int) -> list[int]:
+    """
+    Process C{pid} and every process under it (a pool's workers), from
+    C{/proc}: the processes whose CPU is the server's.
+    """
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            threads = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                with open(f"/proc/{current}/task/{thread}/children") as children:
+                    queue.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return found
+
+
+def serverCores() -> str | None:
+    """
+    The cores the servers run on, for C{taskset -c}: every core but the
+    generator's, or C{None} (unpinned) on a machine with one core.
+    """
+    cores = sorted(os.sched_getaffinity(0) - {GENERATOR_CORE})
+    return ",".join(map(str, cores)) if cores else None
+
+
+def pinned(command: list[str]) -> list[str]:
+    """
+    C{command} run on the servers' cores (L{serverCores}).
+    """
+    cores = serverCores()
+    if cores is None or not shutil.which("taskset"):
+        return command
+    return ["taskset", "-c", cores, *command]
 
 
 def cpuSeconds(pid: int) -> float:
@@ -333,9 +371,11 @@ class Bench:
     ) -> dict[str, Any]:
         """
         Run the load generator for one window after its warm-up, and return
-        its report with the server's CPU use over the run.
+        its report with the server's CPU over the window (L{processTree}
+        of C{pid}): a share of a core, and microseconds per operation.
         """
         timing = self.timing
+        watched = processTree(pid)
         command = self.generator(
             mode,
             port,
@@ -347,8 +387,10 @@ class Bench:
             str(seconds),
             "--rounds",
             "1",
+            "--watch",
+            ",".join(map(str, watched)),
         )
-        cpu, started = cpuSeconds(pid), time.monotonic()
+        started = time.monotonic()
         irq = coreIrqSeconds(GENERATOR_CORE)
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timing.loadgenTimeout()
@@ -358,7 +400,14 @@ class Bench:
         if done.returncode or not reports:
             raise RuntimeError(f"loadgen {mode} failed: {done.stderr.strip()}")
         report: dict[str, Any] = reports[-1]
-        report["server_cpu"] = round((cpuSeconds(pid) - cpu) / elapsed, 3)
+        serverSeconds = report.pop("watched_cpu_seconds")
+        report["server_cpu"] = round(serverSeconds / report["seconds"], 3)
+        report["server_us_per_op"] = (
+            round(serverSeconds / report["count"] * 1e6, 2) if report["count"] else 0
+        )
+        parent = report.pop("watched_first_cpu_seconds")
+        if len(watched) > 1 and serverSeconds:
+            report["parent_share"] = round(parent / serverSeconds, 3)
         irq = coreIrqSeconds(GENERATOR_CORE) - irq
         report["generator_core_irq"] = round(irq / elapsed, 3)
         return report
@@ -404,10 +453,10 @@ class Bench:
             # not into a pipe the benchmark would have to keep up with.
             logFile = Path(tempfile.mkdtemp(prefix="greetd-bench-log-")) / "greetd.log"
             command = [server.command[0], f"--logfile={logFile}", *server.command[1:]]
-            daemon = Daemon(command, ROOT, logFile=logFile)
+            daemon = Daemon(pinned(command), ROOT, logFile=logFile)
         else:
             logFile = None
-            daemon = Daemon(server.command, ROOT)
+            daemon = Daemon(pinned(server.command), ROOT)
         try:
             daemon.waitForListeners(2)
             (_, tcp), (_, udp) = daemon.tcp[0], daemon.udp[0]
@@ -464,9 +513,13 @@ class Bench:
                     "generator_cpu",
                     "generator_core_irq",
                     "server_cpu",
+                    "server_us_per_op",
+                    "parent_share",
                 ):
                     if name in reports[0]:
                         figure[name] = statistics.median(r[name] for r in reports)
+                if "generator_cpu" in figure:
+                    figure["floor"] = figure["generator_cpu"] >= FLOOR
                 figure["errors"] = sum(
                     r.get("errors", 0) + r.get("failed", 0) for r in reports
                 )
@@ -489,125 +542,6 @@ def settle(pid: int, timeout: float = 10.0) -> float:
         if cpuSeconds(pid) - used < 0.05:
             break
     return round(time.monotonic() - started, 1)
-
-
-def describe(report: dict[str, Any]) -> str:
-    if report["mode"] == "idle":
-        return (
-            f"{report['count']} B/connection ({report['held']} held, "
-            f"RSS {report['rssBefore'] >> 20} -> {report['rssAfter'] >> 20} MB, "
-            f"quiet {report['settleSeconds']} s after the close; 10 is the cap)"
-        )
-    text = f"{report['rate']:10.0f}/s"
-    if report["p50_us"]:
-        text += f"  p50 {report['p50_us']:.0f} us  p99 {report['p99_us']:.0f} us"
-    text += (
-        f"  generator CPU {report['generator_cpu']:.2f}"
-        f"  server CPU {report['server_cpu']:.2f}"
-    )
-    if report["errors"] or report["wrong"]:
-        text += f"  errors {report['errors']} wrong {report['wrong']}"
-    return text
-
-
-def ratios(
-    figures: dict[str, dict[str, dict[str, Any]]], servers: Sequence[Server]
-) -> dict[str, dict[str, dict[str, float]]]:
-    """
-    greetd / each peer, for each greetd and workload; for idle memory,
-    greetd's bytes per connection over the peer's (lower is better).
-    """
-    result: dict[str, dict[str, dict[str, float]]] = {}
-    peers = [server.key for server in servers if not server.greetd]
-    for server in servers:
-        if not server.greetd or server.key not in figures:
-            continue
-        for workload, figure in figures[server.key].items():
-            row = result.setdefault(server.key, {}).setdefault(workload, {})
-            for peer in peers:
-                other = figures.get(peer, {}).get(workload)
-                if other and other["value"]:
-                    row[peer] = round(figure["value"] / other["value"], 3)
-    return result
-
-
-def bestPeer(
-    figures: dict[str, dict[str, dict[str, Any]]],
-    servers: Sequence[Server],
-    workload: str,
-) -> str | None:
-    candidates = [
-        server.key
-        for server in servers
-        if not server.greetd and workload in figures.get(server.key, {})
-    ]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda key: figures[key][workload]["value"])
-
-
-def targets(
-    figures: dict[str, dict[str, dict[str, Any]]], servers: Sequence[Server]
-) -> list[dict[str, Any]]:
-    """
-    Issue 6's targets, each with the measured ratio and whether it is met.
-    """
-    checks: list[dict[str, Any]] = []
-    for key, workload, peer, minimum in TARGETS:
-        if peer == "best":
-            peer = bestPeer(figures, servers, workload) or "best"
-        mine = figures.get(key, {}).get(workload)
-        other = figures.get(peer, {}).get(workload)
-        if mine is None or other is None or not other["value"]:
-            continue
-        ratio = mine["value"] / other["value"]
-        checks.append(
-            {
-                "target": f"{key} {workload} >= {minimum}x {peer}",
-                "ratio": round(ratio, 3),
-                "met": ratio >= minimum,
-            }
-        )
-    for server in servers:
-        idle = figures.get(server.key, {}).get("idle")
-        if server.greetd and idle is not None:
-            checks.append(
-                {
-                    "target": f"{server.key} idle <= {IDLE_TARGET} B/connection",
-                    "bytes": idle["value"],
-                    "met": idle["value"] <= IDLE_TARGET,
-                }
-            )
-    return checks
-
-
-def ceiling(
-    figures: dict[str, dict[str, dict[str, Any]]], servers: Sequence[Server]
-) -> dict[str, dict[str, Any]]:
-    """
-    How far the load generator was from being the bottleneck: for each
-    workload, at the fastest server's rate, the share of its core the
-    generator used (its own CPU time, plus the interrupt and softirq time
-    of its core, where loopback's packet work may be accounted), and the
-    rate that share extrapolates to with the whole core.
-    """
-    result: dict[str, dict[str, Any]] = {}
-    for workload in ("tcp1", "tcp50", "udp20", "churn"):
-        every = [
-            server for server in servers if workload in figures.get(server.key, {})
-        ]
-        if not every:
-            continue
-        fastest = max(every, key=lambda server: figures[server.key][workload]["value"])
-        figure = figures[fastest.key][workload]
-        share = figure["generator_cpu"] + figure["generator_core_irq"]
-        result[workload] = {
-            "fastest": fastest.key,
-            "rate": figure["value"],
-            "generator_core_share": round(share, 3),
-            "ceiling_estimate": round(figure["value"] / share) if share else None,
-        }
-    return result
 
 
 def machine() -> dict[str, Any]:
@@ -656,118 +590,6 @@ def versions(servers: Sequence[Server]) -> dict[str, Any]:
         if server.greetd:
             found[server.key] = server.version
     return found
-
-
-def table(
-    figures: dict[str, dict[str, dict[str, Any]]],
-    servers: Sequence[Server],
-    allRatios: dict[str, dict[str, dict[str, float]]],
-) -> str:
-    """
-    The figures and ratios as reStructuredText simple tables.
-    """
-    shown = [server for server in servers if server.key in figures]
-    workloads = [w for w in METRICS if any(w in figures[s.key] for s in shown)]
-    head = ["workload", *(server.label for server in shown)]
-    rows = []
-    for workload in workloads:
-        title, unit, _ = METRICS[workload]
-        cells = [f"{title} ({unit})"]
-        for server in shown:
-            figure = figures[server.key].get(workload)
-            cells.append(f"{figure['value']:,.0f}" if figure else "")
-        rows.append(cells)
-        if workload.startswith("tcp"):
-            latency = ["  p50 / p99 latency (us)"]
-            for server in shown:
-                figure = figures[server.key].get(workload)
-                latency.append(
-                    f"{figure['p50_us']:.0f} / {figure['p99_us']:.0f}" if figure else ""
-                )
-            rows.append(latency)
-    text = [rstTable(head, rows)]
-    peers = [server for server in shown if not server.greetd]
-    for server in shown:
-        if not server.greetd or server.key not in allRatios:
-            continue
-        ratioRows = [
-            [
-                METRICS[workload][0],
-                *(
-                    f"{allRatios[server.key][workload].get(peer.key, 0):.2f}"
-                    for peer in peers
-                ),
-            ]
-            for workload in workloads
-            if workload in allRatios[server.key]
-        ]
-        text.append(
-            rstTable([f"{server.label} / peer", *(p.label for p in peers)], ratioRows)
-        )
-    return "\n\n".join(text)
-
-
-def rstTable(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [
-        max(len(row[column]) for row in [head, *rows]) for column in range(len(head))
-    ]
-    rule = "  ".join("=" * width for width in widths)
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if column == 0 else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    return "\n".join([rule, line(head), rule, *(line(row) for row in rows), rule])
-
-
-def chart(
-    figures: dict[str, dict[str, dict[str, Any]]],
-    servers: Sequence[Server],
-    title: str,
-    path: Path,
-) -> None:
-    """
-    One bar chart per workload, every server side by side, greetd in colour;
-    the whiskers span the passes' lowest and highest figures.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    workloads = [w for w in METRICS if any(w in f for f in figures.values())]
-    shown = [server for server in servers if server.key in figures]
-    columns = min(3, len(workloads))
-    rows = (len(workloads) + columns - 1) // columns
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False
-    )
-    for axis in axes.flat[len(workloads) :]:
-        axis.set_visible(False)
-    for axis, workload in zip(axes.flat, workloads):
-        name, unit, higherBetter = METRICS[workload]
-        labels, values, low, high, colours = [], [], [], [], []
-        for server in shown:
-            figure_ = figures[server.key].get(workload)
-            if figure_ is None:
-                continue
-            labels.append(server.label.replace(" (", "\n("))
-            values.append(figure_["value"])
-            low.append(figure_["value"] - min(figure_["samples"]))
-            high.append(max(figure_["samples"]) - figure_["value"])
-            colours.append("tab:red" if server.greetd else "tab:gray")
-        axis.bar(range(len(values)), values, color=colours, yerr=[low, high])
-        axis.set_xticks(range(len(values)))
-        axis.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
-        better = "higher" if higherBetter else "lower"
-        axis.set_title(f"{name}\n{unit}, {better} is better", fontsize=9)
-        axis.tick_params(axis="y", labelsize=8)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
 
 
 def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -827,24 +649,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 bench.measure(server)
     about["loadavg after"] = os.getloadavg()
     figures = bench.summary()
-    generatorCeiling = ceiling(figures, servers)
-    allRatios = ratios(figures, servers)
     checks = targets(figures, servers)
-    text = table(figures, servers, allRatios)
+    text = tables(figures, servers, checks)
     print()
     print(text)
     print()
     for check in checks:
-        print(
-            f"{'met    ' if check['met'] else 'NOT met'}  {check['target']}: ", end=""
-        )
-        print(check.get("ratio", check.get("bytes")))
-    for workload, limit in generatorCeiling.items():
-        print(
-            f"generator, {workload}: {limit['generator_core_share']:.0%} of its core "
-            f"at {limit['fastest']}'s {limit['rate']:,.0f}/s: "
-            f"ceiling about {limit['ceiling_estimate'] or 0:,}/s"
-        )
+        print(checkLine(check))
     report = {
         "command": "python -m bench.run "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -854,7 +665,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "versions": versions(servers),
         "method": {
             "generator": f"bench/loadgen.c, pinned to core {GENERATOR_CORE}",
-            "servers": "unpinned (free to use every core)",
+            "servers": f"pinned to cores {serverCores() or 'all (one core)'}",
             "passes": repeats,
             "timing": timing.__dict__,
             "figure": "median over the passes; samples lists each pass",
@@ -864,14 +675,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "failures": bench.failures,
         "servers": {server.key: server.label for server in servers},
         "results": figures,
-        "ratios": allRatios,
+        "ratios": ratios(figures, servers),
         "targets": checks,
-        "generator_ceiling": generatorCeiling,
         "table": text,
     }
     output: Path = options.output
     output.mkdir(parents=True, exist_ok=True)
-    (output / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+    data = json.dumps(report, indent=1) + "\n"
+    (output / "latest.json").write_text(data)
+    runs = output / "runs"
+    runs.mkdir(exist_ok=True)
+    (runs / f"{report['started'].replace(':', '')}.json").write_text(data)
     (output / "latest.rst").write_text(text + "\n")
     title = (
         f"greetd vs peers on {about['cores']} cores ({about['cpu']}), "
@@ -879,7 +693,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     chart(figures, servers, title, output / "latest.png")
     print(
-        f"\nwrote latest.json, latest.rst (the README's tables), latest.png in {output}"
+        f"\nwrote latest.json, latest.rst (the documentation's tables), latest.png "
+        f"and runs/{report['started'].replace(':', '')}.json in {output}"
     )
 
 
