@@ -12,10 +12,11 @@ from typing import Any, Callable, Protocol, Sequence
 
 from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from greetd.daemon.listening import ListeningService
+from greetd.daemon.pool.logger import WORKER, PinnedLogger
 from greetd.daemon.pool.sockets import SharedSocket
 from greetd.daemon.pool.wire import COUNTS_FD, FIRST_LISTENER_FD, READY, workerCommand
 from greetd.ops.relay import LogRelay
@@ -51,7 +52,7 @@ class WorkerProtocol(ProcessProtocol):
     @ivar ready: Whether the worker has said L{READY}: it serves.
     """
 
-    _log = Logger()
+    _log = PinnedLogger(WORKER)
     pid: int | None = None
     ready = False
 

@@ -14,12 +14,13 @@ from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from greetd.core.counters import retire, sumCounts
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
+from greetd.daemon.pool.logger import POOL, PinnedLogger
 from greetd.daemon.pool.process import Spawn, WorkerProtocol, spawnWorker
 from greetd.daemon.pool.sockets import listenShared
 from greetd.daemon.pool.wire import RETIRE
@@ -60,7 +61,7 @@ class WorkerPool(Service):
     @ivar readyTimeout: Seconds a reload waits for a replacement to serve.
     """
 
-    _log = Logger()
+    _log = PinnedLogger(POOL)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from twisted.internet.error import (
     ProcessTerminated,
 )
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -509,6 +509,35 @@ class ReloadTests(PoolCase):
 
 
 class ServiceTests(SynchronousTestCase):
+    def test_namespaces(self) -> None:
+        """
+        The pool's lines keep the namespaces they had when the pool was one
+        module, whichever module of the package writes them: operators may
+        filter on them.
+        """
+
+        def spawn(slot: int, protocol: WorkerProtocol) -> Any:
+            process = FakeProcess(100 + slot)
+            protocol.makeConnection(process)  # type: ignore[arg-type]
+            return process
+
+        published: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(published.append)
+        self.addCleanup(globalLogPublisher.removeObserver, published.append)
+        pool = WorkerPool(1, spawn, Clock(), stopTimeout=6.0)
+        pool.startService()
+        pool.workers[1].childDataReceived(COUNTS_FD, b"{garbage\n")
+        pool.reload()
+        self.assertEqual(
+            [(e.get("greetdEvent"), e["log_namespace"]) for e in published],
+            [
+                ("worker.start", "greetd.daemon.pool.WorkerPool"),
+                (None, "greetd.daemon.pool.WorkerProtocol"),
+                ("reload.start", "greetd.daemon.pool.WorkerPool"),
+                ("worker.start", "greetd.daemon.pool.WorkerPool"),
+            ],
+        )
+
     def test_parentServices(self) -> None:
         """
         With C{--workers}, the parent binds each listener (in its privileged
