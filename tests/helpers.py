@@ -1,6 +1,6 @@
 """
 Shared test helpers: in-memory connections, captured log events, parsed
-options, fake worker processes and scraped metrics.
+options, fake worker processes and a pool of them, and scraped metrics.
 """
 
 from __future__ import annotations
@@ -10,20 +10,25 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.error import ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import (
     MemoryReactorClock,
     StringTransportWithDisconnection,
 )
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from greetd.client.options import Options, parse
 from greetd.core.accessline import NAMESPACE
 from greetd.daemon.options import Options as DaemonOptions
+from greetd.daemon.pool.process import WorkerProtocol
+from greetd.daemon.pool.reload import RollingReload
+from greetd.daemon.pool.service import WorkerPool
 from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
@@ -66,13 +71,14 @@ def connect(
     return protocol, transport
 
 
-def captureLogs(case: SynchronousTestCase, owner: type) -> list[dict[str, Any]]:
+def captureLogs(case: SynchronousTestCase, *owners: type) -> list[dict[str, Any]]:
     """
-    Send the events of C{owner}'s class-level C{_log} to a list, for the
-    length of the test.
+    Send the events of each of C{owners}' class-level C{_log} to one list,
+    for the length of the test.
     """
     events: list[dict[str, Any]] = []
-    case.patch(owner, "_log", Logger(observer=events.append))
+    for owner in owners:
+        case.patch(owner, "_log", Logger(observer=events.append))
     return events
 
 
@@ -214,3 +220,31 @@ def scrape(
         for family in text_string_to_metric_families(body.decode())
         for sample in family.samples
     }
+
+
+class PoolCase(SynchronousTestCase):
+    """
+    A L{WorkerPool} of two fake workers on a fake clock.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.spawned: list[tuple[int, WorkerProtocol, FakeProcess]] = []
+        self.pool = WorkerPool(2, self.spawn, self.clock, stopTimeout=6.0)
+        self.events = captureLogs(self, WorkerPool, RollingReload)
+
+    def spawn(self, slot: int, protocol: WorkerProtocol) -> Any:
+        process = FakeProcess(100 + len(self.spawned))
+        protocol.makeConnection(process)  # type: ignore[arg-type]
+        self.spawned.append((slot, protocol, process))
+        return process
+
+    def die(self, slot: int, reason: Exception | None = None) -> None:
+        """
+        End the running worker in C{slot}, killed by SIGKILL by default.
+        """
+        protocol = self.pool.workers[slot]
+        process = protocol.transport
+        assert isinstance(process, FakeProcess)
+        process.exited = True
+        protocol.processEnded(Failure(reason or ProcessTerminated(signal=9)))

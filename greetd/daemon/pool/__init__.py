@@ -33,22 +33,27 @@ One module a job:
   - L{sockets <greetd.daemon.pool.sockets>}: the shared sockets, bound;
   - L{process <greetd.daemon.pool.process>}: the parent's end of one
     worker process;
-  - L{service <greetd.daemon.pool.service>}: the pool, which starts,
-    restarts, reloads and stops the workers, and the parent's services.
+  - L{supervisor <greetd.daemon.pool.supervisor>}: starting a worker in
+    each slot (the one place a worker is started), restarting one that
+    dies, stopping them all;
+  - L{reload <greetd.daemon.pool.reload>}: replacing them one slot at a
+    time;
+  - L{service <greetd.daemon.pool.service>}: the pool, a supervisor that
+    reloads, and the parent's services.
 """
 
 from __future__ import annotations
 
 from greetd.daemon.pool.process import Spawn, WorkerProtocol, spawnWorker
-from greetd.daemon.pool.service import (
+from greetd.daemon.pool.reload import READY_TIMEOUT, RollingReload
+from greetd.daemon.pool.service import WorkerPool, workerPoolService
+from greetd.daemon.pool.sockets import SharedSocket, bindShared, listenShared
+from greetd.daemon.pool.supervisor import (
     FIRST_BACKOFF,
     MAX_BACKOFF,
-    READY_TIMEOUT,
     RESTART_WINDOW,
-    WorkerPool,
-    workerPoolService,
+    Supervisor,
 )
-from greetd.daemon.pool.sockets import SharedSocket, bindShared, listenShared
 from greetd.daemon.pool.wire import (
     COUNTS_FD,
     FIRST_LISTENER_FD,
@@ -68,8 +73,10 @@ __all__ = [
     "READY_TIMEOUT",
     "RESTART_WINDOW",
     "RETIRE",
+    "RollingReload",
     "SharedSocket",
     "Spawn",
+    "Supervisor",
     "WorkerPool",
     "WorkerProtocol",
     "bindShared",
