@@ -4,10 +4,7 @@ How a client session fails: L{GreetError} and its kinds, each one line.
 
 from __future__ import annotations
 
-from greetd.core.escaping import escape
-
-#: How the daemon's error replies begin.
-ERROR_PREFIX = b"Error: "
+from greetd.core.escaping import quote
 
 
 class GreetError(Exception):
@@ -109,10 +106,3 @@ class ConnectionClosed(GreetError):
         self.waitingFor = waitingFor
         self.partial = partial
         self.clean = clean
-
-
-def quote(data: bytes) -> str:
-    """
-    C{data} escaped and in single quotes, for messages.
-    """
-    return f"'{escape(data)}'"

@@ -8,7 +8,7 @@ from typing import Any, Callable, Generator, Iterable, Iterator, Union
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 
-from greetd.client.errors import quote
+from greetd.core.escaping import quote
 from greetd.core.framing import EXIT
 
 

@@ -36,6 +36,13 @@ def escape(data: bytes | str) -> str:
     return "".join([_ESCAPES[byte] for byte in data])
 
 
+def quote(data: bytes) -> str:
+    """
+    C{data} escaped and in single quotes, for messages.
+    """
+    return f"'{escape(data)}'"
+
+
 def formatAddress(address: IAddress | object) -> str:
     """
     A short, escaped C{host:port} (C{[host]:port} for IPv6, the path for UNIX

@@ -18,6 +18,11 @@ FRAMINGS = ("auto", "line", "raw")
 #: The message that ends a session, as in the seed.
 EXIT = b"exit"
 
+#: The longest message answered by default: the seed's read size, and so
+#: the longest message it could answer whole.  C{greet} takes the same
+#: bound on what it buffers of a server's line.
+DEFAULT_MAX_LENGTH = 1024
+
 #: The line ending used for a line-framed error before any line has ended.
 DEFAULT_LINE_ENDING = b"\r\n"
 
@@ -64,7 +69,9 @@ class MessageFramer:
     # One framer per connection: slots keep idle connections small.
     __slots__ = ("_buffer", "_lastEnding", "framing", "lineMode", "maxLength")
 
-    def __init__(self, framing: str = "auto", maxLength: int = 1024) -> None:
+    def __init__(
+        self, framing: str = "auto", maxLength: int = DEFAULT_MAX_LENGTH
+    ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"unknown framing {framing!r}")
         self.framing = framing

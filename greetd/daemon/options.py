@@ -12,7 +12,7 @@ from twisted.python import usage
 
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.checks import numericOption
-from greetd.core.framing import FRAMINGS
+from greetd.core.framing import DEFAULT_MAX_LENGTH, FRAMINGS
 from greetd.core.sources import DEFAULT_IPV6_PREFIX
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.plan import TCP, PlanError, makePlan
@@ -24,11 +24,7 @@ from greetd.protocols.admission import (
     DEFAULT_RATE_PER_IP,
 )
 from greetd.protocols.datagram import DEFAULT_GLOBAL_RATE, DEFAULT_RATE
-from greetd.protocols.greeting import (
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_LENGTH,
-    DEFAULT_WELCOME,
-)
+from greetd.protocols.greeting import DEFAULT_IDLE_TIMEOUT, DEFAULT_WELCOME
 
 #: Where the seed's TCP server listens.
 DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"

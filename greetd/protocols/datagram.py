@@ -15,12 +15,12 @@ from twisted.logger import Logger
 from greetd.core.access import AccessPolicy
 from greetd.core.counters import DROP_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
+from greetd.core.framing import DEFAULT_MAX_LENGTH
 from greetd.core.limits import KeyedRateLimiter, Throttle, TokenBucket
 from greetd.core.proxyheader import splitDatagramHeader
 from greetd.core.sources import DEFAULT_IPV6_PREFIX, sourceKey
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.fastwrite import datagramWriter
-from greetd.protocols.greeting import DEFAULT_MAX_LENGTH
 
 #: A datagram source, as Twisted delivers it: C{(host, port)}, or for IPv6
 #: C{(host, port, flowinfo, scopeid)}.

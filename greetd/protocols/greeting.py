@@ -25,7 +25,13 @@ from greetd.core.access import AccessPolicy, Network
 from greetd.core.accessline import AccessLog, Closed
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
-from greetd.core.framing import EXIT, FRAMINGS, MessageFramer, MessageTooLong
+from greetd.core.framing import (
+    DEFAULT_MAX_LENGTH,
+    EXIT,
+    FRAMINGS,
+    MessageFramer,
+    MessageTooLong,
+)
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.sources import sourceKey
 from greetd.core.template import ReplyTemplate
@@ -37,9 +43,6 @@ from greetd.protocols.idle import IdleSweep
 
 #: The seed's banner, sent as is, without a line ending.
 DEFAULT_WELCOME = b"Welcome"
-
-#: The seed's read size, and so the longest message it could answer whole.
-DEFAULT_MAX_LENGTH = 1024
 
 #: Seconds a connection may go without completing a message.
 DEFAULT_IDLE_TIMEOUT = 300.0

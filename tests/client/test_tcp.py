@@ -57,6 +57,18 @@ class TCPTestCase(SynchronousTestCase):
         return value
 
 
+class StateTests(TCPTestCase):
+    def test_fewAttributes(self) -> None:
+        """
+        The protocol moves bytes and fires Deferreds; its session keeps
+        the state: a handful of attributes of its own, not flags.
+        """
+        self.protocol.dataReceived(b"Welcome")
+        self.protocol.greet(b"Ann")
+        own = set(vars(self.protocol)) - {"transport", "connected"}
+        self.assertLessEqual(len(own), 8, sorted(own))
+
+
 class RawServerTests(TCPTestCase):
     """
     A banner without a line ending: an C{auto} or C{raw} daemon.

@@ -1,0 +1,400 @@
+"""
+The client side of a TCP greeting session, kept apart from any transport:
+names, the server's bytes and the end of the banner wait go in, events
+come out (bytes to send, the banner, each reply, what to time, why the
+session failed), as h11 does for HTTP and L{MessageFramer} for the server.
+
+The banner tells the client the daemon's framing.  A banner that ends in
+LF comes from a C{line} daemon: names go as lines, pipelined, and each
+reply is a line.  Otherwise (C{auto} or C{raw}), names go bare and one at
+a time, as the seed's client sends them, and a reply is complete once the
+bytes received equal the expected reply, however the network split them.
+The banner is the first chunk received (up to its LF): the daemon writes
+it in one small write.
+
+A daemon with no banner (C{--welcome ''}) says nothing until asked: when
+the caller says the banner wait is over (L{ClientSession.silence}), the
+banner is empty and the first name goes as a line (C{Ann\\r\\n}), which
+every framing answers: C{line} and C{auto} (switched to lines by the LF)
+with the reply and the same line ending, so the session goes on in lines;
+C{raw} by taking the line ending for part of the message (C{Hello,
+Ann\\r\\n!}), which tells the session to send the name again bare and go
+on as the seed does.  Bytes before that answer (a banner later than the
+wait) are dropped.
+
+Bytes that are not the expected reply, in C{raw}, are what arrived:
+the seed's rule.
+
+The states, and what each input does in each (L{_TRANSITIONS}):
+
+    state      greet       exit        silence     data          lost
+    BANNER     queued      queued      -> PROBING  -> LINES|RAW  -> OVER
+    PROBING    sent, one   queued      ignored     -> LINES|RAW  -> OVER
+    LINES      sent        -> CLOSING  ignored     replies       -> OVER
+    RAW        sent, one   -> CLOSING  ignored     replies       -> OVER
+    CLOSING    ValueError  ignored     ignored     ignored       -> OVER
+    OVER       ValueError  ignored     ignored     ignored       ignored
+
+A name is sent at once in LINES (pipelined), and in PROBING and RAW once
+the name before it is answered; C{exit} moves to CLOSING once every name
+is answered; a failure moves any state to OVER.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, NamedTuple, Union
+
+from greetd.core.escaping import quote
+from greetd.core.framing import EXIT
+from greetd.core.template import ReplyTemplate
+
+#: How the daemon's error lines begin (a refusal, a message too long).
+ERROR_PREFIX = b"Error: "
+
+#: The states of a L{ClientSession}.
+BANNER = "banner"  # connected, waiting for the banner
+PROBING = "probing"  # no banner: the first name went as a line
+LINES = "lines"  # the daemon frames by lines: names pipelined as lines
+RAW = "raw"  # the daemon frames by reads: names bare, one at a time
+CLOSING = "closing"  # exit sent, waiting for the server to close
+OVER = "over"  # failed, given up, or the connection is gone
+
+
+class Send(NamedTuple):
+    """
+    Write C{data} to the server.
+    """
+
+    data: bytes
+
+
+class Close(NamedTuple):
+    """
+    C{exit} is sent: close the connection.
+    """
+
+
+class Wait(NamedTuple):
+    """
+    A new wait for the server begins: time it, saying C{what} is awaited
+    if it times out; or, when C{what} is L{None}, nothing is awaited.
+    """
+
+    what: str | None
+
+
+class Banner(NamedTuple):
+    """
+    The banner, without its line ending (empty when none came).
+    """
+
+    banner: bytes
+
+
+class Reply(NamedTuple):
+    """
+    The reply to the oldest name not yet answered.
+    """
+
+    name: bytes
+    reply: bytes
+
+
+class ErrorReply(NamedTuple):
+    """
+    The server answered a name with an error line (C{Error: message longer
+    than N bytes}), after which it closes.  The session is over.
+    """
+
+    text: bytes
+
+
+class Closed(NamedTuple):
+    """
+    The connection ended before the session did, while C{waitingFor} was
+    awaited (L{None}: nothing was, but the session cannot go on), with the
+    bytes of an unfinished reply, if any.  The session is over.
+    """
+
+    waitingFor: str | None
+    partial: bytes
+    clean: bool
+
+
+#: What a L{ClientSession} tells its caller to do.
+Action = Union[Send, Close, Wait]
+
+#: What a L{ClientSession} tells its caller happened; the last two end
+#: the session.
+Event = Union[Action, Banner, Reply, ErrorReply, Closed]
+
+#: The actions, and the failures (which end a session).
+ACTIONS = (Send, Close, Wait)
+FAILURES = (ErrorReply, Closed)
+
+
+class ClientSession:
+    """
+    One TCP greeting session from the client's side, without I/O.
+
+    Each input returns the events it causes, in order: first what to do
+    (L{Send}, L{Close}, L{Wait}), then what happened.
+
+    @ivar template: The daemon's L{ReplyTemplate}, to recognise replies.
+    @ivar state: One of L{BANNER}, L{PROBING}, L{LINES}, L{RAW},
+        L{CLOSING} and L{OVER}.
+    """
+
+    def __init__(self, template: ReplyTemplate | None = None) -> None:
+        self.template = template if template is not None else ReplyTemplate()
+        self.state = BANNER
+        self._buffer = b""
+        # Names not yet answered, oldest first; the first _sent of them are
+        # written.
+        self._names: deque[bytes] = deque()
+        self._sent = 0
+        self._exit = False
+        # How names end: a line ending in LINES and PROBING, b"" in RAW.
+        self._ending: bytes | None = None
+
+    @property
+    def lineMode(self) -> bool | None:
+        """
+        Whether the daemon frames by lines; L{None} until that is known.
+        """
+        return None if self._ending is None else self._ending != b""
+
+    @property
+    def awaiting(self) -> str:
+        """
+        What the session waits for now, in words for a message.
+        """
+        if self.state == BANNER:
+            return "the banner"
+        if self.state == CLOSING or not self._names:
+            return "the connection to close"
+        reply = f"the reply to {quote(self._names[0])}"
+        return f"a banner or {reply}" if self.state == PROBING else reply
+
+    def greet(self, name: bytes) -> list[Event]:
+        """
+        Greet C{name}: it is sent once the framing is known and the names
+        before it allow.
+
+        @raise ValueError: Once the session is ending or over.
+        """
+        return _TRANSITIONS[self.state]["greet"](self, name)
+
+    def exit(self) -> list[Event]:
+        """
+        End the session: C{exit} goes once every name is answered.
+        """
+        return _TRANSITIONS[self.state]["exit"](self)
+
+    def silence(self) -> list[Event]:
+        """
+        The banner wait is over and nothing came.
+        """
+        return _TRANSITIONS[self.state]["silence"](self)
+
+    def receive(self, data: bytes) -> list[Event]:
+        """
+        The server sent C{data}.
+        """
+        return _TRANSITIONS[self.state]["data"](self, data)
+
+    def lost(self, clean: bool) -> list[Event]:
+        """
+        The connection is gone: closed (C{clean}) or reset.
+        """
+        return _TRANSITIONS[self.state]["lost"](self, clean)
+
+    def abandon(self) -> None:
+        """
+        The caller gives up on the session (a wait timed out): whatever
+        comes now is ignored.
+        """
+        self.state = OVER
+
+    # What each input does in each state.
+
+    def _queue(self, name: bytes) -> list[Event]:
+        self._names.append(name)
+        return self._send()
+
+    def _queueExit(self) -> list[Event]:
+        self._exit = True
+        return self._send()
+
+    def _refuse(self, *args: object) -> list[Event]:
+        raise ValueError("the session is ending")
+
+    def _ignore(self, *args: object) -> list[Event]:
+        return []
+
+    def _noBanner(self) -> list[Event]:
+        self.state, self._ending = PROBING, b"\r\n"
+        return [*self._send(), Banner(b"")]
+
+    def _banner(self, data: bytes) -> list[Event]:
+        banner, newline, self._buffer = data.partition(b"\n")
+        if newline and banner.endswith(b"\r"):
+            banner = banner[:-1]
+        if newline:
+            self.state, self._ending = LINES, b"\r\n"
+        else:
+            self.state, self._ending = RAW, b""
+        events = self._send()
+        events.append(Banner(banner))
+        return self._ordered(events + self._replies(b""))
+
+    def _probeAnswer(self, data: bytes) -> list[Event]:
+        self._buffer += data
+        if not self._sent:
+            return []
+        name = self._names[0]
+        lineReply = self.template.format(name) + b"\r\n"
+        rawReply = self.template.format(name + b"\r\n")
+        if self._buffer.endswith(lineReply):
+            self._buffer = lineReply
+        elif self._buffer.startswith(ERROR_PREFIX) and b"\n" in self._buffer:
+            pass
+        elif self._buffer.endswith(rawReply):
+            # A raw daemon answered the name with its line ending: again, bare.
+            self.state, self._ending, self._buffer = RAW, b"", b""
+            return [Send(name), Wait(self.awaiting)]
+        else:
+            return []
+        self.state = LINES
+        return self._ordered(self._send() + self._replies(b""))
+
+    def _replies(self, data: bytes) -> list[Event]:
+        """
+        The replies C{data} completes, in LINES or RAW.
+        """
+        self._buffer += data
+        read = self._readLine if self.state == LINES else self._readRaw
+        events: list[Event] = []
+        while self._sent and self.state != OVER:
+            reply = read()
+            if reply is None:
+                break
+            events += self._answer(reply)
+        if self.state == RAW and not self._sent:
+            # Nothing is owed: what a raw daemon sends now answers no name.
+            self._buffer = b""
+        return self._ordered(events)
+
+    def _readLine(self) -> bytes | None:
+        line, newline, rest = self._buffer.partition(b"\n")
+        if not newline:
+            return None
+        self._buffer = rest
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def _readRaw(self) -> bytes | None:
+        expected = self.template.format(self._names[0])
+        buffer = self._buffer
+        if not buffer or (buffer != expected and expected.startswith(buffer)):
+            return None
+        self._buffer = b""
+        return buffer
+
+    def _answer(self, reply: bytes) -> list[Event]:
+        name = self._names[0]
+        expected = self.template.format(name)
+        if reply != expected and reply.startswith(ERROR_PREFIX):
+            return self._over(ErrorReply(reply))
+        self._names.popleft()
+        self._sent -= 1
+        events = self._send(restart=True)
+        events.append(Reply(name, reply))
+        return events
+
+    def _send(self, restart: bool = False) -> list[Event]:
+        """
+        Send what the framing and the names before allow; C{restart}: an
+        answer just came, so any wait still open is a new one.
+        """
+        ending = self._ending
+        if ending is None:
+            return []
+        events: list[Event] = []
+        waiting = self._sent > 0 and not restart
+        pipelined = self.state == LINES
+        while self._sent < len(self._names) and (pipelined or not self._sent):
+            events.append(Send(self._names[self._sent] + ending))
+            self._sent += 1
+        if self._sent and not waiting:
+            events.append(Wait(self.awaiting))
+        elif restart and not self._sent:
+            events.append(Wait(None))
+        if self._exit and not self._names:
+            self.state = CLOSING
+            events += [Send(EXIT + ending), Close(), Wait(self.awaiting)]
+        return events
+
+    def _lost(self, clean: bool) -> list[Event]:
+        if self.state == BANNER:
+            return self._over(Closed(self.awaiting, self._buffer, clean))
+        if not self._names:
+            return self._over(Closed(None, b"", clean))
+        partial = self._buffer
+        if partial.startswith(ERROR_PREFIX):
+            return self._over(ErrorReply(partial.rstrip(b"\r\n")))
+        return self._over(Closed(self.awaiting, partial, clean))
+
+    def _closed(self, clean: bool) -> list[Event]:
+        self.state = OVER
+        return []
+
+    def _over(self, failure: Event) -> list[Event]:
+        self.state = OVER
+        self._buffer = b""
+        return [failure]
+
+    @staticmethod
+    def _ordered(events: list[Event]) -> list[Event]:
+        # Actions first: a caller that fires a Deferred for an event may be
+        # called back with a new name, whose bytes must follow these.
+        return sorted(events, key=lambda event: not isinstance(event, ACTIONS))
+
+
+_Input = Callable[..., "list[Event]"]
+
+#: What each input does in each state: the table in the module docstring.
+_TRANSITIONS: dict[str, dict[str, _Input]] = {
+    BANNER: {
+        "greet": ClientSession._queue,
+        "exit": ClientSession._queueExit,
+        "silence": ClientSession._noBanner,
+        "data": ClientSession._banner,
+        "lost": ClientSession._lost,
+    },
+    PROBING: {
+        "greet": ClientSession._queue,
+        "exit": ClientSession._queueExit,
+        "silence": ClientSession._ignore,
+        "data": ClientSession._probeAnswer,
+        "lost": ClientSession._lost,
+    },
+    CLOSING: {
+        "greet": ClientSession._refuse,
+        "exit": ClientSession._ignore,
+        "silence": ClientSession._ignore,
+        "data": ClientSession._ignore,
+        "lost": ClientSession._closed,
+    },
+    OVER: {
+        "greet": ClientSession._refuse,
+        "exit": ClientSession._ignore,
+        "silence": ClientSession._ignore,
+        "data": ClientSession._ignore,
+        "lost": ClientSession._ignore,
+    },
+}
+_TRANSITIONS[LINES] = _TRANSITIONS[RAW] = {
+    **_TRANSITIONS[PROBING],
+    "data": ClientSession._replies,
+}

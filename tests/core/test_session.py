@@ -1,0 +1,227 @@
+"""
+Tests for L{greetd.core.session}, the client's session without I/O: bytes
+and names in, events out.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.core.framing import FRAMINGS, MessageFramer
+from greetd.core.session import (
+    _TRANSITIONS,
+    BANNER,
+    CLOSING,
+    LINES,
+    OVER,
+    PROBING,
+    RAW,
+    Banner,
+    ClientSession,
+    Close,
+    Closed,
+    ErrorReply,
+    Event,
+    Reply,
+    Send,
+    Wait,
+)
+from greetd.core.template import ReplyTemplate
+
+
+class TransitionTableTests(SynchronousTestCase):
+    def test_everyStateEveryInput(self) -> None:
+        """
+        Every state says what every input does: nothing is left to chance.
+        """
+        inputs = {"greet", "exit", "silence", "data", "lost"}
+        self.assertEqual(
+            set(_TRANSITIONS), {BANNER, PROBING, LINES, RAW, CLOSING, OVER}
+        )
+        for state, table in _TRANSITIONS.items():
+            self.assertEqual(set(table), inputs, state)
+
+
+class LineSessionTests(SynchronousTestCase):
+    def test_pipelined(self) -> None:
+        """
+        After a line banner, names go as lines at once, and each reply
+        restarts the wait for the next, or ends it.
+        """
+        session = ClientSession()
+        self.assertEqual(session.greet(b"Ann"), [])
+        self.assertEqual(
+            session.receive(b"Welcome\r\n"),
+            [Send(b"Ann\r\n"), Wait("the reply to 'Ann'"), Banner(b"Welcome")],
+        )
+        self.assertEqual((session.state, session.lineMode), (LINES, True))
+        self.assertEqual(session.greet(b"Bob"), [Send(b"Bob\r\n")])
+        self.assertEqual(
+            session.receive(b"Hello, Ann!\r\nHello, Bob!\r"),
+            [Wait("the reply to 'Bob'"), Reply(b"Ann", b"Hello, Ann!")],
+        )
+        self.assertEqual(
+            session.receive(b"\n"), [Wait(None), Reply(b"Bob", b"Hello, Bob!")]
+        )
+        self.assertEqual(
+            session.exit(),
+            [Send(b"exit\r\n"), Close(), Wait("the connection to close")],
+        )
+        self.assertEqual(session.state, CLOSING)
+        self.assertRaises(ValueError, session.greet, b"Cid")
+        self.assertEqual(session.receive(b"noise"), [])
+        self.assertEqual(session.lost(True), [])
+        self.assertEqual(session.state, OVER)
+
+    def test_actionsFirst(self) -> None:
+        """
+        What to send comes before the replies that let it go, so that a
+        caller told of a reply, who greets another name then, sends in
+        order.
+        """
+        session = ClientSession()
+        session.receive(b"Welcome")
+        session.greet(b"Ann")
+        session.greet(b"Bob")
+        events = session.receive(b"Hello, Ann!")
+        self.assertEqual(
+            events,
+            [Send(b"Bob"), Wait("the reply to 'Bob'"), Reply(b"Ann", b"Hello, Ann!")],
+        )
+
+    def test_errorLine(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome\n")
+        session.greet(b"x" * 10)
+        self.assertEqual(
+            session.receive(b"Error: message longer than 8 bytes\r\n"),
+            [ErrorReply(b"Error: message longer than 8 bytes")],
+        )
+        self.assertEqual(session.state, OVER)
+        self.assertEqual(session.receive(b"Hello, x!\r\n"), [])
+
+
+class RawSessionTests(SynchronousTestCase):
+    def test_oneAtATime(self) -> None:
+        session = ClientSession(ReplyTemplate("<%s>"))
+        session.receive(b"Hi")
+        self.assertEqual(session.state, RAW)
+        self.assertEqual(
+            session.greet(b"Ann"), [Send(b"Ann"), Wait("the reply to 'Ann'")]
+        )
+        self.assertEqual(session.greet(b"Bob"), [])
+        self.assertEqual(session.receive(b"<An"), [])
+        self.assertEqual(
+            session.receive(b"n>"),
+            [Send(b"Bob"), Wait("the reply to 'Bob'"), Reply(b"Ann", b"<Ann>")],
+        )
+
+    def test_lostWithPartialReply(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome")
+        session.greet(b"Ann")
+        session.receive(b"Hello")
+        self.assertEqual(
+            session.lost(False), [Closed("the reply to 'Ann'", b"Hello", False)]
+        )
+
+    def test_lostWhileIdle(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome")
+        self.assertEqual(session.lost(True), [Closed(None, b"", True)])
+
+    def test_lostBeforeBanner(self) -> None:
+        self.assertEqual(ClientSession().lost(True), [Closed("the banner", b"", True)])
+
+
+class NoBannerSessionTests(SynchronousTestCase):
+    def test_lineDaemon(self) -> None:
+        session = ClientSession()
+        session.greet(b"Ann")
+        session.greet(b"Bob")
+        self.assertEqual(
+            session.silence(),
+            [Send(b"Ann\r\n"), Wait("a banner or the reply to 'Ann'"), Banner(b"")],
+        )
+        self.assertEqual(session.state, PROBING)
+        self.assertEqual(
+            session.receive(b"Hello, Ann!\r\n"),
+            [
+                Send(b"Bob\r\n"),
+                Wait("the reply to 'Bob'"),
+                Reply(b"Ann", b"Hello, Ann!"),
+            ],
+        )
+        self.assertEqual(session.state, LINES)
+
+    def test_rawDaemon(self) -> None:
+        """
+        A raw daemon's answer to the line: the name goes again, bare, with a
+        wait of its own.
+        """
+        session = ClientSession()
+        session.greet(b"Ann")
+        session.silence()
+        self.assertEqual(
+            session.receive(b"Hello, Ann\r\n!"),
+            [Send(b"Ann"), Wait("the reply to 'Ann'")],
+        )
+        self.assertEqual((session.state, session.lineMode), (RAW, False))
+
+    def test_silenceIgnoredLater(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome")
+        self.assertEqual(session.silence(), [])
+
+
+def _answers(framer: MessageFramer, template: ReplyTemplate, sent: bytes) -> bytes:
+    return b"".join(
+        template.format(message.payload) + message.ending
+        for message in framer.feed(sent)
+    )
+
+
+_name = st.binary(min_size=1, max_size=40).filter(
+    lambda name: b"\r" not in name and b"\n" not in name and name != b"exit"
+)
+
+
+class SessionPropertyTests(SynchronousTestCase):
+    @given(
+        names=st.lists(_name, min_size=1, max_size=4),
+        framing=st.sampled_from(FRAMINGS),
+        welcome=st.sampled_from([b"", b"Welcome"]),
+        data=st.data(),
+    )
+    def test_anyFramingAnyChunking(
+        self, names: list[bytes], framing: str, welcome: bytes, data: st.DataObject
+    ) -> None:
+        """
+        Driven against the daemon's own framer in every framing, with or
+        without a banner, however the daemon's bytes are cut, every name
+        gets its reply, in order.
+        """
+        session, template = ClientSession(), ReplyTemplate()
+        framer = MessageFramer(framing, 1024)
+        events: list[Event] = []
+        for name in names:
+            events += session.greet(name)
+        # The daemon writes its banner alone, before it reads a name; a
+        # line daemon's is a line.
+        banner = welcome + b"\r\n" if welcome and framing == "line" else welcome
+        events += session.receive(banner) if banner else session.silence()
+        owed, replies = b"", []
+        while True:
+            sent = b"".join(event.data for event in events if isinstance(event, Send))
+            replies += [event for event in events if isinstance(event, Reply)]
+            owed += _answers(framer, template, sent) if sent else b""
+            if not owed:
+                break
+            cut = data.draw(st.integers(1, len(owed)))
+            chunk, owed = owed[:cut], owed[cut:]
+            events = session.receive(chunk)
+        self.assertEqual(
+            replies, [Reply(name, template.format(name)) for name in names]
+        )
