@@ -24,9 +24,10 @@ DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=op
 
 .PHONY: run test lint install bench debian-packages clean
 
-# An editable install (hatchling's: a .pth file putting the project root on
-# sys.path, where Twisted's plugin scan finds twisted/plugins/greetd_plugin.py).
-$(STAMP): pyproject.toml
+# An editable install (setup.cfg's package_dir makes it a .pth file putting
+# the project root on sys.path, where Twisted's plugin scan finds
+# twisted/plugins/greetd_plugin.py).
+$(STAMP): pyproject.toml setup.cfg setup.py
 	$(if $(filter pypy3,$(PYTHON)),tools/debian-packages $(DEBIAN_PYPY))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -47,8 +48,8 @@ test: $(STAMP) debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check greetd tests bench twisted
-	$(BIN)/ruff format --check greetd tests bench twisted
+	$(BIN)/ruff check greetd tests bench twisted setup.py
+	$(BIN)/ruff format --check greetd tests bench twisted setup.py
 	$(BIN)/mypy --strict greetd
 	$(BIN)/lint-imports
 

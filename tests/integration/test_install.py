@@ -1,10 +1,12 @@
 """
-The package installs into a fresh virtualenv, plain and editable, and
-twistd finds the plugin either way.
+The package installs into a fresh virtualenv, plain and editable, without a
+warning from the build, and twistd finds the plugin either way.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,31 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 #: Installing pulls Twisted from the package index: give it time.
 INSTALL_TIMEOUT = 600
+
+#: A warning in pip's verbose output of a build: Python's warnings, which
+#: pip passes on from the backend (C{SetuptoolsDeprecationWarning:},
+#: C{BuildBackendWarning:}), setuptools' banners around them (C{!!}) and
+#: its commands' own (C{warning: ...}).  pip's own C{WARNING:} lines are
+#: about this machine's package index, not about greetd.
+BUILD_WARNING = re.compile(r"Warning\b|\bwarning:|^\s*!!", re.MULTILINE)
+
+
+def quietEnvironment() -> dict[str, str]:
+    """
+    This process's environment, without C{PYTHONDONTWRITEBYTECODE}: under
+    it setuptools warns that it does not byte-compile, a warning about the
+    caller's environment, not about greetd's packaging.
+    """
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environment
+
+
+def buildWarnings(output: str) -> list[str]:
+    """
+    The lines of pip's verbose C{output} that are warnings of the build.
+    """
+    return [line for line in output.splitlines() if BUILD_WARNING.search(line)]
 
 
 def freshVenv(where: Path) -> Path:
@@ -50,16 +77,23 @@ def twistd(bin: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]
 )
 def test_installedPluginFound(tmp_path: Path, installArgs: list[str]) -> None:
     """
-    After installing, C{twistd greetd --help} works from an unrelated
-    directory, so the plugin is found on the installed path.
+    The build says no warning, and after installing, C{twistd greetd
+    --help} works from an unrelated directory, so the plugin is found on
+    the installed path.
     """
     bin = freshVenv(tmp_path / "venv")
-    subprocess.run(
-        [str(bin / "python"), "-m", "pip", "install", "--quiet", *installArgs],
-        check=True,
+    installed = subprocess.run(
+        [str(bin / "python"), "-m", "pip", "install", "--verbose", *installArgs],
+        capture_output=True,
+        text=True,
         timeout=INSTALL_TIMEOUT,
         cwd=tmp_path,
+        env=quietEnvironment(),
     )
+    output = installed.stdout + installed.stderr
+    assert installed.returncode == 0, output
+    assert "Running command Building" in output, output
+    assert buildWarnings(output) == [], output
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = twistd(bin, elsewhere, "--help")

@@ -1,7 +1,9 @@
 """
-The distributions: C{python -m build} makes an sdist and a wheel (built
-from the sdist) that C{twine check} passes (on CPython: twine does not
-install on PyPy 3.9), and the wheel, installed into a
+The distributions: C{python -m build} makes, with setuptools from
+C{setup.cfg} and C{setup.py}, an sdist and a wheel (built from the sdist)
+that C{twine check} passes (on CPython: twine does not install on PyPy
+3.9), both with the license and the metadata publishing needs, and the
+wheel, installed into a
 fresh virtualenv on CPython and on PyPy, runs C{twistd greetd} and C{greet}
 for a user who cannot write to its site-packages, with no word from
 Twisted's plugin cache once the systemd guide's install step has filled it.
@@ -14,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Iterator
 
 import pytest
 
+from greetd import __version__
 from greetd.testing import Daemon, defaultSignals, withEphemeralPorts
 from tests.integration.conftest import TIMEOUT, requireTool
 from tests.integration.test_install import INSTALL_TIMEOUT
@@ -62,6 +66,50 @@ def distributions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"sdist": sdist, "wheel": wheel}
 
 
+def test_setuptools() -> None:
+    """
+    The build backend is setuptools, with the metadata in C{setup.cfg} and
+    the package list in C{setup.py}; C{pyproject.toml} has no C{[project]}
+    table of its own to contradict them.
+    """
+    pyproject = (PROJECT / "pyproject.toml").read_text()
+    assert 'build-backend = "setuptools.build_meta"' in pyproject
+    assert "[project]" not in pyproject
+    assert "name = greetd" in (PROJECT / "setup.cfg").read_text()
+    assert "packages=" in (PROJECT / "setup.py").read_text()
+
+
+def test_licenseAndMetadata(distributions: dict[str, Path]) -> None:
+    """
+    The repository's LICENSE (MIT) is in the sdist and the wheel, and the
+    metadata names the version of C{greetd/__init__.py}, the license, an
+    author and the project's addresses.
+    """
+    license = (PROJECT / "LICENSE").read_text()
+    assert license.startswith("MIT License\n"), license
+    top = f"greetd-{__version__}"
+    with tarfile.open(distributions["sdist"]) as sdist:
+        member = sdist.extractfile(f"{top}/LICENSE")
+        assert member is not None
+        assert member.read().decode() == license
+    assert distributions["wheel"].name == f"{top}-py3-none-any.whl"
+    with zipfile.ZipFile(distributions["wheel"]) as wheel:
+        info = f"{top}.dist-info"
+        assert wheel.read(f"{info}/licenses/LICENSE").decode() == license
+        metadata = wheel.read(f"{info}/METADATA").decode()
+    headers = metadata.split("\n\n")[0].splitlines()
+    assert f"Version: {__version__}" in headers
+    assert "License-Expression: MIT" in headers
+    assert "License-File: LICENSE" in headers
+    assert "Author: the greetd developers" in headers
+    urls = [line for line in headers if line.startswith("Project-URL: ")]
+    assert {url.split(":")[1].split(",")[0].strip() for url in urls} == {
+        "Documentation",
+        "Source",
+        "Issues",
+    }, urls
+
+
 def test_twineCheck(distributions: dict[str, Path]) -> None:
     """
     C{twine check --strict} passes both: their metadata, and the README
@@ -98,7 +146,7 @@ def test_wheelContents(distributions: dict[str, Path]) -> None:
     assert "greetd/client/cli.py" in names
     assert "greet = greetd.client.cli:main" in scripts
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"greetd", "twisted", "greetd-0.1.0.dist-info"}, tops
+    assert tops == {"greetd", "twisted", f"greetd-{__version__}.dist-info"}, tops
     assert [name for name in names if name.startswith("twisted/")] == [
         "twisted/plugins/greetd_plugin.py"
     ]
