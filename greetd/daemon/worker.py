@@ -19,7 +19,6 @@ the parent) reaches end of file: no worker outlives its parent.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -44,7 +43,13 @@ from greetd.daemon.endpoints import tlsServerFactory
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
-from greetd.daemon.pool.wire import COUNTS_FD, READY, RETIRE, parseInherited
+from greetd.daemon.pool.wire import (
+    COUNTS_FD,
+    READY_LINE,
+    RETIRE,
+    countsLine,
+    parseInherited,
+)
 from greetd.daemon.single import Target, serve
 from greetd.ops.logfile import REOPEN_SIGNALS
 from greetd.ops.relay import workerLogObserver
@@ -210,9 +215,8 @@ def report(servers: Servers, fd: int) -> None:
     pipe is non-blocking: a report that does not fit is dropped, the next
     one says it all again.
     """
-    line = json.dumps(servers.counts()).encode("ascii") + b"\n"
     with suppress(OSError):
-        os.write(fd, line)
+        os.write(fd, countsLine(servers.counts()))
 
 
 def retire(
@@ -264,7 +268,7 @@ def announceReady(services: MultiService, fd: int) -> Deferred[None]:
 
     def ready(ports: object) -> None:
         with suppress(OSError):
-            os.write(fd, READY + b"\n")
+            os.write(fd, READY_LINE)
 
     return gatherResults(listening).addCallback(ready)
 

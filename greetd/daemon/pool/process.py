@@ -5,7 +5,6 @@ sockets as its descriptors, and reading what it writes.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from typing import Any, Callable, Protocol, Sequence
@@ -18,7 +17,13 @@ from twisted.python.failure import Failure
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.pool.logger import WORKER, PinnedLogger
 from greetd.daemon.pool.sockets import SharedSocket
-from greetd.daemon.pool.wire import COUNTS_FD, FIRST_LISTENER_FD, READY, workerCommand
+from greetd.daemon.pool.wire import (
+    COUNTS_FD,
+    FIRST_LISTENER_FD,
+    CountsReader,
+    parseCounts,
+    workerCommand,
+)
 from greetd.ops.relay import LogRelay
 
 
@@ -60,7 +65,7 @@ class WorkerProtocol(ProcessProtocol):
         self.pool = pool
         self.slot = slot
         self.counts: Counter[str] = Counter()
-        self._buffer = b""
+        self._counts = CountsReader()
         self._logs: dict[int, LogRelay] = {}
 
     def connectionMade(self) -> None:
@@ -75,14 +80,13 @@ class WorkerProtocol(ProcessProtocol):
             self._logs[childFD].dataReceived(data)
         if childFD != COUNTS_FD:
             return
-        *lines, self._buffer = (self._buffer + data).split(b"\n")
-        reports = [line for line in lines if line != READY]
-        if reports:
+        read = self._counts.feed(data)
+        if read.report is not None:
             try:
-                self.counts = Counter(json.loads(reports[-1]))
+                self.counts = parseCounts(read.report)
             except ValueError:
                 self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
-        if len(reports) < len(lines) and not self.ready:
+        if read.ready and not self.ready:
             self.ready = True
             self.pool.workerReady(self)
 

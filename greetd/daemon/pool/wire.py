@@ -7,9 +7,11 @@ import it, and only it, from each other.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
-from typing import Sequence
+from collections import Counter
+from typing import Mapping, NamedTuple, Sequence
 
 #: The worker's descriptor for its counters, written once a second.
 COUNTS_FD = 3
@@ -18,8 +20,11 @@ COUNTS_FD = 3
 FIRST_LISTENER_FD = 4
 
 #: The line a worker writes on L{COUNTS_FD} once it serves every listener
-#: (its counters are the other lines, JSON objects).
+#: (its counters are the other lines, JSON objects: L{countsLine}).
 READY = b"ready"
+
+#: L{READY}, as a line.
+READY_LINE = READY + b"\n"
 
 #: The signal a reload sends the worker it has replaced (nginx's graceful
 #: shutdown signal): stop listening and let each connection end by itself,
@@ -77,3 +82,56 @@ def workerCommand(
         "--",
         *arguments,
     ]
+
+
+def countsLine(counts: Mapping[str, int]) -> bytes:
+    """
+    A worker's report of its C{counts}, as the line it writes on
+    L{COUNTS_FD}: a JSON object from each count's key to its value.
+    """
+    return json.dumps(counts).encode("ascii") + b"\n"
+
+
+def parseCounts(line: bytes) -> Counter[str]:
+    """
+    The counts of a report (L{countsLine}), without its newline.
+
+    @raise ValueError: If C{line} is not a JSON object of integers.
+    """
+    counts = json.loads(line)
+    if not isinstance(counts, dict) or not all(
+        isinstance(value, int) for value in counts.values()
+    ):
+        raise ValueError("not an object of counts")
+    return Counter(counts)
+
+
+class Read(NamedTuple):
+    """
+    What one read of L{COUNTS_FD} brought (L{CountsReader.feed}).
+
+    @ivar report: The last whole report line, without its newline, if any:
+        each report says all the counts, so earlier ones are stale.
+    @ivar ready: Whether a L{READY} line came.
+    """
+
+    report: bytes | None
+    ready: bool
+
+
+class CountsReader:
+    """
+    The parent's reading of a worker's L{COUNTS_FD}: whole lines, however
+    the pipe splits them.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> Read:
+        """
+        Read C{data}, the next bytes of the pipe.
+        """
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        reports = [line for line in lines if line != READY]
+        return Read(reports[-1] if reports else None, len(reports) < len(lines))

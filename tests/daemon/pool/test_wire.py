@@ -5,10 +5,18 @@ what the worker understands.
 
 from __future__ import annotations
 
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.daemon.pool import (
+from greetd.daemon.pool.wire import (
+    READY_LINE,
+    CountsReader,
+    countsLine,
     formatInherited,
+    parseCounts,
     parseInherited,
     workerCommand,
 )
@@ -61,3 +69,56 @@ class ArgumentTests(SynchronousTestCase):
         self.assertNotIn(
             "--reactor", " ".join(workerCommand(1, {"tcp": [4]}, ["--no-udp"]))
         )
+
+
+#: Reports as a worker writes them: counts, and READY once among them.
+reports = st.lists(
+    st.dictionaries(st.sampled_from(["tcp.messages", "tcp.open"]), st.integers(0)),
+    min_size=1,
+)
+
+
+class CountsPipeTests(SynchronousTestCase):
+    """
+    What a worker writes on its counters' pipe, and how the parent reads it.
+    """
+
+    @given(reports, st.integers(0), st.lists(st.integers(1, 64)))
+    def test_anySplit(
+        self, counts: list[dict[str, int]], readyAt: int, cuts: list[int]
+    ) -> None:
+        """
+        However the pipe splits the lines, the parent reads the last whole
+        report and READY once.
+        """
+        lines = [countsLine(report) for report in counts]
+        lines.insert(readyAt % (len(lines) + 1), READY_LINE)
+        stream = b"".join(lines)
+        reader = CountsReader()
+        last = None
+        ready = 0
+        offset = 0
+        for cut in [*cuts, len(stream)]:
+            read = reader.feed(stream[offset : offset + cut])
+            offset += cut
+            if read.report is not None:
+                last = parseCounts(read.report)
+            ready += read.ready
+        self.assertEqual((last, ready), (Counter(counts[-1]), 1))
+
+    def test_partialLine(self) -> None:
+        """
+        Nothing is read until the line ends.
+        """
+        reader = CountsReader()
+        self.assertEqual(reader.feed(b'{"tcp.open": 1'), (None, False))
+        self.assertEqual(reader.feed(b"}\nrea"), (b'{"tcp.open": 1}', False))
+        self.assertEqual(reader.feed(b"dy\n"), (None, True))
+
+    def test_badCounts(self) -> None:
+        """
+        A report that is not a JSON object of integers is refused.
+        """
+        for line in (b"{garbage", b"[1, 2]", b'"tcp"', b'{"tcp.open": "1"}', b""):
+            self.assertRaises(ValueError, parseCounts, line)
+        self.assertEqual(parseCounts(b'{"tcp.open": 2}'), Counter({"tcp.open": 2}))
