@@ -45,8 +45,8 @@ def withEphemeralPorts(args: tuple[str, ...]) -> tuple[str, ...]:
 
 def logText(line: str) -> str:
     """
-    The text of a log line: the line, or for a JSON line (C{--logger
-    greetd.ops.log.jsonLogger}) its C{text}.
+    The text of a log line: the line, or for a JSON line (C{--log-format
+    json}) its C{text}.
     """
     if line.startswith("{"):
         try:

@@ -14,7 +14,6 @@ from greetd.core.proxyheader import MAX_DATAGRAM_HEADER
 from greetd.core.template import ReplyTemplate
 from greetd.daemon.options import Options
 from greetd.ops.accesslog import FastAccessLog
-from greetd.ops.log import output
 from greetd.protocols.accesslog import LoggerAccessLog, NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
@@ -83,7 +82,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             healthCheckFrom=options["health-check-from"],
             accessLog=NoAccessLog()
             if options["no-access-log"]
-            else FastAccessLog(output, LoggerAccessLog()),
+            else FastAccessLog(options["log"], LoggerAccessLog()),
         )
     replies = [
         ReplyProtocol(

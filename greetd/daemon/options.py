@@ -17,6 +17,7 @@ from greetd.core.sources import DEFAULT_IPV6_PREFIX
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 from greetd.daemon.plan import TCP, PlanError, makePlan
 from greetd.daemon.shutdown import DEFAULT_SHUTDOWN_TIMEOUT
+from greetd.ops.log import LOG_FORMATS, LogOutput
 from greetd.ops.loglevel import DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel
 from greetd.protocols.admission import (
     DEFAULT_MAX_CONNECTIONS,
@@ -39,8 +40,9 @@ class Options(usage.Options):
 
     After parsing, C{self["plan"]} is the L{Plan} of every listener (the
     defaults unless given or disabled), C{self["template"]} the checked
-    L{ReplyTemplate} and C{self["access"]} the L{AccessPolicy}; every other
-    value is checked and of its type.  C{self["reactor"]} names the reactor
+    L{ReplyTemplate}, C{self["access"]} the L{AccessPolicy} and
+    C{self["log"]} the L{LogOutput} of C{--log-level} and C{--log-format};
+    every other value is checked and of its type.  C{self["reactor"]} names the reactor
     plugin a pool's workers install (C{twistd greetd} sets it to its own),
     or is C{None} for Twisted's default.
 
@@ -58,10 +60,10 @@ class Options(usage.Options):
         "or systemd:domain=...:name=... (default udp:9999:interface=127.0.0.1; "
         "haproxy: in front for a PROXY header on each datagram, as nginx sends). "
         "Both may be repeated. Logs go where twistd's would (stdout with "
-        "--nodaemon, else twistd's --logfile), as text or, with twistd's "
-        "--logger greetd.ops.log.jsonLogger, JSON; the file is opened for "
-        "appending and never rotated by greetd: SIGHUP and SIGUSR1 reopen it "
-        "by name, for logrotate. SIGTERM and SIGINT drain and stop."
+        "--nodaemon, else twistd's --logfile), as text or JSON (--log-format); "
+        "the file is opened for appending and never rotated by greetd: SIGHUP "
+        "and SIGUSR1 reopen it by name, for logrotate. SIGTERM and SIGINT "
+        "drain and stop."
     )
 
     optParameters: ClassVar[list[Any]] = [
@@ -158,6 +160,13 @@ class Options(usage.Options):
             f"The least severe log lines written: {', '.join(LOG_LEVELS)} "
             "(debug adds dropped datagrams and Twisted's own port lines).",
         ],
+        [
+            "log-format",
+            None,
+            None,
+            "How log lines are written: text (as twistd writes them; the "
+            "default) or json (one JSON object a line).",
+        ],
     ]
 
     optFlags: ClassVar[list[Any]] = [
@@ -180,6 +189,7 @@ class Options(usage.Options):
         optActions={
             "framing": usage.CompleteList(FRAMINGS),
             "log-level": usage.CompleteList(LOG_LEVELS),
+            "log-format": usage.CompleteList(LOG_FORMATS),
         }
     )
 
@@ -225,6 +235,13 @@ class Options(usage.Options):
             self["log-level"] = parseLogLevel(self["log-level"])
         except ValueError as error:
             raise usage.UsageError(f"--log-level: {error}") from None
+        self["log-format"] = self["log-format"] or "text"
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(
+                f"--log-format must be one of {', '.join(LOG_FORMATS)}, "
+                f"not {self['log-format']!r}"
+            )
+        self["log"] = LogOutput(self["log-level"], self["log-format"] == "json")
         self["max-length"] = numericOption(self, "max-length")
         self["workers"] = numericOption(self, "workers")
         for name in ("max-connections", "max-per-ip", "rate-per-ip", "ipv6-prefix"):

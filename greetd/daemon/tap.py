@@ -7,22 +7,25 @@ from __future__ import annotations
 
 import select
 import sys
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, MutableMapping, Sequence
 
 from twisted.application.service import MultiService
+from twisted.logger import ILogObserver
+from twisted.python import log as legacy_log
 from twisted.python import usage
+from twisted.python.components import Componentized
 
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
 from greetd.daemon.options import Options as GreetdOptions
 from greetd.daemon.pool.service import workerPoolService
 from greetd.daemon.single import singleProcessService
-from greetd.ops.log import installLogger
-from greetd.ops.logfile import LogFiles, ReopenOnSignalService
+from greetd.ops.log import LogOutput, loggerAsFormat
+from greetd.ops.logfile import ReopenOnSignalService
 from greetd.ops.metrics import CountsCollector, metricsSite
 from greetd.ops.notify import notifyServiceFromEnvironment
 
-__all__ = ["DEFAULT_TCP", "DEFAULT_UDP", "Options", "makeService"]
+__all__ = ["DEFAULT_TCP", "DEFAULT_UDP", "GreetdServices", "Options", "makeService"]
 
 
 class Options(GreetdOptions):
@@ -32,13 +35,14 @@ class Options(GreetdOptions):
     A bad option ends the process with one line on standard error and
     status 1 (twistd itself would print the whole usage first and, before
     Twisted 26.10, exit with status 0); C{--version} prints greetd's
-    version; and once the options are good, twistd logs through greetd's
-    logger (L{installLogger}), whose files L{makeService} reopens on
-    SIGHUP and SIGUSR1.  Unless the runner's C{--reactor} (twistd's or
-    twist's) chose one, it runs on greetd's reactor
-    (L{greetd.daemon.reactor}), and a pool's workers run on the parent's.
-
-    @ivar logFiles: The log files twistd opens through greetd's logger.
+    version; and greetd's log (C{self["log"]}) goes where twistd's options
+    say (L{LogOutput.followTwistd}), its files reopened on SIGHUP and
+    SIGUSR1 (L{makeService}).  twistd's C{--logger} naming greetd's JSON
+    logger is C{--log-format json} (L{loggerAsFormat}); any other
+    C{--logger} is twistd's to call, and greetd's log stays out of its way.
+    Unless the runner's C{--reactor} (twistd's or twist's) chose one, it
+    runs on greetd's reactor (L{greetd.daemon.reactor}), and a pool's
+    workers run on the parent's.
     """
 
     longdesc = (
@@ -46,10 +50,6 @@ class Options(GreetdOptions):
         + " It runs on greetd's reactor (epoll without a log context around"
         " every event) unless twistd's --reactor chooses another."
     )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.logFiles = LogFiles()
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         try:
@@ -72,9 +72,29 @@ class Options(GreetdOptions):
             # Before the plan imports the reactor: the runner has installed
             # the one --reactor named, if any; otherwise greetd's.
             self["reactor"] = chosenReactor(parent) or installGreetdReactor()
+        formatGiven = self["log-format"] is not None
         super().postOptions()
         if parent is not None:
-            installLogger(parent, self["log-level"], self.logFiles)
+            self.followTwistd(parent, formatGiven)
+
+    def followTwistd(self, twistd: MutableMapping[str, Any], formatGiven: bool) -> None:
+        """
+        Make greetd's log follow twistd's options (C{twistd}, this
+        subcommand's parent), before twistd's own C{postOptions} resolves
+        its C{--logger}.
+
+        @param formatGiven: Whether C{--log-format} was given.
+        """
+        log: LogOutput = self["log"]
+        logger = twistd.get("logger")
+        if logger is not None and loggerAsFormat(logger):
+            if formatGiven and self["log-format"] != "json":
+                raise usage.UsageError(
+                    f"--logger {logger} contradicts --log-format {self['log-format']}"
+                )
+            self["log-format"], log.json = "json", True
+            twistd["logger"] = None
+        log.followTwistd(twistd)
 
 
 def chosenReactor(runner: Mapping[str, Any]) -> str | None:
@@ -101,7 +121,7 @@ def installGreetdReactor() -> str | None:
     return REACTOR_NAME if installUnlessChosen() else None
 
 
-def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
+def makeService(options: GreetdOptions, reactor: Any = None) -> GreetdServices:
     """
     Build the greetd service: a L{ListeningService} for each TCP listener,
     all sharing one L{GreetingFactory <greetd.protocols.greeting.GreetingFactory>},
@@ -113,6 +133,8 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
     service that reopens the log on SIGHUP and SIGUSR1 (and, for a pool,
     replaces the workers on SIGHUP); and under a service
     manager the L{NotifyService <greetd.ops.notify.NotifyService>}, last.
+    All in L{GreetdServices}, which log as the options say once given to
+    an application.
 
     @param options: Parsed L{Options}.
     @param reactor: The reactor to listen with; the global one by default.
@@ -137,12 +159,42 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> MultiService:
             plan.metrics.kind, plan.metrics.description, lambda: endpoint.listen(site)
         )
         metrics.setServiceParent(services)  # type: ignore[no-untyped-call]
-    logFiles = getattr(options, "logFiles", None)
-    if logFiles is not None:
-        reopen = ReopenOnSignalService(logFiles, reactor, reload=reload)
+    log: LogOutput = options["log"]
+    if log.twistd:
+        reopen = ReopenOnSignalService(log.files, reactor, reload=reload)
         reopen.setServiceParent(services)  # type: ignore[no-untyped-call]
     listeners = [child for child in services if isinstance(child, ListeningService)]
     notifier = notifyServiceFromEnvironment(listeners, reactor)
     if notifier is not None:
         notifier.setServiceParent(services)  # type: ignore[no-untyped-call]
-    return services
+    return GreetdServices(log, services)
+
+
+class GreetdServices(MultiService):
+    """
+    greetd's services, as L{makeService} returns them: given to a twistd
+    application, they also give it greetd's log observer
+    (L{LogOutput.observer}) as its L{ILogObserver} component, which
+    twistd's logger uses unless its C{--logger} names a factory.  An
+    application that has an observer of its own keeps it.
+
+    @ivar log: The log the options describe.
+    """
+
+    def __init__(self, log: LogOutput, services: MultiService) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.log = log
+        for service in list(services):
+            services.removeService(service)
+            self.addService(service)  # type: ignore[no-untyped-call]
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)  # type: ignore[no-untyped-call]
+        if not isinstance(parent, Componentized):
+            return
+        for interface in (ILogObserver, legacy_log.ILogObserver):
+            if parent.getComponent(interface) is not None:
+                return
+        observer = self.log.observer()
+        if observer is not None:
+            parent.setComponent(ILogObserver, observer)

@@ -1,203 +1,219 @@
 """
-greetd's log output.
+greetd's log: what is written (C{--log-level}, C{--log-format}: greetd's
+options) and where (twistd's options, or standard output), through
+twistd's own hooks rather than a copy of its logger.
 
-L{jsonLogger} is a C{twistd --logger} for machines: one JSON object per
-line (L{greetd.ops.jsonlog}), for journald and log shippers.
-L{installLogger} makes twistd log through greetd's own observers, text or
-JSON: at C{--log-level} and above only (L{greetd.ops.loglevel}), and to a
+twistd asks an application for its log observer: a C{--logger} factory if
+one is named, else the application's L{ILogObserver} component, else its
+own.  greetd's services become that component when they are given to an
+application (L{greetd.daemon.tap.GreetdServices}), so that
+C{twistd greetd} and a C{.tac} alike log through L{LogOutput.observer}:
+at the level and in the format greetd's options say, to a
 L{greetd.ops.logfile.LogFile} that log rotation can reopen.
+
+L{jsonLogger} is kept as a C{twistd --logger}: under C{twistd greetd} it
+is another spelling of C{--log-format json}.
 """
 
 from __future__ import annotations
 
 import sys
-from functools import partial
-from typing import Any, Callable, MutableMapping
+import warnings
+from typing import Any, Mapping
 
-from twisted.application.app import AppLogger
 from twisted.logger import (
     FileLogObserver,
     ILogObserver,
     LegacyLogObserverWrapper,
     LogEvent,
+    Logger,
     LogLevel,
     formatEventAsClassicLogText,
 )
 from twisted.python.reflect import namedAny
+from zope.interface import implementer
 
 from greetd.ops.jsonlog import eventAsJSONLine
-from greetd.ops.logfile import BatchedWriter, LogFiles, ReopenOnSignalService, Stream
-from greetd.ops.loglevel import _PRIORITY, LevelFilter
+from greetd.ops.logfile import BatchedWriter, LogFiles, Stream
+from greetd.ops.loglevel import LevelFilter, isEnabled
 
+#: The formats C{--log-format} takes.
+LOG_FORMATS = ("text", "json")
 
-def jsonLogger() -> ILogObserver:
-    """
-    The JSON log observer for C{twistd --logger greetd.ops.log.jsonLogger}: one
-    JSON object per line, to where twistd would have written its own log.
+#: Where a log goes when it goes to standard output.
+STDOUT = "-"
 
-    Under C{twistd greetd}, greetd's options replace this factory with one
-    that knows twistd's options and C{--log-level} (L{installLogger}).
-    Anywhere else (a C{.tac} file run by twistd), twistd calls it with no
-    arguments, so it looks for the C{AppLogger} calling it (on the stack)
-    to honour twistd's own rule (L{logObserver}), logs at C{info} and above,
-    and reopens its file on C{SIGUSR1} and C{SIGHUP}.  Called from anywhere
-    else it writes to stdout.
-    """
-    appLogger = _callingAppLogger()
-    config = {
-        "logfile": getattr(appLogger, "_logfilename", "") or "",
-        "nodaemon": bool(getattr(appLogger, "_nodaemon", True)),
-    }
-    logFiles = LogFiles()
-    observer = logObserver(eventAsJSONLine, config, LogLevel.info, logFiles)
-    if logFiles.files:
-        from twisted.internet import reactor
-
-        ReopenOnSignalService(logFiles, reactor).startService()
-    return observer
-
-
-def _callingAppLogger() -> AppLogger | None:
-    frame = sys._getframe(1)
-    while frame is not None:
-        candidate = frame.f_locals.get("self")
-        if isinstance(candidate, AppLogger):
-            return candidate
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
-
-
-#: Formats an event as the text of its line or lines.
-EventFormatter = Callable[[LogEvent], "str | None"]
-
-
-def logObserver(
-    formatter: EventFormatter,
-    config: MutableMapping[str, Any],
-    level: LogLevel,
-    logFiles: LogFiles,
-) -> ILogObserver:
-    """
-    A log observer that writes the events at C{level} and above, formatted
-    by C{formatter}, where twistd's C{config} says, as twistd's own
-    C{UnixAppLogger} would: syslog with C{--syslog} (text only); stdout with
-    C{--nodaemon} and no C{--logfile}, or C{--logfile -}; otherwise the
-    C{--logfile} (by default C{twistd.log}), opened through C{logFiles} so
-    it can be reopened.  Unlike twistd's, the file is opened for appending
-    and never renamed: rotation is the operator's tool's job.
-
-    @param config: twistd's options (C{logfile}, C{nodaemon}, C{syslog},
-        C{prefix}), read when the observer is made.
-    """
-    logFileName = config.get("logfile") or ""
-    nodaemon = bool(config.get("nodaemon", True))
-    observer: ILogObserver
-    output.stream = None
-    if config.get("syslog") and formatter is formatEventAsClassicLogText:
-        from twisted.python import syslog
-
-        emit = syslog.SyslogObserver(config.get("prefix") or "Twisted").emit
-        observer = LegacyLogObserverWrapper(emit)  # type: ignore[arg-type]
-    else:
-        if logFileName == "-" or (nodaemon and not logFileName):
-            if not nodaemon:
-                sys.exit("Daemons cannot log to stdout, exiting!")
-            stream: Stream = sys.stdout
-        else:
-            stream = logFiles.open(logFileName or "twistd.log")
-        batched = logFiles.batched(stream)
-        observer = FileLogObserver(batched, formatter)  # type: ignore[arg-type]
-        output.stream = batched
-    output.json = formatter is eventAsJSONLine
-    output.level = level
-    return LevelFilter(observer, level)
+#: twistd's C{--logger} names that mean C{--log-format json}: greetd's, and
+#: greetd 0.1's, which is deprecated.
+JSON_LOGGER = "greetd.ops.log.jsonLogger"
+DEPRECATED_JSON_LOGGER = "greetd.log.jsonLogger"
 
 
 class LogOutput:
     """
-    Where greetd's own observer writes, once twistd has made it
-    (L{logObserver}): the access log (L{greetd.ops.accesslog}) writes its
-    lines there directly, in the same format, rather than through Twisted's
-    log publisher, which costs more than a connection itself.
+    One service's log: what its options say to write, where, and, once its
+    observer writes, the stream the access log (L{greetd.ops.accesslog})
+    writes its lines to directly, in the same format, rather than through
+    Twisted's log publisher, which costs more than a connection itself.
 
-    @ivar stream: The batched stream, or C{None} before the observer is made
-        or when logging to syslog.
-    @ivar json: Whether lines are JSON (L{eventAsJSONLine}) or text.
     @ivar level: The C{--log-level}.
+    @ivar json: Whether lines are JSON (L{eventAsJSONLine}) or text.
+    @ivar where: A file's name, L{STDOUT}, or C{None} when twistd's own
+        logger decides (L{followTwistd}); standard output by default, as a
+        C{.tac} run by C{twistd -n} would write.
+    @ivar syslogPrefix: With twistd's C{--syslog}, the prefix of text
+        lines sent to syslog; C{None} otherwise.
+    @ivar files: The log files opened, for reopening on rotation.
+    @ivar stream: The batched stream once the observer has written, or
+        C{None} (before, instead, or to syslog).
+    @ivar twistd: Whether twistd's options say where (L{followTwistd}).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, level: LogLevel = LogLevel.info, json: bool = False) -> None:
+        self.level = level
+        self.json = json
+        self.where: str | None = STDOUT
+        self.syslogPrefix: str | None = None
+        self.files = LogFiles()
         self.stream: BatchedWriter | None = None
-        self.json = False
-        self.level: LogLevel = LogLevel.info
+        self.twistd = False
 
     def enabled(self, level: LogLevel) -> bool:
         """
         Whether lines at C{level} are written.
         """
-        return _PRIORITY[level] >= _PRIORITY[self.level]
+        return isEnabled(level, self.level)
 
+    def followTwistd(self, twistd: Mapping[str, Any]) -> None:
+        """
+        Write where twistd's options say twistd's own logger would: syslog
+        with C{--syslog} (text only), standard output with C{--nodaemon}
+        and no C{--logfile} or with C{--logfile -}, otherwise the
+        C{--logfile} (by default C{twistd.log}).  Unlike twistd's, the file
+        is opened for appending and never renamed: rotation is the
+        operator's tool's job.  A daemon told to log to standard output is
+        left to twistd's logger, which refuses.
 
-#: This process's log output, as L{logObserver} set it up.
-output = LogOutput()
+        Where twistd's C{--logger} names a factory, twistd calls it, and
+        this output writes nothing.
 
+        @param twistd: twistd's options: C{logger}, C{logfile},
+            C{nodaemon}, C{syslog}, C{prefix}.
+        """
+        self.twistd = True
+        if twistd.get("logger") is not None:
+            self.where = None
+            return
+        logFile = twistd.get("logfile") or ""
+        nodaemon = bool(twistd.get("nodaemon"))
+        if twistd.get("syslog") and not self.json:
+            self.syslogPrefix = twistd.get("prefix") or "twisted"
+        elif logFile == STDOUT or (nodaemon and not logFile):
+            self.where = STDOUT if nodaemon else None
+        else:
+            self.where = logFile or "twistd.log"
 
-class TwistdLogger:
-    """
-    The C{--logger} greetd's options give twistd: twistd takes a logger as
-    the dotted name of a factory it calls with no arguments, so greetd
-    names this one, L{twistdLogger}, and has it make the observer that
-    L{installLogger} prepared.
+    def observer(self) -> ILogObserver | None:
+        """
+        A log observer that writes the events at L{level} and above, in
+        the format and to the place this output says, or C{None} where
+        twistd's own logger decides.  A file is opened through L{files},
+        so that it can be reopened.
+        """
+        if self.where is None:
+            return None
+        if self.syslogPrefix is not None:
+            from twisted.python import syslog
 
-    @ivar factory: Makes the observer; until L{installLogger} sets it, the
-        one twistd would make without greetd (text, at C{info}).
-    """
-
-    def __init__(self) -> None:
-        self.factory: Callable[[], ILogObserver] = partial(
-            logObserver, formatEventAsClassicLogText, {}, LogLevel.info, LogFiles()
+            emit = syslog.SyslogObserver(self.syslogPrefix).emit
+            return LevelFilter(
+                LegacyLogObserverWrapper(emit),  # type: ignore[arg-type]
+                self.level,
+            )
+        stream: Stream = (
+            sys.stdout if self.where == STDOUT else self.files.open(self.where)
         )
-
-    def __call__(self) -> ILogObserver:
-        return self.factory()
-
-
-#: The logger L{installLogger} gives twistd, by name.
-twistdLogger = TwistdLogger()
+        batched = self.files.batched(stream)
+        formatter = eventAsJSONLine if self.json else formatEventAsClassicLogText
+        observer = FileLogObserver(batched, formatter)  # type: ignore[arg-type]
+        return OutputObserver(self, LevelFilter(observer, self.level), batched)
 
 
-def installLogger(
-    config: MutableMapping[str, Any], level: LogLevel, logFiles: LogFiles
-) -> None:
+@implementer(ILogObserver)
+class OutputObserver:
     """
-    Make twistd log through greetd's observer (L{logObserver}): text as
-    twistd's own, unless C{--logger greetd.ops.log.jsonLogger} asks for
-    JSON.  twistd reads its C{logger} option, the dotted name of a factory,
-    after greetd's options are parsed and before the service starts, so
-    naming L{twistdLogger} here is in time.  Any other C{--logger} is left
-    as it is.
-
-    @param config: twistd's options, to change.
-    @param level: The C{--log-level}.
-    @param logFiles: Where the log file is kept, for reopening.
+    A L{LogOutput}'s observer: it hands its stream to the output when it
+    first observes an event, that is, once twistd (or whoever was given
+    it) logs through it.  An observer made but not used (a C{--logger}
+    chosen instead) leaves the access log on Twisted's publisher.
     """
-    name = config.get("logger")
-    if name is None:
-        formatter: EventFormatter = formatEventAsClassicLogText
-    elif _named(name) is jsonLogger:
-        formatter = eventAsJSONLine
-    else:
-        return
-    twistdLogger.factory = partial(logObserver, formatter, config, level, logFiles)
-    config["logger"] = f"{__name__}.twistdLogger"
+
+    def __init__(
+        self, output: LogOutput, observer: ILogObserver, stream: BatchedWriter
+    ) -> None:
+        self._output = output
+        self._observer = observer
+        self._stream: BatchedWriter | None = stream
+
+    def __call__(self, event: LogEvent) -> None:
+        if self._stream is not None:
+            self._output.stream, self._stream = self._stream, None
+        self._observer(event)
 
 
-def _named(name: object) -> object:
+def loggerAsFormat(name: object) -> bool:
+    """
+    Whether twistd's C{--logger} C{name} is greetd's L{jsonLogger}, by
+    either of its names, and so means C{--log-format json}.  greetd 0.1's
+    name is deprecated: it is accepted with a warning (L{warnDeprecated}).
+    """
     # twistd's option holds a dotted name until twistd resolves it; a name
     # that does not resolve is twistd's to report.
-    if not isinstance(name, str):
-        return name
-    try:
-        return namedAny(name)
-    except Exception:
-        return None
+    factory = name
+    if isinstance(name, str):
+        try:
+            factory = namedAny(name)
+        except Exception:
+            return False
+    if factory is deprecatedJsonLogger:
+        warnDeprecated()
+        return True
+    return factory is jsonLogger
+
+
+_log = Logger()
+
+
+def warnDeprecated() -> None:
+    """
+    Say, as a C{DeprecationWarning} and in the log (where an operator reads
+    it), that greetd 0.1's C{--logger greetd.log.jsonLogger} is deprecated.
+    """
+    message = (
+        f"--logger {DEPRECATED_JSON_LOGGER} is deprecated: "
+        "give twistd greetd --log-format json instead"
+    )
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    _log.warn(message, greetdEvent="log.deprecated")
+
+
+def jsonLogger() -> ILogObserver:
+    """
+    A C{twistd --logger} factory: JSON lines at C{info} and above.  Under
+    C{twistd greetd} it means C{--log-format json} (greetd's options read
+    it, and twistd never calls it).  twistd calls a C{--logger} with no
+    arguments, so where twistd calls this one (a C{.tac}) it cannot know
+    twistd's C{--logfile} and writes to standard output: give the
+    C{.tac}'s options C{--log-format json} instead.
+    """
+    observer = LogOutput(json=True).observer()
+    assert observer is not None
+    return observer
+
+
+def deprecatedJsonLogger() -> ILogObserver:
+    """
+    greetd 0.1's C{greetd.log.jsonLogger}: L{jsonLogger}, with a warning.
+    """
+    warnDeprecated()
+    return jsonLogger()

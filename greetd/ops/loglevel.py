@@ -26,6 +26,13 @@ _PORT_ANNOUNCEMENT = re.compile(
 )
 
 
+def isEnabled(level: LogLevel, threshold: LogLevel) -> bool:
+    """
+    Whether a line at C{level} is written at C{--log-level} C{threshold}.
+    """
+    return _PRIORITY[level] >= _PRIORITY[threshold]
+
+
 def parseLogLevel(name: str) -> LogLevel:
     """
     The L{LogLevel} named C{name}, one of L{LOG_LEVELS}.

@@ -9,8 +9,10 @@ import signal
 import sys
 from io import StringIO
 
-from twisted.logger import LogLevel
+from twisted.application.service import Application
+from twisted.logger import ILogObserver, LogLevel, textFileLogObserver
 from twisted.python import usage
+from twisted.python.log import ILogObserver as LegacyILogObserver
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -28,8 +30,19 @@ from greetd.ops.notify import NotifyService
 from greetd.protocols.accesslog import NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
-from tests.helpers import MemoryUDPReactor, daemonOptions
+from tests.helpers import MemoryUDPReactor, closeEvent, daemonOptions
 from twisted import copyright
+
+
+def underTwistd(*argv: str) -> TwistdOptions:
+    """
+    greetd's options as twistd parses them from its command line C{argv}.
+    """
+    config = ServerOptions()
+    config.parseOptions(list(argv))
+    options = config.subOptions
+    assert isinstance(options, TwistdOptions)
+    return options
 
 
 class OptionsTests(SynchronousTestCase):
@@ -177,6 +190,24 @@ class OptionsTests(SynchronousTestCase):
             daemonOptions("--log-level=critical")["log-level"], LogLevel.critical
         )
 
+    def test_logFormat(self) -> None:
+        """
+        C{--log-format}: text by default, or json; the log it describes is
+        C{options["log"]}, at C{--log-level}.
+        """
+        for argv, json in [((), False), (("--log-format", "text"), False)]:
+            self.assertEqual(daemonOptions(*argv)["log-format"], "text")
+            self.assertIs(daemonOptions(*argv)["log"].json, json)
+        options = daemonOptions("--log-format=json", "--log-level", "warn")
+        self.assertEqual(options["log-format"], "json")
+        self.assertEqual(
+            (options["log"].json, options["log"].level), (True, LogLevel.warn)
+        )
+        error = self.assertRaises(
+            usage.UsageError, daemonOptions, "--log-format", "xml"
+        )
+        self.assertIn("--log-format must be one of text, json", str(error))
+
     def test_version(self) -> None:
         """
         C{twistd greetd --version} prints greetd's version and Twisted's.
@@ -197,6 +228,105 @@ class OptionsTests(SynchronousTestCase):
             self.assertIn(option, usageText)
         for text in ("--log-level", "SIGHUP and SIGUSR1 reopen", "--version"):
             self.assertIn(text, " ".join(usageText.split()))
+
+
+class TwistdLogTests(SynchronousTestCase):
+    """
+    Under twistd, greetd's log follows twistd's options, and twistd's
+    C{--logger} naming greetd's JSON logger means C{--log-format json}.
+    """
+
+    def setUp(self) -> None:
+        self.stdout = StringIO()
+        self.patch(sys, "stdout", self.stdout)
+
+    def test_followsTwistd(self) -> None:
+        options = underTwistd("--logfile", "x.log", "greetd", "--log-level", "warn")
+        log = options["log"]
+        self.assertEqual(
+            (log.where, log.json, log.level), ("x.log", False, LogLevel.warn)
+        )
+        self.assertTrue(log.twistd)
+
+    def test_jsonLogger(self) -> None:
+        """
+        C{--logger greetd.ops.log.jsonLogger}, or greetd 0.1's
+        C{greetd.log.jsonLogger} (deprecated), is C{--log-format json}:
+        twistd is left no factory to call, and uses the application's
+        observer, greetd's.
+        """
+        for name in ["greetd.ops.log.jsonLogger", "greetd.log.jsonLogger"]:
+            config = ServerOptions()
+            config.parseOptions(["--nodaemon", "--logger", name, "greetd"])
+            self.assertIsNone(config["logger"])
+            self.assertEqual(config.subOptions["log-format"], "json")
+            self.assertEqual(config.subOptions["log"].where, "-")
+            self.assertTrue(config.subOptions["log"].json)
+        [deprecated] = self.flushWarnings()
+        self.assertIn("greetd.log.jsonLogger is deprecated", deprecated["message"])
+
+    def test_jsonLoggerContradictsText(self) -> None:
+        self.assertRaises(
+            SystemExit,
+            underTwistd,
+            "--logger",
+            "greetd.ops.log.jsonLogger",
+            "greetd",
+            "--log-format",
+            "text",
+        )
+        config = underTwistd(
+            "--logger", "greetd.ops.log.jsonLogger", "greetd", "--log-format", "json"
+        )
+        self.assertTrue(config["log"].json)
+
+    def test_otherLoggerLeftAlone(self) -> None:
+        """
+        Any other C{--logger} is twistd's to call: greetd's log writes
+        nothing of its own.
+        """
+        config = ServerOptions()
+        config.parseOptions(
+            ["--logger", "twisted.logger.textFileLogObserver", "greetd"]
+        )
+        self.assertIs(config["logger"], textFileLogObserver)
+        self.assertIsNone(config.subOptions["log"].observer())
+
+    def test_applicationObserver(self) -> None:
+        """
+        Given to a twistd application, greetd's services become its log
+        observer, which twistd's logger uses; an application that has an
+        observer of its own keeps it.
+        """
+        options = underTwistd("--nodaemon", "greetd", "--log-level", "warn")
+        application = Application("greetd")
+        makeService(options, MemoryUDPReactor()).setServiceParent(application)
+        observer = application.getComponent(ILogObserver)
+        self.assertIsNotNone(observer)
+        observer(closeEvent(log_level=LogLevel.info))
+        observer(closeEvent(log_level=LogLevel.error))
+        options["log"].stream.drain()
+        [line] = self.stdout.getvalue().splitlines()
+        self.assertIn("#error] Connection from 192.0.2.7:40001 closed", line)
+        for interface in [ILogObserver, LegacyILogObserver]:
+            application = Application("mine")
+            mine = object()
+            application.setComponent(interface, mine)
+            makeService(daemonOptions(), MemoryUDPReactor()).setServiceParent(
+                application
+            )
+            self.assertIs(application.getComponent(interface), mine)
+        self.assertIsNone(application.getComponent(ILogObserver))
+
+    def test_daemonToStdout(self) -> None:
+        """
+        A daemon told to log to standard output gets no observer of
+        greetd's: twistd's own logger refuses, in its own words.
+        """
+        options = underTwistd("--logfile", "-", "greetd")
+        application = Application("greetd")
+        makeService(options, MemoryUDPReactor()).setServiceParent(application)
+        self.assertIsNone(application.getComponent(ILogObserver))
 
 
 class MakeServiceTests(SynchronousTestCase):
@@ -322,22 +452,22 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_reopenService(self) -> None:
         """
-        The service reopens the log files twistd opened through greetd's
-        options, on SIGUSR1 and SIGHUP.
+        Under twistd, the service reopens greetd's log files on SIGUSR1 and
+        SIGHUP.
         """
-        options = TwistdOptions()
-        options.parseOptions([])
+        options = underTwistd("--nodaemon", "greetd")
         service = makeService(options, MemoryUDPReactor())
         [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
-        self.assertIs(reopen.logFiles, options.logFiles)
+        self.assertIs(reopen.logFiles, options["log"].files)
         self.assertIsNone(reopen._reload)
 
     def test_sighupReloadsPool(self) -> None:
         """
         With C{--workers}, the same service also reloads the pool on SIGHUP.
         """
-        options = TwistdOptions()
-        options.parseOptions(["--workers", "2", "--tcp", "tcp:0"])
+        options = underTwistd(
+            "--nodaemon", "greetd", "--workers", "2", "--tcp", "tcp:0"
+        )
         service = makeService(options, MemoryUDPReactor())
         [reopen] = [c for c in service if isinstance(c, ReopenOnSignalService)]
         [pool] = [c for c in service if isinstance(c, WorkerPool)]

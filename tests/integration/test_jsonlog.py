@@ -1,28 +1,44 @@
 """
-C{twistd --logger greetd.ops.log.jsonLogger}: one JSON object per log line.
+C{twistd greetd --log-format json}, or C{twistd --logger
+greetd.ops.log.jsonLogger}, or greetd 0.1's deprecated C{twistd --logger
+greetd.log.jsonLogger}: one JSON object per log line.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from greetd.testing import TWISTD
 from tests.integration.conftest import TIMEOUT
 from tests.integration.test_seed import SEED_TCP_OUTPUT, runSeedClient
 
 JSON_LOGGER = ("--logger", "greetd.ops.log.jsonLogger")
 
+#: Each way of asking for JSON: greetd's arguments, twistd's arguments.
+JSON_SPELLINGS = {
+    "log-format": (("--log-format", "json"), ()),
+    "logger": ((), JSON_LOGGER),
+    "deprecated-logger": ((), ("--logger", "greetd.log.jsonLogger")),
+}
 
-def test_seedSessionToStdout(spawnGreetd: Any) -> None:
+
+@pytest.mark.parametrize("spelling", sorted(JSON_SPELLINGS))
+def test_seedSessionToStdout(spawnGreetd: Any, spelling: str) -> None:
     """
     With C{--nodaemon}, every line on stdout is a JSON object; a seed
     client's session is one connection.open (at debug level) and one
     connection.close, the access log's line, with the peer's address and
     port, its figures and how it ended as fields, and no message text.
+    greetd 0.1's logger name works, with a warning that it is deprecated.
     """
-    daemon = spawnGreetd("--log-level", "debug", twistdArgs=JSON_LOGGER)
+    greetdArgs, twistdArgs = JSON_SPELLINGS[spelling]
+    daemon = spawnGreetd("--log-level", "debug", *greetdArgs, twistdArgs=twistdArgs)
     assert runSeedClient("tcp_client", daemon.tcp[0][1]) == SEED_TCP_OUTPUT
     daemon.waitFor(r'"greetdEvent": "connection\.close"')
     daemon.stop()
@@ -51,6 +67,11 @@ def test_seedSessionToStdout(spawnGreetd: Any) -> None:
         48,
     )
     assert not any("Michael" in line for line in daemon.lines)
+    deprecations = [r for r in records if r.get("greetdEvent") == "log.deprecated"]
+    assert len(deprecations) == (spelling == "deprecated-logger")
+    for record in deprecations:
+        assert record["level"] == "warn"
+        assert "--log-format json" in record["text"]
 
 
 def test_logFile(spawnGreetd: Any, tmp_path: Path) -> None:
@@ -72,3 +93,21 @@ def test_logFile(spawnGreetd: Any, tmp_path: Path) -> None:
     [serving] = [r for r in records if r.get("greetdEvent") == "listen.ok"]
     assert serving["kind"] == "TCP"
     assert records[-1]["text"] == "Server Shut Down."
+
+
+@pytest.mark.parametrize("greetdArgs", [(), ("--log-format", "json")])
+def test_daemonCannotLogToStdout(tmp_path: Path, greetdArgs: tuple[str, ...]) -> None:
+    """
+    A daemon told to log to standard output is refused by twistd's own
+    logger, in twistd's words, in either format.
+    """
+    result = subprocess.run(
+        [TWISTD, "--pidfile=", "--logfile", "-", "greetd", "--no-udp", *greetdArgs],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert "Daemons cannot log to stdout, exiting!" in result.stderr

@@ -8,36 +8,25 @@ import io
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from typing import Any
 
-from twisted.application.app import AppLogger
-from twisted.logger import ILogObserver, LogLevel, textFileLogObserver
+from twisted.logger import Logger, LogLevel
 from twisted.python import syslog
-from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
+import greetd.log
 import greetd.ops.log
-from greetd.daemon.tap import Options
-from greetd.ops.log import jsonLogger
-from greetd.ops.logfile import BatchedWriter, LogFiles
+from greetd.ops.log import (
+    STDOUT,
+    LogOutput,
+    deprecatedJsonLogger,
+    jsonLogger,
+    loggerAsFormat,
+)
+from greetd.ops.logfile import BatchedWriter
 from tests.helpers import closeEvent, legacyEvent
-
-
-class FakeAppLogger(AppLogger):
-    """
-    twistd's logger, as far as L{jsonLogger} looks: it calls the factory
-    from a method, as L{AppLogger.start} does.
-    """
-
-    def __init__(self, logFileName: str, nodaemon: bool) -> None:
-        self._logfilename = logFileName
-        self._nodaemon = nodaemon
-
-    def makeObserver(self) -> ILogObserver:
-        return jsonLogger()
 
 
 def temporaryDirectory(case: SynchronousTestCase) -> str:
@@ -46,99 +35,98 @@ def temporaryDirectory(case: SynchronousTestCase) -> str:
     return directory
 
 
-class JSONLoggerTests(SynchronousTestCase):
-    """
-    L{jsonLogger} called by twistd outside C{twistd greetd} (a C{.tac}).
-    """
-
+class LogOutputTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         # Where lines go, not how they are batched, is tested here: every
         # write drains at once (tests/ops/test_logfile.py tests batching).
         self.patch(BatchedWriter, "maxPending", 0)
         self.stdout = io.StringIO()
         self.patch(sys, "stdout", self.stdout)
-        self.handlers: dict[int, object] = {}
-        self.patch(signal, "signal", self.handlers.__setitem__)
+        self.path = os.path.join(temporaryDirectory(self), "greetd.log")
 
-    def test_stdoutOutsideTwistd(self) -> None:
-        jsonLogger()(closeEvent())
-        self.assertEqual(json.loads(self.stdout.getvalue())["messages"], 3)
-        self.assertEqual(self.handlers, {})
-
-    def test_stdoutWithNodaemon(self) -> None:
-        for logFileName, nodaemon in [("", True), ("-", True)]:
-            FakeAppLogger(logFileName, nodaemon).makeObserver()(closeEvent())
-        self.assertEqual(len(self.stdout.getvalue().splitlines()), 2)
-
-    def test_logFile(self) -> None:
-        """
-        With C{--logfile}, or as a daemon, the lines are appended to twistd's
-        log file, which C{SIGUSR1} and C{SIGHUP} reopen.
-        """
-        path = os.path.join(temporaryDirectory(self), "greetd.log")
-        with open(path, "w") as logFile:
-            logFile.write("{}\n")
-        observer = FakeAppLogger(path, True).makeObserver()
-        observer(closeEvent())
-        observer(closeEvent(messages=4))
-        observer(closeEvent(messages=5, log_level=LogLevel.debug))
-        with open(path) as logFile:
-            lines = [json.loads(line) for line in logFile]
-        self.assertEqual([line.get("messages") for line in lines], [None, 3, 4])
-        self.assertEqual(self.stdout.getvalue(), "")
-        self.assertEqual(set(self.handlers), {signal.SIGUSR1, signal.SIGHUP})
-
-    def test_daemonDefaultsToTwistdLog(self) -> None:
-        """
-        A daemon without C{--logfile} logs to C{twistd.log}, as twistd does.
-        """
-        opened: list[str] = []
-        self.patch(LogFiles, "open", lambda self, path: opened.append(path))
-        FakeAppLogger("", False).makeObserver()
-        self.assertEqual(opened, ["twistd.log"])
+    def closeFiles(self, output: LogOutput) -> None:
+        for logFile in output.files.files:
+            self.addCleanup(logFile.close)
 
 
-class InstallLoggerTests(SynchronousTestCase):
+class FollowTwistdTests(LogOutputTestCase):
     """
-    L{installLogger}, from greetd's options, gives twistd greetd's observer.
+    L{LogOutput.followTwistd}: where twistd's options say its own logger
+    would write.
     """
 
-    def setUp(self) -> None:
-        self.patch(BatchedWriter, "maxPending", 0)
-        self.stdout = io.StringIO()
-        self.patch(sys, "stdout", self.stdout)
-        self.patch(greetd.ops.log.twistdLogger, "factory", None)
-        self.directory = temporaryDirectory(self)
-        self.path = os.path.join(self.directory, "greetd.log")
+    def where(self, **twistd: object) -> tuple[str | None, str | None]:
+        output = LogOutput()
+        output.followTwistd(twistd)
+        self.assertTrue(output.twistd)
+        return output.where, output.syslogPrefix
 
-    def twistd(self, *argv: str) -> tuple[ServerOptions, Any]:
+    def test_where(self) -> None:
+        cases: list[tuple[dict[str, object], tuple[str | None, str | None]]] = [
+            ({"nodaemon": True}, (STDOUT, None)),
+            ({"nodaemon": True, "logfile": "-"}, (STDOUT, None)),
+            ({"nodaemon": True, "logfile": "x.log"}, ("x.log", None)),
+            ({"logfile": "x.log"}, ("x.log", None)),
+            ({}, ("twistd.log", None)),
+            ({"syslog": True, "prefix": "gd"}, (STDOUT, "gd")),
+            ({"syslog": True, "prefix": ""}, (STDOUT, "twisted")),
+        ]
+        for twistd, expected in cases:
+            self.assertEqual(self.where(**twistd), expected, twistd)
+
+    def test_daemonToStdoutIsTwistds(self) -> None:
         """
-        Parse a C{twistd} command line as twistd does, and make its log
-        observer as its C{AppLogger} would.
+        A daemon told to log to standard output is left to twistd's own
+        logger (which refuses, with its own words): no observer.
         """
-        config = ServerOptions()
-        config.parseOptions(list(argv))
-        return config, config["logger"]()
+        output = LogOutput()
+        output.followTwistd({"logfile": "-"})
+        self.assertIsNone(output.observer())
+
+    def test_anotherLogger(self) -> None:
+        """
+        When twistd's C{--logger} names a factory, twistd calls it: greetd
+        makes no observer, and opens no file.
+        """
+        output = LogOutput()
+        output.followTwistd({"logger": "my.logger", "logfile": self.path})
+        self.assertIsNone(output.observer())
+        self.assertEqual(output.files.files, [])
+
+    def test_jsonNotToSyslog(self) -> None:
+        """
+        syslog takes text: JSON goes to the log file even with C{--syslog}.
+        """
+        output = LogOutput(json=True)
+        output.followTwistd({"syslog": True, "logfile": "x.log"})
+        self.assertEqual((output.where, output.syslogPrefix), ("x.log", None))
+
+
+class ObserverTests(LogOutputTestCase):
+    """
+    L{LogOutput.observer}: the events at the level and above, in the format,
+    to the place.
+    """
 
     def test_textToLogFile(self) -> None:
         """
-        Under C{twistd --logfile F greetd}, twistd's logger is greetd's: text
-        lines appended to C{F} (twistd's own would rotate it), at
-        C{--log-level} and above, in a file its options can reopen.
+        Text lines appended to the file, at the level and above, in a file
+        the output can reopen; Twisted's port lines count as debug.
         """
         with open(self.path, "w") as logFile:
             logFile.write("old line\n")
-        config, observer = self.twistd(
-            "--logfile", self.path, "greetd", "--log-level", "warn"
-        )
-        self.assertIs(config["logger"], greetd.ops.log.twistdLogger)
+        output = LogOutput(LogLevel.warn)
+        output.where = self.path
+        observer = output.observer()
+        assert observer is not None
+        self.closeFiles(output)
         observer(closeEvent(log_level=LogLevel.warn))
         observer(closeEvent(log_level=LogLevel.info))
         observer(legacyEvent("(TCP Port 9999 Closed)"))
         with open(self.path) as logFile:
             lines = logFile.read().splitlines()
+        self.assertEqual(len(lines), 2, lines)
         self.assertEqual(lines[0], "old line")
-        self.assertEqual(len(lines), 2)
         self.assertTrue(
             lines[1].endswith(
                 "[greetd.protocols.greeting.GreetingProtocol#warn] "
@@ -146,27 +134,38 @@ class InstallLoggerTests(SynchronousTestCase):
             ),
             lines[1],
         )
-        files = config.subOptions.logFiles.files
-        for logFile in files:
-            self.addCleanup(logFile.close)
-        self.assertEqual([logFile.path for logFile in files], [self.path])
+        self.assertEqual([f.path for f in output.files.files], [self.path])
 
     def test_jsonToStdout(self) -> None:
-        """
-        C{--logger greetd.ops.log.jsonLogger} keeps JSON, now at the level.
-        """
-        config, observer = self.twistd(
-            "--nodaemon", "--logger", "greetd.ops.log.jsonLogger", "greetd"
-        )
+        output = LogOutput(json=True)
+        observer = output.observer()
+        assert observer is not None
         observer(closeEvent())
         observer(closeEvent(log_level=LogLevel.debug))
         [line] = self.stdout.getvalue().splitlines()
-        self.assertEqual(json.loads(line)["level"], "info")
-        self.assertEqual(config.subOptions.logFiles.files, [])
+        self.assertEqual(json.loads(line)["messages"], 3)
+        self.assertEqual(output.files.files, [])
+
+    def test_streamOnceObserving(self) -> None:
+        """
+        The output's stream, where the access log writes, is the observer's
+        once the observer has observed an event: an observer made but not
+        used (twistd called a C{--logger} instead) leaves it unset.
+        """
+        output = LogOutput()
+        observer = output.observer()
+        assert observer is not None
+        self.assertIsNone(output.stream)
+        observer(closeEvent(log_level=LogLevel.debug))
+        stream = output.stream
+        assert stream is not None
+        stream.write("direct\n")
+        stream.drain()
+        self.assertEqual(self.stdout.getvalue(), "direct\n")
 
     def test_syslog(self) -> None:
         """
-        With twistd's C{--syslog}, text goes to syslog, at the level.
+        To syslog, text, at the level.
         """
         emitted: list[dict[str, Any]] = []
 
@@ -178,31 +177,73 @@ class InstallLoggerTests(SynchronousTestCase):
                 emitted.append({"prefix": self.prefix, **eventDict})
 
         self.patch(syslog, "SyslogObserver", FakeSyslogObserver)
-        _, observer = self.twistd(
-            "--syslog", "--prefix", "gd", "greetd", "--log-level", "warn"
-        )
+        output = LogOutput(LogLevel.warn)
+        output.followTwistd({"syslog": True, "prefix": "gd"})
+        observer = output.observer()
+        assert observer is not None
         observer(closeEvent(log_level=LogLevel.error))
         observer(closeEvent())
         [event] = emitted
         self.assertEqual((event["prefix"], event["messages"]), ("gd", 3))
         self.assertEqual(self.stdout.getvalue(), "")
+        self.assertIsNone(output.stream)
 
-    def test_daemonCannotLogToStdout(self) -> None:
-        config = ServerOptions()
-        config.parseOptions(["--logfile", "-", "greetd"])
-        self.assertRaises(SystemExit, config["logger"])
-
-    def test_otherLoggerLeftAlone(self) -> None:
-        config = ServerOptions()
-        config.parseOptions(
-            ["--logger", "twisted.logger.textFileLogObserver", "greetd"]
+    def test_enabled(self) -> None:
+        output = LogOutput(LogLevel.warn)
+        self.assertEqual(
+            [output.enabled(level) for level in LogLevel.iterconstants()],
+            [False, False, True, True, True],
         )
-        self.assertIs(config["logger"], textFileLogObserver)
-        self.assertEqual(config.subOptions.logFiles.files, [])
 
-    def test_withoutTwistd(self) -> None:
+
+class JSONLoggerTests(LogOutputTestCase):
+    """
+    L{jsonLogger}, the C{--logger} factory, and its names.
+    """
+
+    def test_stdout(self) -> None:
         """
-        greetd's options parsed on their own leave the logger alone.
+        Called by twistd (with no arguments, in a C{.tac}), it writes JSON
+        at C{info} and above to standard output, and installs no handlers.
         """
-        Options().parseOptions([])
-        self.assertIsNone(greetd.ops.log.twistdLogger.factory)
+        observer = jsonLogger()
+        observer(closeEvent())
+        observer(closeEvent(log_level=LogLevel.debug))
+        [line] = self.stdout.getvalue().splitlines()
+        self.assertEqual(json.loads(line)["level"], "info")
+
+    def test_names(self) -> None:
+        """
+        Both of its names, dotted or resolved, mean JSON; another logger, or
+        a name that does not resolve (twistd's to report), does not.
+        """
+        for name in [
+            "greetd.ops.log.jsonLogger",
+            jsonLogger,
+            "greetd.log.jsonLogger",
+            deprecatedJsonLogger,
+        ]:
+            self.assertTrue(loggerAsFormat(name), name)
+        for other in ["twisted.logger.textFileLogObserver", "no.such.name", None]:
+            self.assertFalse(loggerAsFormat(other), other)
+
+    def test_deprecatedName(self) -> None:
+        """
+        greetd 0.1's name, C{greetd.log.jsonLogger}, is the same logger with
+        a C{DeprecationWarning} and a warning in the log, where an operator
+        sees it.
+        """
+        events: list[dict[str, Any]] = []
+        self.patch(greetd.ops.log, "_log", Logger(observer=events.append))
+        self.assertIs(greetd.log.jsonLogger, deprecatedJsonLogger)
+        observer = greetd.log.jsonLogger()
+        [warning] = self.flushWarnings()
+        self.assertEqual(warning["category"], DeprecationWarning)
+        self.assertIn("--log-format json", warning["message"])
+        observer(closeEvent())
+        self.assertEqual(json.loads(self.stdout.getvalue())["messages"], 3)
+        self.assertTrue(loggerAsFormat("greetd.log.jsonLogger"))
+        self.assertEqual(len(self.flushWarnings()), 1)
+        self.assertEqual(
+            [event["greetdEvent"] for event in events], ["log.deprecated"] * 2
+        )
