@@ -1,7 +1,7 @@
 """
 greetd behind a real HAProxy speaking the PROXY protocol (C{send-proxy}):
 limits, access control, logs and metrics see each client's own address;
-and the scale-out recipe, two daemons behind C{contrib/haproxy/greetd.cfg},
+and the scale-out recipe, two daemons behind C{contrib/haproxy/twisted-greetd.cfg},
 survives losing one under load.
 """
 
@@ -23,7 +23,7 @@ from tests.integration.test_metrics import scrape, tcp
 from tests.integration.test_workers import UNLIMITED, Load
 
 #: The scale-out recipe, run here with its ports replaced.
-CONTRIB = Path(__file__).parents[2] / "contrib" / "haproxy" / "greetd.cfg"
+CONTRIB = Path(__file__).parents[2] / "contrib" / "haproxy" / "twisted-greetd.cfg"
 
 #: A listener behind HAProxy.
 PROXIED = "haproxy:tcp:0:interface=127.0.0.1"
@@ -204,7 +204,7 @@ def test_recipeHealthChecks(spawnGreetd: Any, tmp_path: Path) -> None:
 
 def test_haproxyRecipe(spawnGreetd: Any, tmp_path: Path) -> None:
     """
-    Two daemons behind a real HAProxy running C{contrib/haproxy/greetd.cfg}:
+    Two daemons behind a real HAProxy running C{contrib/haproxy/twisted-greetd.cfg}:
     kill one under load, and once the health checks have marked it down
     (2 checks 200 ms apart) every client is served by the other.  Connects
     refused meanwhile are retried on the other by C{option redispatch}.

@@ -21,7 +21,7 @@ from greetd.testing import Daemon, logText
 from tests.integration.conftest import TIMEOUT, requireTool
 
 #: The shipped recipe.
-RECIPE = Path(__file__).parents[2] / "contrib" / "logrotate" / "greetd"
+RECIPE = Path(__file__).parents[2] / "contrib" / "logrotate" / "twisted-greetd"
 
 #: Rotations per test, and connections between two rotations.
 ROTATIONS = 4
@@ -155,9 +155,9 @@ def shippedRecipe(log: Path, pidfile: Path) -> str:
     """
     recipe = RECIPE.read_text()
     for old, new in [
-        ("/var/log/greetd/greetd.log", str(log)),
-        ("/run/greetd/greetd.pid", str(pidfile)),
-        ("create 0640 greetd adm", "create 0640"),
+        ("/var/log/twisted-greetd/greetd.log", str(log)),
+        ("/run/twisted-greetd/greetd.pid", str(pidfile)),
+        ("create 0640 twisted-greetd adm", "create 0640"),
     ]:
         assert old in recipe
         recipe = recipe.replace(old, new)
@@ -171,7 +171,7 @@ MODES = {
     "create-and-USR1": signalMode("USR1", create=True),
     # logrotate copies the file and truncates it; no signal.
     "copytruncate": "    copytruncate\n",
-    # contrib/logrotate/greetd: create, compress, delaycompress, USR1.
+    # contrib/logrotate/twisted-greetd: create, compress, delaycompress, USR1.
     "shipped-recipe": "",
 }
 

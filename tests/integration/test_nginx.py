@@ -1,5 +1,5 @@
 """
-The UDP scale-out recipe: a real nginx running C{contrib/nginx/greetd-udp.conf}
+The UDP scale-out recipe: a real nginx running C{contrib/nginx/twisted-greetd-udp.conf}
 (its ports replaced) in front of real daemons listening with
 C{haproxy:udp:}.  Clients get their replies through it; greetd's limits,
 access control and logs see each client's own address; and one daemon
@@ -28,7 +28,7 @@ from tests.integration.test_seed import SEED_UDP_OUTPUT, runSeedClient
 from tests.integration.test_workers import Load
 
 #: The recipe, run here with its ports replaced.
-CONTRIB = Path(__file__).parents[2] / "contrib" / "nginx" / "greetd-udp.conf"
+CONTRIB = Path(__file__).parents[2] / "contrib" / "nginx" / "twisted-greetd-udp.conf"
 
 #: A daemon behind the recipe: UDP only, reading nginx's PROXY header.
 PROXIED = ("--no-tcp", "--udp", "haproxy:udp:0:interface=127.0.0.1")
@@ -45,7 +45,7 @@ pid {where}/nginx.pid;
 error_log {where}/error.log info;
 {module}
 events {{ worker_connections 1024; }}
-include {where}/greetd-udp.conf;
+include {where}/twisted-greetd-udp.conf;
 """
 
 #: What nginx logs when it takes a server out.
@@ -77,7 +77,7 @@ class Nginx:
             pytest.skip("nginx has no stream module (make test installs it)")
         self.frontend = freeUDPPort()
         self.errorLog = where / "error.log"
-        (where / "greetd-udp.conf").write_text(recipe(self.frontend, backends))
+        (where / "twisted-greetd-udp.conf").write_text(recipe(self.frontend, backends))
         main = where / "nginx.conf"
         loadModule = f"load_module {module[0]};" if module else ""
         main.write_text(MAIN.format(where=where, module=loadModule))
@@ -291,7 +291,7 @@ def failures(load: Load, since: float, kind: type[BaseException]) -> int:
 
 def test_nginxRecipe(spawnGreetd: Any, nginx: Any) -> None:
     """
-    Two daemons behind a real nginx running C{contrib/nginx/greetd-udp.conf}:
+    Two daemons behind a real nginx running C{contrib/nginx/twisted-greetd-udp.conf}:
     kill one while C{greet --udp} clients and a client without resends run
     in a loop.  nginx takes it out after its second failure (ICMP port
     unreachable, answered to the client with an empty datagram), and no

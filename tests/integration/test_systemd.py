@@ -21,8 +21,8 @@ from tests.integration.test_startup import exchange
 
 UNITS = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 
-#: Where the shipped unit expects twistd (a virtualenv at /opt/greetd).
-INSTALLED_TWISTD = "/opt/greetd/bin/twistd"
+#: Where the shipped unit expects twistd (a virtualenv at /opt/twisted-greetd).
+INSTALLED_TWISTD = "/opt/twisted-greetd/bin/twistd"
 
 
 def setting(unit: str, key: str) -> list[str]:
@@ -34,7 +34,7 @@ def setting(unit: str, key: str) -> list[str]:
 
 
 def execStart() -> list[str]:
-    [command] = setting("greetd.service", "ExecStart")
+    [command] = setting("twisted-greetd.service", "ExecStart")
     return shlex.split(command)
 
 
@@ -50,7 +50,11 @@ def test_verify(tmp_path: Path) -> None:
         text = unit.read_text().replace(INSTALLED_TWISTD, TWISTD)
         (tmp_path / unit.name).write_text(text)
     names = sorted(path.name for path in tmp_path.iterdir())
-    assert names == ["greetd-tcp.socket", "greetd-udp.socket", "greetd.service"]
+    assert names == [
+        "twisted-greetd-tcp.socket",
+        "twisted-greetd-udp.socket",
+        "twisted-greetd.service",
+    ]
     result = subprocess.run(
         [tool, "verify", *names],
         cwd=tmp_path,
@@ -68,16 +72,16 @@ def test_socketNamesAgree() -> None:
     """
     command = " ".join(execStart())
     for unit, option, listen in [
-        ("greetd-tcp.socket", "--tcp", "ListenStream"),
-        ("greetd-udp.socket", "--udp", "ListenDatagram"),
+        ("twisted-greetd-tcp.socket", "--tcp", "ListenStream"),
+        ("twisted-greetd-udp.socket", "--udp", "ListenDatagram"),
     ]:
         [name] = setting(unit, "FileDescriptorName")
         assert setting(unit, listen) == ["9999"]
         assert setting(unit, "BindIPv6Only") == ["both"]
         assert f"{option} systemd:domain=INET6:name={name}" in command
-        assert setting(unit, "Service") == ["greetd.service"]
-    assert setting("greetd.service", "Sockets") == [
-        "greetd-tcp.socket greetd-udp.socket"
+        assert setting(unit, "Service") == ["twisted-greetd.service"]
+    assert setting("twisted-greetd.service", "Sockets") == [
+        "twisted-greetd-tcp.socket twisted-greetd-udp.socket"
     ]
 
 
