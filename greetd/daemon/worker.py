@@ -12,9 +12,10 @@ drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
 (a reload replaced it: it stops listening and lets its sessions end by
 themselves before it drains), tells the parent once it serves every
 listener (L{READY <greetd.daemon.pool.wire.READY>}: a reload waits for it),
-reports its counters to the parent every second and once more when it has
-drained, and drains and exits as soon as its standard input (a pipe from
-the parent) reaches end of file: no worker outlives its parent.
+reports its counters to the parent within L{REPORT_INTERVAL} of a change
+and once more when it has drained, and drains and exits as soon as its
+standard input (a pipe from the parent) reaches end of file: no worker
+outlives its parent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+from collections import Counter
 from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any, ClassVar, Collection, Iterator, Sequence, cast
@@ -55,8 +57,10 @@ from greetd.ops.logfile import REOPEN_SIGNALS
 from greetd.ops.relay import workerLogObserver
 from greetd.protocols.proxy import ProxyHeaderFactory
 
-#: Seconds between two reports of the counters to the parent.
-REPORT_INTERVAL = 1.0
+#: Seconds between two looks at the counters, which are reported to the
+#: parent when they have changed since the last report: a worker killed by
+#: SIGKILL takes at most this long of its counts with it.
+REPORT_INTERVAL = 0.1
 
 #: Seconds between two looks at a retiring worker's open connections.
 RETIRE_POLL = 0.1
@@ -209,14 +213,55 @@ def _stop(reactor: Any) -> None:
         reactor.stop()
 
 
-def report(servers: Servers, fd: int) -> None:
+class CountsReporter:
     """
-    Write the counters of C{servers} to the parent as one JSON line.  The
-    pipe is non-blocking: a report that does not fit is dropped, the next
-    one says it all again.
+    Reports a worker's counters to its parent, one line each time
+    (L{countsLine}), on L{COUNTS_FD}: L{look} every L{REPORT_INTERVAL}
+    seconds, which reports only counters that have changed, and L{report}
+    once more when the worker has drained.
+
+    The pipe is non-blocking: a report that does not fit (the parent is
+    slow to read) is dropped and sent again at the next look.  A line is
+    far below C{PIPE_BUF}, so each write is whole or nothing.
+
+    @ivar servers: The servers whose counts are reported.
+    @ivar fd: The pipe to the parent.
     """
-    with suppress(OSError):
-        os.write(fd, countsLine(servers.counts()))
+
+    def __init__(self, servers: Servers, fd: int) -> None:
+        self.servers = servers
+        self.fd = fd
+        self._reported: Counter[str] | None = None
+
+    def look(self) -> None:
+        """
+        Report the counters if they have changed since the last report.
+        """
+        counts = self.servers.counts()
+        if counts != self._reported:
+            self._write(counts)
+
+    def report(self) -> None:
+        """
+        Report the counters, changed or not.
+        """
+        self._write(self.servers.counts())
+
+    def _write(self, counts: Counter[str]) -> None:
+        try:
+            os.write(self.fd, countsLine(counts))
+        except OSError:
+            return
+        self._reported = counts
+
+    def start(self, clock: Any) -> LoopingCall:
+        """
+        Look every L{REPORT_INTERVAL} seconds on C{clock}, from now on.
+        """
+        looking = LoopingCall(self.look)
+        looking.clock = clock
+        looking.start(REPORT_INTERVAL)
+        return looking
 
 
 def retire(
@@ -313,10 +358,11 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     watcher.startReading()  # type: ignore[no-untyped-call]
     os.set_blocking(COUNTS_FD, False)
     announceReady(services, COUNTS_FD)
-    LoopingCall(report, servers, COUNTS_FD).start(REPORT_INTERVAL)
+    reporter = CountsReporter(servers, COUNTS_FD)
+    reporter.start(reactor)
     # The last counters, once drained: the parent keeps them
     # (greetd.core.counters.retire), so totals count every connection.
-    reactor.addSystemEventTrigger("after", "shutdown", report, servers, COUNTS_FD)
+    reactor.addSystemEventTrigger("after", "shutdown", reporter.report)
     reactor.run()
 
 

@@ -5,6 +5,7 @@ sockets, and what it tells its parent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -29,12 +30,13 @@ from greetd.daemon.pool import (
 )
 from greetd.daemon.single import serve
 from greetd.daemon.worker import (
+    REPORT_INTERVAL,
     RETIRE_POLL,
+    CountsReporter,
     ParentWatcher,
     WorkerOptions,
     adopt,
     announceReady,
-    report,
     retire,
 )
 from greetd.protocols.greeting import GreetingFactory
@@ -245,18 +247,6 @@ class WorkerProcessTests(SynchronousTestCase):
         reactor.pump([RETIRE_POLL] * 2)
         self.assertEqual(reactor.stops, 1)
 
-    def test_report(self) -> None:
-        readEnd, writeEnd = os.pipe()
-        self.addCleanup(os.close, readEnd)
-        self.addCleanup(os.close, writeEnd)
-        servers = buildServers(daemonOptions("--no-udp"), Clock())
-        assert isinstance(servers.factory, GreetingFactory)
-        servers.factory.connectionsTotal = 4
-        report(servers, writeEnd)
-        line = os.read(readEnd, 65536)
-        self.assertTrue(line.endswith(b"\n"))
-        self.assertEqual(json.loads(line)["tcp.connections"], 4)
-
 
 class WorkerOptionsTests(SynchronousTestCase):
     def test_descriptorsMustMatch(self) -> None:
@@ -266,3 +256,88 @@ class WorkerOptionsTests(SynchronousTestCase):
             options.parseOptions,
             ["--slot=1", "--inherited=tcp=4", "--", "--no-tcp"],
         )
+
+
+class CountsReporterTests(SynchronousTestCase):
+    """
+    A worker reports its counters when they change, within
+    L{REPORT_INTERVAL}, so that the parent's totals lose at most that
+    much of a worker killed by SIGKILL.
+    """
+
+    def setUp(self) -> None:
+        readEnd, self.writeEnd = os.pipe()
+        self.addCleanup(os.close, readEnd)
+        self.addCleanup(os.close, self.writeEnd)
+        os.set_blocking(readEnd, False)
+        os.set_blocking(self.writeEnd, False)
+        self.readEnd = readEnd
+        self.servers = buildServers(daemonOptions("--no-udp"), Clock())
+        assert isinstance(self.servers.factory, GreetingFactory)
+        self.factory = self.servers.factory
+        self.reporter = CountsReporter(self.servers, self.writeEnd)
+
+    def reports(self) -> list[dict[str, int]]:
+        """
+        The reports written since the last call.
+        """
+        try:
+            data = os.read(self.readEnd, 1 << 20)
+        except BlockingIOError:
+            return []
+        self.assertTrue(data.endswith(b"\n"))
+        return [json.loads(line) for line in data.splitlines()]
+
+    def test_report(self) -> None:
+        """
+        L{CountsReporter.report} writes the counters as one line, changed
+        or not: the last report of a drained worker.
+        """
+        self.factory.connectionsTotal = 4
+        self.reporter.report()
+        self.reporter.report()
+        self.assertEqual(
+            [report["tcp.connections"] for report in self.reports()], [4, 4]
+        )
+
+    def test_changesWithinInterval(self) -> None:
+        """
+        A change is reported at the next look, at most L{REPORT_INTERVAL}
+        (a tenth of a second) later; unchanged counters are not reported
+        again.
+        """
+        self.assertLessEqual(REPORT_INTERVAL, 0.1)
+        clock = Clock()
+        looking = self.reporter.start(clock)
+        self.addCleanup(looking.stop)
+        self.assertEqual(len(self.reports()), 1)
+        clock.advance(REPORT_INTERVAL)
+        self.assertEqual(self.reports(), [])
+        self.factory.connectionsTotal = 1
+        clock.advance(REPORT_INTERVAL)
+        [report] = self.reports()
+        self.assertEqual(report["tcp.connections"], 1)
+        clock.pump([REPORT_INTERVAL] * 20)
+        self.assertEqual(self.reports(), [])
+
+    def test_droppedSentAgain(self) -> None:
+        """
+        A report the full pipe could not take is sent again at the next
+        look, though nothing has changed since.
+        """
+        filler = b"x" * 4096
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                os.write(self.writeEnd, filler)
+        self.factory.connectionsTotal = 2
+        self.reporter.look()
+        drained = b""
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                drained += os.read(self.readEnd, 1 << 20)
+        self.assertEqual(drained.strip(b"x"), b"")
+        self.reporter.look()
+        [report] = self.reports()
+        self.assertEqual(report["tcp.connections"], 2)
+        self.reporter.look()
+        self.assertEqual(self.reports(), [])

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from greetd.daemon.worker import REPORT_INTERVAL
 from greetd.testing import TIMEOUT, Daemon
 from tests.integration.conftest import runTwistd
 from tests.integration.test_hardening import honestExchange, udpFrom
@@ -223,3 +224,28 @@ def test_unsupportedListener(tmp_path: Path) -> None:
     result = runTwistd("--workers", "2", "--tcp", f"unix:{tmp_path}/s", cwd=tmp_path)
     assert result.returncode == 1
     assert "not supported with --workers" in result.stderr
+
+
+def test_killedWorkersCountsKept(spawnGreetd: Any) -> None:
+    """
+    A worker reports its counters within a tenth of a second of a change
+    (L{REPORT_INTERVAL}), so workers killed by SIGKILL half a second after
+    their last connection have taken none of its counts with them: the
+    totals count every connection.  (Reporting once a second, as before,
+    they lost each worker's last second three times out of four.)
+    """
+    daemon = spawnGreetd(
+        "--workers", "2", "--no-udp",
+        "--metrics", "tcp:0:interface=127.0.0.1", *UNLIMITED,
+    )  # fmt: skip
+    pids = startedWorkers(daemon, 2)
+    for n in range(12):
+        honestExchange(daemon.tcp[0][1], b"k%d" % n)
+    time.sleep(5 * REPORT_INTERVAL)
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    for slot, pid in pids.items():
+        daemon.waitFor(rf"Worker {slot} \(pid {pid}\) died")
+    metrics = scrape(daemon.metrics[0])
+    assert metrics[("greetd_connections_total", ())] == 12
+    assert metrics[("greetd_messages_total", (("transport", "tcp"),))] == 12
