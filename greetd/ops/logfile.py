@@ -6,7 +6,9 @@ Operators rotate logs with C{logrotate} in one of three ways, and each needs
 the daemon to behave as this module makes it:
 
   - move, then signal: the daemon keeps writing to the moved file until the
-    signal, then reopens the name, which creates a new file;
+    signal, then reopens the name, which creates a new file with the mode
+    and, where permitted, the owner of the file it replaces (as nginx
+    does), whatever the daemon's umask (twistd's is 077 once daemonized);
   - C{create}, then signal: likewise, but the new file is logrotate's, with
     its owner and mode;
   - C{copytruncate}: no signal; the file is copied and truncated under the
@@ -24,6 +26,8 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import stat
+from contextlib import suppress
 from typing import IO, Any, Callable, Iterable, Protocol
 
 from twisted.application.service import Service
@@ -46,16 +50,15 @@ class LogFile:
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
-        self._file = self._open()
+        self._file = self._open(None)
 
-    def _open(self) -> IO[str]:
+    def _open(self, replaced: os.stat_result | None) -> IO[str]:
         # Append mode (O_APPEND): every write goes to the current end of the
         # file, even after copytruncate.  Line buffering, with the flush each
         # FileLogObserver write is followed by, puts each line in the file at
         # once, whole.
-        return open(
-            self.path, "a", buffering=1, encoding="utf-8", errors="backslashreplace"
-        )
+        fd = openForAppending(self.path, replaced)
+        return open(fd, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
 
     def write(self, text: str) -> None:
         self._file.write(text)
@@ -65,18 +68,55 @@ class LogFile:
 
     def reopen(self) -> None:
         """
-        Open the file by its name again, creating it if it was moved or
-        removed, and close the old one.  If it cannot be opened, the old one
-        stays in use and the reason is raised.
+        Open the file by its name again, creating it like the old one
+        (L{openForAppending}) if it was moved or removed, and close the old
+        one.  If it cannot be opened, the old one stays in use and the
+        reason is raised.
 
         @raise OSError: If the name cannot be opened.
         """
-        new = self._open()
+        new = self._open(os.fstat(self._file.fileno()))
         old, self._file = self._file, new
         old.close()
 
     def close(self) -> None:
         self._file.close()
+
+
+def openForAppending(path: str, replaced: os.stat_result | None = None) -> int:
+    """
+    Open C{path} for appending, creating it if it does not exist, and
+    return the descriptor.
+
+    A file that exists is used as it is: a rotation tool that created it
+    (logrotate's C{create MODE OWNER GROUP}) chose its mode and owner.  A
+    file created here for one that was moved or removed (C{replaced}, its
+    status) gets that file's permissions, set explicitly so that the
+    process's umask cannot narrow them, and its owner and group where the
+    process may give them (root may; another user only its own groups):
+    the operator who could read the old log can read the new one.
+
+    @param replaced: The status of the file this one replaces, if any.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+    while True:
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            pass
+        mode = 0o666 if replaced is None else stat.S_IMODE(replaced.st_mode)
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            continue  # Created meanwhile (logrotate's create): use it.
+        if replaced is not None:
+            os.fchmod(fd, mode)
+            with suppress(PermissionError):
+                os.fchown(fd, replaced.st_uid, replaced.st_gid)
+            if os.fstat(fd).st_uid != replaced.st_uid:
+                with suppress(PermissionError):
+                    os.fchown(fd, -1, replaced.st_gid)
+        return fd
 
 
 class Stream(Protocol):

@@ -95,7 +95,14 @@ def startLogging(
         "--log-level",
         "debug",
         *args,
-        twistdArgs=(*logger, f"--logfile={log}", f"--pidfile={pidfile}"),
+        # A daemon's umask (twistd's when it daemonizes): the log file is
+        # opened before it applies, and reopened after.
+        twistdArgs=(
+            *logger,
+            f"--logfile={log}",
+            f"--pidfile={pidfile}",
+            "--umask=077",
+        ),
         listeners=0,
     )
 
@@ -184,10 +191,13 @@ def test_rotations(
     """
     Rotated again and again while clients are served, the log loses no
     line, repeats none and holds no NUL byte, and after a rotation that
-    signals, greetd writes to the new file.
+    signals, greetd writes to the new file, which has the mode of the one
+    it replaces (or the recipe's C{create} mode), never the umask's.
     """
     logrotate = requireTool("logrotate")
     daemon, log, pidfile, port = startLogging(spawnGreetd, tmp_path, logger)
+    log.chmod(0o644)
+    permissions = 0o640 if mode == "shipped-recipe" else 0o644
     config = tmp_path / "logrotate.conf"
     if mode == "shipped-recipe":
         config.write_text(shippedRecipe(log, pidfile))
@@ -215,6 +225,7 @@ def test_rotations(
                 lambda: log.exists() and b"Reopened the log file" in log.read_bytes(),
                 "reopen",
             )
+        assert log.stat().st_mode & 0o777 == permissions, oct(log.stat().st_mode)
     daemon.stop()
     assert daemon.output == ""
     parts = series(log)

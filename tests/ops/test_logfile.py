@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from greetd.ops.logfile import (
     REOPEN_SIGNALS,
@@ -73,6 +73,66 @@ class LogFileTests(SynchronousTestCase):
         logFile.write("three\n")
         self.assertEqual(read(self.path + ".1"), "one\ntwo\n")
         self.assertEqual(read(self.path), "three\n")
+
+    def umask(self, mask: int) -> None:
+        """
+        Set the process's umask for the length of the test.
+        """
+        self.addCleanup(os.umask, os.umask(mask))
+
+    def test_reopenKeepsMode(self) -> None:
+        """
+        The file created for one that was moved has the moved one's mode,
+        whatever the umask: twistd's is 077 once daemonized, which would
+        make the new log readable by its owner alone.
+        """
+        for mode in (0o644, 0o640, 0o604):
+            logFile = self.open()
+            os.chmod(self.path, mode)
+            self.umask(0o077)
+            os.rename(self.path, self.path + ".1")
+            logFile.reopen()
+            self.assertEqual(os.stat(self.path).st_mode & 0o7777, mode)
+            logFile.close()
+            os.remove(self.path)
+
+    def test_reopenKeepsOwner(self) -> None:
+        """
+        The file created for one that was moved has the moved one's owner
+        and group, where the process may give them (root may).
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("only root may give a file away")
+        logFile = self.open()
+        os.chown(self.path, 12345, 23456)
+        os.rename(self.path, self.path + ".1")
+        logFile.reopen()
+        status = os.stat(self.path)
+        self.assertEqual((status.st_uid, status.st_gid), (12345, 23456))
+
+    def test_reopenOwnerNotPermitted(self) -> None:
+        """
+        Where the process may not give the file away, it keeps it, with the
+        old file's mode, and tries to give the group alone.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("only root may make a file another user's")
+        calls: list[tuple[int, int]] = []
+
+        def fchown(fd: int, uid: int, gid: int) -> None:
+            calls.append((uid, gid))
+            raise PermissionError(1, "Operation not permitted")
+
+        logFile = self.open()
+        os.chmod(self.path, 0o640)
+        os.chown(self.path, 12345, 23456)
+        os.rename(self.path, self.path + ".1")
+        self.patch(os, "fchown", fchown)
+        logFile.reopen()
+        self.assertEqual(calls, [(12345, 23456), (-1, 23456)])
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o640)
+        logFile.write("line\n")
+        self.assertEqual(read(self.path), "line\n")
 
     def test_reopenKeepsCreatedFile(self) -> None:
         """
