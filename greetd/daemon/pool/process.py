@@ -6,6 +6,7 @@ sockets as its descriptors, and reading what it writes.
 from __future__ import annotations
 
 import os
+import signal
 from collections import Counter
 from typing import Any, Callable, Protocol, Sequence
 
@@ -96,6 +97,26 @@ class WorkerProtocol(ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         self.pool.workerEnded(self, reason)
+
+
+def describeExit(reason: Failure) -> str:
+    """
+    How a worker process ended, in words: C{exited with status 1},
+    C{killed by signal 9 (SIGKILL)}.
+
+    @param reason: What C{processEnded} was given.
+    """
+    signum = getattr(reason.value, "signal", None)
+    if signum is not None:
+        try:
+            name = f" ({signal.Signals(signum).name})"
+        except ValueError:
+            name = ""
+        return f"killed by signal {signum}{name}"
+    exitCode = getattr(reason.value, "exitCode", None)
+    if exitCode is not None:
+        return f"exited with status {exitCode}"
+    return str(reason.value)
 
 
 #: Starts a worker process for a slot, connected to the protocol.

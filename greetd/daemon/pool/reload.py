@@ -12,7 +12,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from greetd.daemon.pool.logger import POOL, PinnedLogger
-from greetd.daemon.pool.process import WorkerProtocol
+from greetd.daemon.pool.process import WorkerProtocol, describeExit
 from greetd.daemon.pool.supervisor import Supervisor
 from greetd.daemon.pool.wire import RETIRE
 
@@ -149,9 +149,9 @@ class RollingReload:
         if self._supervisor.running:
             self._failed(
                 protocol.slot,
-                "its replacement (pid {pid}) exited before serving "
-                "(exit code {exitCode}, signal {signal})",
+                "its replacement (pid {pid}) ended before serving ({how})",
                 pid=protocol.pid,
+                how=describeExit(reason),
                 exitCode=getattr(reason.value, "exitCode", None),
                 signal=getattr(reason.value, "signal", None),
             )

@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 
 from greetd.core.counters import retire, sumCounts
 from greetd.daemon.pool.logger import POOL, PinnedLogger
-from greetd.daemon.pool.process import Spawn, WorkerProtocol
+from greetd.daemon.pool.process import Spawn, WorkerProtocol, describeExit
 from greetd.protocols.drain import cancelling
 
 #: A worker that dies within this many seconds of the same slot's previous
@@ -175,10 +175,10 @@ class Supervisor(Service):
             del self.workers[slot]
             if self.running:
                 self._log.warn(
-                    "Worker {slot} (pid {pid}) died "
-                    "(exit code {exitCode}, signal {signal})",
+                    "Worker {slot} (pid {pid}) died ({how})",
                     slot=slot,
                     pid=protocol.pid,
+                    how=describeExit(reason),
                     exitCode=exitCode,
                     signal=signum,
                     greetdEvent="worker.died",

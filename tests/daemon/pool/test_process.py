@@ -8,6 +8,7 @@ import os
 from collections import Counter
 from typing import Any
 
+from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -23,6 +24,7 @@ from greetd.daemon.pool import (
     bindShared,
     spawnWorker,
 )
+from greetd.daemon.pool.process import describeExit
 from greetd.ops.relay import eventAsRelayLine
 from tests.helpers import FakeProcess, captureLogs
 
@@ -127,3 +129,20 @@ class SpawnTests(SynchronousTestCase):
             {0: "w", 1: "r", 2: "r", COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
         )
         self.assertEqual(kwargs["env"], os.environ)
+
+
+class DescribeExitTests(SynchronousTestCase):
+    """
+    L{describeExit} says how a worker ended in plain words.
+    """
+
+    def test_ways(self) -> None:
+        for reason, words in [
+            (ProcessTerminated(signal=9), "killed by signal 9 (SIGKILL)"),
+            (ProcessTerminated(signal=15), "killed by signal 15 (SIGTERM)"),
+            (ProcessTerminated(signal=200), "killed by signal 200"),
+            (ProcessTerminated(exitCode=1), "exited with status 1"),
+            (ProcessDone(0), "exited with status 0"),
+            (OSError("gone"), "gone"),
+        ]:
+            self.assertEqual(describeExit(Failure(reason)), words)

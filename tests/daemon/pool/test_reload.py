@@ -12,7 +12,7 @@ from twisted.internet.error import (
     ProcessDone,
     ProcessTerminated,
 )
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, formatEvent
 from twisted.python.failure import Failure
 
 from greetd.daemon.pool import (
@@ -162,6 +162,10 @@ class ReloadTests(PoolCase):
         self.assertEqual(failed["log_level"], LogLevel.error)
         self.assertEqual((failed["slot"], failed["old"]), (1, 100))
         self.assertEqual((failed["pid"], failed["exitCode"]), (102, 1))
+        self.assertIn(
+            "its replacement (pid 102) ended before serving (exited with status 1)",
+            formatEvent(failed),
+        )
         self.assertNotIn("worker.died", self.greetdEvents())
 
     def test_replacementNeverServes(self) -> None:

@@ -12,7 +12,7 @@ from twisted.internet.error import (
     ProcessDone,
     ProcessTerminated,
 )
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, formatEvent
 
 from greetd.daemon.pool import (
     COUNTS_FD,
@@ -55,6 +55,9 @@ class PoolTests(PoolCase):
         self.assertEqual(self.pool.workers[1].pid, 102)
         [died] = [e for e in self.events if e.get("greetdEvent") == "worker.died"]
         self.assertEqual((died["pid"], died["signal"]), (100, 9))
+        self.assertEqual(
+            formatEvent(died), "Worker 1 (pid 100) died (killed by signal 9 (SIGKILL))"
+        )
         self.assertEqual(died["log_level"], LogLevel.warn)
         [restart] = [e for e in self.events if e.get("greetdEvent") == "worker.restart"]
         self.assertEqual((restart["slot"], restart["delay"]), (1, 0))
