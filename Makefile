@@ -43,9 +43,14 @@ run: $(STAMP)
 debian-packages:
 	tools/debian-packages $(DEBIAN_TOOLS)
 
+# Each test runs once: the unit tests (trial's TestCases) under trial, the
+# integration tests (pytest functions driving the real daemon) under pytest,
+# PYTEST_WORKERS files at a time: they spend most of their time waiting on
+# the daemons they start, and each holds on a busy machine.
+PYTEST_WORKERS ?= 3
 test: $(STAMP) debian-packages
 	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial tests
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check greetd tests bench twisted setup.py
