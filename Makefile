@@ -53,8 +53,8 @@ test: $(STAMP) debian-packages
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check greetd tests bench twisted setup.py
-	$(BIN)/ruff format --check greetd tests bench twisted setup.py
+	$(BIN)/ruff check greetd tests bench twisted docs setup.py
+	$(BIN)/ruff format --check greetd tests bench twisted docs setup.py
 	$(BIN)/mypy --strict greetd
 	$(BIN)/lint-imports
 
