@@ -19,7 +19,6 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from greetd.core.access import AccessPolicy, Network
 from greetd.core.accessline import AccessLog, Closed
@@ -39,6 +38,7 @@ from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
+from greetd.protocols.flow import FlowControl
 from greetd.protocols.idle import IdleSweep
 
 #: The seed's banner, sent as is, without a line ending.
@@ -55,16 +55,16 @@ class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
     """
 
 
-@implementer(IPushProducer)
-class GreetingProtocol(Protocol):
+class GreetingProtocol(FlowControl, Protocol):
     """
     Greet one client: send the banner, answer each message with the reply
     template, and close on C{exit}, on a message that is too long, or when
     the client has been idle too long.
 
-    The protocol is the transport's producer: when replies pile up unread
-    in the transport's buffer, the transport pauses it and it stops reading,
-    so a client that sends without reading cannot grow the daemon's memory.
+    The protocol is the transport's producer (L{FlowControl}): when replies
+    pile up unread in the transport's buffer, the transport pauses it and it
+    stops reading, so a client that sends without reading cannot grow the
+    daemon's memory.
 
     @ivar factory: The L{GreetingFactory} holding the configuration.
     @ivar host: The peer's IP address, or C{None} (a UNIX socket).
@@ -261,23 +261,6 @@ class GreetingProtocol(Protocol):
         self.factory.countError("idle-timeout")
         self.ended = "idle-timeout"
         self.sendError("idle timeout")
-
-    def pauseProducing(self) -> None:
-        """
-        The peer is not reading its replies: stop reading its messages.
-        """
-        self._transport().pauseProducing()
-
-    def resumeProducing(self) -> None:
-        """
-        The peer caught up: read again.
-        """
-        self._transport().resumeProducing()
-
-    def stopProducing(self) -> None:
-        """
-        The transport is going away; L{connectionLost} cleans up.
-        """
 
     @property
     def peer(self) -> str:
