@@ -85,3 +85,22 @@ def sslListeningArguments(endpoint: Any) -> tuple[int, int, str]:
     plain TCP listener under C{haproxy:ssl:}.
     """
     return endpoint._port, endpoint._backlog, endpoint._interface
+
+
+def unsentBytes(transport: Any) -> int:
+    """
+    How many bytes of a connection wait in its socket transport's own
+    buffer, not yet handed to the kernel: what the peer is owed and has not
+    made room for.  C{transport} is a connection's transport, or any
+    transport wrapping one (TLS, PROXY, greetd's handshake gate), each of
+    which names what it wraps C{transport}; 0 for one that wraps no socket.
+
+    The write timeout (L{greetd.protocols.idle}) watches this number for
+    progress; Twisted's C{FileDescriptor} exposes no count of what it holds.
+    Reads C{FileDescriptor.dataBuffer}, C{offset} and C{_tempDataLen}.
+    """
+    while not hasattr(transport, "dataBuffer"):
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return 0
+    return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)

@@ -10,7 +10,9 @@ import inspect
 from twisted.internet import endpoints
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -21,6 +23,7 @@ from greetd.twisted_private import (
     sendsNothingFirst,
     sslContextFactory,
     sslListeningArguments,
+    unsentBytes,
 )
 from tests.certificates import temporaryCredentials
 from tests.protocols.test_fastwrite import serverConnection
@@ -105,3 +108,22 @@ class PrivateNamesTests(SynchronousTestCase):
             self.requirePrivate(endpoint, name, "SSL4ServerEndpoint")
         self.assertEqual(sslListeningArguments(endpoint), (7, 50, "127.0.0.1"))
         self.assertTrue(hasattr(sslContextFactory(endpoint), "getContext"))
+
+    def test_unsentBytes(self) -> None:
+        """
+        C{tcp.Server} keeps what it has not sent in C{dataBuffer} (from
+        C{offset}) and C{_tempDataLen}, which L{unsentBytes} adds up, through
+        any transports wrapping it.
+        """
+        server, _ = serverConnection(self)
+        for name in ("dataBuffer", "offset", "_tempDataLen"):
+            self.requirePrivate(server, name, "twisted.internet.tcp.Server")
+        self.assertEqual(unsentBytes(server), 0)
+        server.write(b"x" * 100)
+        self.assertEqual(unsentBytes(server), 100)
+        wrapper = ProtocolWrapper(WrappingFactory(Factory()), Protocol())
+        wrapper.makeConnection(server)
+        self.assertEqual(unsentBytes(wrapper), 100)
+        server.doWrite()
+        self.assertEqual(unsentBytes(wrapper), 0)
+        self.assertEqual(unsentBytes(StringTransport()), 0)

@@ -11,9 +11,19 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 #: How a connection may end: the client said C{exit}; the client closed
-#: or reset it; it was idle too long; it sent a message too long or met an
+#: or reset it; it was idle too long; it did not read what it was sent
+#: (L{greetd.protocols.idle}); it sent a message too long or met an
 #: internal error; it was refused; the daemon was shutting down.
-ENDINGS = ("exit", "closed", "reset", "idle-timeout", "error", "refused", "shutdown")
+ENDINGS = (
+    "exit",
+    "closed",
+    "reset",
+    "idle-timeout",
+    "write-timeout",
+    "error",
+    "refused",
+    "shutdown",
+)
 
 #: The namespace of access log lines.
 NAMESPACE = "greetd.access"

@@ -36,7 +36,7 @@ REFUSAL_REASONS = (
 )
 
 #: Why an admitted TCP connection may be closed with an error.
-ERROR_REASONS = ("length", "idle-timeout", "internal")
+ERROR_REASONS = ("length", "idle-timeout", "write-timeout", "internal")
 
 #: Why a datagram may be left unanswered.
 DROP_REASONS = (

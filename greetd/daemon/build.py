@@ -72,6 +72,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             maxLength=maxLength,
             clock=reactor,
             idleTimeout=options["idle-timeout"],
+            writeTimeout=options["write-timeout"],
             limiter=ConnectionLimiter(
                 options["max-connections"],
                 options["max-per-ip"],

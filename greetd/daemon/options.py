@@ -25,7 +25,11 @@ from greetd.protocols.admission import (
     DEFAULT_RATE_PER_IP,
 )
 from greetd.protocols.datagram import DEFAULT_GLOBAL_RATE, DEFAULT_RATE
-from greetd.protocols.greeting import DEFAULT_IDLE_TIMEOUT, DEFAULT_WELCOME
+from greetd.protocols.greeting import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_WELCOME,
+    DEFAULT_WRITE_TIMEOUT,
+)
 
 #: Where the seed's TCP server listens.
 DEFAULT_TCP = "tcp:9999:interface=127.0.0.1"
@@ -110,7 +114,15 @@ class Options(usage.Options):
             "idle-timeout",
             None,
             DEFAULT_IDLE_TIMEOUT,
-            "Seconds a TCP connection may complete no message (0: no limit).",
+            "Seconds a TCP connection may complete no message, and may take "
+            "to close (0: no limit).",
+        ],
+        [
+            "write-timeout",
+            None,
+            DEFAULT_WRITE_TIMEOUT,
+            "Seconds a TCP client may read none of the replies it is owed "
+            "before it is cut (0: no limit).",
         ],
         [
             "udp-rate",
@@ -248,7 +260,7 @@ class Options(usage.Options):
             self[name] = numericOption(self, name, minimum=0)
         if self["ipv6-prefix"] > 128:
             raise usage.UsageError("--ipv6-prefix: an IPv6 prefix is at most 128")
-        for name in ("idle-timeout", "udp-rate", "udp-global-rate"):
+        for name in ("idle-timeout", "write-timeout", "udp-rate", "udp-global-rate"):
             self[name] = numericOption(self, name, minimum=0, kind=float)
         self["shutdown-timeout"] = numericOption(
             self, "shutdown-timeout", minimum=0, kind=float

@@ -47,6 +47,10 @@ DEFAULT_WELCOME = b"Welcome"
 #: Seconds a connection may go without completing a message.
 DEFAULT_IDLE_TIMEOUT = 300.0
 
+#: Seconds a peer may take none of the replies it is owed (nginx's
+#: C{send_timeout} default).
+DEFAULT_WRITE_TIMEOUT = 60.0
+
 
 class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
     """
@@ -77,6 +81,8 @@ class GreetingProtocol(FlowControl, Protocol):
         control; one that did not is closed at once and counted apart.
     @ivar closing: Whether the connection is being closed, after which input
         is ignored.
+    @ivar closingAt: When it began to close, for its deadline
+        (L{greetd.protocols.idle}).
     @ivar healthCheck: Whether it is a load balancer's health check (a PROXY
         v2 C{LOCAL} header, or C{--health-check-from}): served as usual,
         counted and logged apart.
@@ -97,6 +103,7 @@ class GreetingProtocol(FlowControl, Protocol):
     writesThrough = False
     ended: str | None = None
     healthCheck = False
+    closingAt = 0.0
     _linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
@@ -119,6 +126,7 @@ class GreetingProtocol(FlowControl, Protocol):
         self.writesThrough = supportsWriteThrough(transport)
         self._framer = MessageFramer(factory.framing, factory.maxLength)
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
+        self.writeProgressAt = self.openedAt
         transport.registerProducer(self, True)
         accessLog = factory.accessLog
         if accessLog.wantsOpened() and not self.healthCheck:
@@ -222,7 +230,7 @@ class GreetingProtocol(FlowControl, Protocol):
         Close once every reply already written has been sent, and ignore
         anything the peer sends meanwhile.
         """
-        self.closing = True
+        self._beginClosing()
         transport = self._transport()
         # A registered producer would be resumed, not the connection closed,
         # once the buffer drains.
@@ -237,7 +245,7 @@ class GreetingProtocol(FlowControl, Protocol):
         otherwise block in its send once greetd stopped reading, never read
         its replies, and be cut mid-reply when the drain's time ran out.
         """
-        self.closing = True
+        self._beginClosing()
         transport = self._transport()
         transport.unregisterProducer()
         halfClose = getattr(transport, "loseWriteConnection", None)
@@ -246,12 +254,30 @@ class GreetingProtocol(FlowControl, Protocol):
         else:
             halfClose()
 
+    def _beginClosing(self) -> None:
+        """
+        Ignore input from now on, and start the clock on closing.
+        """
+        self.closing = True
+        self.closingAt = self.factory.clock.seconds()
+
     def abort(self) -> None:
         """
         Close now, dropping whatever is unwritten.
         """
         self.closing = True
         self._transport().abortConnection()
+
+    def writeTimedOut(self) -> None:
+        """
+        The peer has not read what it is owed for the write timeout, or has
+        not let a close finish within the idle timeout: cut it, since
+        waiting on would let a peer that never reads hold the connection
+        (and its place under the limits) for as long as it likes.
+        """
+        self.factory.countError("write-timeout")
+        self.ended = "write-timeout"
+        self.abort()
 
     def idleTimedOut(self) -> None:
         """
@@ -339,7 +365,8 @@ class GreetingFactory(_FactoryBase):
     @ivar admission: The L{Admission} new connections pass; without a
         C{limiter}, C{twistd greetd}'s default limits apply
         (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
-    @ivar idle: The L{IdleSweep}.
+    @ivar idle: The L{IdleSweep}, which holds every connection to its
+        deadlines: C{idleTimeout} and C{writeTimeout} seconds.
     @ivar drain: The L{Drain}, for shutdown.
     @ivar accessLog: Where each connection's line goes when it closes
         (L{LoggerAccessLog} unless given).
@@ -363,6 +390,7 @@ class GreetingFactory(_FactoryBase):
         maxLength: int = DEFAULT_MAX_LENGTH,
         clock: IReactorTime | None = None,
         idleTimeout: float = DEFAULT_IDLE_TIMEOUT,
+        writeTimeout: float = DEFAULT_WRITE_TIMEOUT,
         limiter: ConnectionLimiter | None = None,
         access: AccessPolicy | None = None,
         accessLog: AccessLog | None = None,
@@ -392,7 +420,7 @@ class GreetingFactory(_FactoryBase):
             clock,
             healthCheckFrom,
         )
-        self.idle = IdleSweep(clock, idleTimeout, self.connections)
+        self.idle = IdleSweep(clock, idleTimeout, self.connections, writeTimeout)
         self.accessLog = accessLog if accessLog is not None else LoggerAccessLog()
         self.drain = Drain(clock, self.connections)
 

@@ -1,7 +1,21 @@
 """
-The idle sweep: one periodic check for every connection of a factory,
+The deadline sweep: one periodic check for every connection of a factory,
 rather than a timer each, which would cost more memory than the rest of an
 idle connection's state.
+
+Every state of a connection has a deadline here, as HAProxy's C{timeout
+client} and nginx's C{client_body_timeout} and C{send_timeout} give one:
+
+  - open: it completes a message within the idle timeout;
+  - owing bytes the peer has not made room for (open or closing): the
+    peer takes some of them within the write timeout;
+  - closing: it is gone within the idle timeout of beginning to close.
+
+A connection past a deadline of the first kind is told and closed
+(L{IdleConnection.idleTimedOut}); past one of the others, it has shown it
+will not read what it is sent, so it is cut
+(L{IdleConnection.writeTimedOut}).  The drain on shutdown has its own
+deadline (L{greetd.protocols.drain}), and the sweep rests meanwhile.
 """
 
 from __future__ import annotations
@@ -16,16 +30,18 @@ from greetd.protocols.connection import IdleConnection
 
 class IdleSweep:
     """
-    Time out connections that complete no message for C{timeout} seconds,
-    checking every L{interval}: a connection is cut at most that late.
+    Hold connections to their deadlines (as the module says), checking
+    every L{interval}: a connection is cut at most that late.
 
     The sweep runs only while there are connections: L{wake} when one is
     added; a sweep that finds none stops it (L{rest} stops it at once).
     Stopping it when the last connection goes would start and stop a timer
     for every connection of a client that connects one at a time.
 
-    @ivar timeout: Seconds a connection may complete no message; 0 for no
-        limit, and no sweep.
+    @ivar timeout: Seconds a connection may complete no message, and may
+        take to close; 0 for no limit.
+    @ivar writeTimeout: Seconds a peer may take none of the bytes it is
+        owed; 0 for no limit.
     @ivar connections: The connections to check, owned by the caller.
     """
 
@@ -38,25 +54,28 @@ class IdleSweep:
         clock: IReactorTime,
         timeout: float,
         connections: Collection[IdleConnection],
+        writeTimeout: float = 0.0,
     ) -> None:
         self.clock = clock
         self.timeout = timeout
+        self.writeTimeout = writeTimeout
         self.connections = connections
         self._call: LoopingCall | None = None
 
     @property
     def interval(self) -> float:
         """
-        How often idle connections are looked for: a tenth of the timeout,
+        How often deadlines are checked: a tenth of the shorter timeout,
         between L{minInterval} and L{maxInterval} seconds.
         """
-        return min(max(self.timeout / 10, self.minInterval), self.maxInterval)
+        shortest = min(t for t in (self.timeout, self.writeTimeout, 1e9) if t)
+        return min(max(shortest / 10, self.minInterval), self.maxInterval)
 
     def wake(self) -> None:
         """
         A connection was added: make sure the sweep runs.
         """
-        if self.timeout and self._call is None:
+        if (self.timeout or self.writeTimeout) and self._call is None:
             self._call = LoopingCall(self.sweep)
             self._call.clock = self.clock
             self._call.start(self.interval, now=False)
@@ -84,15 +103,31 @@ class IdleSweep:
 
     def sweep(self) -> None:
         """
-        Time out every connection idle for L{timeout} seconds or more.
+        Close or cut every connection past one of its deadlines.
         """
         if not self.connections:
             self.rest()
             return
-        deadline = self.clock.seconds() - self.timeout
-        for connection in [
-            connection
-            for connection in self.connections
-            if connection.lastMessageAt <= deadline and not connection.closing
-        ]:
+        now = self.clock.seconds()
+        idle, write = self.timeout, self.writeTimeout
+        idleSince = now - idle if idle else -1.0
+        idled: list[IdleConnection] = []
+        stalled: list[IdleConnection] = []
+        for connection in self.connections:
+            if write:
+                owed = connection.unsent()
+                if not owed or owed < connection.writeMark:
+                    connection.writeProgressAt = now
+                connection.writeMark = owed
+                if owed and now - connection.writeProgressAt >= write:
+                    stalled.append(connection)
+                    continue
+            if not connection.closing:
+                if connection.lastMessageAt <= idleSince:
+                    idled.append(connection)
+            elif connection.closingAt <= idleSince:
+                stalled.append(connection)
+        for connection in idled:
             connection.idleTimedOut()
+        for connection in stalled:
+            connection.writeTimedOut()

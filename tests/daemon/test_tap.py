@@ -64,13 +64,14 @@ class OptionsTests(SynchronousTestCase):
                     "max-per-ip",
                     "rate-per-ip",
                     "idle-timeout",
+                    "write-timeout",
                     "udp-rate",
                     "udp-global-rate",
                     "shutdown-timeout",
                     "udp-allow-low-ports",
                 )
             ],
-            [10000, 64, 20, 300.0, 10.0, 1000.0, 5.0, False],
+            [10000, 64, 20, 300.0, 60.0, 10.0, 1000.0, 5.0, False],
         )
         self.assertFalse(options["access"])
 
@@ -375,7 +376,8 @@ class MakeServiceTests(SynchronousTestCase):
         reactor = MemoryUDPReactor()
         options = daemonOptions(
             "--max-connections", "5", "--max-per-ip", "2", "--rate-per-ip", "3",
-            "--idle-timeout", "7.5", "--udp-rate", "4", "--udp-global-rate", "0",
+            "--idle-timeout", "7.5", "--write-timeout", "2", "--udp-rate", "4",
+            "--udp-global-rate", "0",
             "--udp-allow-low-ports", "--deny", "192.0.2.0/24", "--tcp", "tcp:1",
             "--health-check-from", "10.1.0.0/16",
             "--udp", "udp:2", "--shutdown-timeout", "1", "--ipv6-prefix", "56",
@@ -391,7 +393,7 @@ class MakeServiceTests(SynchronousTestCase):
             (limiter.maxConnections, limiter.maxPerHost, limiter.perHostRate),
             (5, 2, 3),
         )
-        self.assertEqual(factory.idle.timeout, 7.5)
+        self.assertEqual((factory.idle.timeout, factory.idle.writeTimeout), (7.5, 2.0))
         self.assertFalse(factory.admission.access.permits("192.0.2.1"))
         self.assertTrue(factory.admission.isHealthCheck("10.1.2.3"))
         self.assertFalse(factory.admission.isHealthCheck("10.2.0.1"))

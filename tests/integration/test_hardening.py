@@ -5,6 +5,7 @@ client is served while it goes on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -339,6 +340,89 @@ def test_backpressure(spawnGreetd: Any) -> None:
     assert pushed < FLOOD / 2, f"pushed {pushed} bytes: reading never paused"
     assert growth < 30 * 1024 * 1024, f"RSS grew by {growth} bytes"
     honestExchange(port)
+
+
+def pushUnread(client: socket.socket, payload: bytes, last: bytes = b"") -> None:
+    """
+    Send C{payload} on C{client} again and again, never reading, until the
+    daemon stops taking it (it has stopped reading: its replies are stuck),
+    then C{last}; at most L{FLOOD} bytes.
+    """
+    client.settimeout(0.5)
+    pushed = 0
+    with contextlib.suppress(OSError, ssl.SSLWantWriteError):
+        while pushed < FLOOD:
+            pushed += client.send(payload)
+    if last:
+        with contextlib.suppress(OSError, ssl.SSLWantWriteError):
+            client.send(last)
+
+
+def nonReader(
+    source: str, port: int, wrap: Callable[[socket.socket], socket.socket]
+) -> socket.socket:
+    """
+    A connection from C{source} with a small receive buffer, wrapped by
+    C{wrap} (TLS, or as it is).
+    """
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(TIMEOUT)
+    client.bind((source, 0))
+    client.connect(("127.0.0.1", port))
+    return wrap(client)
+
+
+def nonReadersCut(
+    daemon: Any,
+    port: int,
+    wrap: Callable[[socket.socket], socket.socket],
+    exchange: Callable[[], None],
+) -> None:
+    """
+    Three clients from one address fill its C{--max-per-ip} 3 and never
+    read: one floods lines, one floods then says C{exit}, one floods then
+    sends a message too long.  Each is cut for not reading, within the
+    write timeout and the idle timeout of its close, and then an honest
+    client from that address (C{exchange}) is admitted.
+    """
+    clients = []
+    for last in [b"", b"exit\n", b"x" * 2000]:
+        clients.append(nonReader("127.0.0.5", port, wrap))
+        pushUnread(clients[-1], b"flood\n" * 2000, last)
+    durations = [
+        float(
+            daemon.waitFor(
+                rf"127\.0\.0\.5:{client.getsockname()[1]} closed "
+                r"\(write-timeout\) after ([\d.]+)s"
+            ).group(1)
+        )
+        for client in clients
+    ]
+    # Pushing takes a moment; then the write timeout (1 s) and at most one
+    # sweep's interval, or the idle timeout (2 s) after the close began.
+    assert max(durations) < 6, durations
+    exchange()
+    for client in clients:
+        client.close()
+
+
+def test_nonReadersCut(spawnGreetd: Any) -> None:
+    """
+    Clients that never read their replies, open or closing, are cut, and
+    their places under C{--max-per-ip} are free again.
+    """
+    daemon = spawnGreetd(
+        "--idle-timeout", "2", "--write-timeout", "1", "--max-per-ip", "3",
+        "--rate-per-ip", "0",
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    nonReadersCut(
+        daemon,
+        port,
+        lambda client: client,
+        lambda: honestExchange(port, source="127.0.0.5"),
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -22,9 +22,11 @@ from tests.integration.test_greet import NAMES, greet
 from tests.integration.test_haproxy import startHAProxy
 from tests.integration.test_hardening import (
     FLOOD,
+    connectFrom,
     converse,
     floodWhileServing,
     honestExchange,
+    nonReadersCut,
     rss,
 )
 from tests.integration.test_seed import SEED_TCP_OUTPUT
@@ -217,6 +219,28 @@ def test_backpressure(spawnGreetd: Any, certificates: Certificates) -> None:
     assert pushed < FLOOD / 2, f"pushed {pushed} bytes: reading never paused"
     assert growth < 30 * 1024 * 1024, f"RSS grew by {growth} bytes"
     tlsExchange(certificates, port, b"last")
+
+
+def test_nonReadersCut(spawnGreetd: Any, certificates: Certificates) -> None:
+    """
+    TLS clients that never read their replies, open or closing, are cut as
+    TCP ones are, and their places under C{--max-per-ip} are free again.
+    """
+    daemon = spawnGreetd(
+        "--no-udp", "--idle-timeout", "2", "--write-timeout", "1",
+        "--max-per-ip", "3", "--rate-per-ip", "0", "--tcp", certificates.listener(),
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    context = ssl.create_default_context(cafile=str(certificates.authority))
+
+    def wrap(client: socket.socket) -> socket.socket:
+        return context.wrap_socket(client, server_hostname="localhost")
+
+    def honest() -> None:
+        with wrap(connectFrom("127.0.0.5", port)) as client:
+            converse(client, b"honest")
+
+    nonReadersCut(daemon, port, wrap, honest)
 
 
 def test_workers(spawnGreetd: Any, certificates: Certificates) -> None:

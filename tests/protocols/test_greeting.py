@@ -17,6 +17,7 @@ from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.accessline import ENDINGS
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
+from greetd.protocols import flow
 from greetd.protocols.admission import REFUSAL_LINES, Admission
 from greetd.protocols.greeting import (
     GreetingFactory,
@@ -453,7 +454,9 @@ class IdleTimeoutTests(SynchronousTestCase):
 
     def test_off(self) -> None:
         clock = Clock()
-        _, transport = connect(GreetingFactory(clock=clock, idleTimeout=0))
+        _, transport = connect(
+            GreetingFactory(clock=clock, idleTimeout=0, writeTimeout=0)
+        )
         self.assertEqual(clock.getDelayedCalls(), [])
         clock.advance(10**6)
         self.assertTrue(transport.connected)
@@ -507,6 +510,105 @@ class IdleTimeoutTests(SynchronousTestCase):
                 GreetingFactory(clock=self.clock, idleTimeout=timeout).idle.interval,
                 interval,
             )
+
+
+class WriteTimeoutTests(SynchronousTestCase):
+    """
+    A peer that reads none of what it is owed is cut after the write
+    timeout, open or closing; a closing connection is gone within the idle
+    timeout of beginning to close.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.owed = 0
+        self.patch(flow, "unsentBytes", lambda transport: self.owed)
+        self.factory = GreetingFactory(clock=self.clock, idleTimeout=10, writeTimeout=3)
+        self.protocol, self.transport = connect(self.factory)
+        # A close waits for the owed bytes, which the peer never takes.
+        self.transport.loseConnection = self.hang  # type: ignore[method-assign]
+
+    def hang(self) -> None:
+        self.transport.disconnecting = True
+
+    def test_openStalled(self) -> None:
+        """
+        Owed bytes that do not shrink for the write timeout cut the
+        connection, before its idle timeout.
+        """
+        self.owed = 200000
+        self.clock.advance(2.8)
+        self.assertFalse(self.transport.aborted)
+        self.clock.advance(0.6)
+        self.assertTrue(self.transport.aborted)
+        self.assertEqual(self.factory.errors["write-timeout"], 1)
+        self.assertEqual(self.protocol.ended, "write-timeout")
+
+    def test_progressKeeps(self) -> None:
+        """
+        A peer that reads, however slowly, is not cut while it talks.
+        """
+        self.owed = 200000
+        for _ in range(50):
+            self.clock.advance(1)
+            self.owed -= 1
+            self.protocol.dataReceived(b"hi\n")
+        self.assertFalse(self.transport.aborted)
+
+    def test_growingIsNoProgress(self) -> None:
+        """
+        Owed bytes that only grow are not being read.
+        """
+        for _ in range(4):
+            self.owed += 1000
+            self.clock.advance(1)
+        self.assertTrue(self.transport.aborted)
+
+    def test_exitStalled(self) -> None:
+        """
+        After C{exit}, a peer that does not read the replies before it is
+        cut after the write timeout, not kept for ever.
+        """
+        self.protocol.dataReceived(b"a\nexit\n")
+        self.owed = 14
+        self.clock.advance(3.5)
+        self.assertTrue(self.transport.aborted)
+        self.assertEqual(self.protocol.ended, "write-timeout")
+
+    def test_closingWithinIdleTimeout(self) -> None:
+        """
+        With no write timeout, a close that does not finish is cut the
+        idle timeout after it began: no state goes without a deadline.
+        """
+        factory = GreetingFactory(clock=self.clock, idleTimeout=10, writeTimeout=0)
+        protocol, transport = connect(factory)
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        self.owed = 14
+        self.clock.advance(5)
+        protocol.dataReceived(b"exit\n")
+        self.clock.advance(9.5)
+        self.assertFalse(transport.aborted)
+        self.clock.advance(1)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(factory.errors["write-timeout"], 1)
+
+    def test_idleThenStalled(self) -> None:
+        """
+        An idle peer that reads neither its replies nor its error is cut.
+        """
+        factory = GreetingFactory(clock=self.clock, idleTimeout=2, writeTimeout=0)
+        protocol, transport = connect(factory)
+        transport.loseConnection = lambda: None  # type: ignore[method-assign]
+        self.clock.advance(2)
+        self.assertEqual(protocol.ended, "idle-timeout")
+        self.assertFalse(transport.aborted)
+        self.clock.advance(2.2)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(protocol.ended, "write-timeout")
+
+    def test_nothingOwedNoCut(self) -> None:
+        self.clock.advance(9.5)
+        self.assertFalse(self.transport.aborted)
 
 
 class BackpressureTests(SynchronousTestCase):
@@ -582,7 +684,7 @@ class CloseAllTests(SynchronousTestCase):
 
     def test_abortsAfterTimeout(self) -> None:
         clock = Clock()
-        factory = GreetingFactory(clock=clock, idleTimeout=0)
+        factory = GreetingFactory(clock=clock, idleTimeout=0, writeTimeout=0)
         _, transport = connect(factory)
         transport.loseConnection = lambda: None  # type: ignore[method-assign]
         drained = factory.closeAll(5)
@@ -645,7 +747,7 @@ class RefusalDeliveryTests(SynchronousTestCase):
     def test_lingerDiscardsThenCloses(self) -> None:
         clock = Clock()
         factory = GreetingFactory(
-            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0, writeTimeout=0
         )
         connect(factory)
         refused, transport = connect(factory)
@@ -661,7 +763,7 @@ class RefusalDeliveryTests(SynchronousTestCase):
     def test_clientClosingEndsTheLinger(self) -> None:
         clock = Clock()
         factory = GreetingFactory(
-            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0, writeTimeout=0
         )
         connect(factory)
         _, transport = connect(factory)
@@ -676,7 +778,7 @@ class RefusalDeliveryTests(SynchronousTestCase):
         """
         clock = Clock()
         factory = GreetingFactory(
-            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0
+            clock=clock, limiter=ConnectionLimiter(1), idleTimeout=0, writeTimeout=0
         )
         factory.admission.maxLingering = 2
         connect(factory)

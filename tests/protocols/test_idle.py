@@ -12,10 +12,22 @@ from greetd.protocols.idle import IdleSweep
 
 class FakeConnection:
     closing = False
+    closingAt = 0.0
+    writeMark = 0
+    writeProgressAt = 0.0
+    owed = 0
+    stalled = 0
 
     def __init__(self, lastMessageAt: float) -> None:
         self.lastMessageAt = lastMessageAt
         self.timedOut = 0
+
+    def unsent(self) -> int:
+        return self.owed
+
+    def writeTimedOut(self) -> None:
+        self.stalled += 1
+        self.closing = True
 
     def idleTimedOut(self) -> None:
         self.timedOut += 1
@@ -88,3 +100,36 @@ class IdleSweepTests(SynchronousTestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         clock.advance(sweep.interval)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_intervalFromShorterTimeout(self) -> None:
+        clock = Clock()
+        self.assertEqual(IdleSweep(clock, 300, set(), 2).interval, 0.2)
+        self.assertEqual(IdleSweep(clock, 0, set(), 20).interval, 2.0)
+        self.assertEqual(IdleSweep(clock, 3, set(), 0).interval, 0.3)
+
+    def test_writeOnly(self) -> None:
+        """
+        With only a write timeout, the sweep runs and cuts stalled writers.
+        """
+        clock = Clock()
+        stuck = FakeConnection(0)
+        stuck.owed = 10
+        sweep = IdleSweep(clock, 0, {stuck}, 1)  # type: ignore[arg-type]
+        sweep.wake()
+        clock.advance(1)
+        self.assertEqual((stuck.stalled, stuck.timedOut), (1, 0))
+
+    def test_closingHasDeadline(self) -> None:
+        """
+        A closing connection is not exempt: still there the idle timeout
+        after it began closing, it is cut.
+        """
+        clock = Clock()
+        closing = FakeConnection(0)
+        closing.closing, closing.closingAt = True, 5.0
+        sweep = IdleSweep(clock, 10, {closing})  # type: ignore[arg-type]
+        sweep.wake()
+        clock.advance(14)
+        self.assertEqual(closing.stalled, 0)
+        clock.advance(1)
+        self.assertEqual((closing.stalled, closing.timedOut), (1, 0))
