@@ -4,11 +4,16 @@
 PYTHON ?= python3
 VENV ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(notdir $(PYTHON)))
 BIN := $(VENV)/bin
-# Linting runs on CPython only; other interpreters install what tests need.
-# TLS (greetd[tls]) is tested, and served by make run, with every interpreter.
-EXTRAS ?= $(if $(filter python3,$(PYTHON)),test$(comma)lint$(comma)tls,test$(comma)tls)
 comma := ,
-STAMP := $(VENV)/.installed
+
+# What each command installs in the virtualenv, added as it is first needed:
+# make run only what running needs (greetd and its TLS extra, for ssl: and
+# tls: listeners), make test the test tools, make lint the linters.  Linting
+# runs on CPython only; every interpreter is tested with TLS.
+RUN_EXTRAS := tls
+TEST_EXTRAS := tls$(comma)test
+LINT_EXTRAS := tls$(comma)test$(comma)lint
+INSTALL_EXTRAS ?= $(if $(filter python3,$(PYTHON)),$(LINT_EXTRAS),$(TEST_EXTRAS))
 
 # Debian's PyPy (Python 3.9), for make test PYTHON=pypy3 and for the test
 # that installs the wheel on PyPy.
@@ -27,18 +32,30 @@ DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=op
 # An editable install (setup.cfg's package_dir makes it a .pth file putting
 # the project root on sys.path, where Twisted's plugin scan finds
 # twisted/plugins/greetd_plugin.py).
-$(STAMP): pyproject.toml setup.cfg setup.py
+PACKAGING := pyproject.toml setup.cfg setup.py
+
+$(BIN)/python:
 	$(if $(filter pypy3,$(PYTHON)),tools/debian-packages $(DEBIAN_PYPY))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+
+# $(VENV)/.installed-EXTRAS: greetd installed editable with those extras.
+$(VENV)/.installed-%: $(PACKAGING) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[$*]'
 	touch $@
 
-install: $(STAMP)
+install: $(VENV)/.installed-$(INSTALL_EXTRAS)
 
-# PORT=N moves both services (TCP and UDP on 127.0.0.1) from 9999 to N.
-run: $(STAMP)
-	$(BIN)/twistd --nodaemon --pidfile= greetd $(if $(PORT),--tcp tcp:$(PORT):interface=127.0.0.1 --udp udp:$(PORT):interface=127.0.0.1) $(ARGS)
+# The daemon in the foreground; PORT=N moves both services (TCP and UDP on
+# 127.0.0.1) from 9999 to N, ARGS passes options.  Stopped by Ctrl-C or
+# SIGTERM, twistd exits by that signal: the trap keeps the shell waiting for
+# it, and such a stop is no error for make.
+RUN := $(BIN)/twistd --nodaemon --pidfile= greetd $(if $(PORT),--tcp tcp:$(PORT):interface=127.0.0.1 --udp udp:$(PORT):interface=127.0.0.1) $(ARGS)
+
+run: $(VENV)/.installed-$(RUN_EXTRAS)
+	@echo '$(RUN)'
+	@trap : INT TERM; $(RUN); status=$$?; \
+	    [ $$status = 130 ] || [ $$status = 143 ] || exit $$status
 
 debian-packages:
 	tools/debian-packages $(DEBIAN_TOOLS)
@@ -48,11 +65,11 @@ debian-packages:
 # PYTEST_WORKERS files at a time: they spend most of their time waiting on
 # the daemons they start, and each holds on a busy machine.
 PYTEST_WORKERS ?= 3
-test: $(STAMP) debian-packages
+test: $(VENV)/.installed-$(TEST_EXTRAS) debian-packages
 	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial tests
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-$(LINT_EXTRAS)
 	$(BIN)/ruff check greetd tests bench twisted docs setup.py
 	$(BIN)/ruff format --check greetd tests bench twisted docs setup.py
 	$(BIN)/mypy --strict greetd
@@ -60,11 +77,7 @@ lint: $(STAMP)
 
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
-$(VENV)/.bench-installed: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,tls,bench]'
-	touch $@
-
-bench: $(VENV)/.bench-installed
+bench: $(VENV)/.installed-$(LINT_EXTRAS)$(comma)bench
 	@if command -v pypy3 >/dev/null; then \
 		$(MAKE) install PYTHON=pypy3 || echo "make bench: no PyPy venv; greetd on PyPy is skipped"; \
 	else echo "make bench: no pypy3; greetd on PyPy is skipped"; fi

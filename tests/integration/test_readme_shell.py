@@ -74,8 +74,8 @@ def documentedExamples() -> list[Example]:
 
 def makeRun(*variables: str) -> list[str]:
     """
-    The command C{make run} runs with C{variables}, as C{make -n} prints it,
-    in the virtualenv running the tests.
+    The command C{make run} runs with C{variables}, as it echoes it (C{make
+    -n} prints that echo), in the virtualenv running the tests.
     """
     venv = f"VENV={sys.prefix}"
     printed = subprocess.run(
@@ -86,7 +86,8 @@ def makeRun(*variables: str) -> list[str]:
         text=True,
         timeout=TIMEOUT,
     ).stdout
-    [command] = [line for line in printed.splitlines() if "twistd" in line]
+    [echo] = [line for line in printed.splitlines() if line.startswith("echo ")]
+    [command] = shlex.split(echo)[1:]
     return shlex.split(command)
 
 
