@@ -29,11 +29,15 @@ ENDINGS = (
 NAMESPACE = "greetd.access"
 
 #: The text of a closed connection's line, for C{%} formatting with the
-#: peer, how it ended, seconds, messages, bytes received and bytes sent.
+#: peer, how it ended, seconds, and messages, bytes received and bytes
+#: sent, each count followed by its plural ending (L{PLURAL}).
 CLOSED_TEXT = (
     "Connection from %s closed (%s) after %.3fs: "
-    "%d messages, %d bytes received, %d bytes sent"
+    "%d message%s, %d byte%s received, %d byte%s sent"
 )
+
+#: The ending of a noun after a count of 0, 1, or more: 1 message, 2 messages.
+PLURAL = ("s", "", "s")
 
 
 class Closed(NamedTuple):
@@ -64,13 +68,17 @@ class Closed(NamedTuple):
         """
         The line's text (L{CLOSED_TEXT}).
         """
+        messages, received, sent = self.messages, self.bytesReceived, self.bytesSent
         return CLOSED_TEXT % (
             self.peer,
             self.ended,
             self.duration,
-            self.messages,
-            self.bytesReceived,
-            self.bytesSent,
+            messages,
+            PLURAL[min(messages, 2)],
+            received,
+            PLURAL[min(received, 2)],
+            sent,
+            PLURAL[min(sent, 2)],
         )
 
 

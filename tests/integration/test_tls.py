@@ -144,7 +144,7 @@ def test_sClient(spawnGreetd: Any, certificates: Certificates, kind: str) -> Non
     result = sClient(certificates, port, b"M\nexit\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"WelcomeHello, M!\n"
-    daemon.waitFor(r"closed \([\w-]+\) after [\d.]+s: 1 messages")
+    daemon.waitFor(r"closed \([\w-]+\) after [\d.]+s: 1 message,")
 
 
 @pytest.mark.parametrize("kind", ["tls", "ssl"])
@@ -275,7 +275,7 @@ def test_behindHAProxy(
         process.terminate()
         process.wait(TIMEOUT)
     daemon.waitFor(
-        r"Connection from 127\.0\.0\.9:\d+ closed \([\w-]+\) after [\d.]+s: 1 messages"
+        r"Connection from 127\.0\.0\.9:\d+ closed \([\w-]+\) after [\d.]+s: 1 message,"
     )
 
 
