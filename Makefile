@@ -27,7 +27,7 @@ DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=op
 	/usr/lib/nginx/modules/ngx_stream_module.so=libnginx-mod-stream \
 	$(DEBIAN_PYPY)
 
-.PHONY: run test lint install bench debian-packages clean
+.PHONY: run test lint install bench bench-micro debian-packages clean
 
 # An editable install (setup.cfg's package_dir makes it a .pth file putting
 # the project root on sys.path, where Twisted's plugin scan finds
@@ -77,11 +77,16 @@ lint: $(VENV)/.installed-$(LINT_EXTRAS)
 
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.
+# Then the micro-benchmarks of greetd's steps (bench-micro alone).
 bench: $(VENV)/.installed-$(LINT_EXTRAS)$(comma)bench
 	@if command -v pypy3 >/dev/null; then \
 		$(MAKE) install PYTHON=pypy3 || echo "make bench: no PyPy venv; greetd on PyPy is skipped"; \
 	else echo "make bench: no pypy3; greetd on PyPy is skipped"; fi
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(MAKE) bench-micro
+
+bench-micro: $(VENV)/.installed-$(INSTALL_EXTRAS)
+	$(BIN)/python -m bench.micro --json bench/results/micro.json --rst bench/results/micro.rst
 
 clean:
 	rm -rf .venv .venv-* build dist *.egg-info twisted/plugins/dropin.cache
