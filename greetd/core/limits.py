@@ -85,9 +85,18 @@ class RecencyTable(Generic[Key, Value]):
 
     forgetPerEvent = 2
 
+    #: How many entries L{lookup} keeps before it forgets any (the table's
+    #: size, if smaller).  A few stale entries cost less than what
+    #: forgetting them at once costs busy keys: a bucket is stale (full)
+    #: microseconds after its last token at a high rate, so forgetting
+    #: every stale one would forget and re-create the busiest sources'
+    #: buckets on nearly every event.
+    forgetFrom = 1024
+
     def __init__(self, maxSize: int, stale: Callable[[Value, float], bool]) -> None:
         self.maxSize = maxSize
         self._stale = stale
+        self._forgetFrom = min(self.forgetFrom, maxSize)
         self._entries: OrderedDict[Key, Value] = OrderedDict()
 
     def __len__(self) -> int:
@@ -99,6 +108,26 @@ class RecencyTable(Generic[Key, Value]):
         """
         self.forget(self.forgetPerEvent, now)
         return self._entries.get(key)
+
+    def lookup(self, key: Key, now: float) -> Value | None:
+        """
+        Look C{key} up and, when it is there, make it the newest entry.
+        When it is not, and the table holds L{forgetFrom} entries or more,
+        forget up to L{forgetPerEvent} stale ones, as the room a new key
+        needs.
+
+        For a caller whose entry is in use again once touched (a bucket
+        that takes a token at C{now}): a key found costs one lookup and one
+        move and forgets nothing; only a new key, the one event that needs
+        room, forgets, so forgetting still outpaces adding.
+        """
+        entries = self._entries
+        value = entries.get(key)
+        if value is not None:
+            entries.move_to_end(key)
+        elif len(entries) >= self._forgetFrom:
+            self.forget(self.forgetPerEvent, now)
+        return value
 
     def peek(self, key: Key) -> Value | None:
         """
@@ -174,13 +203,11 @@ class KeyedRateLimiter(Generic[Key]):
         if not self.rate:
             return True
         buckets = self._buckets
-        bucket = buckets.get(key, now)
+        bucket = buckets.lookup(key, now)
         if bucket is None:
             bucket = TokenBucket(self.rate, self.rate, now)
             if not buckets.add(key, bucket):
                 return False
-        else:
-            buckets.touch(key, bucket)
         return bucket.take(now)
 
     def refund(self, key: Key) -> None:

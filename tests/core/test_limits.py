@@ -77,6 +77,40 @@ class KeyedRateLimiterTests(SynchronousTestCase):
         limiter.refund("b")
         self.assertEqual(len(limiter), 1)
 
+    def test_trackedKeyCostsALookupAndAMove(self) -> None:
+        """
+        An event from a tracked key costs its table one lookup and one move
+        to the newest end and forgets nothing, even at a rate at which every
+        bucket is full again (stale) before its next event: busy sources'
+        buckets are not forgotten and re-created on every event.
+        """
+        limiter: KeyedRateLimiter[int] = KeyedRateLimiter(rate=1e6)
+        table = instrument(limiter._buckets)
+        now = 0.0
+        for key in range(20):
+            now += 1e-5
+            limiter.allow(key, now)
+        buckets = dict(table)
+        for event in range(1000):
+            now += 1e-5
+            before = table.operations
+            self.assertTrue(limiter.allow(event % 20, now))
+            self.assertEqual(table.operations - before, 2)
+        self.assertEqual(dict(table), buckets)
+        self.assertEqual(list(table)[-1], 999 % 20)
+
+    def test_newKeyForgetsWhenFull(self) -> None:
+        """
+        A new key forgets stale buckets once the table holds
+        L{RecencyTable.forgetFrom} entries.
+        """
+        limiter: KeyedRateLimiter[str] = KeyedRateLimiter(rate=1, maxTracked=2)
+        limiter.allow("a", 0)
+        limiter.allow("b", 0)
+        self.assertFalse(limiter.allow("a", 0.5))
+        self.assertTrue(limiter.allow("c", 2.0))
+        self.assertEqual(list(limiter._buckets._entries), ["c"])
+
     def test_millionSources(self) -> None:
         """
         A million distinct sources, arriving faster than their buckets
@@ -218,6 +252,24 @@ class RecencyTableTests(SynchronousTestCase):
         table.touch("b", 9.0)
         self.assertEqual(table.forget(10, 6.0), 1)
         self.assertEqual((len(table), table.peek("b")), (1, 9.0))
+
+    def test_lookup(self) -> None:
+        """
+        L{RecencyTable.lookup} makes a key found the newest, forgetting
+        nothing; a key not found forgets stale entries, oldest first, once
+        the table holds L{RecencyTable.forgetFrom} entries, and not before.
+        """
+        self.patch(RecencyTable, "forgetFrom", 3)
+        table: RecencyTable[str, float] = RecencyTable(10, lambda t, now: now >= t)
+        for key, expires in [("a", 1.0), ("b", 2.0)]:
+            table.add(key, expires)
+        self.assertIsNone(table.lookup("x", 5.0))
+        self.assertEqual(len(table), 2)
+        table.add("c", 9.0)
+        self.assertEqual(table.lookup("a", 5.0), 1.0)
+        self.assertEqual(list(table._entries), ["b", "c", "a"])
+        self.assertIsNone(table.lookup("x", 5.0))
+        self.assertEqual(list(table._entries), ["c", "a"])
 
     def test_fullRefuses(self) -> None:
         table: RecencyTable[str, float] = RecencyTable(1, lambda t, now: now >= t)
