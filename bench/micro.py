@@ -35,13 +35,13 @@ from twisted.python.failure import Failure
 from bench.peers.twisted_plain import Greeting as PlainGreeting
 from bench.peers.twisted_plain import Reply as PlainReply
 from bench.report import rstTable
+from bench.run import GREETD_LIMITS
 from greetd.core.accessline import Closed
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import MessageFramer
 from greetd.core.sources import sourceKey
 from greetd.daemon.build import buildServers
 from greetd.daemon.options import Options
-from greetd.ops.log import output
 from greetd.ops.logfile import BatchedWriter
 from greetd.protocols.fastwrite import writeThrough
 from greetd.protocols.greeting import GreetingFactory
@@ -51,23 +51,6 @@ REPEATS = 5
 
 #: The most operations in one run.
 MAX_COUNT = 200_000
-
-#: The benchmark's greetd arguments (bench.run.GREETD_ARGS), less the
-#: listeners' interfaces, which nothing here listens on.
-ARGS = (
-    "--framing",
-    "line",
-    "--rate-per-ip",
-    "1000000",
-    "--max-per-ip",
-    "100000",
-    "--max-connections",
-    "100000",
-    "--udp-rate",
-    "10000000",
-    "--udp-global-rate",
-    "10000000",
-)
 
 PEER = ("127.0.0.2", 40000)
 
@@ -121,6 +104,25 @@ def repeat(body: Callable[[], object]) -> Callable[[int], None]:
     return step
 
 
+def drainedEvery(
+    body: Callable[[], object], drain: Callable[[], None]
+) -> Callable[[int], None]:
+    """
+    A step that calls C{body} C{count} times and C{drain} every 64 calls
+    and at the end: the far end of what C{body} sends is read, so sends
+    never block.
+    """
+
+    def step(count: int) -> None:
+        for number in range(count):
+            body()
+            if number % 64 == 0:
+                drain()
+        drain()
+
+    return step
+
+
 def greetdServers(clock: Any, logFile: IO[str]) -> Any:
     """
     greetd's TCP factory and UDP protocol, built as twistd greetd builds
@@ -128,10 +130,10 @@ def greetdServers(clock: Any, logFile: IO[str]) -> Any:
     """
     options = Options()
     options.parseOptions(
-        ["--tcp", "tcp:0", "--udp", "udp:0", *ARGS],
+        ["--tcp", "tcp:0", "--udp", "udp:0", *GREETD_LIMITS],
     )
-    output.stream = BatchedWriter(logFile, clock)
-    output.json = False
+    log = options["log"]
+    log.stream = BatchedWriter(logFile, clock)
     servers = buildServers(options, clock)
     # As a listening port does: the factory then knows it serves one.
     servers.factory.doStart()
@@ -237,15 +239,8 @@ def churn(factory: GreetingFactory, seconds: float) -> dict[str, float]:
         repeat(record), seconds
     )
 
-    def drained(body: Callable[[], None]) -> Callable[[int], None]:
-        def step(count: int) -> None:
-            for number in range(count):
-                body()
-                if number % 64 == 0:
-                    sink.drain()
-            sink.drain()
-
-        return step
+    def drained(body: Callable[[], object]) -> Callable[[int], None]:
+        return drainedEvery(body, sink.drain)
 
     results["whole connection, greetd (transport to close)"] = perOperation(
         drained(lambda: connection(factory, sink, reactor)), seconds
@@ -274,14 +269,7 @@ def pingpong(factory: GreetingFactory, seconds: float) -> dict[str, float]:
     )
 
     def drained(body: Callable[[], object]) -> Callable[[int], None]:
-        def step(count: int) -> None:
-            for number in range(count):
-                body()
-                if number % 64 == 0:
-                    sink.drain()
-            sink.drain()
-
-        return step
+        return drainedEvery(body, sink.drain)
 
     greetd = factory.buildProtocol(PEER)  # type: ignore[arg-type]
     assert greetd is not None
@@ -334,14 +322,7 @@ def datagrams(reply: DatagramProtocol, seconds: float) -> dict[str, float]:
                 pass
 
     def drained(body: Callable[[], object]) -> Callable[[int], None]:
-        def step(count: int) -> None:
-            for number in range(count):
-                body()
-                if number % 64 == 0:
-                    drain()
-            drain()
-
-        return step
+        return drainedEvery(body, drain)
 
     results: dict[str, float] = {}
     results["source key (sourceKey, IPv4)"] = perOperation(
@@ -421,8 +402,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{name}: CPU us per operation (least of {REPEATS} runs)")
             for step, micros in figures[name].items():
                 print(f"  {micros:7.3f}  {step}")
-        assert output.stream is not None
-        output.stream.drain()
+        servers.factory.accessLog.output.stream.drain()
     if options.json:
         options.json.write_text(json.dumps(figures, indent=1) + "\n")
     if options.rst:

@@ -82,11 +82,7 @@ WORKLOADS = ("tcp1", "tcp50", "udp20", "churn", "idle")
 
 #: greetd as users run it: the default logging on, every limit in force,
 #: set high enough that loopback clients are not refused (never off).
-GREETD_ARGS = (
-    "--tcp",
-    "tcp:0:interface=127.0.0.1:backlog=4096",
-    "--udp",
-    "udp:0:interface=127.0.0.1",
+GREETD_LIMITS = (
     "--framing",
     "line",
     "--rate-per-ip",
@@ -99,6 +95,13 @@ GREETD_ARGS = (
     "10000000",
     "--udp-global-rate",
     "10000000",
+)
+GREETD_ARGS = (
+    "--tcp",
+    "tcp:0:interface=127.0.0.1:backlog=4096",
+    "--udp",
+    "udp:0:interface=127.0.0.1",
+    *GREETD_LIMITS,
 )
 
 #: What turns greetd's per-connection logging (the access log) off, for the
