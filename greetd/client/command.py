@@ -88,4 +88,5 @@ class Session:
             clock=reactor,
             onBanner=printBanner,
             onReply=printReply,
+            maxLength=options["max-length"],
         )

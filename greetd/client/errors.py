@@ -85,6 +85,51 @@ class ServerError(GreetError):
         self.text = text
 
 
+class ServerRefused(ServerError):
+    """
+    The daemon turned the connection away with an error line instead of a
+    banner (C{Error: too many connections from your address}).
+    """
+
+    def __init__(self, text: bytes) -> None:
+        GreetError.__init__(self, f"the server refused the connection: {quote(text)}")
+        self.text = text
+
+
+class UnexpectedReply(GreetError):
+    """
+    The server answered a name with something other than the reply its
+    template gives: a daemon with another template, or one not to believe.
+
+    @ivar name: The name.
+    @ivar reply: What came (as much as came, over UDP or in C{raw}).
+    @ivar expected: The reply the template gives.
+    """
+
+    def __init__(self, name: bytes, reply: bytes, expected: bytes) -> None:
+        super().__init__(
+            f"the reply to {quote(name)} was {quote(reply)}, not {quote(expected)}"
+        )
+        self.name = name
+        self.reply = reply
+        self.expected = expected
+
+
+class ReplyTooLong(GreetError):
+    """
+    The server sent more of a line (a banner, a reply) than the client
+    keeps without its end.
+
+    @ivar what: What was awaited, such as C{"the banner"}.
+    @ivar limit: The most bytes kept.
+    """
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} is longer than {limit} bytes")
+        self.what = what
+        self.limit = limit
+
+
 class ConnectionClosed(GreetError):
     """
     The connection ended before the session did.

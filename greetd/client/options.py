@@ -16,6 +16,7 @@ from greetd.client.status import OK, USAGE
 from greetd.client.udp import DEFAULT_RETRIES
 from greetd.client.waiting import DEFAULT_TIMEOUT
 from greetd.core.checks import checkEndpoints, numericOption
+from greetd.core.framing import DEFAULT_MAX_LENGTH
 from greetd.core.template import DEFAULT_TEMPLATE, ReplyTemplate
 
 #: The seed's server address.
@@ -31,7 +32,8 @@ class Options(usage.Options):
 
     synopsis = (
         "Usage: greet [-H HOST] [-p PORT] [--udp] [--timeout SECONDS] "
-        "[--retries N] [--connect ENDPOINT] [--reply TEMPLATE] [NAME ...]"
+        "[--retries N] [--connect ENDPOINT] [--reply TEMPLATE] "
+        "[--max-length BYTES] [NAME ...]"
     )
     longdesc = (
         "Greet each NAME with the greetd daemon and print the replies, one a "
@@ -39,13 +41,15 @@ class Options(usage.Options):
         "session. "
         "With no NAME, names are read from standard input, one a line, until "
         "its end or a line 'exit'. Each wait for the server (connecting, the "
-        "banner, each reply) lasts at most --timeout seconds. Over UDP a name "
-        "that gets no reply is sent again, up to --retries more times (so "
-        "--retries 3 sends it at most 4 times), each time from a new source "
-        "port; only the reply --reply gives for the name counts as one (an "
-        "empty datagram from a balancer does not). Exit status: 0 when every "
-        "name got its reply, 1 when not, 2 for a usage error, 130 when "
-        "interrupted."
+        "banner, each reply) lasts at most --timeout seconds. A reply must be "
+        "the one --reply gives for the name: any other fails the session. "
+        "Over UDP a name that gets no reply is sent again, up to --retries "
+        "more times (so --retries 3 sends it at most 4 times), each time from "
+        "a new source "
+        "port; an empty datagram from a balancer is no reply. On a terminal, "
+        "control characters the server sends are printed escaped. Exit "
+        "status: 0 when every name got its reply, 1 when not, 2 for a usage "
+        "error, 130 when interrupted."
     )
 
     optParameters: ClassVar[list[Any]] = [
@@ -69,6 +73,13 @@ class Options(usage.Options):
             None,
             "A Twisted client endpoint string for TCP, instead of -H and -p "
             "(tcp6:host=\\:\\:1:port=9999, unix:path=..., tls:...).",
+        ],
+        [
+            "max-length",
+            None,
+            str(DEFAULT_MAX_LENGTH),
+            "The most bytes kept of a line from the server (a banner, or "
+            "beyond the reply awaited); a longer one fails the session.",
         ],
         [
             "reply",
@@ -106,6 +117,7 @@ class Options(usage.Options):
         if self["port"] > 65535:
             raise usage.UsageError(f"--port: {self['port']} is not a port")
         self["retries"] = numericOption(self, "retries", minimum=0)
+        self["max-length"] = numericOption(self, "max-length", minimum=1)
         try:
             self["timeout"] = float(self["timeout"])
         except ValueError:

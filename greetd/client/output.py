@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from greetd.client.lines import LineNames, readLine
 from greetd.client.names import Names
+from greetd.core.escaping import terminalText
 
 
 class Output:
@@ -19,10 +20,16 @@ class Output:
     line; otherwise standard input and output both go through Twisted's
     C{StandardIO} (which makes them non-blocking, so printing must go
     through it too), and the names come from a L{LineNames}.
+
+    On a terminal, what the server sent is printed with its control
+    characters escaped (L{terminalText}): a banner cannot set the window's
+    title, write the clipboard or clear the screen.  Elsewhere (a pipe, a
+    file) lines are printed byte for byte.
     """
 
     def __init__(self, reactor: Any, names: list[bytes]) -> None:
         self.names: Names = names
+        self._terminal = sys.stdout.isatty()
         self._lines: LineNames | None = None
         if not names:
             from twisted.internet.stdio import StandardIO
@@ -35,6 +42,8 @@ class Output:
         """
         Print one line.
         """
+        if self._terminal:
+            line = terminalText(line)
         if self._lines is None:
             sys.stdout.buffer.write(line + b"\n")
             sys.stdout.buffer.flush()

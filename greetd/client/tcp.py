@@ -20,12 +20,15 @@ from greetd.client.errors import (
     ConnectionClosed,
     GreetError,
     GreetTimeout,
+    ReplyTooLong,
     ServerError,
+    ServerRefused,
     TLSFailed,
+    UnexpectedReply,
 )
 from greetd.client.names import Names, OnReply, checkName, greetEach
 from greetd.client.waiting import DEFAULT_TIMEOUT, Waiter, defaultClock
-from greetd.core.framing import EXIT
+from greetd.core.framing import DEFAULT_MAX_LENGTH, EXIT
 from greetd.core.session import (
     CLOSING,
     OVER,
@@ -35,16 +38,22 @@ from greetd.core.session import (
     Closed,
     ErrorReply,
     Event,
+    Refused,
     Reply,
     Send,
+    TooLong,
     Wait,
+    WrongReply,
 )
 from greetd.core.template import ReplyTemplate
 from greetd.core.tls import tlsProblem
 
 #: The error each of a session's failures becomes.
 _ERRORS: dict[type[Event], Callable[..., GreetError]] = {
+    Refused: ServerRefused,
     ErrorReply: ServerError,
+    WrongReply: UnexpectedReply,
+    TooLong: ReplyTooLong,
     Closed: ConnectionClosed,
 }
 
@@ -54,7 +63,7 @@ class GreetingClientProtocol(Protocol):
     The client side of a TCP greeting session: a L{ClientSession} says what
     to send and what happened, this protocol moves the bytes, times each
     wait and fires the Deferreds.  L{greetd.core.session} tells how the
-    framing is found.
+    framing is found, and which replies are believed.
 
     @cvar bannerWait: How long to wait for a banner before deciding there is
         none, in seconds (at most the timeout).  The daemon writes its banner
@@ -72,8 +81,9 @@ class GreetingClientProtocol(Protocol):
         template: ReplyTemplate | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: IReactorTime | None = None,
+        maxLength: int = DEFAULT_MAX_LENGTH,
     ) -> None:
-        self.session = ClientSession(template)
+        self.session = ClientSession(template, maxLength)
         self.timeout = timeout
         self.banner: Deferred[bytes] = Deferred()
         clock = defaultClock(clock)
@@ -234,6 +244,7 @@ def greetOverTCP(
     clock: IReactorTime | None = None,
     onBanner: Callable[[bytes], object] | None = None,
     onReply: OnReply | None = None,
+    maxLength: int = DEFAULT_MAX_LENGTH,
 ) -> Generator[Deferred[Any], Any, Greetings]:
     """
     Connect to a greeting daemon, greet each name in turn, and say C{exit}.
@@ -248,6 +259,8 @@ def greetOverTCP(
     @param clock: The time source; the global reactor by default.
     @param onBanner: Called with the banner as soon as it arrives.
     @param onReply: Called with each name and its reply as they arrive.
+    @param maxLength: The most bytes kept of a line the server has not
+        ended (see L{ClientSession.maxLength}).
     @return: A L{Deferred} firing with the L{Greetings}, or failing with a
         L{GreetError} or the endpoint's connection error.
     """
@@ -256,7 +269,7 @@ def greetOverTCP(
         names = list(names)
         for name in names:
             checkName(name)
-    protocol = GreetingClientProtocol(template, timeout, clock)
+    protocol = GreetingClientProtocol(template, timeout, clock, maxLength)
     connecting = connectProtocol(endpoint, protocol)
     yield connecting.addTimeout(timeout, clock, _timedOutConnecting)
     try:

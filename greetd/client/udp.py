@@ -14,7 +14,12 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 
-from greetd.client.errors import GreetTimeout, NoReply, PortUnreachable
+from greetd.client.errors import (
+    GreetTimeout,
+    NoReply,
+    PortUnreachable,
+    UnexpectedReply,
+)
 from greetd.client.names import Names, OnReply, greetEach
 from greetd.client.waiting import DEFAULT_TIMEOUT, Waiter, defaultClock
 from greetd.core.template import ReplyTemplate
@@ -34,10 +39,12 @@ class ReplyClientProtocol(DatagramProtocol):
 
     One name is greeted at a time.  It is sent, and sent again after each
     C{timeout} without a reply, up to C{retries} more times.  Only the
-    expected reply (the template applied to the name) answers it: any other
-    datagram, such as the empty one nginx sends back for a datagram it could
-    not deliver, or a late duplicate of an earlier name's reply, is counted
-    and ignored, and the wait goes on.
+    expected reply (the template applied to the name) answers it.  The
+    empty datagram nginx sends back for one it could not deliver, and the
+    template's reply to another name (a late duplicate of an earlier
+    name's), are counted and ignored, and the wait goes on; any other
+    datagram is a reply from a server with another template, or one not to
+    believe, and fails the name at once.
 
     Given C{listen}, each resend leaves from a new port, opened for it and
     kept until the name is answered (a late reply to an earlier send still
@@ -92,7 +99,7 @@ class ReplyClientProtocol(DatagramProtocol):
         Send C{name} until its reply comes or the retries run out.
 
         @return: A L{Deferred} firing with the reply, or failing with
-            L{NoReply} or L{PortUnreachable}.
+            L{NoReply}, L{UnexpectedReply} or L{PortUnreachable}.
         @raise ValueError: While another name is still being greeted.
         """
         if self._current is not None:
@@ -145,10 +152,14 @@ class ReplyClientProtocol(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         if self._current is None:
             return
-        if datagram != self.template.format(self._current[0]):
+        name = self._current[0]
+        expected = self.template.format(name)
+        if datagram == expected:
+            self._finish(datagram)
+        elif not datagram or self.template.fits(datagram):
             self.ignored += 1
-            return
-        self._finish(datagram)
+        else:
+            self._finish(Failure(UnexpectedReply(name, datagram, expected)))
 
     def connectionRefused(self) -> None:
         if self._current is not None:

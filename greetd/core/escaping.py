@@ -7,6 +7,9 @@ forge log lines or terminal escapes.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IAddress
 
@@ -34,6 +37,46 @@ def escape(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     return "".join([_ESCAPES[byte] for byte in data])
+
+
+#: Bytes that are not printable ASCII.
+_NOT_PRINTABLE_ASCII = re.compile(rb"[^\x20-\x7e]")
+
+#: The Unicode categories a terminal must not receive raw: controls (C0
+#: and C1: ESC, CSI, OSC...), format characters (bidirectional overrides),
+#: line and paragraph separators, and surrogates (the bytes that are not
+#: UTF-8, decoded with C{surrogateescape}).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _escapeChar(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def terminalText(data: bytes) -> bytes:
+    """
+    C{data} fit to print on a terminal: UTF-8 text in any script passes,
+    but every control character (so no escape sequence: no OSC 52
+    clipboard write, window title or screen clear), format character and
+    line separator, and every byte that is not UTF-8, becomes a visible
+    escape such as C{\\x1b}.
+    """
+    if not _NOT_PRINTABLE_ASCII.search(data):
+        return data
+    text = data.decode("utf-8", "surrogateescape")
+    return "".join(
+        [
+            _escapeChar(char)
+            if unicodedata.category(char) in _UNSAFE_CATEGORIES
+            else char
+            for char in text
+        ]
+    ).encode("utf-8")
 
 
 def quote(data: bytes) -> str:

@@ -22,8 +22,10 @@ Ann\\r\\n!}), which tells the session to send the name again bare and go
 on as the seed does.  Bytes before that answer (a banner later than the
 wait) are dropped.
 
-Bytes that are not the expected reply, in C{raw}, are what arrived:
-the seed's rule.
+The server is not trusted: a reply that is not the template applied to
+the name fails the session (L{WrongReply}), and no line it sends is kept
+beyond a bound (L{TooLong}); a refusal is not taken for a banner
+(L{Refused}).
 
 The states, and what each input does in each (L{_TRANSITIONS}):
 
@@ -46,7 +48,7 @@ from collections import deque
 from typing import Callable, NamedTuple, Union
 
 from greetd.core.escaping import quote
-from greetd.core.framing import EXIT
+from greetd.core.framing import DEFAULT_MAX_LENGTH, EXIT
 from greetd.core.template import ReplyTemplate
 
 #: How the daemon's error lines begin (a refusal, a message too long).
@@ -101,6 +103,15 @@ class Reply(NamedTuple):
     reply: bytes
 
 
+class Refused(NamedTuple):
+    """
+    The server turned the connection away with an error line instead of a
+    banner (C{Error: too many connections}).  The session is over.
+    """
+
+    text: bytes
+
+
 class ErrorReply(NamedTuple):
     """
     The server answered a name with an error line (C{Error: message longer
@@ -108,6 +119,28 @@ class ErrorReply(NamedTuple):
     """
 
     text: bytes
+
+
+class WrongReply(NamedTuple):
+    """
+    The server answered C{name} with C{reply}, not with C{expected}: a
+    daemon with another template, or one not to be believed.  The session
+    is over.
+    """
+
+    name: bytes
+    reply: bytes
+    expected: bytes
+
+
+class TooLong(NamedTuple):
+    """
+    The server sent more than C{limit} bytes of C{what} without ending it.
+    The session is over.
+    """
+
+    what: str
+    limit: int
 
 
 class Closed(NamedTuple):
@@ -125,13 +158,13 @@ class Closed(NamedTuple):
 #: What a L{ClientSession} tells its caller to do.
 Action = Union[Send, Close, Wait]
 
-#: What a L{ClientSession} tells its caller happened; the last two end
+#: What a L{ClientSession} tells its caller happened; the failures end
 #: the session.
-Event = Union[Action, Banner, Reply, ErrorReply, Closed]
+Event = Union[Action, Banner, Reply, Refused, ErrorReply, WrongReply, TooLong, Closed]
 
 #: The actions, and the failures (which end a session).
 ACTIONS = (Send, Close, Wait)
-FAILURES = (ErrorReply, Closed)
+FAILURES = (Refused, ErrorReply, WrongReply, TooLong, Closed)
 
 
 class ClientSession:
@@ -142,12 +175,19 @@ class ClientSession:
     (L{Send}, L{Close}, L{Wait}), then what happened.
 
     @ivar template: The daemon's L{ReplyTemplate}, to recognise replies.
+    @ivar maxLength: The most bytes kept of a line the server has not
+        ended (a banner, an error) or of one beyond the reply awaited.
     @ivar state: One of L{BANNER}, L{PROBING}, L{LINES}, L{RAW},
         L{CLOSING} and L{OVER}.
     """
 
-    def __init__(self, template: ReplyTemplate | None = None) -> None:
+    def __init__(
+        self,
+        template: ReplyTemplate | None = None,
+        maxLength: int = DEFAULT_MAX_LENGTH,
+    ) -> None:
         self.template = template if template is not None else ReplyTemplate()
+        self.maxLength = maxLength
         self.state = BANNER
         self._buffer = b""
         # Names not yet answered, oldest first; the first _sent of them are
@@ -164,6 +204,13 @@ class ClientSession:
         Whether the daemon frames by lines; L{None} until that is known.
         """
         return None if self._ending is None else self._ending != b""
+
+    @property
+    def buffered(self) -> int:
+        """
+        How many of the server's bytes are kept, waiting for their end.
+        """
+        return len(self._buffer)
 
     @property
     def awaiting(self) -> str:
@@ -241,6 +288,10 @@ class ClientSession:
         banner, newline, self._buffer = data.partition(b"\n")
         if newline and banner.endswith(b"\r"):
             banner = banner[:-1]
+        if banner.startswith(ERROR_PREFIX):
+            return self._over(Refused(banner))
+        if len(banner) > self.maxLength:
+            return self._over(TooLong("the banner", self.maxLength))
         if newline:
             self.state, self._ending = LINES, b"\r\n"
         else:
@@ -252,6 +303,9 @@ class ClientSession:
     def _probeAnswer(self, data: bytes) -> list[Event]:
         self._buffer += data
         if not self._sent:
+            # A banner later than the wait, or noise: nothing is owed yet.
+            if len(self._buffer) > self.maxLength:
+                return self._over(TooLong("a banner", self.maxLength))
             return []
         name = self._names[0]
         lineReply = self.template.format(name) + b"\r\n"
@@ -264,6 +318,8 @@ class ClientSession:
             # A raw daemon answered the name with its line ending: again, bare.
             self.state, self._ending, self._buffer = RAW, b"", b""
             return [Send(name), Wait(self.awaiting)]
+        elif len(self._buffer) > self.maxLength + len(rawReply):
+            return self._over(TooLong(self.awaiting, self.maxLength))
         else:
             return []
         self.state = LINES
@@ -284,6 +340,11 @@ class ClientSession:
         if self.state == RAW and not self._sent:
             # Nothing is owed: what a raw daemon sends now answers no name.
             self._buffer = b""
+        elif self.state == LINES and len(self._buffer) > self._limit() + 1:
+            # A line not ended (a CR may yet start a CRLF), or lines that
+            # answer no name: either way, no more is kept.
+            what = self.awaiting if self._sent else "a line"
+            events += self._over(TooLong(what, self._limit()))
         return self._ordered(events)
 
     def _readLine(self) -> bytes | None:
@@ -298,14 +359,22 @@ class ClientSession:
         buffer = self._buffer
         if not buffer or (buffer != expected and expected.startswith(buffer)):
             return None
+        if ERROR_PREFIX.startswith(buffer) and buffer != ERROR_PREFIX:
+            return None  # an error line may be on its way
         self._buffer = b""
         return buffer
+
+    def _limit(self) -> int:
+        expected = self.template.format(self._names[0]) if self._names else b""
+        return max(self.maxLength, len(expected))
 
     def _answer(self, reply: bytes) -> list[Event]:
         name = self._names[0]
         expected = self.template.format(name)
-        if reply != expected and reply.startswith(ERROR_PREFIX):
-            return self._over(ErrorReply(reply))
+        if reply != expected:
+            if reply.startswith(ERROR_PREFIX):
+                return self._over(ErrorReply(reply))
+            return self._over(WrongReply(name, reply, expected))
         self._names.popleft()
         self._sent -= 1
         events = self._send(restart=True)

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.client.options import Options, parse
 from greetd.client.status import OK, USAGE
+from greetd.core.framing import DEFAULT_MAX_LENGTH
 from tests.helpers import parsed
 
 
@@ -22,6 +23,7 @@ class OptionsTests(SynchronousTestCase):
             ("127.0.0.1", 9999, False, 5.0),
         )
         self.assertEqual(options["retries"], 3)
+        self.assertEqual(options["max-length"], DEFAULT_MAX_LENGTH)
         self.assertEqual(options["names"], [b"Michael", b"Tracy"])
         self.assertEqual(options["template"].text, "Hello, %s!")
 
@@ -45,6 +47,7 @@ class OptionsTests(SynchronousTestCase):
             (["--timeout", "0"], "--timeout must be more than 0 seconds"),
             (["--timeout", "soon"], "--timeout: 'soon' is not a number"),
             (["--retries", "-1"], "--retries: -1 is less than 0"),
+            (["--max-length", "0"], "--max-length: 0 is less than 1"),
             (["--reply", "Hi"], "--reply: reply template 'Hi' must contain"),
             (["--udp", "--connect", "tcp:h:1"], "--connect is for TCP, not --udp"),
             (["-p", "1", "--connect", "tcp:h:1"], "--connect replaces --host"),
@@ -77,7 +80,8 @@ class OptionsTests(SynchronousTestCase):
         stdout = io.StringIO()
         self.patch(__import__("sys"), "stdout", stdout)
         self.assertEqual(parse(["--help"], stdout, io.StringIO()), OK)
-        self.assertIn("--retries 3 sends it at most 4 times", stdout.getvalue())
+        text = " ".join(stdout.getvalue().split())
+        self.assertIn("--retries 3 sends it at most 4 times", text)
         self.assertTrue(stdout.getvalue().startswith("Usage: greet [-H HOST]"))
 
     def test_usageNamesEveryOption(self) -> None:

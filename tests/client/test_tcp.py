@@ -19,8 +19,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.client.errors import (
     ConnectionClosed,
     GreetTimeout,
+    ReplyTooLong,
     ServerError,
+    ServerRefused,
     TLSFailed,
+    UnexpectedReply,
 )
 from greetd.client.tcp import GreetingClientProtocol, Greetings, greetOverTCP
 from greetd.core.framing import FRAMINGS, MessageFramer
@@ -107,12 +110,17 @@ class RawServerTests(TCPTestCase):
 
     def test_otherTemplate(self) -> None:
         """
-        A reply that is not the expected one is what arrived, the seed's rule.
+        A reply that is not the expected one (a daemon with another
+        template) fails the session, saying what came.
         """
         self.protocol.dataReceived(b"Welcome")
         reply = self.protocol.greet(b"Ann")
         self.protocol.dataReceived(b"Hi Ann")
-        self.assertEqual(self.successResultOf(reply), b"Hi Ann")
+        self.assertEqual(
+            str(self.fails(reply, UnexpectedReply)),
+            "the reply to 'Ann' was 'Hi Ann', not 'Hello, Ann!'",
+        )
+        self.assertFalse(self.transport.connected)
 
     def test_customTemplate(self) -> None:
         protocol = GreetingClientProtocol(ReplyTemplate("<%s>"), clock=self.clock)
@@ -193,6 +201,63 @@ class RawServerTests(TCPTestCase):
     def test_badNames(self) -> None:
         for name in (b"", b"a\nb", b"a\rb", b"exit"):
             self.assertRaises(ValueError, self.protocol.greet, name)
+
+
+class HostileServerTests(TCPTestCase):
+    """
+    A server that refuses, lies or never ends a line fails the session at
+    once, with bounded memory.
+    """
+
+    def test_refusedInsteadOfBanner(self) -> None:
+        """
+        An error line instead of the banner is a refusal, not a banner.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.protocol.dataReceived(b"Error: too many connections from your address\r\n")
+        error = self.fails(self.protocol.banner, ServerRefused)
+        self.assertEqual(
+            str(error),
+            "the server refused the connection: "
+            "'Error: too many connections from your address'",
+        )
+        self.fails(ann, ServerRefused)
+        self.assertEqual(self.sent(), b"")
+        self.assertFalse(self.transport.connected)
+
+    def test_wrongLine(self) -> None:
+        self.protocol.dataReceived(b"Welcome\r\n")
+        reply = self.protocol.greet(b"Ann")
+        self.protocol.dataReceived(b"Hello, Bob!\r\n")
+        self.fails(reply, UnexpectedReply)
+
+    def test_endlessLine(self) -> None:
+        """
+        A reply line that never ends fails once it passes C{maxLength} (or
+        the reply's own length), however it is cut.
+        """
+        protocol = GreetingClientProtocol(timeout=5, clock=self.clock, maxLength=64)
+        transport = connected(protocol)
+        protocol.dataReceived(b"Welcome\r\n")
+        reply = protocol.greet(b"Ann")
+        for _ in range(64):
+            protocol.dataReceived(b"x")
+        self.assertNoResult(reply)
+        protocol.dataReceived(b"xx")
+        self.assertEqual(
+            str(self.fails(reply, ReplyTooLong)),
+            "the reply to 'Ann' is longer than 64 bytes",
+        )
+        self.assertFalse(transport.connected)
+
+    def test_longBanner(self) -> None:
+        protocol = GreetingClientProtocol(timeout=5, clock=self.clock, maxLength=8)
+        connected(protocol)
+        protocol.dataReceived(b"Welcome, friend")
+        self.assertEqual(
+            str(self.fails(protocol.banner, ReplyTooLong)),
+            "the banner is longer than 8 bytes",
+        )
 
 
 class LineServerTests(TCPTestCase):

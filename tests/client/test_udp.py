@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.client.errors import NoReply, PortUnreachable
+from greetd.client.errors import NoReply, PortUnreachable, UnexpectedReply
 from greetd.client.udp import ReplyClientProtocol, greetOverUDP
 from greetd.core.template import ReplyTemplate
 
@@ -112,7 +112,7 @@ class UDPTests(SynchronousTestCase):
         """
         ann = self.protocol.greet(b"Ann")
         self.reply(b"")
-        self.reply(b"Hi Ann")
+        self.reply(b"Hello, Bob!")
         self.assertNoResult(ann)
         self.assertEqual(self.protocol.ignored, 2)
         self.clock.advance(1)
@@ -163,10 +163,24 @@ class UDPTests(SynchronousTestCase):
         )
         protocol.makeConnection(FakeConnectedUDP())  # type: ignore[arg-type]
         ann = protocol.greet(b"Ann")
-        protocol.datagramReceived(b"Hello, Ann!", ("127.0.0.1", 9999))
+        protocol.datagramReceived(b"Hi Bob", ("127.0.0.1", 9999))
         self.assertNoResult(ann)
         protocol.datagramReceived(b"Hi Ann", ("127.0.0.1", 9999))
         self.assertEqual(self.successResultOf(ann), b"Hi Ann")
+
+    def test_wrongReply(self) -> None:
+        """
+        A datagram that is not in the template's form is not ignored (the
+        name would wait its whole timeout for a reply that never comes):
+        it fails the name at once, saying what came.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.reply(b"Hi Ann")
+        failure = self.failureResultOf(ann, UnexpectedReply)
+        self.assertEqual(
+            str(failure.value), "the reply to 'Ann' was 'Hi Ann', not 'Hello, Ann!'"
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_oneAtATime(self) -> None:
         """

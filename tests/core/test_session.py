@@ -24,9 +24,12 @@ from greetd.core.session import (
     Closed,
     ErrorReply,
     Event,
+    Refused,
     Reply,
     Send,
+    TooLong,
     Wait,
+    WrongReply,
 )
 from greetd.core.template import ReplyTemplate
 
@@ -174,6 +177,84 @@ class NoBannerSessionTests(SynchronousTestCase):
         session = ClientSession()
         session.receive(b"Welcome")
         self.assertEqual(session.silence(), [])
+
+
+class HostileServerTests(SynchronousTestCase):
+    """
+    What a server sends is not believed: a reply must be the template
+    applied to the name, and no line is kept beyond a bound.
+    """
+
+    def test_refusal(self) -> None:
+        session = ClientSession()
+        session.greet(b"Ann")
+        self.assertEqual(
+            session.receive(b"Error: too many connections\r\n"),
+            [Refused(b"Error: too many connections")],
+        )
+        self.assertEqual(session.state, OVER)
+
+    def test_wrongReply(self) -> None:
+        for banner, answer, reply in [
+            (b"Welcome\r\n", b"Hi Ann\r\n", b"Hi Ann"),
+            (b"Welcome", b"Hi Ann", b"Hi Ann"),
+            (b"Welcome", b"Hello, Ann!!", b"Hello, Ann!!"),
+        ]:
+            session = ClientSession()
+            session.receive(banner)
+            session.greet(b"Ann")
+            self.assertEqual(
+                session.receive(answer),
+                [WrongReply(b"Ann", reply, b"Hello, Ann!")],
+            )
+            self.assertEqual(session.state, OVER)
+
+    def test_rawErrorOnItsWay(self) -> None:
+        """
+        In C{raw}, the start of an error line is not a wrong reply yet.
+        """
+        session = ClientSession()
+        session.receive(b"Welcome")
+        session.greet(b"x" * 10)
+        self.assertEqual(session.receive(b"Err"), [])
+        self.assertEqual(
+            session.receive(b"or: message longer than 8 bytes"),
+            [ErrorReply(b"Error: message longer than 8 bytes")],
+        )
+
+    def test_longBanner(self) -> None:
+        session = ClientSession(maxLength=4)
+        self.assertEqual(session.receive(b"Welcome"), [TooLong("the banner", 4)])
+
+    def test_lateBannerTooLong(self) -> None:
+        session = ClientSession(maxLength=4)
+        session.silence()
+        self.assertEqual(session.receive(b"12345"), [TooLong("a banner", 4)])
+
+    def test_unsolicitedLines(self) -> None:
+        session = ClientSession(maxLength=4)
+        session.receive(b"Hi\n")
+        self.assertEqual(session.receive(b"1\n2\n3\n4"), [TooLong("a line", 4)])
+
+    @given(
+        framing=st.sampled_from(["line", "raw", "none"]),
+        chunks=st.lists(st.binary(min_size=1, max_size=300), max_size=30),
+    )
+    def test_boundedBuffer(self, framing: str, chunks: list[bytes]) -> None:
+        """
+        Whatever a server sends, however cut, the session keeps no more
+        than C{maxLength} bytes beyond the reply it awaits (and a CR).
+        """
+        session = ClientSession(maxLength=100)
+        session.greet(b"Ann")
+        if framing == "none":
+            session.silence()
+        else:
+            session.receive(b"Hi\r\n" if framing == "line" else b"Hi")
+        bound = 100 + len(b"Hello, Ann\r\n!") + 1
+        for chunk in chunks:
+            session.receive(chunk)
+            self.assertLessEqual(session.buffered, bound)
 
 
 def _answers(framer: MessageFramer, template: ReplyTemplate, sent: bytes) -> bytes:

@@ -159,6 +159,143 @@ def test_serverError(spawnGreetd: Any) -> None:
     )
 
 
+def test_refused(spawnGreetd: Any) -> None:
+    """
+    A daemon's refusal is one line saying so, not a banner followed by a
+    confusing close.
+    """
+    daemon = spawnGreetd("--max-per-ip", "1")
+    port = daemon.tcp[0][1]
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as held:
+        assert held.recv(64) == b"Welcome"
+        run = greet("-p", str(port), "first", "second")
+    assert run.stdout == ""
+    run.failedWith(
+        f"greet: 127.0.0.1:{port}: the server refused the connection: "
+        "'Error: too many connections from your address'",
+        TIMEOUT,
+    )
+
+
+def test_udpOtherTemplate(spawnGreetd: Any) -> None:
+    """
+    Against a daemon with another --reply, greet --udp says so at once,
+    rather than resending until --timeout runs out.
+    """
+    daemon = spawnGreetd("--reply", "Hi %s")
+    port = daemon.udp[0][1]
+    run = greet("--udp", "--timeout", "20", "-p", str(port), "Sarah")
+    run.failedWith(
+        f"greet: 127.0.0.1:{port}: the reply to 'Sarah' was 'Hi Sarah', "
+        "not 'Hello, Sarah!'",
+        0,
+    )
+
+
+class HostileServer:
+    """
+    A TCP server in a thread that sends C{banner}, then answers one line
+    with C{reply}, then, given C{endless}, sends it over and over until
+    the client goes.
+    """
+
+    def __init__(self, banner: bytes, reply: bytes, endless: bytes = b"") -> None:
+        self.banner, self.reply, self.endless = banner, reply, endless
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen()
+        self.socket.settimeout(TIMEOUT)
+        self.port: int = self.socket.getsockname()[1]
+        self.sent = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.socket.accept()
+        with connection:
+            connection.settimeout(TIMEOUT)
+            try:
+                connection.sendall(self.banner)
+                connection.recv(1024)
+                connection.sendall(self.reply)
+                # Bounded, whatever the client does: at most 64 MiB.
+                while self.endless and self.sent < 64 << 20:
+                    connection.sendall(self.endless)
+                    self.sent += len(self.endless)
+                connection.recv(1024)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._thread.join(TIMEOUT)
+        self.socket.close()
+
+
+@pytest.fixture
+def hostileServer() -> Iterator[Any]:
+    servers: list[HostileServer] = []
+
+    def start(*args: bytes) -> HostileServer:
+        servers.append(HostileServer(*args))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_hostileBannerOnTerminal(hostileServer: Any) -> None:
+    """
+    On a terminal, a banner's escape sequences (OSC 52 clipboard write,
+    window title, screen clear) are printed escaped, never raw.
+    """
+    server = hostileServer(
+        b"\x1b]52;c;cm0gLXJmIH4=\x07\x1b]0;pwned\x07\x1b[2JWelcome\r\n",
+        b"Hello, Ann!\r\n",
+    )
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [GREET, "-p", str(server.port), "Ann"],
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            preexec_fn=defaultSignals,
+        )
+        printed = readUntil(controller, b"Hello, Ann!")
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert b"\x1b" not in printed and b"\x07" not in printed
+    assert b"\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b]0;pwned\\x07\\x1b[2JWelcome" in printed
+
+
+def test_wrongReply(hostileServer: Any) -> None:
+    server = hostileServer(b"Welcome\r\n", b"Hello, Bob!\r\n")
+    run = greet("-p", str(server.port), "Ann")
+    assert run.stdout == "Welcome\n"
+    run.failedWith(
+        f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' was 'Hello, Bob!', "
+        "not 'Hello, Ann!'",
+        TIMEOUT,
+    )
+
+
+def test_endlessLine(hostileServer: Any) -> None:
+    """
+    A reply that never ends fails once it passes --max-length, long
+    before --timeout: greet keeps no more than that.
+    """
+    server = hostileServer(b"Welcome\r\n", b"", b"x" * 65536)
+    run = greet("--timeout", str(TIMEOUT), "-p", str(server.port), "Ann")
+    run.failedWith(
+        f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' is longer than 1024 bytes",
+        0,
+    )
+    assert server.sent < 64 << 20
+
+
 def unusedPort(kind: int = socket.SOCK_STREAM) -> int:
     """
     A loopback port nothing listens on (bound, noted, then released).
