@@ -172,7 +172,7 @@ def test_refused(spawnGreetd: Any) -> None:
     assert run.stdout == ""
     run.failedWith(
         f"greet: 127.0.0.1:{port}: the server refused the connection: "
-        "'Error: too many connections from your address'",
+        "'Error: too many connections from your address'; try again later",
         TIMEOUT,
     )
 
@@ -187,7 +187,18 @@ def test_udpOtherTemplate(spawnGreetd: Any) -> None:
     run = greet("--udp", "--timeout", "20", "-p", str(port), "Sarah")
     run.failedWith(
         f"greet: 127.0.0.1:{port}: the reply to 'Sarah' was 'Hi Sarah', "
-        "not 'Hello, Sarah!'",
+        "not 'Hello, Sarah!'; if the daemon runs with another --reply, give "
+        "greet the same --reply",
+        0,
+    )
+
+
+def test_noUNIXSocket(tmp_path: Path) -> None:
+    path = tmp_path / "nothing.sock"
+    run = greet("--connect", f"unix:path={path}", "Ann")
+    run.failedWith(
+        f"greet: unix:path={path}: no such socket: check the path, and that "
+        "the daemon is running",
         0,
     )
 
@@ -277,7 +288,8 @@ def test_wrongReply(hostileServer: Any) -> None:
     assert run.stdout == "Welcome\n"
     run.failedWith(
         f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' was 'Hello, Bob!', "
-        "not 'Hello, Ann!'",
+        "not 'Hello, Ann!'; if the daemon runs with another --reply, give greet "
+        "the same --reply",
         TIMEOUT,
     )
 
@@ -290,7 +302,8 @@ def test_endlessLine(hostileServer: Any) -> None:
     server = hostileServer(b"Welcome\r\n", b"", b"x" * 65536)
     run = greet("--timeout", str(TIMEOUT), "-p", str(server.port), "Ann")
     run.failedWith(
-        f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' is longer than 1024 bytes",
+        f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' is longer than "
+        "1024 bytes; greet --max-length raises the limit",
         0,
     )
     assert server.sent < 64 << 20
@@ -309,7 +322,10 @@ def unusedPort(kind: int = socket.SOCK_STREAM) -> int:
 def test_closedPort() -> None:
     port = unusedPort()
     run = greet("--timeout", "1", "-p", str(port), "Ann")
-    run.failedWith(f"greet: 127.0.0.1:{port}: connection refused", 1)
+    run.failedWith(
+        f"greet: 127.0.0.1:{port}: connection refused: is the daemon running there?",
+        1,
+    )
     assert run.stdout == ""
 
 
@@ -420,7 +436,11 @@ def test_udpNoRetries(lossyServer: Any) -> None:
     run = greet(
         "--udp", "--timeout", "1", "--retries", "0", "-p", str(server.port), "Ann"
     )
-    run.failedWith(f"greet: 127.0.0.1:{server.port}: no reply to 'Ann' after 1 try", 1)
+    run.failedWith(
+        f"greet: 127.0.0.1:{server.port}: no reply to 'Ann' after 1 try; "
+        "is a greetd UDP service at that address?",
+        1,
+    )
 
 
 def readUntil(fd: int, expected: bytes) -> bytes:
