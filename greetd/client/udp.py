@@ -27,6 +27,26 @@ from greetd.core.template import ReplyTemplate
 #: How many times a UDP datagram is resent by default when no reply comes.
 DEFAULT_RETRIES = 3
 
+#: The shortest wait before a resend, in seconds.
+MIN_RESEND_INTERVAL = 0.1
+
+
+def sendTimes(timeout: float, retries: int) -> list[float]:
+    """
+    When a name is sent, in seconds after its first send (at 0), as a
+    resolver backs off: the waits between sends double, the first chosen
+    so that C{retries + 1} waits fill C{timeout}; none is shorter than
+    L{MIN_RESEND_INTERVAL}, and no send is at or after C{timeout}, so a
+    short timeout allows fewer resends.
+    """
+    first = max(timeout / (2 ** (min(retries, 30) + 1) - 1), MIN_RESEND_INTERVAL)
+    times, wait = [0.0], first
+    while len(times) <= retries and times[-1] + wait < timeout:
+        times.append(times[-1] + wait)
+        wait *= 2
+    return times
+
+
 #: Opens a new UDP port for a protocol: C{reactor.listenUDP} with its
 #: port and interface given, say.
 ListenUDP = Callable[[DatagramProtocol], IListeningPort]
@@ -37,14 +57,15 @@ class ReplyClientProtocol(DatagramProtocol):
     The client side of the UDP reply service, on a connected UDP socket so
     that only the server's datagrams arrive (and ICMP errors are reported).
 
-    One name is greeted at a time.  It is sent, and sent again after each
-    C{timeout} without a reply, up to C{retries} more times.  Only the
-    expected reply (the template applied to the name) answers it.  The
-    empty datagram nginx sends back for one it could not deliver, and the
-    template's reply to another name (a late duplicate of an earlier
-    name's), are counted and ignored, and the wait goes on; any other
-    datagram is a reply from a server with another template, or one not to
-    believe, and fails the name at once.
+    One name is greeted at a time.  It is sent, and sent again while no
+    reply comes, up to C{retries} more times, at the growing intervals
+    L{sendTimes} gives; C{timeout} after the first send, it has failed.
+    Only the expected reply (the template applied to the name) answers
+    it.  The empty datagram nginx sends back for one it could not deliver,
+    and the template's reply to another name (a late duplicate of an
+    earlier name's), are counted and ignored, and the wait goes on; any
+    other datagram is a reply from a server with another template, or one
+    not to believe, and fails the name at once.
 
     Given C{listen}, each resend leaves from a new port, opened for it and
     kept until the name is answered (a late reply to an earlier send still
@@ -57,7 +78,7 @@ class ReplyClientProtocol(DatagramProtocol):
     @ivar host: The server's IP address.
     @ivar port: The server's port.
     @ivar template: The server's L{ReplyTemplate}.
-    @ivar timeout: How long to wait for each reply before resending.
+    @ivar timeout: How long to wait for each name's reply, resends included.
     @ivar retries: How many times to resend a name that gets no reply.
     @ivar ignored: How many datagrams the current name received that were
         not its reply.
@@ -87,6 +108,8 @@ class ReplyClientProtocol(DatagramProtocol):
         self._waiter = Waiter(defaultClock(clock), timeout)
         self._current: tuple[bytes, Deferred[bytes]] | None = None
         self._tries = 0
+        # When the current name's next sends are due, and then its end.
+        self._due: list[float] = []
         self._resends: list[tuple[_ResendProtocol, IListeningPort]] = []
 
     def startProtocol(self) -> None:
@@ -108,6 +131,9 @@ class ReplyClientProtocol(DatagramProtocol):
         self._current = (name, waiting)
         self._tries = 0
         self.ignored = 0
+        now = self._waiter.clock.seconds()
+        times = [*sendTimes(self.timeout, self.retries)[1:], self.timeout]
+        self._due = [now + offset for offset in times]
         self.sendFrom(self.transport)
         return waiting
 
@@ -128,11 +154,12 @@ class ReplyClientProtocol(DatagramProtocol):
             self._finish(Failure(error))
             return
         if self._current is not None:
-            self._waiter.start("a reply", self._noReply)
+            wait = self._due.pop(0) - self._waiter.clock.seconds()
+            self._waiter.start("a reply", self._noReply, max(wait, 0))
 
     def _noReply(self, timeout: GreetTimeout) -> None:
         assert self._current is not None
-        if self._tries > self.retries:
+        if not self._due:
             self._finish(Failure(NoReply(self._current[0], self._tries, self.ignored)))
         elif self._listen is None:
             self.sendFrom(self.transport)
@@ -240,8 +267,8 @@ def greetOverUDP(
         C{host} is a host name rather than an address, C{IReactorCore}.
     @param names: The names; a name C{exit} ends the session early (it is
         not sent: to the UDP service it is just a name).
-    @param timeout: How long to wait for each reply (and for resolving
-        C{host}) before resending.
+    @param timeout: How long to wait for each name's reply, resends
+        included (see L{sendTimes}), and for resolving C{host}.
     @param retries: How many times to resend a name that gets no reply;
         each resend leaves from a new port (see L{ReplyClientProtocol}).
     @param onReply: Called with each name and its reply as they arrive.

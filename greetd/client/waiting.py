@@ -40,9 +40,15 @@ class Waiter:
         """
         return self._call is not None
 
-    def start(self, waitingFor: str, onTimeout: Callable[[GreetTimeout], None]) -> None:
+    def start(
+        self,
+        waitingFor: str,
+        onTimeout: Callable[[GreetTimeout], None],
+        seconds: float | None = None,
+    ) -> None:
         """
-        Time a new wait, replacing any current one.
+        Time a new wait, replacing any current one: for C{seconds}, or the
+        timeout.
         """
         self.cancel()
 
@@ -50,7 +56,8 @@ class Waiter:
             self._call = None
             onTimeout(GreetTimeout(waitingFor, self.timeout))
 
-        self._call = self.clock.callLater(self.timeout, expired)
+        wait = self.timeout if seconds is None else seconds
+        self._call = self.clock.callLater(wait, expired)
 
     def cancel(self) -> None:
         """

@@ -12,7 +12,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.client.errors import NoReply, PortUnreachable, UnexpectedReply
-from greetd.client.udp import ReplyClientProtocol, greetOverUDP
+from greetd.client.udp import ReplyClientProtocol, greetOverUDP, sendTimes
 from greetd.core.template import ReplyTemplate
 
 
@@ -38,11 +38,35 @@ class FakeConnectedUDP:
         self.listening = False
 
 
+class SendTimesTests(SynchronousTestCase):
+    def test_doubling(self) -> None:
+        """
+        The waits between sends double and fill the timeout.
+        """
+        self.assertEqual(sendTimes(15, 3), [0, 1, 3, 7])
+        self.assertEqual(sendTimes(5, 0), [0])
+
+    def test_shortest(self) -> None:
+        """
+        No wait is shorter than L{MIN_RESEND_INTERVAL}, and no send falls
+        at or after the timeout: a short timeout allows fewer resends.
+        """
+        self.assertEqual([round(t, 6) for t in sendTimes(0.5, 10)], [0, 0.1, 0.3])
+        self.assertEqual(sendTimes(0.05, 3), [0])
+        # 0.1 doubled 13 times: what a huge retries costs is bounded.
+        self.assertEqual(len(sendTimes(1000, 10**6)), 14)
+
+
 class UDPTests(SynchronousTestCase):
+    """
+    With C{timeout} 15 and C{retries} 3, a name is sent at 0, 1, 3 and 7
+    seconds, and fails at 15.
+    """
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.protocol = ReplyClientProtocol(
-            "127.0.0.1", 9999, timeout=1, retries=3, clock=self.clock
+            "127.0.0.1", 9999, timeout=15, retries=3, clock=self.clock
         )
         self.port = FakeConnectedUDP()
         self.protocol.makeConnection(self.port)  # type: ignore[arg-type]
@@ -73,9 +97,11 @@ class UDPTests(SynchronousTestCase):
         C{retries} 3 sends a name four times, then gives up.
         """
         reply = self.protocol.greet(b"Sarah")
-        self.clock.pump([1, 1, 1])
+        self.clock.pump([1, 2, 4])
+        self.assertEqual(self.port.sent, [b"Sarah"] * 4)
+        self.clock.advance(7.9)
         self.assertNoResult(reply)
-        self.clock.advance(1)
+        self.clock.advance(0.1)
         self.assertEqual(self.port.sent, [b"Sarah"] * 4)
         self.assertEqual(
             str(self.failureResultOf(reply, NoReply).value),
@@ -126,10 +152,10 @@ class UDPTests(SynchronousTestCase):
         fails once the tries are spent, saying what came instead.
         """
         ann = self.protocol.greet(b"Ann")
-        for _ in range(4):
+        for wait in (1, 2, 4, 8):
             self.reply(b"")
             self.assertNoResult(ann)
-            self.clock.advance(1)
+            self.clock.advance(wait)
         self.assertEqual(self.port.sent, [b"Ann"] * 4)
         failure = self.failureResultOf(ann, NoReply)
         self.assertEqual(
@@ -145,9 +171,9 @@ class UDPTests(SynchronousTestCase):
         self.successResultOf(ann)
         bob = self.protocol.greet(b"Bob")
         self.assertEqual(self.protocol.ignored, 0)
-        self.clock.pump([1] * 3)
+        self.clock.pump([1, 2, 4])
         self.reply(b"")
-        self.clock.advance(1)
+        self.clock.advance(8)
         self.assertEqual(
             str(self.failureResultOf(bob, NoReply).value),
             "no reply to 'Bob' after 4 tries (1 datagram that was not the reply)",
@@ -220,7 +246,7 @@ class ResendPortTests(SynchronousTestCase):
         self.opened: list[tuple[FakeConnectedUDP, Any]] = []
         self.failOpening: OSError | None = None
         self.protocol = ReplyClientProtocol(
-            "127.0.0.1", 9999, timeout=1, retries=2, clock=self.clock,
+            "127.0.0.1", 9999, timeout=7, retries=2, clock=self.clock,
             listen=self.listen,
         )  # fmt: skip
         self.port = FakeConnectedUDP()
@@ -237,7 +263,7 @@ class ResendPortTests(SynchronousTestCase):
     def test_resendFromNewPort(self) -> None:
         ann = self.protocol.greet(b"Ann")
         self.clock.advance(1)
-        self.clock.advance(1)
+        self.clock.advance(2)
         self.assertEqual(self.port.sent, [b"Ann"])
         self.assertEqual(
             [(port.connectedTo, port.sent) for port, _ in self.opened],
@@ -257,8 +283,8 @@ class ResendPortTests(SynchronousTestCase):
         self.clock.advance(1)
         self.opened[0][1].datagramReceived(b"", ("127.0.0.1", 9999))
         self.assertNoResult(ann)
-        self.clock.advance(1)
-        self.clock.advance(1)
+        self.clock.advance(2)
+        self.clock.advance(4)
         self.assertEqual(
             str(self.failureResultOf(ann, NoReply).value),
             "no reply to 'Ann' after 3 tries (1 datagram that was not the reply)",
@@ -352,7 +378,7 @@ class GreetOverUDPTests(SynchronousTestCase):
         port, protocol, interface = reactor.ports[0]
         self.assertEqual((port.connectedTo, interface), (("192.0.2.1", 9999), ""))
         protocol.datagramReceived(b"Hello, Ann!", ("192.0.2.1", 9999))
-        reactor.advance(5)
+        reactor.advance(0.5)
         # Bob's resend left from a port of its own, on the same interface.
         resend, resendProtocol, resendInterface = reactor.ports[1]
         self.assertEqual(
@@ -371,7 +397,7 @@ class GreetOverUDPTests(SynchronousTestCase):
         replies = greetOverUDP(reactor, "::1", 9999, [b"Ann", b"exit", b"Bob"])
         port, _, interface = reactor.ports[0]
         self.assertEqual((port.connectedTo, interface), (("::1", 9999), "::"))
-        reactor.advance(5)
+        reactor.advance(0.5)
         resend, resendProtocol, resendInterface = reactor.ports[1]
         self.assertEqual((resend.connectedTo, resendInterface), (("::1", 9999), "::"))
         resendProtocol.datagramReceived(b"Hello, Ann!", ("::1", 9999))
