@@ -34,6 +34,13 @@ def escape(data: bytes | str) -> str:
     becomes a Python-style escape, so the result is unambiguous.  Text is
     escaped as its UTF-8 encoding.
     """
+    # What is already printable ASCII without a backslash (an address, most
+    # lines) comes back as it is, without a lookup for every byte.
+    text = data if isinstance(data, str) else None
+    if text is None and data.isascii():
+        text = data.decode("ascii")
+    if text is not None and text.isascii() and text.isprintable() and "\\" not in text:
+        return text
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
     return "".join([_ESCAPES[byte] for byte in data])
