@@ -36,9 +36,10 @@ def escape(data: bytes | str) -> str:
     """
     # What is already printable ASCII without a backslash (an address, most
     # lines) comes back as it is, without a lookup for every byte.
-    text = data if isinstance(data, str) else None
-    if text is None and data.isascii():
-        text = data.decode("ascii")
+    if isinstance(data, str):
+        text: str | None = data
+    else:
+        text = data.decode("ascii") if data.isascii() else None
     if text is not None and text.isascii() and text.isprintable() and "\\" not in text:
         return text
     if isinstance(data, str):
