@@ -20,8 +20,11 @@ from greetd.client.errors import (
     GreetTimeout,
     NoReply,
     PortUnreachable,
+    ReplyTooLong,
     ServerError,
+    ServerRefused,
     TLSFailed,
+    UnexpectedReply,
 )
 from greetd.client.names import Names, OnReply, checkName
 from greetd.client.tcp import GreetingClientProtocol, Greetings, greetOverTCP
@@ -41,8 +44,11 @@ __all__ = [
     "OnReply",
     "PortUnreachable",
     "ReplyClientProtocol",
+    "ReplyTooLong",
     "ServerError",
+    "ServerRefused",
     "TLSFailed",
+    "UnexpectedReply",
     "checkName",
     "greetOverTCP",
     "greetOverUDP",
