@@ -63,6 +63,13 @@ _V2_DGRAM = 0x2
 #: room for TLVs).
 MAX_DATAGRAM_HEADER = 536
 
+#: The most bytes a PROXY header at the start of a connection may take,
+#: TLVs included: nginx's own limit (C{NGX_PROXY_PROTOCOL_MAX_HEADER}).  A
+#: version 2 header says its length in its first 16 bytes, up to 64 KiB;
+#: one that says more than this is refused then, before it is buffered, so
+#: a connection still sending its header holds at most this much.
+MAX_STREAM_HEADER = 4096
+
 
 @dataclass(frozen=True)
 class ProxyHeader:
@@ -99,6 +106,10 @@ class ProxyHeaderError:
     reason: str
 
 
+#: Why a PROXY header from a peer outside C{--proxy-from} is refused.
+UNTRUSTED_PEER = "peer not in --proxy-from"
+
+
 #: What L{ProxyHeaderParser.feed} returns while the header is incomplete.
 INCOMPLETE = None
 
@@ -117,13 +128,18 @@ class ProxyHeaderParser:
     @ivar result: The header or error once there is one, else L{INCOMPLETE}.
     """
 
-    def __init__(self, datagram: bool = False) -> None:
+    def __init__(self, datagram: bool = False, maxLength: int = 0) -> None:
         """
         @param datagram: Whether the header is on a datagram, as nginx's
             C{proxy_protocol} puts one on each UDP datagram: a version 2
             header then names the C{DGRAM} protocol, not C{STREAM}.
+        @param maxLength: The longest header accepted, in bytes: by default
+            L{MAX_DATAGRAM_HEADER} on a datagram, else L{MAX_STREAM_HEADER}.
         """
         self.datagram = datagram
+        if not maxLength:
+            maxLength = MAX_DATAGRAM_HEADER if datagram else MAX_STREAM_HEADER
+        self.maxLength = maxLength
         # A bytearray, so that a header trickled in byte by byte costs
         # linear time, not quadratic.
         self._buffer = bytearray()
@@ -142,7 +158,7 @@ class ProxyHeaderParser:
             self.rest += data
             return self.result
         self._buffer += data
-        result = _parse(self._buffer, self.datagram)
+        result = _parse(self._buffer, self.datagram, self.maxLength)
         if result is not None:
             self.result = result
             if isinstance(result, ProxyHeader):
@@ -151,7 +167,7 @@ class ProxyHeaderParser:
         return result
 
 
-def _parse(data: bytearray, datagram: bool = False) -> Parsed:
+def _parse(data: bytearray, datagram: bool, maxLength: int) -> Parsed:
     if data[:1] == V1_PREFIX[:1]:
         if not V1_PREFIX.startswith(data[: len(V1_PREFIX)]):
             return ProxyHeaderError("not a PROXY header")
@@ -159,7 +175,7 @@ def _parse(data: bytearray, datagram: bool = False) -> Parsed:
     if data[:1] == V2_SIGNATURE[:1]:
         if not V2_SIGNATURE.startswith(data[: len(V2_SIGNATURE)]):
             return ProxyHeaderError("not a PROXY header")
-        return _parseV2(data, datagram)
+        return _parseV2(data, datagram, maxLength)
     if data:
         return ProxyHeaderError("not a PROXY header")
     return INCOMPLETE
@@ -242,11 +258,12 @@ def _v1Port(field: bytes) -> int | None:
     return port if port <= 0xFFFF else None
 
 
-def _parseV2(data: bytearray, datagram: bool = False) -> Parsed:
+def _parseV2(data: bytearray, datagram: bool, maxLength: int) -> Parsed:
     """
     The binary header: signature, version and command, family and
     protocol, a length, the addresses, then TLVs, which are checked for
-    framing and skipped.
+    framing and skipped; one longer than C{maxLength} is refused as soon as
+    its length is read.
     """
     if len(data) < V2_FIXED_LENGTH:
         return INCOMPLETE
@@ -261,6 +278,8 @@ def _parseV2(data: bytearray, datagram: bool = False) -> Parsed:
     if command == _V2_PROXY and (addressLength is None or protocol > 2):
         return ProxyHeaderError("v2 family or protocol unknown")
     total = V2_FIXED_LENGTH + length
+    if total > maxLength:
+        return ProxyHeaderError(f"PROXY header longer than {maxLength} bytes")
     if len(data) < total:
         return INCOMPLETE
     if command == _V2_LOCAL or addressLength is None:
@@ -328,6 +347,4 @@ def splitDatagramHeader(datagram: bytes) -> tuple[Address | None, bytes]:
         raise ValueError("no complete PROXY header")
     if isinstance(result, ProxyHeaderError):
         raise ValueError(result.reason)
-    if result.length > MAX_DATAGRAM_HEADER:
-        raise ValueError(f"PROXY header longer than {MAX_DATAGRAM_HEADER} bytes")
     return result.source, parser.rest

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.core.proxyheader import (
     INCOMPLETE,
     MAX_DATAGRAM_HEADER,
+    MAX_STREAM_HEADER,
     V1_MAX_LENGTH,
     V2_SIGNATURE,
     ProxyHeader,
@@ -201,6 +202,28 @@ class V2Tests(SynchronousTestCase):
             (v2(addresses=addresses, tlvs=b"\x04\x00"), "v2 TLVs malformed"),
         ]:
             self.assertEqual(error(data), reason, data)
+
+    def test_lengthBounded(self) -> None:
+        """
+        A header that says it is longer than L{MAX_STREAM_HEADER} (nginx's
+        limit) is refused as soon as its 16-byte fixed part says so, rather
+        than buffered while the rest arrives: a connection still sending
+        its header holds at most that many bytes.  One that fits is read.
+        """
+        addresses = inet("192.0.2.7", "127.0.0.1", 1, 2)
+        tlv = b"\x04" + struct.pack("!H", MAX_STREAM_HEADER - 16 - 12 - 3)
+        fits = v2(addresses=addresses, tlvs=tlv + b"x" * (MAX_STREAM_HEADER - 31))
+        self.assertEqual(len(fits), MAX_STREAM_HEADER)
+        header = parse(fits)
+        assert isinstance(header, ProxyHeader)
+        self.assertEqual(header.length, MAX_STREAM_HEADER)
+        for command in (0x0, 0x1):
+            fixed = V2_SIGNATURE + struct.pack("!BBH", 0x20 | command, 0x11, 0xFFFF)
+            self.assertEqual(
+                error(fixed), f"PROXY header longer than {MAX_STREAM_HEADER} bytes"
+            )
+            tooLong = v2(command=command, addresses=b"x" * (MAX_STREAM_HEADER - 15))
+            self.assertIsInstance(parse(tooLong), ProxyHeaderError)
 
 
 def _splits(data: bytes, cuts: list[int]) -> list[bytes]:
