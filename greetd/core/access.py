@@ -9,6 +9,14 @@ from typing import Sequence, Union
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
+#: The loopback networks: the peers a C{haproxy:} listener believes by
+#: default (C{--proxy-from}), since a balancer usually runs beside greetd,
+#: and no other host can send from them.
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
 
 def parseNetwork(text: str) -> Network:
     """

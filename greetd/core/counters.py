@@ -72,11 +72,15 @@ class Metric(NamedTuple):
     labels: tuple[str, ...] = ()
 
 
-CONNECTIONS = Metric("greetd_connections", "TCP connections admitted.", COUNTER)
+CONNECTIONS = Metric(
+    "greetd_connections",
+    "TCP connections admitted as clients, with health checks that sent a message.",
+    COUNTER,
+)
 HEALTH_CHECKS = Metric(
     "greetd_health_checks",
-    "TCP connections that were load balancer health checks (not counted in "
-    "greetd_connections_total).",
+    "TCP connections admitted as load balancer health checks (one that sends "
+    "a message is then a client, counted in greetd_connections_total too).",
     COUNTER,
 )
 CONNECTIONS_OPEN = Metric("greetd_connections_open", "TCP connections open now.", GAUGE)

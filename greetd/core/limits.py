@@ -259,6 +259,7 @@ class ConnectionLimiter:
         self.ipv6Prefix = ipv6Prefix
         self.open = 0
         self._perHost: Dict[str, int] = {}
+        self._held: Dict[str, int] = {}
         self._rate: KeyedRateLimiter[str] = KeyedRateLimiter(perHostRate)
 
     def admit(self, source: str | None, now: float) -> str | None:
@@ -286,12 +287,49 @@ class ConnectionLimiter:
         Give back the place an admitted connection from C{source} held.
         """
         self.open -= 1
+        _decrement(self._perHost, source)
+
+    def hold(self, source: str | None) -> str | None:
+        """
+        Take a place for a connection from C{source} whose client is not
+        known yet (a load balancer's, still sending its PROXY header):
+        under the total cap, and under L{maxPerHost} for such connections
+        from C{source}, counted apart from the clients' own connections
+        (a balancer's clients may share its address) and with no rate (a
+        balancer opens one for each of its clients, who pass the rate in
+        their turn).
+
+        @return: As L{admit}; C{None} is to be matched with L{unhold}.
+        """
+        if self.maxConnections and self.open >= self.maxConnections:
+            return "max-connections"
         if source is not None:
-            remaining = self._perHost[source] - 1
-            if remaining:
-                self._perHost[source] = remaining
-            else:
-                del self._perHost[source]
+            held = self._held.get(source, 0)
+            if self.maxPerHost and held >= self.maxPerHost:
+                return "max-per-ip"
+            self._held[source] = held + 1
+        self.open += 1
+        return None
+
+    def unhold(self, source: str | None) -> None:
+        """
+        Give back the place a connection from C{source} held from L{hold}.
+        """
+        self.open -= 1
+        _decrement(self._held, source)
+
+
+def _decrement(counts: Dict[str, int], source: str | None) -> None:
+    """
+    Count one connection from C{source} fewer in C{counts}, forgetting a
+    source with none, so the table holds only sources with connections.
+    """
+    if source is not None:
+        remaining = counts[source] - 1
+        if remaining:
+            counts[source] = remaining
+        else:
+            del counts[source]
 
 
 class Throttle(Generic[Key]):

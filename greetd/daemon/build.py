@@ -81,6 +81,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             ),
             access=access,
             healthCheckFrom=options["health-check-from"],
+            proxyFrom=options["proxy-from"],
             accessLog=NoAccessLog()
             if options["no-access-log"]
             else FastAccessLog(options["log"], LoggerAccessLog()),
@@ -96,6 +97,7 @@ def buildServers(options: Options, reactor: Any) -> Servers:
             allowLowPorts=options["udp-allow-low-ports"],
             ipv6Prefix=options["ipv6-prefix"],
             proxied=listener.proxied,
+            proxyFrom=options["proxy-from"],
         )
         for listener in options["plan"].udp
     ]

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Sequence
 
 from twisted.python import usage
 
-from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.access import LOOPBACK, AccessPolicy, parseNetwork
 from greetd.core.checks import numericOption
 from greetd.core.framing import DEFAULT_MAX_LENGTH, FRAMINGS
 from greetd.core.sources import DEFAULT_IPV6_PREFIX
@@ -212,6 +212,7 @@ class Options(usage.Options):
         self["allow"] = []
         self["deny"] = []
         self["health-check-from"] = []
+        self["proxy-from"] = []
         self["reactor"] = None
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
@@ -237,6 +238,11 @@ class Options(usage.Options):
     def opt_health_check_from(self, network: str) -> None:
         """Treat connections from this CIDR as health checks (repeatable)."""
         self["health-check-from"].append(network)
+
+    def opt_proxy_from(self, network: str) -> None:
+        """Believe PROXY headers only from this CIDR on haproxy: listeners
+        (repeatable; default loopback: 127.0.0.0/8 and ::1)."""
+        self["proxy-from"].append(network)
 
     def opt_deny(self, network: str) -> None:
         """Refuse this CIDR (repeatable; TCP and UDP; wins over --allow)."""
@@ -278,6 +284,12 @@ class Options(usage.Options):
             ]
         except ValueError as error:
             raise usage.UsageError(f"--health-check-from: {error}") from None
+        try:
+            self["proxy-from"] = [
+                parseNetwork(network) for network in self["proxy-from"]
+            ] or list(LOOPBACK)
+        except ValueError as error:
+            raise usage.UsageError(f"--proxy-from: {error}") from None
         if self["framing"] not in FRAMINGS:
             raise usage.UsageError(
                 f"--framing must be one of {', '.join(FRAMINGS)}, "

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from greetd.core.access import AccessPolicy, Network
+from greetd.core.access import LOOPBACK, AccessPolicy, Network
 from greetd.core.limits import ConnectionLimiter, Throttle
 
 #: Connections open at once, from everyone.
@@ -58,8 +58,17 @@ class Admission:
     @ivar limiter: The L{ConnectionLimiter} new connections must pass.
     @ivar access: The L{AccessPolicy} for source addresses.
     @ivar healthCheckFrom: The networks whose connections are health checks.
+    @ivar proxyFrom: The L{AccessPolicy} of the peers that may send a PROXY
+        header on a C{haproxy:} listener (C{--proxy-from}; loopback unless
+        given): a header names the client that limits, access control and
+        logs apply to, so only a trusted balancer may send one, as nginx's
+        C{set_real_ip_from} and HAProxy's C{expect-proxy ... if { src ... }}
+        decide.
     @ivar refused: Connections refused, by the limit that refused them.
     @ivar lingering: Refused connections being given their error line.
+    @ivar refusalLogged: Whether the last refusal was logged: the access
+        log's line for it follows the same throttle, so that a flood of
+        refusals writes at most one line a minute per source.
     """
 
     #: Seconds a refused connection is kept, its sending side shut, reading
@@ -80,13 +89,16 @@ class Admission:
         access: AccessPolicy,
         clock: IReactorTime,
         healthCheckFrom: Sequence[Network] = (),
+        proxyFrom: Sequence[Network] = LOOPBACK,
     ) -> None:
         self.limiter = limiter
         self.access = access
         self.clock = clock
         self.healthCheckFrom = tuple(healthCheckFrom)
         self._healthChecks = AccessPolicy(allow=self.healthCheckFrom)
+        self.proxyFrom = AccessPolicy(allow=proxyFrom)
         self.refused: Counter[str] = Counter()
+        self.refusalLogged = False
         self.lingering = 0
         self._refusalLog: Throttle[str | None] = Throttle()
 
@@ -112,15 +124,55 @@ class Admission:
         else:
             refusal = self.limiter.admit(source, now)
         if refusal is not None:
-            self.refused[refusal] += 1
-            if self._refusalLog.ready(source, now):
-                self._log.info(
-                    "Refused a connection from {peer}: {reason}",
-                    peer=peer(),
-                    reason=refusal,
-                    greetdEvent="connection.refused",
-                )
+            self._refuse(refusal, source, peer, now)
         return refusal
+
+    def hold(self, source: str | None, peer: Callable[[], str]) -> str | None:
+        """
+        Take a place for a connection still sending its PROXY header, under
+        the total cap and the per-source cap of the peer the socket shows
+        (the balancer), from the moment it is accepted: a header is no way
+        around the limits (L{ConnectionLimiter.hold}).  The rate of new
+        connections and access control apply to the client the header
+        names, once it is read (L{admit}); the caller gives this place back
+        (L{unhold}) first.
+
+        @param source: The key of the socket's peer, or C{None}.
+        @param peer: Returns the peer as logs show it, called only to log.
+        @return: As L{admit}.
+        """
+        now = self.clock.seconds()
+        refusal = self.limiter.hold(source)
+        if refusal is not None:
+            self._refuse(refusal, source, peer, now)
+        return refusal
+
+    def unhold(self, source: str | None) -> None:
+        """
+        Give back the place L{hold} took for a connection from C{source}.
+        """
+        self.limiter.unhold(source)
+
+    def trustsProxy(self, host: str | None) -> bool:
+        """
+        Whether the peer C{host} may send a PROXY header (L{proxyFrom}); a
+        peer without an address (a UNIX socket, which the file system
+        guards) may.
+        """
+        return host is None or self.proxyFrom.permits(host)
+
+    def _refuse(
+        self, refusal: str, source: str | None, peer: Callable[[], str], now: float
+    ) -> None:
+        self.refused[refusal] += 1
+        self.refusalLogged = self._refusalLog.ready(source, now)
+        if self.refusalLogged:
+            self._log.info(
+                "Refused a connection from {peer}: {reason}",
+                peer=peer(),
+                reason=refusal,
+                greetdEvent="connection.refused",
+            )
 
     def linger(self) -> bool:
         """

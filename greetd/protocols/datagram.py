@@ -5,19 +5,19 @@ The UDP reply service: every datagram gets the reply template back.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Tuple, Union, cast
+from typing import Sequence, Tuple, Union, cast
 
 from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from greetd.core.access import AccessPolicy
+from greetd.core.access import LOOPBACK, AccessPolicy, Network
 from greetd.core.counters import DROP_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import DEFAULT_MAX_LENGTH
 from greetd.core.limits import KeyedRateLimiter, Throttle, TokenBucket
-from greetd.core.proxyheader import splitDatagramHeader
+from greetd.core.proxyheader import UNTRUSTED_PEER, splitDatagramHeader
 from greetd.core.sources import DEFAULT_IPV6_PREFIX, sourceKey
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.fastwrite import datagramWriter
@@ -62,6 +62,14 @@ class ReplyProtocol(DatagramProtocol):
         client, as nginx's C{proxy_protocol} sends for UDP (C{--udp
         haproxy:udp:...}): limits, access control and logs then apply to
         the client, and the reply goes back to the balancer.
+    @ivar proxyFrom: The L{AccessPolicy} of the sources whose headers are
+        believed (C{--proxy-from}, loopback unless given): a datagram
+        from any other source is dropped as C{proxy}, unanswered, so that
+        nobody can spend another address's budget by naming it.
+    @ivar refusalAnswers: The L{TokenBucket} the empty answers to a
+        balancer's refused datagrams spend: their own, at the global rate
+        (L{DEFAULT_GLOBAL_RATE} when that is off), so that a flood of
+        refused datagrams gets a bounded number of answers.
     @ivar perSource: The L{KeyedRateLimiter} for each source.
     @ivar overall: The L{TokenBucket} for all replies, or C{None} for none.
     @ivar clock: The time source for the rates.
@@ -85,6 +93,7 @@ class ReplyProtocol(DatagramProtocol):
         allowLowPorts: bool = False,
         ipv6Prefix: int = DEFAULT_IPV6_PREFIX,
         proxied: bool = False,
+        proxyFrom: Sequence[Network] = LOOPBACK,
     ) -> None:
         if maxLength < 1:
             raise ValueError("the maximum message length must be at least 1")
@@ -99,6 +108,9 @@ class ReplyProtocol(DatagramProtocol):
         self.allowLowPorts = allowLowPorts
         self.ipv6Prefix = ipv6Prefix
         self.proxied = proxied
+        self.proxyFrom = AccessPolicy(allow=proxyFrom)
+        answers = globalRate or DEFAULT_GLOBAL_RATE
+        self.refusalAnswers = TokenBucket(answers, answers, clock.seconds())
         self.perSource: KeyedRateLimiter[str] = KeyedRateLimiter(rate)
         self.overall = (
             TokenBucket(globalRate, globalRate, clock.seconds()) if globalRate else None
@@ -121,6 +133,9 @@ class ReplyProtocol(DatagramProtocol):
             return
         balancer = None
         if self.proxied:
+            if not self.proxyFrom.permits(host):
+                self.drop("proxy", addr, source, proxyError=UNTRUSTED_PEER)
+                return
             try:
                 client, datagram = splitDatagramHeader(datagram)
             except ValueError as error:
@@ -184,7 +199,7 @@ class ReplyProtocol(DatagramProtocol):
         a minute for each source.  If it came through a C{balancer}, answer
         the balancer with an empty datagram, so that it does not take the
         refusal for this server's failure (nginx counts an unanswered
-        datagram against the server).
+        datagram against the server), while L{refusalAnswers} has a token.
 
         @param addr: Where the datagram came from, for the log.
         @param source: The key of its source (L{sourceKey}), for the throttle.
@@ -199,7 +214,7 @@ class ReplyProtocol(DatagramProtocol):
                 greetdEvent="datagram.drop",
                 **fields,
             )
-        if balancer is not None:
+        if balancer is not None and self.refusalAnswers.take(self.clock.seconds()):
             try:
                 self._send(b"", balancer)
             except (OSError, MessageLengthError) as error:

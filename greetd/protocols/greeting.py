@@ -20,7 +20,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from greetd.core.access import AccessPolicy, Network
+from greetd.core.access import LOOPBACK, AccessPolicy, Network
 from greetd.core.accessline import AccessLog, Closed
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
@@ -146,8 +146,10 @@ class GreetingProtocol(FlowControl, Protocol):
         self.ended = "refused"
         transport = self._transport()
         line = REFUSAL_LINES.get(refusal)
-        self._logClosed(0.0, 0, len(line or b""))
         admission = self.factory.admission
+        if admission.refusalLogged:
+            # At most once a minute per source, as the refusal's own line.
+            self._logClosed(0.0, 0, len(line or b""))
         if line is None or not admission.linger():
             if line is not None:
                 transport.write(line)
@@ -196,6 +198,8 @@ class GreetingProtocol(FlowControl, Protocol):
                 exited = True
                 break
             replies.append(template.format(payload) + ending)
+        if self.healthCheck and (replies or tooLong is not None):
+            self._becomeClient()
         if replies:
             self.messages += len(replies)
             self.lastMessageAt = self.factory.clock.seconds()
@@ -207,6 +211,20 @@ class GreetingProtocol(FlowControl, Protocol):
             self.factory.countError("length")
             self.ended = "error"
             self.sendError(str(tooLong))
+
+    def _becomeClient(self) -> None:
+        """
+        A health check that sends a message is a client: a check connects,
+        perhaps reads the banner (or says C{exit}), and closes.  From its
+        first message on it is counted and logged as a client, so that a
+        session cannot hide behind a v2 C{LOCAL} header or
+        C{--health-check-from}.
+        """
+        self.healthCheck = False
+        self.factory.connectionsTotal += 1
+        accessLog = self.factory.accessLog
+        if accessLog.wantsOpened():
+            accessLog.opened(self.peer)
 
     def send(self, data: bytes) -> None:
         """
@@ -364,7 +382,9 @@ class GreetingFactory(_FactoryBase):
         reactor unless given (L{IdleSweep.emptied} says what is left on it).
     @ivar admission: The L{Admission} new connections pass; without a
         C{limiter}, C{twistd greetd}'s default limits apply
-        (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.
+        (L{defaultLimiter}): pass C{ConnectionLimiter()} for none.  It also
+        says which peers may send a PROXY header (C{proxyFrom}, loopback
+        unless given; L{Admission.proxyFrom}).
     @ivar idle: The L{IdleSweep}, which holds every connection to its
         deadlines: C{idleTimeout} and C{writeTimeout} seconds.
     @ivar drain: The L{Drain}, for shutdown.
@@ -372,7 +392,7 @@ class GreetingFactory(_FactoryBase):
         (L{LoggerAccessLog} unless given).
     @ivar connections: The admitted connections open now.
     @ivar connectionsTotal: How many connections have been admitted, health
-        checks apart.
+        checks apart, with the checks that went on to send a message.
     @ivar healthChecksTotal: How many health checks have been admitted.
     @ivar errors: Connections closed with an error, by reason.
     @ivar closedTotals: Messages and bytes of the connections already closed,
@@ -395,6 +415,7 @@ class GreetingFactory(_FactoryBase):
         access: AccessPolicy | None = None,
         accessLog: AccessLog | None = None,
         healthCheckFrom: Sequence[Network] = (),
+        proxyFrom: Sequence[Network] = LOOPBACK,
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
@@ -419,6 +440,7 @@ class GreetingFactory(_FactoryBase):
             access if access is not None else AccessPolicy(),
             clock,
             healthCheckFrom,
+            proxyFrom,
         )
         self.idle = IdleSweep(clock, idleTimeout, self.connections, writeTimeout)
         self.accessLog = accessLog if accessLog is not None else LoggerAccessLog()

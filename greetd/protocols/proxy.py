@@ -9,6 +9,14 @@ balancer's address, and send its banner before knowing whom to.  Here the
 wrapped protocol is connected only once the header has been read, by
 greetd's own strict parser (L{greetd.core.proxyheader}), so that a hostile
 header costs one throttled warning line and no traceback.
+
+A header is believed only from a trusted peer (C{--proxy-from}, loopback
+by default): from anyone else the connection is dropped as a bad header
+at once.  From the moment it is accepted until its header is read, a
+connection holds a place under the total and per-source caps of the peer
+the socket shows (L{Admission.hold}), a header of at most
+L{MAX_STREAM_HEADER} bytes and a deadline, so connections that never
+finish a header cannot take every descriptor or grow the memory.
 """
 
 from __future__ import annotations
@@ -29,7 +37,13 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, providedBy
 
 from greetd.core.escaping import formatAddress
-from greetd.core.proxyheader import Address, ProxyHeader, ProxyHeaderParser
+from greetd.core.proxyheader import (
+    MAX_STREAM_HEADER,
+    UNTRUSTED_PEER,
+    Address,
+    ProxyHeader,
+    ProxyHeaderParser,
+)
 from greetd.core.sources import sourceKey
 from greetd.protocols.admission import Admission
 
@@ -38,11 +52,46 @@ from greetd.protocols.admission import Admission
 DEFAULT_HEADER_TIMEOUT = 10.0
 
 
-def _address(address: Address) -> IAddress:
+class ProxiedIPv4Address(IPv4Address):
+    """
+    A client's IPv4 address as a PROXY header names it.
+
+    @ivar via: The address of the peer that sent the header (the load
+        balancer), which logs show beside the client's.
+    """
+
+    via: IAddress | None = None
+
+
+class ProxiedIPv6Address(IPv6Address):
+    """
+    A client's IPv6 address as a PROXY header names it.
+
+    @ivar via: As for L{ProxiedIPv4Address}.
+    """
+
+    via: IAddress | None = None
+
+
+def _address(address: Address, via: IAddress | None = None) -> IAddress:
+    """
+    The address a header names, as Twisted spells addresses; with the peer
+    that sent the header as its C{via}, if given.
+    """
     host, port = address
+    if via is None:
+        return (
+            IPv6Address("TCP", host, port)
+            if ":" in host
+            else IPv4Address("TCP", host, port)
+        )
+    named: ProxiedIPv4Address | ProxiedIPv6Address
     if ":" in host:
-        return IPv6Address("TCP", host, port)
-    return IPv4Address("TCP", host, port)
+        named = ProxiedIPv6Address("TCP", host, port)
+    else:
+        named = ProxiedIPv4Address("TCP", host, port)
+    named.via = via
+    return named
 
 
 class ProxyHeaderProtocol(ProtocolWrapper):
@@ -51,9 +100,12 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     wrapped protocol to this wrapper as its transport, whose C{getPeer}
     and C{getHost} are the addresses the header names.
 
-    A header that is not one drops the connection: counted as a
-    C{proxy-header} refusal and logged as one warning line, at most once a
-    minute per source, so a hostile peer cannot fill the log.
+    A header that is not one, or any header from a peer the wrapped
+    factory's L{Admission} does not trust (L{Admission.proxyFrom}), drops
+    the connection: counted as a C{proxy-header} refusal and logged as one
+    warning line, at most once a minute per source, so a hostile peer
+    cannot fill the log.  An untrusted peer is dropped as soon as it
+    connects, since nothing it could send would be believed.
 
     @ivar header: The parsed header, once there is one.
     """
@@ -61,15 +113,47 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     factory: ProxyHeaderFactory
     header: ProxyHeader | None = None
     _headerTimeout: IDelayedCall | None = None
+    _held = False
+    _source: str | None = None
 
     def makeConnection(self, transport: ITransport) -> None:
         directlyProvides(self, providedBy(transport))
         Protocol.makeConnection(self, transport)
-        self.factory.registerProtocol(self)  # type: ignore[no-untyped-call]
-        self._parser = ProxyHeaderParser()
-        timeout = self.factory.headerTimeout
+        factory = self.factory
+        factory.registerProtocol(self)  # type: ignore[no-untyped-call]
+        self._parser = ProxyHeaderParser(maxLength=factory.maxHeaderLength)
+        if not self._hold(transport):
+            self.loseConnection()  # type: ignore[no-untyped-call]
+            return
+        timeout = factory.headerTimeout
         if timeout:
-            self._headerTimeout = self.factory.clock.callLater(timeout, self._late)
+            self._headerTimeout = factory.clock.callLater(timeout, self._late)
+
+    def _hold(self, transport: ITransport) -> bool:
+        """
+        Whether the connection may send a header: its peer is trusted, and
+        it gets a place under the caps (L{Admission.hold}), which it then
+        holds until its header is read.
+        """
+        admission = self.factory.admission
+        if admission is None:
+            return True
+        peer = transport.getPeer()
+        host = getattr(peer, "host", None)
+        if not admission.trustsProxy(host):
+            self.factory.invalidHeader(transport, UNTRUSTED_PEER)
+            return False
+        source = None if host is None else sourceKey(host, admission.limiter.ipv6Prefix)
+        if admission.hold(source, lambda: formatAddress(peer)) is not None:
+            return False
+        self._held, self._source = True, source
+        return True
+
+    def _release(self) -> None:
+        admission = self.factory.admission
+        if self._held and admission is not None:
+            self._held = False
+            admission.unhold(self._source)
 
     def dataReceived(self, data: bytes) -> None:
         if self.header is not None:
@@ -86,6 +170,8 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             self.loseConnection()  # type: ignore[no-untyped-call]
             return
         self.header = parsed
+        # The client now takes a place of its own, under every limit.
+        self._release()
         self.wrappedProtocol.makeConnection(cast(ITransport, self))
         rest, self._parser.rest = self._parser.rest, b""
         if rest and not self.disconnecting:
@@ -101,10 +187,11 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         return self.header is not None and self.header.local
 
     def getPeer(self) -> IAddress:
+        peer = cast(IAddress, self.transport.getPeer())  # type: ignore[union-attr]
         header = self.header
         if header is not None and header.source is not None:
-            return _address(header.source)
-        return cast(IAddress, self.transport.getPeer())  # type: ignore[union-attr]
+            return _address(header.source, peer)
+        return peer
 
     def getHost(self) -> IAddress:
         header = self.header
@@ -117,6 +204,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         if self.header is not None:
             super().connectionLost(reason)  # type: ignore[no-untyped-call]
         else:
+            self._release()
             self.factory.unregisterProtocol(self)  # type: ignore[no-untyped-call]
 
     def _late(self) -> None:
@@ -145,12 +233,18 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
 
     @ivar clock: The time source for the header timeout.
     @ivar headerTimeout: Seconds to wait for the header; 0 for ever.
-    @ivar admission: The wrapped factory's L{Admission}, which counts and
-        logs bad headers with its other refusals, or C{None}.
+    @ivar admission: The L{Admission} of the wrapped factory (or of the
+        greeting factory inside its TLS, for C{haproxy:ssl:}), which says
+        whom to believe, holds each connection's place from accept, and
+        counts and logs bad headers with its other refusals; or C{None},
+        to believe anyone.
     """
 
     protocol = ProxyHeaderProtocol
     noisy = False
+
+    #: The longest header read (L{MAX_STREAM_HEADER}).
+    maxHeaderLength = MAX_STREAM_HEADER
 
     def __init__(
         self,
@@ -161,8 +255,7 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.clock = clock
         self.headerTimeout = headerTimeout
-        admission = getattr(wrappedFactory, "admission", None)
-        self.admission = admission if isinstance(admission, Admission) else None
+        self.admission = _admission(wrappedFactory)
 
     def invalidHeader(self, transport: Any, reason: str) -> None:
         """
@@ -182,3 +275,18 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
         prefix = admission.limiter.ipv6Prefix
         source = None if host is None else sourceKey(host, prefix)
         admission.refuseHeader(source, lambda: formatAddress(peer), reason)
+
+
+def _admission(factory: object) -> Admission | None:
+    """
+    The L{Admission} of C{factory}, or of the factory it wraps (TLS, a
+    handshake gate), if any.
+    """
+    for _ in range(8):
+        admission = getattr(factory, "admission", None)
+        if isinstance(admission, Admission):
+            return admission
+        factory = getattr(factory, "wrappedFactory", None)
+        if factory is None:
+            break
+    return None

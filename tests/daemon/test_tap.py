@@ -118,6 +118,7 @@ class OptionsTests(SynchronousTestCase):
             (["--allow", "10.0.0.0/33"], "--allow/--deny: '10.0.0.0/33'"),
             (["--deny", "example.com"], "is not an IPv4 or IPv6 network"),
             (["--health-check-from", "x"], "--health-check-from: 'x' is not"),
+            (["--proxy-from", "lb"], "--proxy-from: 'lb' is not"),
             (["--ipv6-prefix", "129"], "--ipv6-prefix: an IPv6 prefix is at most 128"),
             (["--ipv6-prefix", "-1"], "--ipv6-prefix: -1 is less than 0"),
             (
@@ -403,6 +404,32 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertIsNone(protocol.overall)
         self.assertTrue(protocol.allowLowPorts)
         self.assertEqual(next(iter(service)).timeout, 1.0)  # type: ignore[attr-defined]
+
+    def test_proxyFrom(self) -> None:
+        """
+        C{--proxy-from} (repeatable) names the peers whose PROXY headers are
+        believed, by TCP and UDP alike; loopback alone unless given.
+        """
+        for argv, trusted, untrusted in [
+            ((), ["127.0.0.1", "127.9.9.9", "::1"], ["10.0.0.5", "::2"]),
+            (
+                ("--proxy-from", "10.0.0.0/8", "--proxy-from", "2001:db8::1"),
+                ["10.0.0.5", "2001:db8::1"],
+                ["127.0.0.1", "::1"],
+            ),
+        ]:
+            reactor = MemoryUDPReactor()
+            options = daemonOptions("--tcp", "tcp:1", "--udp", "haproxy:udp:2", *argv)
+            makeService(options, reactor).privilegedStartService()
+            factory = reactor.tcpServers[0][1]
+            protocol = reactor.udpServers[0][1]
+            assert isinstance(factory, GreetingFactory)
+            assert isinstance(protocol, ReplyProtocol)
+            for policy in (factory.admission.proxyFrom, protocol.proxyFrom):
+                for host in trusted:
+                    self.assertTrue(policy.permits(host), (argv, host))
+                for host in untrusted:
+                    self.assertFalse(policy.permits(host), (argv, host))
 
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()

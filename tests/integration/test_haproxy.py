@@ -117,7 +117,10 @@ def test_clientAddressThroughHAProxy(spawnGreetd: Any, haproxy: Any) -> None:
     assert client.recv(7) == b"Welcome"
     client.sendall(b"Michael\n")
     assert client.recv(100) == b"Hello, Michael!\n"
-    opened = daemon.waitFor(r"Connection from 127\.0\.0\.2:(\d+) opened")
+    # Logs name the client and the balancer it came through.
+    opened = daemon.waitFor(
+        r"Connection from 127\.0\.0\.2:(\d+) via 127\.0\.0\.1:\d+ opened"
+    )
     assert int(opened.group(1)) == client.getsockname()[1]
     # The per-address limit counts 127.0.0.2, not the balancer's address...
     with connectFrom("127.0.0.2", frontend) as second:
@@ -133,8 +136,9 @@ def test_clientAddressThroughHAProxy(spawnGreetd: Any, haproxy: Any) -> None:
     client.sendall(b"exit\n")
     assert receiveUntilClosed(client) == b""
     client.close()
-    daemon.waitFor(r"Refused a connection from 127\.0\.0\.2:\d+: max-per-ip")
-    daemon.waitFor(r"Refused a connection from 127\.0\.0\.3:\d+: access")
+    via = r":\d+ via 127\.0\.0\.1:\d+"
+    daemon.waitFor(rf"Refused a connection from 127\.0\.0\.2{via}: max-per-ip")
+    daemon.waitFor(rf"Refused a connection from 127\.0\.0\.3{via}: access")
     metrics = scrape(daemon.metrics[0])
     assert metrics[tcp("greetd_dropped_total", "max-per-ip")] == 1
     assert metrics[tcp("greetd_dropped_total", "access")] == 1
@@ -234,7 +238,7 @@ def test_haproxyRecipe(spawnGreetd: Any, tmp_path: Path) -> None:
     assert "greetd/greetd2 is DOWN" not in output, output
     # Without the kill both daemons had clients: the balancer balanced.
     for daemon in daemons:
-        daemon.waitFor(r"Connection from 127\.0\.0\.1\d:\d+ closed")
+        daemon.waitFor(r"Connection from 127\.0\.0\.1\d:\d+ via \S+ closed")
     failedInWindow = len(load.failuresSince(killedAt))
     print(f"failed between the kill and the mark-down: {failedInWindow}")
 
@@ -280,7 +284,7 @@ def test_ipv6PrefixThroughHeaders(spawnGreetd: Any, prefix: str | None) -> None:
     for client in [*clients, other]:
         client.close()
     # The log names each address, not the prefix.
-    daemon.waitFor(r"Connection from \[2001:db8:1:2::2222\]:5555 closed")
+    daemon.waitFor(r"Connection from \[2001:db8:1:2::2222\]:5555 via \S+ closed")
 
 
 #: Headers that are not headers, and what the log says of each.

@@ -275,7 +275,8 @@ def test_behindHAProxy(
         process.terminate()
         process.wait(TIMEOUT)
     daemon.waitFor(
-        r"Connection from 127\.0\.0\.9:\d+ closed \([\w-]+\) after [\d.]+s: 1 message,"
+        r"Connection from 127\.0\.0\.9:\d+ via 127\.0\.0\.1:\d+ closed \([\w-]+\) "
+        r"after [\d.]+s: 1 message,"
     )
 
 

@@ -316,6 +316,66 @@ class ProxiedTests(SynchronousTestCase):
         self.assertEqual(transport.sent, [])
         self.assertEqual(protocol.dropped["proxy"], 2)
 
+    def test_untrustedSource(self) -> None:
+        """
+        A datagram from a source outside C{proxyFrom} (loopback unless
+        given) is dropped unanswered, whatever its header says: it cannot
+        spend the rate of the client it names, nor be answered at all.
+        """
+        events = captureLogs(self, ReplyProtocol)
+        protocol, transport = listening(
+            ReplyProtocol(clock=Clock(), rate=1, proxied=True)
+        )
+        for _ in range(3):
+            protocol.datagramReceived(HEADER + b"x", ("198.51.100.7", 40000))
+        self.assertEqual(transport.sent, [])
+        self.assertEqual(protocol.dropped["proxy"], 3)
+        self.assertEqual(
+            [formatEvent(event) for event in events],
+            ["Dropped a datagram from 198.51.100.7:40000: proxy"],
+        )
+        self.assertEqual(events[0]["proxyError"], "peer not in --proxy-from")
+        protocol.datagramReceived(HEADER + b"Alice", BALANCER)
+        self.assertEqual(transport.sent, [(b"Hello, Alice!", BALANCER)])
+
+    def test_proxyFrom(self) -> None:
+        """
+        C{proxyFrom} names the balancers believed; loopback then is not.
+        """
+        protocol, transport = listening(
+            ReplyProtocol(
+                clock=Clock(),
+                proxied=True,
+                proxyFrom=[parseNetwork("198.51.100.0/24")],
+            )
+        )
+        balancer = ("198.51.100.7", 40000)
+        protocol.datagramReceived(HEADER + b"Alice", balancer)
+        protocol.datagramReceived(HEADER + b"Bob", BALANCER)
+        self.assertEqual(transport.sent, [(b"Hello, Alice!", balancer)])
+
+    def test_refusalAnswersBounded(self) -> None:
+        """
+        The empty answers to refused datagrams spend a bucket of their own,
+        at the global rate: a flood of refused datagrams gets a bounded
+        number of answers, and the answers come back as the bucket refills.
+        """
+        clock = Clock()
+        protocol, transport = listening(
+            ReplyProtocol(clock=clock, rate=1, globalRate=5, proxied=True)
+        )
+        for _ in range(100):
+            protocol.datagramReceived(HEADER + b"x", BALANCER)
+        self.assertEqual(transport.sent.count((b"Hello, x!", BALANCER)), 1)
+        self.assertEqual(transport.sent.count((b"", BALANCER)), 5)
+        self.assertEqual(protocol.dropped["rate"], 99)
+        clock.advance(1)
+        for _ in range(100):
+            protocol.datagramReceived(
+                b"PROXY TCP4 192.0.2.8 127.0.0.1 1 2\r\n" + b"y" * 2000, BALANCER
+            )
+        self.assertEqual(transport.sent.count((b"", BALANCER)), 10)
+
     def test_lowPorts(self) -> None:
         """
         A low port is refused on either side: a client's is answered with

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet.address import IPv6Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
@@ -267,6 +267,34 @@ class LogTests(SynchronousTestCase):
             ended, ["closed", "reset", "error", "idle-timeout", "shutdown"]
         )
         self.assertTrue(set(ended) <= set(ENDINGS))
+
+    def test_refusalsLoggedOncePerMinute(self) -> None:
+        """
+        A flood of refusals from one source writes one access line and one
+        refusal line a minute, however many are refused; every refusal is
+        counted.  Another source gets its own lines.
+        """
+        accessLog, events = capturingAccessLog()
+        refusals = captureLogs(self, Admission)
+        clock = Clock()
+        factory = GreetingFactory(
+            clock=clock, limiter=ConnectionLimiter(0, 1, 0), accessLog=accessLog
+        )
+        connect(factory)
+        for _ in range(100):
+            connect(factory)
+        other = IPv4Address("TCP", "192.0.2.8", 1)
+        connect(factory, other)
+        connect(factory, other)
+        clock.advance(60)
+        connect(factory)
+        closed = [
+            event for event in events if event["greetdEvent"] == "connection.close"
+        ]
+        self.assertEqual(len(closed), 3)
+        self.assertEqual({event["ended"] for event in closed}, {"refused"})
+        self.assertEqual(len(refusals), 3)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 102)
 
     def test_refusedInAccessLog(self) -> None:
         accessLog, events = capturingAccessLog()
@@ -822,6 +850,35 @@ class HealthCheckTests(SynchronousTestCase):
             (event["greetdEvent"], event["log_level"]),
             ("healthcheck.close", LogLevel.debug),
         )
+
+    def test_checkThatSendsIsAClient(self) -> None:
+        """
+        A health check connects, perhaps reads the banner or says C{exit},
+        and closes; one that sends a message is a client from then on:
+        counted in C{connectionsTotal} and logged at info, so that a session
+        cannot hide behind a check's address or header.
+        """
+        accessLog, events = capturingAccessLog()
+        factory = GreetingFactory(
+            clock=Clock(),
+            accessLog=accessLog,
+            healthCheckFrom=[parseNetwork("192.0.2.0/24")],
+        )
+        for messages in (b"x\n" * 1000, b"x" * 2000):
+            protocol, transport = connect(factory)
+            protocol.dataReceived(messages)
+            self.assertFalse(protocol.healthCheck)
+            transport.loseConnection()
+        self.assertEqual((factory.connectionsTotal, factory.healthChecksTotal), (2, 2))
+        self.assertEqual(
+            [(event["greetdEvent"], event["log_level"]) for event in events],
+            [
+                ("connection.open", LogLevel.debug),
+                ("connection.close", LogLevel.info),
+            ]
+            * 2,
+        )
+        self.assertEqual(events[1]["messages"], 1000)
 
     def test_othersAreClients(self) -> None:
         factory = GreetingFactory(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from ipaddress import IPv6Address as IPv6
 
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.interfaces import IAddress
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
+from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.access import AccessPolicy, parseNetwork
@@ -34,14 +36,15 @@ def proxied(
 
 
 def connectThrough(
-    wrappers: ProxyHeaderFactory,
+    wrappers: ProxyHeaderFactory, peer: IAddress = BALANCER
 ) -> tuple[ProxyHeaderProtocol, AbortableTransport]:
     """
-    Connect a new protocol of C{wrappers} from the balancer's address.
+    Connect a new protocol of C{wrappers} from C{peer}, by default the
+    balancer's address.
     """
-    wrapper = wrappers.buildProtocol(BALANCER)
+    wrapper = wrappers.buildProtocol(peer)
     assert isinstance(wrapper, ProxyHeaderProtocol)
-    transport = AbortableTransport(peerAddress=BALANCER)
+    transport = AbortableTransport(peerAddress=peer)
     transport.protocol = wrapper
     wrapper.makeConnection(transport)
     return wrapper, transport
@@ -62,8 +65,8 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         wrapper.dataReceived(HEADER[20:])
         self.assertEqual(transport.value(), b"Welcome")
         [protocol] = factory.connections
-        self.assertEqual(protocol.peer, "192.0.2.7:5555")
-        self.assertEqual(events[0]["peer"], "192.0.2.7:5555")
+        self.assertEqual(protocol.peer, "192.0.2.7:5555 via 127.0.0.1:40000")
+        self.assertEqual(events[0]["peer"], "192.0.2.7:5555 via 127.0.0.1:40000")
         wrapper.dataReceived(b"Ann\n")
         self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
 
@@ -161,7 +164,7 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         wrapper.dataReceived(header[:7])
         wrapper.dataReceived(header[7:] + b"Sarah")
         [protocol] = factory.connections
-        self.assertEqual(protocol.peer, "[2001:db8::7]:5555")
+        self.assertEqual(protocol.peer, "[2001:db8::7]:5555 via 127.0.0.1:40000")
         self.assertEqual(wrapper.getHost(), IPv6Address("TCP", "::1", 9999))
         self.assertEqual(transport.value(), b"WelcomeHello, Sarah!")
 
@@ -198,3 +201,140 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
                 )
             self.assertEqual(len(factory.connections), admitted)
             self.assertEqual(factory.admission.refused["max-per-ip"], 5 - admitted)
+
+
+#: A peer on another host, outside the default C{--proxy-from}.
+STRANGER = IPv4Address("TCP", "203.0.113.9", 40000)
+
+
+class TrustedPeerTests(SynchronousTestCase):
+    """
+    Only a peer in the admission's C{proxyFrom} (loopback unless given) may
+    name a client: from anyone else a header is not believed.
+    """
+
+    def test_untrustedDroppedAtOnce(self) -> None:
+        """
+        A direct client claiming an allowed address is not served under
+        C{--allow 10.0.0.0/8}: it is dropped as soon as it connects, counted
+        as a bad header and warned of once a minute, and holds no place.
+        """
+        events = captureLogs(self, Admission)
+        clock = Clock()
+        allowed = AccessPolicy(allow=[parseNetwork("10.0.0.0/8")])
+        factory = GreetingFactory(clock=clock, access=allowed)
+        wrappers = ProxyHeaderFactory(factory, clock)
+        for _ in range(3):
+            wrapper, transport = connectThrough(wrappers, STRANGER)
+            self.assertFalse(transport.connected)
+            wrapper.dataReceived(b"PROXY TCP4 10.1.2.3 10.0.0.1 5555 9999\r\nAnn\n")
+            self.assertEqual(transport.value(), b"")
+        self.assertEqual(factory.connections, set())
+        self.assertEqual(factory.admission.refused["proxy-header"], 3)
+        self.assertEqual(factory.admission.limiter.open, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        [event] = events
+        self.assertEqual(
+            formatEvent(event),
+            "Dropped a connection from 203.0.113.9:40000: "
+            "bad PROXY header (peer not in --proxy-from)",
+        )
+
+    def test_proxyFromTrusts(self) -> None:
+        """
+        A peer in C{proxyFrom} is believed; loopback then is not.
+        """
+        factory = GreetingFactory(clock=Clock())
+        factory.admission.proxyFrom = AccessPolicy(
+            allow=[parseNetwork("203.0.113.0/24")]
+        )
+        wrappers = ProxyHeaderFactory(factory, Clock())
+        wrapper, transport = connectThrough(wrappers, STRANGER)
+        wrapper.dataReceived(HEADER)
+        self.assertEqual(transport.value(), b"Welcome")
+        _, balancer = connectThrough(wrappers)
+        self.assertFalse(balancer.connected)
+
+    def test_loopbackAndUnixTrusted(self) -> None:
+        """
+        By default loopback peers are believed, IPv4 ones seen through a
+        dual-stack socket too, and UNIX-socket peers (no address: the file
+        system guards them); a peer on another host is not.
+        """
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter())
+        wrappers = ProxyHeaderFactory(factory, Clock())
+        for peer, believed in [
+            (IPv6Address("TCP", "::ffff:127.0.0.1", 40000), True),
+            (IPv6Address("TCP", "::1", 40000), True),
+            (UNIXAddress(None), True),
+            (IPv6Address("TCP", "::ffff:203.0.113.9", 40000), False),
+            (IPv6Address("TCP", "2001:db8::1", 40000), False),
+        ]:
+            wrapper, transport = connectThrough(wrappers, peer)
+            wrapper.dataReceived(HEADER)
+            self.assertEqual(transport.value() == b"Welcome", believed, peer)
+
+
+class HeaderPhaseLimitTests(SynchronousTestCase):
+    """
+    A connection still sending its header holds a place under the total
+    and per-source caps of the peer its socket shows, from accept.
+    """
+
+    def test_capsFromAccept(self) -> None:
+        """
+        Connections that never finish a header from one peer get at most
+        C{maxPerHost} places, and no more than C{maxConnections} in all;
+        past them a connection is closed at once, and another peer's
+        headers still get through.
+        """
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(4, 2, 1))
+        wrappers = ProxyHeaderFactory(factory, clock)
+        stalled = [connectThrough(wrappers) for _ in range(5)]
+        self.assertEqual(
+            [transport.connected for _, transport in stalled],
+            [True, True, False, False, False],
+        )
+        self.assertEqual(factory.admission.refused["max-per-ip"], 3)
+        self.assertEqual(factory.admission.refused["rate-per-ip"], 0)
+        other = IPv4Address("TCP", "127.0.0.2", 40000)
+        for client in range(2):
+            wrapper, transport = connectThrough(wrappers, other)
+            wrapper.dataReceived(b"PROXY TCP4 192.0.2.%d 127.0.0.1 1 2\r\n" % client)
+            self.assertEqual(transport.value(), b"Welcome")
+        self.assertEqual(factory.admission.limiter.open, 4)
+        _, refused = connectThrough(wrappers, IPv4Address("TCP", "127.0.0.3", 1))
+        self.assertFalse(refused.connected)
+        self.assertEqual(factory.admission.refused["max-connections"], 1)
+
+    def test_placeHandedToClient(self) -> None:
+        """
+        Once the header is read, the balancer's place is given back and the
+        client takes its own, under every limit; a connection lost before
+        its header gives its place back too.
+        """
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(0, 1, 0))
+        wrappers = ProxyHeaderFactory(factory, clock)
+        for client in range(3):
+            wrapper, transport = connectThrough(wrappers)
+            wrapper.dataReceived(b"PROXY TCP4 192.0.2.%d 127.0.0.1 1 2\r\n" % client)
+            self.assertEqual(transport.value(), b"Welcome")
+        self.assertEqual(factory.admission.limiter.open, 3)
+        _, transport = connectThrough(wrappers)
+        self.assertEqual(factory.admission.limiter.open, 4)
+        transport.loseConnection()
+        _, transport = connectThrough(wrappers, IPv4Address("TCP", "127.0.0.2", 1))
+        clock.advance(10)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(factory.admission.limiter.open, 3)
+
+    def test_throughTLS(self) -> None:
+        """
+        For C{haproxy:ssl:}, the admission is found inside the TLS wrapper.
+        """
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 1, 0))
+        tls = WrappingFactory(WrappingFactory(factory))
+        wrappers = ProxyHeaderFactory(tls, Clock())
+        self.assertIs(wrappers.admission, factory.admission)

@@ -18,6 +18,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.tls import requireTLS, tlsProblem
 from greetd.daemon.endpoints import GatedServerEndpoint, tlsServerFactory
@@ -354,8 +355,9 @@ class ServerFromStringTests(SynchronousTestCase):
         """
         C{haproxy:ssl:} reads the PROXY header in clear, before the TLS
         handshake, where HAProxy and nginx send it; the greeting sees the
-        client's address.
+        client's address, when the balancer is trusted (C{--proxy-from}).
         """
+        self.factory.admission.proxyFrom = AccessPolicy(allow=[parseNetwork(PEER.host)])
         reactor = MemoryReactorClock()
         endpoint = streamServerFromString(reactor, f"haproxy:{self.description}")
         endpoint.listen(self.factory)
