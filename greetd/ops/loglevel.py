@@ -1,6 +1,7 @@
 """
 Log levels: C{--log-level}'s names, and the filter that passes the events
-at a level and above (Twisted's own lines for ports counting as debug).
+at a level and above (Twisted's own lines for ports counting as debug, and
+its lines for failed accepts at most once a minute).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import cast
 
 from twisted.logger import ILogObserver, LogEvent, LogLevel
 from zope.interface import implementer
+
+from greetd.core.limits import Throttle
 
 #: The names C{--log-level} takes, least severe first.
 LOG_LEVELS = tuple(level.name for level in LogLevel.iterconstants())
@@ -31,6 +34,23 @@ def isEnabled(level: LogLevel, threshold: LogLevel) -> bool:
     Whether a line at C{level} is written at C{--log-level} C{threshold}.
     """
     return _PRIORITY[level] >= _PRIORITY[threshold]
+
+
+#: Twisted's lines when a listening port cannot accept (out of descriptors:
+#: EMFILE, ENFILE; ENOBUFS, ENOMEM), one for each failed accept and each
+#: socket its EMFILE recovery closes: a flood of connections would flood
+#: the log with them.
+ACCEPT_ERRORS = frozenset(
+    {
+        "Could not accept new connection ({acceptError})",
+        "EMFILE encountered; releasing reserved file descriptor.",
+        "EMFILE recovery: Closed socket from {address}",
+        "Re-reserving EMFILE recovery file descriptor.",
+    }
+)
+
+#: Seconds between two lines of each kind in L{ACCEPT_ERRORS}.
+ACCEPT_ERROR_INTERVAL = 60.0
 
 
 def parseLogLevel(name: str) -> LogLevel:
@@ -59,7 +79,9 @@ def isPortAnnouncement(event: LogEvent) -> bool:
 class LevelFilter:
     """
     Passes on the events at C{level} or above; Twisted's announcements of
-    ports (L{isPortAnnouncement}) count as C{debug} and say so.
+    ports (L{isPortAnnouncement}) count as C{debug} and say so, and each of
+    its lines for failed accepts (L{ACCEPT_ERRORS}) passes at most once a
+    minute.
 
     @ivar observer: Where the events that pass go.
     @ivar level: The least severe level passed on.
@@ -69,8 +91,14 @@ class LevelFilter:
         self.observer = observer
         self.level = level
         self._threshold = _PRIORITY[level]
+        self._acceptErrors: Throttle[str] = Throttle(ACCEPT_ERROR_INTERVAL)
 
     def __call__(self, event: LogEvent) -> None:
+        text = event.get("log_format")
+        if text in ACCEPT_ERRORS and not self._acceptErrors.ready(
+            text, event.get("log_time", 0.0)
+        ):
+            return
         level = event.get("log_level", LogLevel.info)
         if isPortAnnouncement(event):
             level = LogLevel.debug

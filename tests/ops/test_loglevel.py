@@ -9,7 +9,7 @@ from typing import Any
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.ops.loglevel import LOG_LEVELS, LevelFilter, parseLogLevel
+from greetd.ops.loglevel import ACCEPT_ERRORS, LOG_LEVELS, LevelFilter, parseLogLevel
 from tests.helpers import closeEvent, legacyEvent
 
 
@@ -71,3 +71,33 @@ class LevelTests(SynchronousTestCase):
             observer(legacyEvent(text))
         self.assertEqual([event["log_text"] for event in debug], announcements)
         self.assertEqual({event["log_level"] for event in debug}, {LogLevel.debug})
+
+    def test_acceptErrorsThrottled(self) -> None:
+        """
+        Twisted writes a line for each accept that fails for want of
+        descriptors, and for each socket its EMFILE recovery closes: each
+        kind passes once a minute, however many there are; other lines all
+        pass.
+        """
+        shown: list[dict[str, Any]] = []
+        observer = LevelFilter(shown.append, LogLevel.info)
+
+        def accept(format: str, when: float) -> dict[str, Any]:
+            return {
+                "log_format": format,
+                "log_level": LogLevel.info,
+                "log_namespace": "twisted.internet.tcp.Port",
+                "log_time": when,
+                "acceptError": "EMFILE",
+                "address": "127.0.0.1:1",
+            }
+
+        for second in range(3):
+            for _ in range(100):
+                for format in sorted(ACCEPT_ERRORS):
+                    observer(accept(format, 1000.0 + second * 30))
+                observer({"log_format": "other", "log_level": LogLevel.info})
+        formats = [event["log_format"] for event in shown]
+        self.assertEqual(formats.count("other"), 300)
+        for format in ACCEPT_ERRORS:
+            self.assertEqual(formats.count(format), 2, format)
