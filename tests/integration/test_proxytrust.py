@@ -1,0 +1,243 @@
+"""
+The PROXY protocol against the real daemon: only trusted peers may name a
+client (C{--proxy-from}), a connection still sending its header is under
+the limits from accept, a balancer's refusals are answered a bounded
+number of times, a health check that sends messages is a client, and
+refusals do not flood the log.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import Any
+
+from greetd.core.proxyheader import V2_SIGNATURE
+from tests.integration.conftest import TIMEOUT
+from tests.integration.test_hardening import (
+    connectFrom,
+    receiveUntilClosed,
+    rss,
+    udpFrom,
+    waiting,
+)
+from tests.integration.test_metrics import scrape, tcp
+
+#: A PROXY listener on loopback.
+PROXIED = "haproxy:tcp:0:interface=127.0.0.1"
+
+#: A UDP PROXY listener on loopback.
+PROXIED_UDP = "haproxy:udp:0:interface=127.0.0.1"
+
+#: A v2 header's fixed part that says 64 KiB follow: what a header that
+#: never finishes, holding as much memory as it may, starts with.
+ENDLESS_V2 = V2_SIGNATURE + struct.pack("!BBH", 0x21, 0x11, 0xFFFF)
+
+
+def header(client: str, port: int = 5555) -> bytes:
+    return b"PROXY TCP4 %s 127.0.0.1 %d 9999\r\n" % (client.encode(), port)
+
+
+def accessLines(daemon: Any, pattern: str) -> list[str]:
+    return [line for line in daemon.lines if pattern in line]
+
+
+def test_onlyTrustedPeersNameClients(spawnGreetd: Any) -> None:
+    """
+    With C{--proxy-from 127.0.0.1}, a direct client on 127.0.0.2 claiming
+    10.1.2.3 is not served under C{--allow 10.0.0.0/8}, and is warned of
+    once however often it tries; the balancer's header naming the same
+    client is believed, and the access line names both addresses.
+    Datagrams from 127.0.0.2 naming 198.51.100.7 get nothing and do not
+    spend that address's UDP budget.
+    """
+    daemon = spawnGreetd(
+        "--tcp", PROXIED, "--udp", PROXIED_UDP, "--proxy-from", "127.0.0.1",
+        "--allow", "10.0.0.0/8", "--allow", "198.51.100.0/24",
+        "--udp-rate", "1", "--udp-global-rate", "0",
+    )  # fmt: skip
+    port, udpPort = daemon.tcp[0][1], daemon.udp[0][1]
+    for _ in range(20):
+        with connectFrom("127.0.0.2", port) as direct:
+            try:
+                direct.sendall(header("10.1.2.3") + b"Mallory\n")
+                assert receiveUntilClosed(direct) == b""
+            except ConnectionResetError:
+                pass
+    with connectFrom("127.0.0.1", port) as balanced:
+        balanced.sendall(header("10.1.2.3") + b"Alice\n")
+        assert balanced.recv(100).startswith(b"Welcome")
+    daemon.waitFor(
+        r"Connection from 10\.1\.2\.3:5555 via 127\.0\.0\.1:\d+ closed", timeout=TIMEOUT
+    )
+    warnings = accessLines(daemon, "bad PROXY header (peer not in --proxy-from)")
+    assert len(warnings) == 1, warnings
+    assert "Dropped a connection from 127.0.0.2:" in warnings[0]
+
+    forger = udpFrom("127.0.0.2")
+    for _ in range(50):
+        forger.sendto(header("198.51.100.7") + b"x", ("127.0.0.1", udpPort))
+    balancer = udpFrom("127.0.0.1")
+    balancer.sendto(header("198.51.100.7") + b"Bob", ("127.0.0.1", udpPort))
+    assert balancer.recv(100) == b"Hello, Bob!"
+    time.sleep(0.2)
+    assert waiting(forger) == 0
+    forger.close()
+    balancer.close()
+
+
+def test_headerPhaseUnderLimits(spawnGreetd: Any) -> None:
+    """
+    320 connections from one address that never finish a header (half of
+    them a v2 header saying 64 KiB follow, and 60 KiB of it), under
+    C{--max-connections 40 --max-per-ip 5}: honest proxied clients are all
+    served, the metrics scrape answers, and the daemon's memory grows by a
+    bounded amount.
+    """
+    daemon = spawnGreetd(
+        "--tcp", PROXIED, "--no-udp", "--metrics", "tcp:0:interface=127.0.0.1",
+        "--max-connections", "40", "--max-per-ip", "5",
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    pid = daemon.process.pid
+    before = rss(pid)
+    stalled = []
+    for index in range(320):
+        attacker = connectFrom("127.0.0.2", port)
+        attacker.setblocking(False)
+        try:
+            if index % 2:
+                attacker.send(ENDLESS_V2 + b"\0" * 60 * 1024)
+            else:
+                attacker.send(b"PROXY TCP4 192.0.2.")
+        except OSError:
+            pass
+        stalled.append(attacker)
+    try:
+        served = 0
+        for index in range(10):
+            with connectFrom("127.0.0.1", port) as honest:
+                honest.sendall(header(f"192.0.2.{index + 1}") + b"Ann\n")
+                received = b""
+                while b"Hello, Ann!" not in received:
+                    data = honest.recv(100)
+                    if not data:
+                        break
+                    received += data
+                served += b"Hello, Ann!" in received
+        assert served == 10
+        metrics = scrape(daemon.metrics[0])
+        refused = metrics[tcp("greetd_dropped_total", "max-per-ip")]
+        refused += metrics[tcp("greetd_dropped_total", "proxy-header")]
+        assert refused >= 315
+        grown = rss(pid) - before
+        print(f"RSS grew by {grown / 1e6:.1f} MB")
+        assert grown < 8 * 1024 * 1024
+    finally:
+        for attacker in stalled:
+            attacker.close()
+
+
+def test_balancerRefusalsBounded(spawnGreetd: Any) -> None:
+    """
+    Under C{--udp-rate 10 --udp-global-rate 100}, 3,000 datagrams from a
+    balancer naming one client get a bounded number of answers, replies
+    and the empty answers to refusals together: each spends its own bucket.
+    """
+    daemon = spawnGreetd(
+        "--no-tcp", "--udp", PROXIED_UDP, "--udp-rate", "10",
+        "--udp-global-rate", "100",
+    )  # fmt: skip
+    balancer = udpFrom("127.0.0.1")
+    target = ("127.0.0.1", daemon.udp[0][1])
+    answers = 0
+    started = time.monotonic()
+    for index in range(3000):
+        balancer.sendto(header("192.0.2.7") + b"x", target)
+        if index % 50 == 49:
+            # Paced, so that the daemon's receive buffer loses none.
+            time.sleep(0.01)
+            answers += waiting(balancer)
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)
+    answers += waiting(balancer)
+    balancer.close()
+    seconds = elapsed + 0.5
+    bound = (10 + 10 * seconds) + (100 + 100 * seconds)
+    print(f"{answers} answers to 3000 datagrams in {elapsed:.2f}s (bound {bound:.0f})")
+    assert 10 <= answers <= bound
+
+
+def test_localHeaderSessionIsAClient(spawnGreetd: Any) -> None:
+    """
+    A connection with a v2 C{LOCAL} header that sends 1,000 messages is a
+    client: its access line is written at info and it is counted in
+    C{greetd_connections_total}; a real check (banner, close) is not.
+    """
+    daemon = spawnGreetd(
+        "--tcp", PROXIED, "--no-udp", "--metrics", "tcp:0:interface=127.0.0.1",
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    local = V2_SIGNATURE + bytes([0x20, 0x00, 0, 0])
+    with connectFrom("127.0.0.1", port) as check:
+        check.sendall(local)
+        assert check.recv(7) == b"Welcome"
+    with connectFrom("127.0.0.1", port) as session:
+        session.sendall(local + b"x\n" * 1000 + b"exit\n")
+        received = receiveUntilClosed(session)
+        assert received.count(b"Hello, x!") == 1000
+    daemon.waitFor(r"Connection from 127\.0\.0\.1:\d+ closed \(exit\).*1000 messages")
+    metrics = scrape(daemon.metrics[0])
+    assert metrics[("greetd_connections_total", ())] == 1
+    assert metrics[("greetd_health_checks_total", ())] == 2
+
+
+def test_refusalsLoggedOncePerMinute(spawnGreetd: Any) -> None:
+    """
+    150 connections from one address over C{--max-per-ip} write one access
+    line and one refusal line, not one each; the metrics count them all.
+    """
+    daemon = spawnGreetd(
+        "--no-udp", "--metrics", "tcp:0:interface=127.0.0.1",
+        "--max-per-ip", "1", "--rate-per-ip", "0",
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    with connectFrom("127.0.0.2", port) as held:
+        assert held.recv(7) == b"Welcome"
+        for _ in range(150):
+            with connectFrom("127.0.0.2", port) as refused:
+                receiveUntilClosed(refused)
+        metrics = scrape(daemon.metrics[0])
+        assert metrics[tcp("greetd_dropped_total", "max-per-ip")] == 150
+    daemon.waitFor(r"Connection from 127\.0\.0\.2:\d+ closed \(closed\)")
+    assert len(accessLines(daemon, "closed (refused)")) == 1
+    assert len(accessLines(daemon, "Refused a connection from 127.0.0.2")) == 1
+
+
+def test_acceptErrorsThrottled(spawnGreetd: Any) -> None:
+    """
+    Out of descriptors (a hard limit of 64, no connection cap), a flood of
+    connections writes each of Twisted's accept-error lines at most once.
+    """
+    daemon = spawnGreetd(
+        "--no-udp", "--max-connections", "0", "--max-per-ip", "0",
+        "--rate-per-ip", "0",
+        wrapper=("prlimit", "--nofile=64:64", "--"),
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    clients = []
+    for _ in range(150):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        clients.append(client)
+    time.sleep(1)
+    for client in clients:
+        client.close()
+    with connectFrom("127.0.0.1", port) as honest:
+        honest.sendall(b"exit\n")
+        receiveUntilClosed(honest)
+    daemon.waitFor(r"Connection from 127\.0\.0\.1:\d+ closed \(exit\)")
+    for text in ("EMFILE recovery: Closed socket", "EMFILE encountered"):
+        assert len(accessLines(daemon, text)) <= 1, text
