@@ -52,8 +52,13 @@ POOL_WORKLOADS = ("churn", "tcp50")
 POOL_PARENT_SHARE = 0.05
 
 #: A generator that used this much of its core or more may have been the
-#: bottleneck: the throughput is a floor.
+#: bottleneck, and a server that used less than this much of one core was
+#: not: either way the throughput is a floor, not the server's capacity.
 FLOOR = 0.9
+
+#: Workloads whose throughput is their latency's, not a server's capacity:
+#: never floors.
+LATENCY_BOUND = ("tcp1",)
 
 #: Idle memory target: bytes of RSS per held connection, at most.
 IDLE_TARGET = 2048
@@ -69,7 +74,22 @@ class Shown(Protocol):
     greetd: bool
 
 
-def describe(report: dict[str, Any]) -> str:
+def isFloor(workload: str, figure: dict[str, Any]) -> bool:
+    """
+    Whether C{figure}'s throughput is a floor rather than the server's
+    capacity: the generator used L{FLOOR} of its core or more (it may have
+    been the bottleneck), or the server used less than L{FLOOR} of one core
+    (something else held it back: the generator, or other work on a shared
+    machine taking the generator's core).
+    """
+    if workload in LATENCY_BOUND:
+        return False
+    return bool(
+        figure["generator_cpu"] >= FLOOR or figure.get("server_cpu", 1.0) < FLOOR
+    )
+
+
+def describe(workload: str, report: dict[str, Any]) -> str:
     """
     One window's figures, for the progress lines.
     """
@@ -80,7 +100,7 @@ def describe(report: dict[str, Any]) -> str:
             f"quiet {report['settleSeconds']} s after the close; 10 is the cap)"
         )
     text = f"{report['rate']:10.0f}/s"
-    if report["generator_cpu"] >= FLOOR:
+    if isFloor(workload, report):
         text += " (floor)"
     text += f"  server {report['server_us_per_op']:.2f} us CPU/op"
     if "parent_share" in report:
@@ -296,14 +316,16 @@ def targetTable(checks: Sequence[dict[str, Any]]) -> str | None:
 
 NOTES = """\
 CPU us/op is the server's CPU time (user + system, the server and every
-process under it, from /proc) per operation, over the measured window.
-Generator is the load generator's share of its core; at {floor:.0%} or more the
-throughput is a floor (marked >=): the generator's ceiling, perhaps not the
-server's.  In the targets, a ratio over 1 is greetd ahead (its throughput
-over the peer's, and the peer's CPU per operation over greetd's); for a
-pool, the CPU/op column is the pool's CPU per operation over one process's,
-or the parent's share of the pool's CPU.  * marks the figure each target is
-judged on."""
+process under it, from /proc) per operation, over the measured window;
+generator is the load generator's share of its core.  A throughput marked
+>= is a floor, not the server's capacity: the generator used {floor:.0%} of
+its core or more, or the server less than {floor:.0%} of one core (on a shared
+machine, other work may take the generator's core); compare CPU per
+operation there.  In the targets, a ratio over 1 is greetd ahead (its
+throughput over the peer's, and the peer's CPU per operation over
+greetd's); for a pool, the CPU/op column is the pool's CPU per operation
+over one process's, or the parent's share of the pool's CPU.  * marks the
+figure each target is judged on."""
 
 
 def tables(

@@ -58,11 +58,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.report import (
-    FLOOR,
     POOL_WORKLOADS,
     chart,
     checkLine,
     describe,
+    isFloor,
     ratios,
     tables,
     targets,
@@ -486,7 +486,8 @@ class Bench:
                     self.samples.setdefault(server.key, {}).setdefault(
                         workload, []
                     ).append(report)
-                    print(f"  {server.key:15} {workload:6} {describe(report)}")
+                    line = describe(workload, report)
+                    print(f"  {server.key:15} {workload:6} {line}")
         finally:
             daemon.stop()
             if logFile is not None:
@@ -522,7 +523,7 @@ class Bench:
                     if name in reports[0]:
                         figure[name] = statistics.median(r[name] for r in reports)
                 if "generator_cpu" in figure:
-                    figure["floor"] = figure["generator_cpu"] >= FLOOR
+                    figure["floor"] = isFloor(workload, figure)
                 figure["errors"] = sum(
                     r.get("errors", 0) + r.get("failed", 0) for r in reports
                 )
