@@ -22,7 +22,7 @@ import pytest
 from greetd.testing import TIMEOUT, Daemon
 from tests.integration.conftest import contribWithPorts, requireTool
 from tests.integration.test_greet import NAMES, Run, greet
-from tests.integration.test_hardening import udpFrom
+from tests.integration.test_hardening import udpFrom, waiting
 from tests.integration.test_metrics import scrape, udp
 from tests.integration.test_seed import SEED_UDP_OUTPUT, runSeedClient
 from tests.integration.test_workers import Load
@@ -336,3 +336,40 @@ def test_nginxRecipe(spawnGreetd: Any, nginx: Any) -> None:
         f"{failures(raw, 0, OSError)} unanswered "
         f"({failures(raw, killedAt, OSError)} after the kill)"
     )
+
+
+def test_refusalAnswersBoundedThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
+    """
+    One client flooding through nginx past C{--udp-rate 10} with
+    C{--udp-global-rate 100}: greetd answers a bounded number of its
+    datagrams, replies and empty answers to refusals together, each from a
+    bucket of its own, so the client (or a victim whose address it forged)
+    gets a bounded number back, where every datagram used to be answered.
+    """
+    daemon = spawnGreetd(
+        *PROXIED, "--udp-rate", "10", "--udp-global-rate", "100",
+        "--metrics", "tcp:0:interface=127.0.0.1",
+    )  # fmt: skip
+    port = daemon.udp[0][1]
+    front = nginx([port, port])
+    sent = 600
+    answers = 0
+    with udpFrom("127.0.0.2") as flooder:
+        started = time.monotonic()
+        for index in range(sent):
+            flooder.sendto(b"x", ("127.0.0.1", front.frontend))
+            if index % 50 == 49:
+                time.sleep(0.01)
+                answers += waiting(flooder)
+        elapsed = time.monotonic() - started
+        time.sleep(1.5)
+        answers += waiting(flooder)
+    metrics = scrape(daemon.metrics[0])
+    dropped = metrics[udp("greetd_dropped_total", "rate")]
+    seconds = elapsed + 1.5
+    bound = (10 + 10 * seconds) + (100 + 100 * seconds)
+    print(
+        f"{answers} answers to {sent} datagrams in {elapsed:.2f}s (bound {bound:.0f})"
+    )
+    assert dropped >= sent / 2
+    assert answers <= bound
