@@ -66,6 +66,7 @@ _UNIT = re.compile(r"(?<![\w@.-])[\w@.-]*greetd[\w@.-]*\.(?:service|socket|timer
 _USERS = [
     re.compile(r"^(?:User|Group)=(\S+)", re.MULTILINE),
     re.compile(r"^[ug]\s+(\S+)", re.MULTILINE),
+    re.compile(r"^[dDfFvzZ]\s+/\S+\s+\d+\s+(\S+)\s+(\S+)", re.MULTILINE),
     re.compile(r"^\s*(?:create|su)\s+(?:\d+\s+)?(\S+)\s+(\S+)", re.MULTILINE),
     re.compile(r"--[ug]id[ =](\S+)"),
 ]
