@@ -35,11 +35,13 @@ The states, and what each input does in each (L{_TRANSITIONS}):
     LINES      sent        -> CLOSING  ignored     replies       -> OVER
     RAW        sent, one   -> CLOSING  ignored     replies       -> OVER
     CLOSING    ValueError  ignored     ignored     ignored       -> OVER
-    OVER       ValueError  ignored     ignored     ignored       ignored
+    OVER       ignored*    ignored     ignored     ignored       ignored
 
 A name is sent at once in LINES (pipelined), and in PROBING and RAW once
 the name before it is answered; C{exit} moves to CLOSING once every name
-is answered; a failure moves any state to OVER.
+is answered; a failure moves any state to OVER.  (*) A name greeted in
+OVER after C{exit} is a ValueError; before, it waits for the failure
+that ended the session, which the caller is about to hear of.
 """
 
 from __future__ import annotations
@@ -229,7 +231,7 @@ class ClientSession:
         Greet C{name}: it is sent once the framing is known and the names
         before it allow.
 
-        @raise ValueError: Once the session is ending or over.
+        @raise ValueError: Once C{exit} has been asked for.
         """
         return _TRANSITIONS[self.state]["greet"](self, name)
 
@@ -276,6 +278,13 @@ class ClientSession:
 
     def _refuse(self, *args: object) -> list[Event]:
         raise ValueError("the session is ending")
+
+    def _greetOver(self, name: bytes) -> list[Event]:
+        # A name greeted between a failure and the caller's hearing of it
+        # (from a callback of a reply in the same events) gets the failure.
+        if self._exit:
+            raise ValueError("the session is ending")
+        return []
 
     def _ignore(self, *args: object) -> list[Event]:
         return []
@@ -456,7 +465,7 @@ _TRANSITIONS: dict[str, dict[str, _Input]] = {
         "lost": ClientSession._closed,
     },
     OVER: {
-        "greet": ClientSession._refuse,
+        "greet": ClientSession._greetOver,
         "exit": ClientSession._ignore,
         "silence": ClientSession._ignore,
         "data": ClientSession._ignore,

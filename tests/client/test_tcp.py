@@ -231,6 +231,18 @@ class HostileServerTests(TCPTestCase):
         self.protocol.dataReceived(b"Hello, Bob!\r\n")
         self.fails(reply, UnexpectedReply)
 
+    def test_greetedFromAReplyBeforeFailure(self) -> None:
+        """
+        A name greeted from the callback of a reply that came in the same
+        chunk as a failure gets that failure, not an error of its own.
+        """
+        self.protocol.dataReceived(b"Welcome\r\n")
+        ann, bob = self.protocol.greet(b"Ann"), self.protocol.greet(b"Bob")
+        cid = ann.addCallback(lambda _: self.protocol.greet(b"Cid"))
+        self.protocol.dataReceived(b"Hello, Ann!\r\nHi Bob\r\n")
+        self.fails(bob, UnexpectedReply)
+        self.fails(cid, UnexpectedReply)
+
     def test_endlessLine(self) -> None:
         """
         A reply line that never ends fails once it passes C{maxLength} (or

@@ -104,6 +104,9 @@ class LineSessionTests(SynchronousTestCase):
         )
         self.assertEqual(session.state, OVER)
         self.assertEqual(session.receive(b"Hello, x!\r\n"), [])
+        # The caller hears of the failure with these events: a name it
+        # greets meanwhile (from a reply's callback) waits for it.
+        self.assertEqual(session.greet(b"Cid"), [])
 
 
 class RawSessionTests(SynchronousTestCase):
