@@ -110,13 +110,14 @@ class UDPTests(TestCase):
     def test_resend(self) -> None:
         """
         A datagram the service drops (over its rate) is resent from a new
-        port when the clock passes the client's timeout.
+        port when the clock reaches the client's first resend (a third of
+        its timeout, with one retry: see L{greetd.client.udp.sendTimes}).
         """
         clock = Clock()
         greetd = InMemoryGreetd(replies=ReplyProtocol(clock=clock, rate=1), clock=clock)
         client = ReplyClientProtocol(
             *SERVER,
-            timeout=1,
+            timeout=3,
             retries=1,
             clock=greetd.reactor,
             listen=lambda resend: greetd.reactor.listenUDP(0, resend),

@@ -250,7 +250,8 @@ def test_greetRetriesPastDeadServer(spawnGreetd: Any, nginx: Any) -> None:
     assert run.stdout == ""
     assert re.fullmatch(
         rf"greet: 127\.0\.0\.1:{port}: no reply to 'Tracy' after 3 tries"
-        r" \(\d datagrams? that (was|were) not the reply\)\n",
+        r" \(\d datagrams? that (was|were) not the reply\);"
+        r" is a greetd UDP service at that address\?\n",
         run.stderr,
     ), run.stderr
     assert run.status == 1
