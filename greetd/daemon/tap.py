@@ -131,7 +131,7 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> GreetdServices:
     L{WorkerPool <greetd.daemon.pool.service.WorkerPool>} that serves them.  Then
     the metrics listener, if asked for; under twistd (L{Options}), the
     service that reopens the log on SIGHUP and SIGUSR1 (and, for a pool,
-    replaces the workers on SIGHUP); and under a service
+    has the workers reopen theirs, and replaces them on SIGHUP); and under a service
     manager the L{NotifyService <greetd.ops.notify.NotifyService>}, last.
     All in L{GreetdServices}, which log as the options say once given to
     an application.
@@ -142,10 +142,11 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> GreetdServices:
     if reactor is None:
         reactor = _defaultReactor()
     plan = options["plan"]
-    workers = reload = None
+    workers = reload = forward = None
     if options["workers"] > 1:
         services, pool = workerPoolService(options, reactor)
         counts, workers, reload = pool.counts, pool.alive, pool.reload
+        forward = pool.reopenLogs
     else:
         services, servers = singleProcessService(options, reactor)
         counts = servers.counts
@@ -161,7 +162,9 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> GreetdServices:
         metrics.setServiceParent(services)  # type: ignore[no-untyped-call]
     log: LogOutput = options["log"]
     if log.twistd:
-        reopen = ReopenOnSignalService(log.files, reactor, reload=reload)
+        reopen = ReopenOnSignalService(
+            log.files, reactor, reload=reload, forward=forward
+        )
         reopen.setServiceParent(services)  # type: ignore[no-untyped-call]
     listeners = [child for child in services if isinstance(child, ListeningService)]
     notifier = notifyServiceFromEnvironment(listeners, reactor)

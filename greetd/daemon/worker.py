@@ -1,21 +1,23 @@
 """
-One worker process of C{twistd greetd --workers N}: C{python -m greetd.daemon.worker
---slot=N --inherited=tcp=4,udp=5 [--reactor=NAME] -- GREETD-ARGUMENTS}, started
-by the parent's L{greetd.daemon.pool.service.WorkerPool}, never by hand, on the
-parent's reactor.
+One worker process of C{twistd greetd --workers N}: C{python -m
+greetd.daemon.worker --slot=N --inherited=tcp=5,udp=6 [--reactor=NAME]
+--log=MODE ... -- GREETD-ARGUMENTS}, started by the parent's
+L{greetd.daemon.pool.service.WorkerPool}, never by hand, on the parent's
+reactor.
 
 It builds the same factory and protocols as C{twistd greetd} does
-(L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound, logs to
-standard output, a pipe the parent relays to its own log (L{greetd.ops.relay}),
-drains on SIGTERM or SIGINT as the daemon does, ignores SIGHUP and SIGUSR1
-(the parent's to handle), retires on L{RETIRE <greetd.daemon.pool.wire.RETIRE>}
-(a reload replaced it: it stops listening and lets its sessions end by
-themselves before it drains), tells the parent once it serves every
-listener (L{READY <greetd.daemon.pool.wire.READY>}: a reload waits for it),
-reports its counters to the parent within L{REPORT_INTERVAL} of a change
-and once more when it has drained, and drains and exits as soon as its
-standard input (a pipe from the parent) reaches end of file: no worker
-outlives its parent.
+(L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound,
+writes its own log lines where the parent writes its own (L{startLogging}),
+drains on SIGTERM or SIGINT as the daemon does, reopens its log file on
+L{REOPEN <greetd.daemon.pool.wire.REOPEN>} (SIGUSR1, which the parent
+forwards), ignores SIGHUP (the parent's to handle), retires on
+L{RETIRE <greetd.daemon.pool.wire.RETIRE>} (a reload replaced it: it stops
+listening and lets its sessions end by themselves before it drains), tells
+the parent once it serves every listener (L{READY
+<greetd.daemon.pool.wire.READY>}: a reload waits for it), reports its
+counters to the parent within L{REPORT_INTERVAL} of a change and once more
+when it has drained, and drains and exits as soon as its standard input (a
+pipe from the parent) reaches end of file: no worker outlives its parent.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from twisted.internet.defer import Deferred, execute, gatherResults
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.task import LoopingCall
-from twisted.logger import globalLogBeginner
+from twisted.logger import Logger, globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
 
@@ -47,14 +49,22 @@ from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
 from greetd.daemon.pool.wire import (
     COUNTS_FD,
+    LOG_FD,
+    LOG_FILE,
+    LOG_RELAY,
     READY_LINE,
+    REOPEN,
     RETIRE,
+    WorkerLog,
     countsLine,
     parseInherited,
 )
 from greetd.daemon.single import Target, serve
-from greetd.ops.logfile import REOPEN_SIGNALS
+from greetd.ops.log import LogOutput
+from greetd.ops.logfile import REOPEN_SIGNALS, ReopenOnSignalService, Stream
+from greetd.ops.nonblocking import NonBlockingWriter, nonBlockingSender
 from greetd.ops.relay import workerLogObserver
+from greetd.ops.workerlog import WorkerMarks
 from greetd.protocols.proxy import ProxyHeaderFactory
 
 #: Seconds between two looks at the counters, which are reported to the
@@ -77,6 +87,9 @@ class WorkerOptions(ReactorSelectionMixin, usage.Options):
     optParameters: ClassVar[list[Any]] = [
         ["slot", None, None, "Which worker this is, for logs.", int],
         ["inherited", None, "", "The listening descriptors, in option order."],
+        ["log", None, LOG_RELAY, "How to log: file, stdout or relay."],
+        ["log-file", None, None, "The log file's name, for --log=file."],
+        ["log-json", None, "0", "1 for JSON lines, 0 for text."],
     ]
 
     def __init__(self) -> None:
@@ -92,6 +105,12 @@ class WorkerOptions(ReactorSelectionMixin, usage.Options):
             self["fds"] = parseInherited(self["inherited"])
         except ValueError as error:
             raise usage.UsageError(f"--inherited: {error}") from None
+        try:
+            self["worker-log"] = WorkerLog.parse(
+                self["log"], self["log-file"], self["log-json"]
+            )
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
         options = Options()
         options.parseOptions(self["greetd"])
         plan = options["plan"]
@@ -318,6 +337,53 @@ def announceReady(services: MultiService, fd: int) -> Deferred[None]:
     return gatherResults(listening).addCallback(ready)
 
 
+def startLogging(
+    howToLog: WorkerLog, options: Options, slot: int, reactor: Any
+) -> None:
+    """
+    Log as C{howToLog} says (L{WorkerLog}), each line marked as this
+    worker's, never waiting for the parent: append to the parent's log
+    file, inherited as L{LOG_FD} and reopened by name on L{REOPEN}; or
+    write to standard output, shared with the parent, without waiting for
+    its reader; or relay through the parent over standard output, a pipe,
+    without waiting for it either.  Lines a reader does not take in time
+    are dropped, and said so, once it reads again.  SIGHUP (and SIGUSR1,
+    unless it reopens) are ignored: the parent's to handle.
+    """
+    log: LogOutput = options["log"]
+    log.json = howToLog.json
+    for signum in REOPEN_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    if howToLog.mode == LOG_FILE:
+        assert howToLog.path is not None
+        stream: Stream = log.files.open(howToLog.path, LOG_FD)
+        reopen = ReopenOnSignalService(log.files, reactor, signals=[REOPEN])
+        reopen.startService()
+    else:
+        stream = NonBlockingWriter(
+            nonBlockingSender(sys.stdout.fileno()), reactor, _dropped
+        )
+    if howToLog.mode == LOG_RELAY:
+        observer = workerLogObserver(log.files.batched(stream), options["log-level"])
+    else:
+        log.markWorker(slot, os.getpid())
+        own = log.observer(stream)
+        assert own is not None
+        observer = WorkerMarks(own, slot, os.getpid())
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+_log = Logger()
+
+
+def _dropped(count: int) -> None:
+    _log.warn(
+        "Dropped {count} log lines: their reader did not keep up",
+        count=count,
+        greetdEvent="log.dropped",
+    )
+
+
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
     Run one worker until SIGTERM, SIGINT, L{RETIRE} or the parent's exit.
@@ -332,12 +398,7 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
         from twisted.internet import reactor
     options: Options = workerOptions["options"]
     fds = workerOptions["fds"]
-    globalLogBeginner.beginLoggingTo(
-        [workerLogObserver(sys.stdout, options["log-level"])],
-        redirectStandardIO=False,
-    )
-    for signum in REOPEN_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    startLogging(workerOptions["worker-log"], options, workerOptions["slot"], reactor)
     servers = buildServers(options, reactor)
     services = serve(
         options["plan"],

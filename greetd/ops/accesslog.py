@@ -28,7 +28,7 @@ JSON_LINE = (
     '{"timestamp": "%s.%06d+00:00", "level": "info", '
     '"namespace": "' + NAMESPACE + '", "text": %s, "peer": %s, '
     '"duration": %.6f, "messages": %d, "bytesReceived": %d, "bytesSent": %d, '
-    '"ended": "%s", "greetdEvent": "connection.close"%s}\n'
+    '"ended": "%s", "greetdEvent": "connection.close"%s%s}\n'
 )
 
 
@@ -39,8 +39,9 @@ jsonString = encoder.encode_basestring_ascii
 class FastAccessLog:
     """
     Writes access lines to this process's log output (L{LogOutput}) once
-    twistd has set it up, and through L{twisted.logger} otherwise (before
-    then, in a worker, whose log its parent relays, or to syslog).
+    its observer writes, marked as a pool worker's in a worker, and through
+    L{twisted.logger} otherwise (before then, to syslog, through another
+    C{--logger}, in a worker whose parent relays its log).
 
     @ivar output: Where and how the log is written.
     @ivar fallback: The access log used when C{output} has no stream: a
@@ -90,9 +91,10 @@ class FastAccessLog:
                 connection.bytesSent,
                 connection.ended,
                 peerFields,
+                output.jsonFields,
             )
         else:
-            line = f"{self._textStamp} [{NAMESPACE}#info] {connection.text}\n"
+            line = f"{self._textStamp} [{output.system}] {connection.text}\n"
         stream.write(line)
 
     def healthCheckClosed(self, connection: Closed) -> None:

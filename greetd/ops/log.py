@@ -33,9 +33,11 @@ from twisted.logger import (
 from twisted.python.reflect import namedAny
 from zope.interface import implementer
 
+from greetd.core.accessline import NAMESPACE
 from greetd.ops.jsonlog import eventAsJSONLine
 from greetd.ops.logfile import BatchedWriter, LogFiles, Stream
 from greetd.ops.loglevel import LevelFilter, isEnabled
+from greetd.ops.workerlog import workerSystem
 
 #: The formats C{--log-format} takes.
 LOG_FORMATS = ("text", "json")
@@ -67,6 +69,11 @@ class LogOutput:
     @ivar stream: The batched stream once the observer has written, or
         C{None} (before, instead, or to syslog).
     @ivar twistd: Whether twistd's options say where (L{followTwistd}).
+    @ivar system: What the access log's text lines give as their system,
+        in brackets: its namespace and level, or a pool worker's mark
+        (L{markWorker}).
+    @ivar jsonFields: What the access log's JSON lines add: a worker's
+        fields.
     """
 
     def __init__(self, level: LogLevel = LogLevel.info, json: bool = False) -> None:
@@ -77,6 +84,16 @@ class LogOutput:
         self.files = LogFiles()
         self.stream: BatchedWriter | None = None
         self.twistd = False
+        self.system = f"{NAMESPACE}#info"
+        self.jsonFields = ""
+
+    def markWorker(self, slot: int, pid: int) -> None:
+        """
+        Mark the access log's lines as worker C{slot}'s, as
+        L{greetd.ops.workerlog.markWorker} marks its events.
+        """
+        self.system = workerSystem(slot, pid)
+        self.jsonFields = f', "workerSlot": {slot:d}, "workerPid": {pid:d}'
 
     def enabled(self, level: LogLevel) -> bool:
         """
@@ -113,13 +130,17 @@ class LogOutput:
         else:
             self.where = logFile or "twistd.log"
 
-    def observer(self) -> ILogObserver | None:
+    def observer(self, stream: Stream | None = None) -> ILogObserver | None:
         """
         A log observer that writes the events at L{level} and above, in
         the format and to the place this output says, or C{None} where
         twistd's own logger decides.  A file is opened through L{files},
         so that it can be reopened.
+
+        @param stream: Where to write instead (a pool worker's own).
         """
+        if stream is not None:
+            return self._writer(stream)
         if self.where is None:
             return None
         if self.syslogPrefix is not None:
@@ -130,9 +151,10 @@ class LogOutput:
                 LegacyLogObserverWrapper(emit),  # type: ignore[arg-type]
                 self.level,
             )
-        stream: Stream = (
-            sys.stdout if self.where == STDOUT else self.files.open(self.where)
-        )
+        stream = sys.stdout if self.where == STDOUT else self.files.open(self.where)
+        return self._writer(stream)
+
+    def _writer(self, stream: Stream) -> ILogObserver:
         batched = self.files.batched(stream)
         formatter = eventAsJSONLine if self.json else formatEventAsClassicLogText
         observer = FileLogObserver(batched, formatter)  # type: ignore[arg-type]

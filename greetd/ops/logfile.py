@@ -48,17 +48,31 @@ class LogFile:
         C{--rundir} changes it afterwards.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fd: int | None = None) -> None:
+        """
+        @param fd: The file already open for appending, to adopt (a worker
+            inherits its parent's), rather than opening C{path}.
+        """
         self.path = os.path.abspath(path)
-        self._file = self._open(None)
+        self._file = self._open(None) if fd is None else self._wrap(fd)
 
     def _open(self, replaced: os.stat_result | None) -> IO[str]:
         # Append mode (O_APPEND): every write goes to the current end of the
         # file, even after copytruncate.  Line buffering, with the flush each
         # FileLogObserver write is followed by, puts each line in the file at
-        # once, whole.
-        fd = openForAppending(self.path, replaced)
+        # once, whole; a batch (BatchedWriter) goes in one write, which
+        # O_APPEND keeps whole beside other processes' (a pool's workers).
+        return self._wrap(openForAppending(self.path, replaced))
+
+    @staticmethod
+    def _wrap(fd: int) -> IO[str]:
         return open(fd, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+
+    def fileno(self) -> int:
+        """
+        The descriptor of the file open now, which a worker inherits.
+        """
+        return self._file.fileno()
 
     def write(self, text: str) -> None:
         self._file.write(text)
@@ -75,7 +89,7 @@ class LogFile:
 
         @raise OSError: If the name cannot be opened.
         """
-        new = self._open(os.fstat(self._file.fileno()))
+        new = self._open(os.fstat(self.fileno()))
         old, self._file = self._file, new
         old.close()
 
@@ -214,11 +228,12 @@ class LogFiles:
         self.writers.append(writer)
         return writer
 
-    def open(self, path: str) -> LogFile:
+    def open(self, path: str, fd: int | None = None) -> LogFile:
         """
-        Open C{path} as a L{LogFile} that L{reopen} will reopen.
+        Open C{path} (or adopt C{fd}, open on it) as a L{LogFile} that
+        L{reopen} will reopen.
         """
-        logFile = LogFile(path)
+        logFile = LogFile(path, fd)
         self.files.append(logFile)
         return logFile
 
@@ -273,7 +288,10 @@ class ReopenOnSignalService(Service):
     parent of a worker pool passes L{WorkerPool.reload
     <greetd.daemon.pool.service.WorkerPool.reload>}), it is called after the
     reopen, so one signal both reopens the log and replaces the workers;
-    C{SIGUSR1} only reopens.
+    C{SIGUSR1} only reopens.  When C{forward} is given (a pool's parent
+    passes L{Supervisor.reopenLogs
+    <greetd.daemon.pool.supervisor.Supervisor.reopenLogs>}), it is called
+    after every reopen, before a reload: the workers reopen theirs.
     """
 
     def __init__(
@@ -283,9 +301,11 @@ class ReopenOnSignalService(Service):
         signals: Iterable[int] = REOPEN_SIGNALS,
         installHandler: InstallHandler | None = None,
         reload: Callable[[], object] | None = None,
+        forward: Callable[[], object] | None = None,
     ) -> None:
         self.logFiles = logFiles
         self._reload = reload
+        self._forward = forward
         self._reactor = reactor
         self._signals = tuple(signals)
         self._installHandler = installHandler or signal.signal
@@ -310,7 +330,11 @@ class ReopenOnSignalService(Service):
             self._installHandler(signum, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
-        name = signal.Signals(signum).name
-        self._reactor.callFromThread(self.logFiles.reopen, name)
+        self._reactor.callFromThread(self._reopen, signum)
+
+    def _reopen(self, signum: int) -> None:
+        self.logFiles.reopen(signal.Signals(signum).name)
+        if self._forward is not None:
+            self._forward()
         if signum == signal.SIGHUP and self._reload is not None:
-            self._reactor.callFromThread(self._reload)
+            self._reload()

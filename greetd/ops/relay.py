@@ -1,20 +1,23 @@
 """
-A worker's log, relayed through its parent: so that with C{--workers N}
-every line goes where the parent's goes (its log file, which the parent
-alone opens and reopens, or its stdout), at the parent's C{--log-level}, in
-the parent's format (text or JSON).
+A worker's log, relayed through its parent, where the worker cannot write
+it itself (the parent logs to syslog, or through another C{--logger}): so
+that every line goes where the parent's goes, at the parent's
+C{--log-level}, in the parent's format.  (A worker writes its own lines to
+the parent's log file or standard output otherwise:
+L{greetd.daemon.pool.wire.WorkerLog}.)
 
 A worker writes each event as one line of JSON (L{workerLogObserver}) to its
-standard output, a pipe the parent reads; the parent's L{LogRelay} turns
-each line back into an event and publishes it, with C{worker N pid P} in
-front of its system.  Anything else the worker writes (a traceback on
+standard output, a pipe the parent reads, never waiting for it
+(L{greetd.ops.nonblocking}); the parent's L{LogRelay} turns each line back
+into an event and publishes it, marked as the worker's
+(L{greetd.ops.workerlog}).  Anything else the worker writes (a traceback on
 standard error, say) is published as a line of text.
 """
 
 from __future__ import annotations
 
 import time
-from typing import IO, Any
+from typing import Any
 
 from twisted.logger import (
     FileLogObserver,
@@ -29,7 +32,9 @@ from twisted.logger import (
 )
 
 from greetd.core.escaping import escape
+from greetd.ops.logfile import Stream
 from greetd.ops.loglevel import LevelFilter
+from greetd.ops.workerlog import markWorker
 
 _LEVELS = frozenset(LogLevel.iterconstants())
 
@@ -46,12 +51,15 @@ def eventAsRelayLine(event: LogEvent) -> str:
     return eventAsJSON(relayed) + "\n"
 
 
-def workerLogObserver(stream: IO[str], level: LogLevel) -> ILogObserver:
+def workerLogObserver(stream: Stream, level: LogLevel) -> ILogObserver:
     """
     The worker's observer: its events at C{level} and above as one
     L{eventAsRelayLine} each on C{stream}.
     """
-    return LevelFilter(FileLogObserver(stream, eventAsRelayLine), level)
+    return LevelFilter(
+        FileLogObserver(stream, eventAsRelayLine),  # type: ignore[arg-type]
+        level,
+    )
 
 
 class LogRelay:
@@ -81,7 +89,6 @@ class LogRelay:
     ) -> None:
         self.slot = slot
         self.pid = pid
-        self._prefix = f"worker {slot} pid {pid}"
         self.level = level
         self._publisher = publisher
         self._buffer = b""
@@ -121,11 +128,7 @@ class LogRelay:
                 "log_namespace": "greetd.worker",
                 "log_time": time.time(),
             }
-        system = event.get("log_system")
-        hasSystem = system and system != "-"
-        event["log_system"] = f"{self._prefix} {system}" if hasSystem else self._prefix
-        event["workerSlot"], event["workerPid"] = self.slot, self.pid
-        self._publisher(event)
+        self._publisher(markWorker(event, self.slot, self.pid))
 
     @staticmethod
     def _decode(line: bytes) -> LogEvent | None:

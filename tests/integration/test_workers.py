@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from greetd.daemon.worker import REPORT_INTERVAL
-from greetd.testing import TIMEOUT, Daemon
+from greetd.testing import TIMEOUT, Daemon, twistdCommand
 from tests.integration.conftest import runTwistd
-from tests.integration.test_hardening import honestExchange, udpFrom
+from tests.integration.test_hardening import converse, honestExchange, udpFrom
 from tests.integration.test_metrics import scrape
 
 #: Options that let one host's load through: limits are tested elsewhere.
@@ -249,3 +252,65 @@ def test_killedWorkersCountsKept(spawnGreetd: Any) -> None:
     metrics = scrape(daemon.metrics[0])
     assert metrics[("greetd_connections_total", ())] == 12
     assert metrics[("greetd_messages_total", (("transport", "tcp"),))] == 12
+
+
+#: Sessions in each phase of the stopped-parent test: far more log than a
+#: pipe holds (64 KiB), at debug level.
+SESSIONS = 600
+
+
+def sessions(port: int, count: int, budget: float) -> float:
+    """
+    Run C{count} honest sessions one after another, each within what is
+    left of C{budget} seconds, and return how long they took.
+    """
+    started = time.monotonic()
+    for n in range(count):
+        left = budget - (time.monotonic() - started)
+        assert left > 0, f"{n} sessions of {count} in {budget:.1f}s"
+        with socket.create_connection(("127.0.0.1", port), timeout=left) as client:
+            converse(client, b"s%d" % n)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("where", ["stdout", "file"])
+def test_stoppedParentStallsNoWorker(tmp_path: Path, where: str) -> None:
+    """
+    SIGSTOP the parent for seconds while an honest client is served: the
+    workers write their own log lines (to the shared standard output, or
+    to the shared log file), never through the parent, so they serve as
+    fast as with the parent running (a baseline measured first, in the
+    same run), and no line is lost.  (Relayed through the parent, every
+    worker stopped once its pipe to the parent was full.)
+    """
+    logFile = tmp_path / "greetd.log" if where == "file" else None
+    twistdArgs = () if logFile is None else (f"--logfile={logFile}",)
+    daemon = Daemon(
+        twistdCommand(
+            "--workers", "2", "--no-udp", "--tcp", "tcp:0:interface=127.0.0.1",
+            "--log-level", "debug", *UNLIMITED, twistdArgs=twistdArgs,
+        ),
+        tmp_path,
+        logFile=logFile,
+    )  # fmt: skip
+    try:
+        daemon.waitForListeners(1)
+        startedWorkers(daemon, 2)
+        port = daemon.tcp[0][1]
+        sessions(port, 50, TIMEOUT)  # warm up
+        baseline = sessions(port, SESSIONS, TIMEOUT)
+        os.kill(daemon.process.pid, signal.SIGSTOP)
+        try:
+            stoppedAt = time.monotonic()
+            stopped = sessions(port, SESSIONS, 5 * baseline)
+            time.sleep(max(0.0, 3.0 - (time.monotonic() - stoppedAt)))
+        finally:
+            os.kill(daemon.process.pid, signal.SIGCONT)
+        assert stopped < 5 * baseline, (stopped, baseline)
+        # Every line is written, once: stop() reads the log to its end.
+        daemon.stop()
+        closed = re.compile(r"\[worker \d pid \d+\] Connection from (\S+) closed")
+        peers = [m.group(1) for m in map(closed.search, daemon.lines) if m]
+        assert len(peers) == 50 + 2 * SESSIONS
+    finally:
+        daemon.stop()

@@ -17,6 +17,7 @@ from greetd.core.accessline import Closed
 from greetd.ops.accesslog import FastAccessLog
 from greetd.ops.jsonlog import eventAsJSONLine
 from greetd.ops.log import LogOutput
+from greetd.ops.workerlog import markWorker
 from greetd.protocols.accesslog import LoggerAccessLog
 from tests.helpers import capturingAccessLog
 
@@ -70,6 +71,27 @@ class FastAccessLogTests(SynchronousTestCase):
         theirs["peerHost"], theirs["peerPort"] = "::1", 5
         self.assertEqual(mine, theirs)
         self.assertEqual(mine["timestamp"], "2025-11-29T12:40:00.250000+00:00")
+
+    def test_workerAsItsEventsAreMarked(self) -> None:
+        """
+        In a pool's worker, which writes its own lines, the line is marked
+        as the worker's, as its other events are (L{markWorker}): the
+        system in text, the fields in JSON.
+        """
+        self.output.markWorker(2, 99)
+        event = markWorker(self.loggerEvent(), 2, 99)
+        self.accessLog.closed(CLOSED)
+        self.assertEqual(self.stream.getvalue(), formatEventAsClassicLogText(event))
+        self.assertIn("[worker 2 pid 99] Connection from", self.stream.getvalue())
+        self.stream.truncate(0)
+        self.stream.seek(0)
+        self.output.json = True
+        self.accessLog.closed(CLOSED)
+        mine = json.loads(self.stream.getvalue())
+        theirs = json.loads(eventAsJSONLine(event))
+        theirs["peerHost"], theirs["peerPort"] = "::1", 5
+        self.assertEqual(mine, theirs)
+        self.assertEqual((mine["workerSlot"], mine["workerPid"]), (2, 99))
 
     def test_peerEscapedInJSON(self) -> None:
         self.output.json = True

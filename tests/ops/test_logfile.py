@@ -235,6 +235,8 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
         }
         self.reactor = FakeReactor()
         self.logFiles = LogFiles()
+        self.done: list[str] = []
+        self.patch(self.logFiles, "reopen", lambda name: self.done.append(name))
         self.service = ReopenOnSignalService(
             self.logFiles, self.reactor, installHandler=self.install
         )
@@ -243,6 +245,11 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
         previous = self.handlers.get(signum)
         self.handlers[signum] = handler
         return previous
+
+    def runReactorThread(self) -> None:
+        calls, self.reactor.calls = self.reactor.calls, []
+        for function, args in calls:
+            function(*args)
 
     def test_signalsReopenInReactorThread(self) -> None:
         """
@@ -253,38 +260,30 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
         self.service.startService()
         for signum in REOPEN_SIGNALS:
             self.handlers[signum](signum, None)
-        self.assertEqual(
-            self.reactor.calls,
-            [
-                (self.logFiles.reopen, ("SIGUSR1",)),
-                (self.logFiles.reopen, ("SIGHUP",)),
-            ],
-        )
+        self.assertEqual(self.done, [])
+        self.runReactorThread()
+        self.assertEqual(self.done, ["SIGUSR1", "SIGHUP"])
 
-    def test_sighupAlsoReloads(self) -> None:
+    def test_forwardAndReload(self) -> None:
         """
-        Given C{reload}, C{SIGHUP} schedules it after the reopen; C{SIGUSR1}
-        still only reopens.
+        Given C{forward}, each reopen is followed by it (a pool's workers
+        reopen theirs); given C{reload}, C{SIGHUP} also reloads, last.
         """
-        reloads: list[str] = []
         service = ReopenOnSignalService(
             self.logFiles,
             self.reactor,
             installHandler=self.install,
-            reload=lambda: reloads.append("reload"),
+            reload=lambda: self.done.append("reload"),
+            forward=lambda: self.done.append("forward"),
         )
         service.startService()
         self.handlers[signal.SIGUSR1](signal.SIGUSR1, None)
         self.handlers[signal.SIGHUP](signal.SIGHUP, None)
-        self.assertEqual(reloads, [])
-        calls = self.reactor.calls
+        self.assertEqual(self.done, [])
+        self.runReactorThread()
         self.assertEqual(
-            calls[:2],
-            [(self.logFiles.reopen, ("SIGUSR1",)), (self.logFiles.reopen, ("SIGHUP",))],
+            self.done, ["SIGUSR1", "forward", "SIGHUP", "forward", "reload"]
         )
-        [(reload, args)] = calls[2:]
-        reload(*args)
-        self.assertEqual(reloads, ["reload"])
 
     def test_handlersOutliveService(self) -> None:
         """
@@ -295,7 +294,8 @@ class ReopenOnSignalServiceTests(SynchronousTestCase):
         self.service.stopService()
         self.assertFalse(self.service.running)
         self.handlers[signal.SIGHUP](signal.SIGHUP, None)
-        self.assertEqual(self.reactor.calls, [(self.logFiles.reopen, ("SIGHUP",))])
+        self.runReactorThread()
+        self.assertEqual(self.done, ["SIGHUP"])
         [restore] = self.reactor.afterShutdown
         restore()
         self.assertEqual(

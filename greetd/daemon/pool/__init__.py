@@ -13,9 +13,14 @@ parent's own greetd arguments and the listening sockets as inherited file
 descriptors.  Its standard input is a pipe from the parent that the parent
 never writes: end of file there means the parent is gone, and the worker
 drains and exits.  It writes its counters to the parent once a second over
-another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums,
-and its log to standard output, a pipe too, which the parent relays to its
-own log (L{greetd.ops.relay}).
+another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums.
+It writes its own log lines, as nginx's workers do, never through the
+parent (which a stalled parent would hold up): appended to the parent's log
+file, which it inherits and reopens when the parent, having reopened its
+own, forwards it L{REOPEN}; or to the standard output it shares with the
+parent, never waiting for its reader (L{WorkerLog}).  Only where the parent
+does not write its own lines (syslog, another C{--logger}) does it relay
+them, over a pipe it never waits on (L{greetd.ops.relay}).
 
 A reload (L{WorkerPool.reload}, on C{SIGHUP} to the parent) replaces the
 workers one slot at a time, as nginx and gunicorn do: a new worker, running
@@ -57,8 +62,11 @@ from greetd.daemon.pool.supervisor import (
 from greetd.daemon.pool.wire import (
     COUNTS_FD,
     FIRST_LISTENER_FD,
+    LOG_FD,
     READY,
+    REOPEN,
     RETIRE,
+    WorkerLog,
     formatInherited,
     parseInherited,
     workerCommand,
@@ -68,15 +76,18 @@ __all__ = [
     "COUNTS_FD",
     "FIRST_BACKOFF",
     "FIRST_LISTENER_FD",
+    "LOG_FD",
     "MAX_BACKOFF",
     "READY",
     "READY_TIMEOUT",
+    "REOPEN",
     "RESTART_WINDOW",
     "RETIRE",
     "RollingReload",
     "SharedSocket",
     "Spawn",
     "Supervisor",
+    "WorkerLog",
     "WorkerPool",
     "WorkerProtocol",
     "bindShared",

@@ -21,10 +21,16 @@ from greetd.daemon.pool.sockets import SharedSocket
 from greetd.daemon.pool.wire import (
     COUNTS_FD,
     FIRST_LISTENER_FD,
+    LOG_FD,
+    LOG_FILE,
+    LOG_RELAY,
+    LOG_STDOUT,
     CountsReader,
+    WorkerLog,
     parseCounts,
     workerCommand,
 )
+from greetd.ops.log import LogOutput
 from greetd.ops.relay import LogRelay
 
 
@@ -123,6 +129,23 @@ def describeExit(reason: Failure) -> str:
 Spawn = Callable[[int, WorkerProtocol], IProcessTransport]
 
 
+def workerLog(log: LogOutput | None) -> tuple[WorkerLog, dict[int, int | str]]:
+    """
+    How a worker logs, given the parent's log C{log} as it is now, and the
+    worker's descriptors for it: the parent's log file, inherited as
+    L{LOG_FD}, or the parent's standard output; or, where the parent does
+    not write its lines itself (syslog, another C{--logger}), a pipe to the
+    parent, which relays its lines (L{LogRelay}).
+    """
+    if log is None or log.stream is None:
+        return WorkerLog(LOG_RELAY), {1: "r"}
+    if log.files.files:
+        logFile = log.files.files[0]
+        fds: dict[int, int | str] = {1: 1, LOG_FD: logFile.fileno()}
+        return WorkerLog(LOG_FILE, logFile.path, log.json), fds
+    return WorkerLog(LOG_STDOUT, None, log.json), {1: 1}
+
+
 def spawnWorker(
     reactor: Any,
     arguments: Sequence[str],
@@ -131,15 +154,18 @@ def spawnWorker(
     protocol: WorkerProtocol,
     *,
     reactorName: str | None = None,
+    log: LogOutput | None = None,
 ) -> IProcessTransport:
     """
     Start worker C{slot}, on the reactor plugin C{reactorName} (Twisted's
     default for C{None}), with the parent's bound sockets as descriptors
     from L{FIRST_LISTENER_FD} on; standard input is the pipe whose end of
-    file tells it the parent is gone, standard output and error pipes
-    whose lines the parent logs, and L{COUNTS_FD} the counters' pipe.
+    file tells it the parent is gone, standard error a pipe whose lines
+    the parent logs, L{COUNTS_FD} the counters' pipe, and its log as
+    L{workerLog} says for the parent's C{log}.
     """
-    childFDs: dict[int, int | str] = {0: "w", 1: "r", 2: "r", COUNTS_FD: "r"}
+    howToLog, logFDs = workerLog(log)
+    childFDs: dict[int, int | str] = {0: "w", 2: "r", COUNTS_FD: "r", **logFDs}
     inherited: dict[str, list[int]] = {}
     fd = FIRST_LISTENER_FD
     for kind, services in listeners.items():
@@ -149,7 +175,7 @@ def spawnWorker(
             childFDs[fd] = port.fileno()
             inherited.setdefault(kind, []).append(fd)
             fd += 1
-    command = workerCommand(slot, inherited, arguments, reactorName)
+    command = workerCommand(slot, inherited, arguments, reactorName, howToLog)
     return reactor.spawnProcess(  # type: ignore[no-any-return]
         protocol, command[0], command, env=os.environ, childFDs=childFDs
     )

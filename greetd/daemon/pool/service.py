@@ -99,6 +99,7 @@ def workerPoolService(
         options.arguments,
         listeners,
         reactorName=options["reactor"],
+        log=options["log"],
     )
     pool = WorkerPool(
         options["workers"], spawn, reactor, options["shutdown-timeout"] + 1

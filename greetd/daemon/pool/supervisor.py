@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from greetd.core.counters import retire, sumCounts
 from greetd.daemon.pool.logger import POOL, PinnedLogger
 from greetd.daemon.pool.process import Spawn, WorkerProtocol, describeExit
+from greetd.daemon.pool.wire import REOPEN
 from greetd.protocols.drain import cancelling
 
 #: A worker that dies within this many seconds of the same slot's previous
@@ -234,7 +235,15 @@ class Supervisor(Service):
         kill = self._clock.callLater(self.stopTimeout, self._signalAll, "KILL")
         return stopped.addBoth(cancelling, kill)
 
-    def _signalAll(self, signum: str) -> None:
+    def reopenLogs(self) -> None:
+        """
+        Tell every live worker to reopen its log (L{REOPEN}), as nginx's
+        master does once it has reopened its own: each writes its own lines
+        (L{greetd.daemon.pool.wire.WorkerLog}).
+        """
+        self._signalAll(REOPEN)
+
+    def _signalAll(self, signum: str | int) -> None:
         """
         Send C{signum} to every live worker, draining ones too: SIGTERM
         hurries a retiring worker along.

@@ -16,8 +16,16 @@ from typing import Mapping, NamedTuple, Sequence
 #: The worker's descriptor for its counters, written once a second.
 COUNTS_FD = 3
 
+#: The worker's descriptor for the log file, when it writes one
+#: (L{WorkerLog.FILE}): the parent's, open for appending.
+LOG_FD = 4
+
 #: The first of the worker's descriptors for listening sockets.
-FIRST_LISTENER_FD = 4
+FIRST_LISTENER_FD = 5
+
+#: The signal the parent forwards to every worker when it has reopened its
+#: log (on its own SIGUSR1 or SIGHUP): reopen yours, as nginx's workers do.
+REOPEN = signal.SIGUSR1
 
 #: The line a worker writes on L{COUNTS_FD} once it serves every listener
 #: (its counters are the other lines, JSON objects: L{countsLine}).
@@ -61,16 +69,67 @@ def parseInherited(text: str) -> dict[str, list[int]]:
     return inherited
 
 
+#: How a worker logs (L{WorkerLog.mode}).
+LOG_FILE, LOG_STDOUT, LOG_RELAY = LOG_MODES = ("file", "stdout", "relay")
+
+
+class WorkerLog(NamedTuple):
+    """
+    Where and how a worker writes its log, as nginx's workers do: each
+    its own lines, never through the parent, which a stalled parent would
+    hold up.
+
+    @ivar mode: L{LOG_FILE}: appended to the parent's log file, inherited as
+        L{LOG_FD} and reopened by C{path} on L{REOPEN}; L{LOG_STDOUT}: to the
+        standard output it shares with the parent (the journal, a
+        terminal), never waiting for it; L{LOG_RELAY}: to a pipe the parent
+        reads and publishes (for syslog, or another C{--logger}), never
+        waiting for it either.
+    @ivar path: The log file's name, for L{LOG_FILE}.
+    @ivar json: Whether lines are JSON (C{--log-format json}, which the
+        parent may have from twistd's C{--logger} rather than its greetd
+        arguments) or text, for L{LOG_FILE} and L{LOG_STDOUT}.
+    """
+
+    mode: str = LOG_RELAY
+    path: str | None = None
+    json: bool = False
+
+    def arguments(self) -> list[str]:
+        """
+        The worker's options that say this (L{WorkerLog.parse} reads them).
+        """
+        path = [] if self.path is None else [f"--log-file={self.path}"]
+        return [f"--log={self.mode}", *path, f"--log-json={int(self.json)}"]
+
+    @classmethod
+    def parse(cls, mode: str, path: str | None, json: str) -> WorkerLog:
+        """
+        The inverse of L{arguments}, from the options' values.
+
+        @raise ValueError: If they do not say a log.
+        """
+        if mode not in LOG_MODES:
+            raise ValueError(f"--log must be one of {', '.join(LOG_MODES)}")
+        if (mode == LOG_FILE) != (path is not None):
+            raise ValueError("--log-file goes with --log=file, and only with it")
+        if json not in ("0", "1"):
+            raise ValueError("--log-json is 0 or 1")
+        return cls(mode, path, json == "1")
+
+
 def workerCommand(
     slot: int,
     inherited: dict[str, list[int]],
     arguments: Sequence[str],
     reactor: str | None = None,
+    log: WorkerLog | None = None,
 ) -> list[str]:
     """
     The command line of worker C{slot}: this interpreter running
     L{greetd.daemon.worker} with the parent's own greetd C{arguments}, on
-    the reactor plugin named C{reactor} (Twisted's default for C{None}).
+    the reactor plugin named C{reactor} (Twisted's default for C{None}),
+    logging as C{log} says.
     """
     return [
         sys.executable,
@@ -79,6 +138,7 @@ def workerCommand(
         f"--slot={slot}",
         f"--inherited={formatInherited(inherited)}",
         *([] if reactor is None else [f"--reactor={reactor}"]),
+        *(log or WorkerLog()).arguments(),
         "--",
         *arguments,
     ]

@@ -4,7 +4,9 @@ Tests for L{greetd.daemon.pool.process}: the parent's end of a worker.
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections import Counter
 from typing import Any
 
@@ -24,7 +26,9 @@ from greetd.daemon.pool import (
     bindShared,
     spawnWorker,
 )
-from greetd.daemon.pool.process import describeExit
+from greetd.daemon.pool.process import describeExit, workerLog
+from greetd.daemon.pool.wire import LOG_FD, LOG_FILE, LOG_RELAY, LOG_STDOUT, WorkerLog
+from greetd.ops.log import LogOutput
 from greetd.ops.relay import eventAsRelayLine
 from tests.helpers import FakeProcess, captureLogs
 
@@ -122,11 +126,21 @@ class SpawnTests(SynchronousTestCase):
         self.assertIs(spawnedProtocol, protocol)
         self.assertEqual(argv[0], executable)
         self.assertEqual(argv[-2:], ["--", "--no-udp"])
-        self.assertIn(f"--inherited=tcp={FIRST_LISTENER_FD},udp=5", argv)
+        self.assertIn(
+            f"--inherited=tcp={FIRST_LISTENER_FD},udp={FIRST_LISTENER_FD + 1}", argv
+        )
         self.assertIn("--reactor=greetd", argv[: argv.index("--")])
+        self.assertIn("--log=relay", argv[: argv.index("--")])
         self.assertEqual(
             kwargs["childFDs"],
-            {0: "w", 1: "r", 2: "r", COUNTS_FD: "r", 4: tcp.fileno(), 5: udp.fileno()},
+            {
+                0: "w",
+                1: "r",
+                2: "r",
+                COUNTS_FD: "r",
+                FIRST_LISTENER_FD: tcp.fileno(),
+                FIRST_LISTENER_FD + 1: udp.fileno(),
+            },
         )
         self.assertEqual(kwargs["env"], os.environ)
 
@@ -146,3 +160,48 @@ class DescribeExitTests(SynchronousTestCase):
             (OSError("gone"), "gone"),
         ]:
             self.assertEqual(describeExit(Failure(reason)), words)
+
+
+class WorkerLogTests(SynchronousTestCase):
+    """
+    L{workerLog}: a worker writes its own lines where the parent writes
+    its own, and relays them through the parent only where the parent
+    does not write them itself.
+    """
+
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+
+    def test_file(self) -> None:
+        """
+        Where the parent writes a log file, the worker appends to the same
+        file, inherited as L{LOG_FD} (so it needs no permission to open
+        it), in the parent's format; standard output is the parent's.
+        """
+        log = LogOutput(json=True)
+        log.where = self.path
+        observer = log.observer()
+        assert observer is not None
+        observer({"log_format": "up", "log_level": LogLevel.info, "log_time": 0.0})
+        [logFile] = log.files.files
+        self.addCleanup(logFile.close)
+        howToLog, fds = workerLog(log)
+        self.assertEqual(howToLog, WorkerLog(LOG_FILE, logFile.path, True))
+        self.assertEqual(fds, {1: 1, LOG_FD: logFile.fileno()})
+
+    def test_stdout(self) -> None:
+        log = LogOutput()
+        self.patch(sys, "stdout", io.StringIO())
+        observer = log.observer()
+        assert observer is not None
+        observer({"log_format": "up", "log_level": LogLevel.info, "log_time": 0.0})
+        self.assertEqual(workerLog(log), (WorkerLog(LOG_STDOUT, None, False), {1: 1}))
+
+    def test_relay(self) -> None:
+        """
+        Where the parent does not write its lines itself (syslog, another
+        C{--logger}), or is not logging yet, the worker's go through a
+        pipe to the parent.
+        """
+        self.assertEqual(workerLog(None), (WorkerLog(LOG_RELAY), {1: "r"}))
+        self.assertEqual(workerLog(LogOutput()), (WorkerLog(LOG_RELAY), {1: "r"}))

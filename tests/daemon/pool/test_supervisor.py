@@ -5,6 +5,7 @@ back-off and stopping workers, with a fake clock and fake processes.
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from typing import Any
 
@@ -18,6 +19,7 @@ from greetd.daemon.pool import (
     COUNTS_FD,
     FIRST_BACKOFF,
     MAX_BACKOFF,
+    REOPEN,
     RESTART_WINDOW,
     WorkerPool,
     WorkerProtocol,
@@ -147,6 +149,21 @@ class PoolTests(PoolCase):
         self.clock.advance(60)
         self.assertEqual(processes[1].signals, ["TERM"])
         self.assertEqual(len(self.spawned), 2)
+
+    def test_reopenLogs(self) -> None:
+        """
+        L{WorkerPool.reopenLogs} tells every live worker to reopen its log
+        (L{REOPEN}, SIGUSR1), a dead one's replacement included.
+        """
+        self.pool.startService()
+        self.die(1)
+        self.clock.advance(0)
+        self.pool.reopenLogs()
+        processes = [process for _, _, process in self.spawned]
+        self.assertEqual(
+            [process.signals for process in processes], [[], [REOPEN], [REOPEN]]
+        )
+        self.assertEqual(REOPEN, signal.SIGUSR1)
 
     def test_stopKillsStragglers(self) -> None:
         self.pool.startService()

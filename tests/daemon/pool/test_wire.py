@@ -9,11 +9,15 @@ from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
+from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.pool.wire import (
+    LOG_FILE,
+    LOG_STDOUT,
     READY_LINE,
     CountsReader,
+    WorkerLog,
     countsLine,
     formatInherited,
     parseCounts,
@@ -65,9 +69,45 @@ class ArgumentTests(SynchronousTestCase):
         without one it takes Twisted's default.
         """
         command = workerCommand(1, {"tcp": [4]}, ["--no-udp"], "greetd")
-        self.assertEqual(command[-3:], ["--reactor=greetd", "--", "--no-udp"])
+        self.assertEqual(command[-2:], ["--", "--no-udp"])
+        self.assertIn("--reactor=greetd", command[: command.index("--")])
         self.assertNotIn(
             "--reactor", " ".join(workerCommand(1, {"tcp": [4]}, ["--no-udp"]))
+        )
+
+
+class WorkerLogTests(SynchronousTestCase):
+    """
+    L{WorkerLog}: how a worker logs, as its options say it.
+    """
+
+    def test_roundTrip(self) -> None:
+        """
+        Each way of logging survives the worker's command line.
+        """
+        for log in [
+            WorkerLog(),
+            WorkerLog(LOG_STDOUT, None, True),
+            WorkerLog(LOG_FILE, "/var/log/twisted-greetd/greetd.log", False),
+        ]:
+            command = workerCommand(1, {"tcp": [5]}, ["--no-udp"], None, log)
+            options = WorkerOptions()
+            options.parseOptions(command[3:])  # type: ignore[no-untyped-call]
+            self.assertEqual(options["worker-log"], log)
+
+    def test_badLog(self) -> None:
+        for mode, path, json in [
+            ("syslog", None, "0"),
+            (LOG_FILE, None, "0"),
+            (LOG_STDOUT, "/tmp/x", "0"),
+            (LOG_STDOUT, None, "yes"),
+        ]:
+            self.assertRaises(ValueError, WorkerLog.parse, mode, path, json)
+        options = WorkerOptions()
+        self.assertRaises(
+            usage.UsageError,
+            options.parseOptions,
+            ["--slot=1", "--log=file", "--", "--no-udp", "--no-tcp"],
         )
 
 
