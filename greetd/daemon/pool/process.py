@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
+from contextlib import suppress
 from typing import Any, Callable, Protocol, Sequence
 
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import LogLevel
@@ -25,6 +27,7 @@ from greetd.daemon.pool.wire import (
     LOG_FILE,
     LOG_RELAY,
     LOG_STDOUT,
+    REOPEN,
     CountsReader,
     WorkerLog,
     parseCounts,
@@ -67,6 +70,7 @@ class WorkerProtocol(ProcessProtocol):
     _log = PinnedLogger(WORKER)
     pid: int | None = None
     ready = False
+    _reopenWhenReady = False
 
     def __init__(self, pool: Supervising, slot: int) -> None:
         self.pool = pool
@@ -95,7 +99,24 @@ class WorkerProtocol(ProcessProtocol):
                 self._log.warn("Worker {slot} sent unreadable counts", slot=self.slot)
         if read.ready and not self.ready:
             self.ready = True
+            if self._reopenWhenReady:
+                self.reopenLog()
             self.pool.workerReady(self)
+
+    def reopenLog(self) -> None:
+        """
+        Tell the worker to reopen its log (L{REOPEN}): now if it has said
+        L{READY}, which it says only once it handles L{REOPEN} (until then
+        the signal would kill it), otherwise as soon as it says it.
+        """
+        if not self.ready:
+            self._reopenWhenReady = True
+            return
+        self._reopenWhenReady = False
+        transport = self.transport
+        if transport is not None:
+            with suppress(ProcessExitedAlready):
+                transport.signalProcess(REOPEN)
 
     def childConnectionLost(self, childFD: int) -> None:
         if childFD in self._logs:

@@ -17,7 +17,6 @@ from twisted.python.failure import Failure
 from greetd.core.counters import retire, sumCounts
 from greetd.daemon.pool.logger import POOL, PinnedLogger
 from greetd.daemon.pool.process import Spawn, WorkerProtocol, describeExit
-from greetd.daemon.pool.wire import REOPEN
 from greetd.protocols.drain import cancelling
 
 #: A worker that dies within this many seconds of the same slot's previous
@@ -237,11 +236,13 @@ class Supervisor(Service):
 
     def reopenLogs(self) -> None:
         """
-        Tell every live worker to reopen its log (L{REOPEN}), as nginx's
-        master does once it has reopened its own: each writes its own lines
+        Tell every live worker to reopen its log
+        (L{WorkerProtocol.reopenLog}), as nginx's master does once it has
+        reopened its own: each writes its own lines
         (L{greetd.daemon.pool.wire.WorkerLog}).
         """
-        self._signalAll(REOPEN)
+        for protocol in self._live():
+            protocol.reopenLog()
 
     def _signalAll(self, signum: str | int) -> None:
         """

@@ -19,6 +19,7 @@ from greetd.daemon.pool import (
     COUNTS_FD,
     FIRST_BACKOFF,
     MAX_BACKOFF,
+    READY_LINE,
     REOPEN,
     RESTART_WINDOW,
     WorkerPool,
@@ -153,16 +154,23 @@ class PoolTests(PoolCase):
     def test_reopenLogs(self) -> None:
         """
         L{WorkerPool.reopenLogs} tells every live worker to reopen its log
-        (L{REOPEN}, SIGUSR1), a dead one's replacement included.
+        (L{REOPEN}, SIGUSR1), a dead one's replacement included: at once if
+        it has said L{READY}, else as soon as it says it (until then it
+        may not handle the signal yet, which would kill it).
         """
         self.pool.startService()
         self.die(1)
         self.clock.advance(0)
-        self.pool.reopenLogs()
         processes = [process for _, _, process in self.spawned]
+        self.pool.workers[2].childDataReceived(COUNTS_FD, READY_LINE)
+        self.pool.reopenLogs()
+        self.assertEqual([process.signals for process in processes], [[], [REOPEN], []])
+        self.pool.workers[1].childDataReceived(COUNTS_FD, READY_LINE)
         self.assertEqual(
             [process.signals for process in processes], [[], [REOPEN], [REOPEN]]
         )
+        self.pool.workers[1].childDataReceived(COUNTS_FD, READY_LINE)
+        self.assertEqual(processes[2].signals, [REOPEN])
         self.assertEqual(REOPEN, signal.SIGUSR1)
 
     def test_stopKillsStragglers(self) -> None:
