@@ -52,6 +52,28 @@ def sendTimes(timeout: float, retries: int) -> list[float]:
 ListenUDP = Callable[[DatagramProtocol], IListeningPort]
 
 
+class _Greeting:
+    """
+    The name a L{ReplyClientProtocol} is greeting.
+
+    @ivar name: The name.
+    @ivar waiting: Fires with its reply, or fails.
+    @ivar due: When its next sends are due, then when it fails, in the
+        clock's seconds.
+    @ivar tries: How many times it has been sent.
+    @ivar ignored: How many datagrams came that were not its reply.
+    """
+
+    __slots__ = ("due", "ignored", "name", "tries", "waiting")
+
+    def __init__(self, name: bytes, due: list[float]) -> None:
+        self.name = name
+        self.waiting: Deferred[bytes] = Deferred()
+        self.due = due
+        self.tries = 0
+        self.ignored = 0
+
+
 class ReplyClientProtocol(DatagramProtocol):
     """
     The client side of the UDP reply service, on a connected UDP socket so
@@ -80,8 +102,6 @@ class ReplyClientProtocol(DatagramProtocol):
     @ivar template: The server's L{ReplyTemplate}.
     @ivar timeout: How long to wait for each name's reply, resends included.
     @ivar retries: How many times to resend a name that gets no reply.
-    @ivar ignored: How many datagrams the current name received that were
-        not its reply.
     """
 
     noisy = False
@@ -103,14 +123,18 @@ class ReplyClientProtocol(DatagramProtocol):
         self.template = template if template is not None else ReplyTemplate()
         self.timeout = timeout
         self.retries = retries
-        self.ignored = 0
         self._listen = listen
         self._waiter = Waiter(defaultClock(clock), timeout)
-        self._current: tuple[bytes, Deferred[bytes]] | None = None
-        self._tries = 0
-        # When the current name's next sends are due, and then its end.
-        self._due: list[float] = []
+        self._greeting: _Greeting | None = None
         self._resends: list[tuple[_ResendProtocol, IListeningPort]] = []
+
+    @property
+    def ignored(self) -> int:
+        """
+        How many datagrams the current name received that were not its
+        reply.
+        """
+        return 0 if self._greeting is None else self._greeting.ignored
 
     def startProtocol(self) -> None:
         transport = self.transport
@@ -125,71 +149,71 @@ class ReplyClientProtocol(DatagramProtocol):
             L{NoReply}, L{UnexpectedReply} or L{PortUnreachable}.
         @raise ValueError: While another name is still being greeted.
         """
-        if self._current is not None:
+        if self._greeting is not None:
             raise ValueError("one name at a time")
-        waiting: Deferred[bytes] = Deferred()
-        self._current = (name, waiting)
-        self._tries = 0
-        self.ignored = 0
         now = self._waiter.clock.seconds()
         times = [*sendTimes(self.timeout, self.retries)[1:], self.timeout]
-        self._due = [now + offset for offset in times]
+        greeting = self._greeting = _Greeting(name, [now + at for at in times])
         self.sendFrom(self.transport)
-        return waiting
+        return greeting.waiting
 
     def sendFrom(self, transport: Any) -> None:
         """
         Send the current name from C{transport} (this protocol's own, or a
         resend's), and time the wait for its reply.
         """
-        if self._current is None:
+        greeting = self._greeting
+        if greeting is None:
             return
         if transport is None:
             self._finish(Failure(PortUnreachable()))
             return
-        self._tries += 1
+        greeting.tries += 1
         try:
-            transport.write(self._current[0], None)
+            transport.write(greeting.name, None)
         except (OSError, MessageLengthError) as error:
             self._finish(Failure(error))
             return
-        if self._current is not None:
-            wait = self._due.pop(0) - self._waiter.clock.seconds()
+        if self._greeting is greeting:
+            wait = greeting.due.pop(0) - self._waiter.clock.seconds()
             self._waiter.start("a reply", self._noReply, max(wait, 0))
 
     def _noReply(self, timeout: GreetTimeout) -> None:
-        assert self._current is not None
-        if not self._due:
-            self._finish(Failure(NoReply(self._current[0], self._tries, self.ignored)))
+        greeting = self._greeting
+        assert greeting is not None
+        if not greeting.due:
+            failure = NoReply(greeting.name, greeting.tries, greeting.ignored)
+            self._finish(Failure(failure))
         elif self._listen is None:
             self.sendFrom(self.transport)
         else:
-            current, resend = self._current, _ResendProtocol(self)
+            resend = _ResendProtocol(self)
             try:
                 port = self._listen(resend)
             except OSError as error:
                 self._finish(Failure(error))
                 return
-            if self._current is current:
+            if self._greeting is greeting:
                 self._resends.append((resend, port))
             else:  # the send failed, and the name is done
                 resend.retired = True
                 port.stopListening()
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        if self._current is None:
+        greeting = self._greeting
+        if greeting is None:
             return
-        name = self._current[0]
-        expected = self.template.format(name)
+        expected = self.template.format(greeting.name)
         if datagram == expected:
             self._finish(datagram)
         elif not datagram or self.template.fits(datagram):
-            self.ignored += 1
+            greeting.ignored += 1
         else:
-            self._finish(Failure(UnexpectedReply(name, datagram, expected)))
+            failure = UnexpectedReply(greeting.name, datagram, expected)
+            self._finish(Failure(failure))
 
     def connectionRefused(self) -> None:
-        if self._current is not None:
+        if self._greeting is not None:
             self._finish(Failure(PortUnreachable()))
 
     def stopProtocol(self) -> None:
@@ -199,9 +223,9 @@ class ReplyClientProtocol(DatagramProtocol):
         self.connectionRefused()
 
     def _finish(self, result: bytes | Failure) -> None:
-        assert self._current is not None
-        waiting = self._current[1]
-        self._current = None
+        assert self._greeting is not None
+        waiting = self._greeting.waiting
+        self._greeting = None
         self._waiter.cancel()
         resends, self._resends = self._resends, []
         for resend, port in resends:
