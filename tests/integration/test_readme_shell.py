@@ -44,13 +44,16 @@ class Example:
         return f"Example({self.command!r}, in {self.source})"
 
 
-def runnableExamples(text: str, source: str = "") -> list[Example]:
+def runnableExamples(
+    text: str, source: str = "", header: str = RUNNABLE
+) -> list[Example]:
     """
     The commands (C{$ ...} lines) of every runnable console block in
-    C{text}, in order, each with the lines that follow it.
+    C{text} (or every block with another C{header}), in order, each with
+    the lines that follow it.
     """
     examples: list[Example] = []
-    for block in blocks(text, RUNNABLE):
+    for block in blocks(text, header):
         for line in block.strip("\n").splitlines():
             if line.startswith("$ "):
                 examples.append(Example(line[2:], "", source))
@@ -129,10 +132,10 @@ def daemons() -> Iterator[list[Daemon]]:
         daemon.stop()
 
 
-def shell(daemon: Daemon, script: str) -> str:
+def withoutVirtualenv() -> dict[str, str]:
     """
-    Run C{script} with bash in C{daemon}'s network namespace, in the
-    project's directory, with no virtualenv on C{PATH}.
+    This process's environment with no virtualenv on C{PATH}, as a new
+    terminal has it.
     """
     bin = str(Path(sys.prefix) / "bin")
     path = os.pathsep.join(
@@ -140,6 +143,36 @@ def shell(daemon: Daemon, script: str) -> str:
     )
     env = {**os.environ, "PATH": path}
     env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def scriptOf(examples: list[Example]) -> str:
+    """
+    A bash script running C{examples} in order, each one's output (its
+    standard error included) after a line L{MARK}.
+    """
+    return "".join(
+        f"printf '\\n%s\\n' '{MARK}'\n{example.command} 2>&1\n" for example in examples
+    )
+
+
+def checkOutputs(examples: list[Example], printed: str) -> None:
+    """
+    Each of C{examples} printed what its document shows, in C{printed}, the
+    output of L{scriptOf}.
+    """
+    outputs = printed.split(f"\n{MARK}\n")[1:]
+    assert len(outputs) == len(examples), printed
+    for example, output in zip(examples, outputs):
+        assert output.strip("\n") == example.output.strip("\n"), (example, output)
+
+
+def shell(daemon: Daemon, script: str) -> str:
+    """
+    Run C{script} with bash in C{daemon}'s network namespace, in the
+    project's directory, with no virtualenv on C{PATH}.
+    """
+    env = withoutVirtualenv()
     result = subprocess.run(
         [
             "nsenter",
@@ -191,13 +224,7 @@ def test_readmeExamples(
     daemon.waitForListeners(2)
     assert (daemon.tcp, daemon.udp) == ([("127.0.0.1", 9999)], [("127.0.0.1", 9999)])
     examples = documentedExamples()
-    script = "".join(
-        f"printf '\\n%s\\n' '{MARK}'\n{example.command} 2>&1\n" for example in examples
-    )
-    outputs = shell(daemon, script).split(f"\n{MARK}\n")[1:]
-    assert len(outputs) == len(examples), outputs
-    for example, output in zip(examples, outputs):
-        assert output.strip("\n") == example.output.strip("\n"), example
+    checkOutputs(examples, shell(daemon, scriptOf(examples)))
 
 
 def test_makeRunPort(namespaces: None, daemons: list[Daemon]) -> None:
