@@ -40,6 +40,7 @@ from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 from greetd.protocols.flow import FlowControl
 from greetd.protocols.idle import IdleSweep
+from greetd.protocols.peer import peerForLog, peerHost
 
 #: The seed's banner, sent as is, without a line ending.
 DEFAULT_WELCOME = b"Welcome"
@@ -109,7 +110,7 @@ class GreetingProtocol(FlowControl, Protocol):
     def connectionMade(self) -> None:
         factory = self.factory
         transport = self._transport()
-        self.host = host = getattr(transport.getPeer(), "host", None)
+        self.host = host = peerHost(transport)
         self.source = (
             None
             if host is None
@@ -333,14 +334,14 @@ class GreetingProtocol(FlowControl, Protocol):
         )
 
     def _logClosed(self, duration: float, received: int, sent: int) -> None:
-        address = self._transport().getPeer()
+        peer, port = peerForLog(self._transport())
         accessLog = self.factory.accessLog
         close = accessLog.healthCheckClosed if self.healthCheck else accessLog.closed
         close(
             Closed(
-                formatAddress(address),
+                peer,
                 self.host,
-                getattr(address, "port", None),
+                port,
                 duration,
                 self.messages,
                 received,
