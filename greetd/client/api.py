@@ -7,7 +7,8 @@ endpoint.  L{ReplyClientProtocol} and L{greetOverUDP} are the UDP
 counterparts, which resend a datagram that gets no reply.
 
 Every wait for the server is bounded by a timeout, measured on an
-L{IReactorTime} that tests replace with a L{twisted.internet.task.Clock}.
+L{IReactorTime <twisted.internet.interfaces.IReactorTime>} that tests
+replace with a L{twisted.internet.task.Clock}.
 Each name lives in a module of L{greetd.client} of its own; this one
 gathers the public ones.
 """

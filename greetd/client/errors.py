@@ -134,7 +134,7 @@ class ConnectionClosed(GreetError):
     """
     The connection ended before the session did.
 
-    @ivar waitingFor: What was awaited when it ended, or L{None} if nothing.
+    @ivar waitingFor: What was awaited when it ended, or C{None} if nothing.
     @ivar partial: The bytes of an unfinished reply, if any.
     @ivar clean: Whether it was closed (C{True}) rather than reset.
     """

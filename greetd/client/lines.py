@@ -105,7 +105,7 @@ class LineNames(Protocol):
 
     def nextName(self) -> Deferred[bytes | None]:
         """
-        The next name, or L{None} at the end of the names.
+        The next name, or C{None} at the end of the names.
 
         @raise ValueError: When reading stopped at a line that is no name.
         """

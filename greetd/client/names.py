@@ -26,8 +26,8 @@ def checkName(name: bytes) -> None:
 
 
 #: Where a session's names come from: any iterable of names, or a
-#: callable returning a L{Deferred} that fires with the next name or with
-#: L{None} when there are no more (names typed at a terminal, say).
+#: callable returning a C{Deferred} that fires with the next name or with
+#: C{None} when there are no more (names typed at a terminal, say).
 Names = Union[Iterable[bytes], Callable[[], "Deferred[bytes | None]"]]
 
 #: Called with each name and its reply as the reply arrives.

@@ -104,7 +104,7 @@ class GreetingClientProtocol(Protocol):
     @property
     def lineMode(self) -> bool | None:
         """
-        Whether the daemon frames by lines; L{None} until that is known.
+        Whether the daemon frames by lines; C{None} until that is known.
         """
         return self.session.lineMode
 
@@ -117,7 +117,7 @@ class GreetingClientProtocol(Protocol):
         """
         Send C{name} once the banner is in and earlier names allow.
 
-        @return: A L{Deferred} firing with the reply (without a line ending),
+        @return: A C{Deferred} firing with the reply (without a line ending),
             or failing with a L{GreetError}.
         @raise ValueError: For a name L{checkName} refuses, C{exit} (call
             L{exit} instead), or once the session is ending.
@@ -138,7 +138,7 @@ class GreetingClientProtocol(Protocol):
         End the session: send C{exit} once every name has been answered,
         then close (aborting if the close takes longer than the timeout).
 
-        @return: A L{Deferred} that fires when the connection is closed.
+        @return: A C{Deferred} that fires when the connection is closed.
         """
         if not self.connected:
             return succeed(None)
@@ -261,7 +261,7 @@ def greetOverTCP(
     @param onReply: Called with each name and its reply as they arrive.
     @param maxLength: The most bytes kept of a line the server has not
         ended (see L{ClientSession.maxLength}).
-    @return: A L{Deferred} firing with the L{Greetings}, or failing with a
+    @return: A C{Deferred} firing with the L{Greetings}, or failing with a
         L{GreetError} or the endpoint's connection error.
     """
     clock = defaultClock(clock)

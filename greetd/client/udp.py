@@ -145,7 +145,7 @@ class ReplyClientProtocol(DatagramProtocol):
         """
         Send C{name} until its reply comes or the retries run out.
 
-        @return: A L{Deferred} firing with the reply, or failing with
+        @return: A C{Deferred} firing with the reply, or failing with
             L{NoReply}, L{UnexpectedReply} or L{PortUnreachable}.
         @raise ValueError: While another name is still being greeted.
         """
@@ -296,7 +296,7 @@ def greetOverUDP(
     @param retries: How many times to resend a name that gets no reply;
         each resend leaves from a new port (see L{ReplyClientProtocol}).
     @param onReply: Called with each name and its reply as they arrive.
-    @return: A L{Deferred} firing with the replies in order, or failing with
+    @return: A C{Deferred} firing with the replies in order, or failing with
         L{NoReply}, L{PortUnreachable} or a resolution error.
     """
     address = host

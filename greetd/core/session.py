@@ -27,7 +27,7 @@ the name fails the session (L{WrongReply}), and no line it sends is kept
 beyond a bound (L{TooLong}); a refusal is not taken for a banner
 (L{Refused}).
 
-The states, and what each input does in each (L{_TRANSITIONS}):
+The states, and what each input does in each (L{_TRANSITIONS})::
 
     state      greet       exit        silence     data          lost
     BANNER     queued      queued      -> PROBING  -> LINES|RAW  -> OVER
@@ -82,7 +82,7 @@ class Close(NamedTuple):
 class Wait(NamedTuple):
     """
     A new wait for the server begins: time it, saying C{what} is awaited
-    if it times out; or, when C{what} is L{None}, nothing is awaited.
+    if it times out; or, when C{what} is C{None}, nothing is awaited.
     """
 
     what: str | None
@@ -148,7 +148,7 @@ class TooLong(NamedTuple):
 class Closed(NamedTuple):
     """
     The connection ended before the session did, while C{waitingFor} was
-    awaited (L{None}: nothing was, but the session cannot go on), with the
+    awaited (C{None}: nothing was, but the session cannot go on), with the
     bytes of an unfinished reply, if any.  The session is over.
     """
 
@@ -203,7 +203,7 @@ class ClientSession:
     @property
     def lineMode(self) -> bool | None:
         """
-        Whether the daemon frames by lines; L{None} until that is known.
+        Whether the daemon frames by lines; C{None} until that is known.
         """
         return None if self._ending is None else self._ending != b""
 

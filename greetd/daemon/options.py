@@ -218,7 +218,7 @@ class Options(usage.Options):
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """
         Parse C{options}, keeping them for worker processes; a bad one
-        raises L{usage.UsageError}, embedded or not.
+        raises L{UsageError <twisted.python.usage.UsageError>}, embedded or not.
         """
         self.arguments = list(sys.argv[1:] if options is None else options)
         super().parseOptions(options)  # type: ignore[no-untyped-call]

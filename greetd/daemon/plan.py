@@ -187,7 +187,7 @@ def _checkArguments(
 ) -> None:
     """
     Check that a description's arguments fit C{parser}, so a wrong one is a
-    L{ValueError} naming it rather than a L{TypeError} from deep inside.
+    C{ValueError} naming it rather than a C{TypeError} from deep inside.
     """
     try:
         signature(parser).bind(*args, **kw)

@@ -9,9 +9,9 @@ It builds the same factory and protocols as C{twistd greetd} does
 (L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound,
 writes its own log lines where the parent writes its own (L{startLogging}),
 drains on SIGTERM or SIGINT as the daemon does, reopens its log file on
-L{REOPEN <greetd.daemon.pool.wire.REOPEN>} (SIGUSR1, which the parent
+C{REOPEN} (SIGUSR1, which the parent
 forwards), ignores SIGHUP (the parent's to handle), retires on
-L{RETIRE <greetd.daemon.pool.wire.RETIRE>} (a reload replaced it: it stops
+C{RETIRE} (a reload replaced it: it stops
 listening and lets its sessions end by themselves before it drains), tells
 the parent once it serves every listener (L{READY
 <greetd.daemon.pool.wire.READY>}: a reload waits for it), reports its
@@ -386,7 +386,7 @@ def _dropped(count: int) -> None:
 
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
-    Run one worker until SIGTERM, SIGINT, L{RETIRE} or the parent's exit.
+    Run one worker until SIGTERM, SIGINT, C{RETIRE} or the parent's exit.
     """
     workerOptions = WorkerOptions()
     try:

@@ -76,7 +76,7 @@ class DatagramSender:
 def watchdogInterval(environ: Mapping[str, str], pid: int) -> float | None:
     """
     How often to ping the watchdog, in seconds: half of C{WATCHDOG_USEC}, as
-    C{sd_watchdog_enabled(3)} advises, or L{None} when there is no watchdog
+    C{sd_watchdog_enabled(3)} advises, or C{None} when there is no watchdog
     or it is meant for another process (C{WATCHDOG_PID}).
     """
     usec = environ.get("WATCHDOG_USEC", "")
@@ -98,13 +98,13 @@ class NotifyService(Service):
     C{WATCHDOG=1} every half watchdog period while the reactor runs, and
     C{STOPPING=1} when stopping.
 
-    Add it to the L{MultiService} after the listening services: a
-    L{MultiService} starts its children in order and stops them in reverse,
+    Add it to the C{MultiService} after the listening services: a
+    C{MultiService} starts its children in order and stops them in reverse,
     so C{READY=1} follows the listeners' start and C{STOPPING=1} precedes
     their stop.
 
     @ivar listeners: The services whose ports must listen before C{READY=1}.
-    @ivar interval: Seconds between watchdog pings, or L{None} for none.
+    @ivar interval: Seconds between watchdog pings, or C{None} for none.
     @ivar ready: Whether C{READY=1} has been sent.
     """
 
@@ -175,7 +175,7 @@ def notifyServiceFromEnvironment(
 ) -> NotifyService | None:
     """
     The L{NotifyService} C{NOTIFY_SOCKET} and C{WATCHDOG_USEC} ask for, or
-    L{None} when greetd was not started by a service manager that listens
+    C{None} when greetd was not started by a service manager that listens
     (or C{NOTIFY_SOCKET} is unusable, which is logged: greetd still serves,
     and the manager's start-up timeout says the rest).
     """

@@ -26,7 +26,7 @@ A reload (L{WorkerPool.reload}, on C{SIGHUP} to the parent) replaces the
 workers one slot at a time, as nginx and gunicorn do: a new worker, running
 the code on disk now, says L{READY} on its counters' pipe once it serves
 every listener, and only then is the worker it replaces told to retire
-(L{RETIRE}).  The shared accept queues never lack a reader, so no
+(C{RETIRE}).  The shared accept queues never lack a reader, so no
 connection is refused, and the retiring worker lets the sessions it holds
 end by themselves.
 

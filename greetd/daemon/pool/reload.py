@@ -57,7 +57,7 @@ class RollingReload:
         Replace every serving worker by a new one, running the code on disk
         now, one slot at a time: start the replacement, wait until it says
         it serves (L{READY <greetd.daemon.pool.wire.READY>}), then tell the
-        old worker to retire (L{RETIRE}), and go on to the next slot.  A
+        old worker to retire (C{RETIRE}), and go on to the next slot.  A
         reload asked for while one runs is queued: one more reload follows
         it, however many were asked for, so that code installed during a
         reload reaches every worker.

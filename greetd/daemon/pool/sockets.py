@@ -21,7 +21,7 @@ from greetd.daemon.plan import Address
 class SharedSocket:
     """
     A listening socket the parent holds for its workers and never reads:
-    the L{IListeningPort} a L{ListeningService} logs and closes.
+    the C{IListeningPort} a L{ListeningService} logs and closes.
 
     @ivar socket: The bound socket, non-blocking, listening if TCP.
     @ivar kind: C{"TCP"} or C{"UDP"}, for its address.
