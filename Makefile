@@ -23,11 +23,12 @@ DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
 DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=openssl \
 	systemd-socket-activate=systemd systemd-analyze=systemd \
 	ip=iproute2 unshare=util-linux nsenter=util-linux setpriv=util-linux \
+	man=man-db \
 	nginx=nginx,libnginx-mod-stream \
 	/usr/lib/nginx/modules/ngx_stream_module.so=libnginx-mod-stream \
 	$(DEBIAN_PYPY)
 
-.PHONY: run test lint install bench bench-micro debian-packages clean
+.PHONY: run test lint install bench bench-micro debian-packages clean docs man
 
 # An editable install (setup.cfg's package_dir makes it a .pth file putting
 # the project root on sys.path, where Twisted's plugin scan finds
@@ -74,6 +75,22 @@ lint: $(VENV)/.installed-$(LINT_EXTRAS)
 	$(BIN)/ruff format --check greetd tests bench twisted docs setup.py
 	$(BIN)/mypy --strict greetd
 	$(BIN)/lint-imports
+
+# The manual (HTML, with the API reference by pydoctor) and the man pages,
+# from docs/, into build/docs; every warning an error, every reference
+# checked (-n).  man: the committed man pages (man/), which the wheel
+# installs, made afresh (tests/integration/test_manpages.py checks that
+# they are current).
+SPHINX := $(BIN)/sphinx-build -q -W --keep-going -n
+docs: $(STAMP)
+	$(SPHINX) -b html docs build/docs/html
+	$(SPHINX) -b man docs build/docs/man
+
+man: $(STAMP)
+	$(SPHINX) -b man docs build/docs/man
+	rm -rf man && mkdir -p man/man1 man/man8
+	cp build/docs/man/man1/greet.1 man/man1/
+	cp build/docs/man/man8/twisted-greetd.8 man/man8/
 
 # The benchmark: greetd under CPython and, when pypy3 is installed, PyPy
 # (its own venv), against the peers in bench/peers/.  BENCH_ARGS=--quick.

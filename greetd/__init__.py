@@ -1,11 +1,22 @@
 """
 greetd: the greeting daemon, TCP greetings and UDP replies on Twisted.
 
-The public API: L{GreetingFactory} and L{GreetingProtocol} for the TCP
-service, L{ReplyProtocol} for the UDP one, and L{Options} and
-L{makeService} to build both as C{twistd greetd} does; the clients
-L{GreetingClientProtocol} and L{greetOverTCP} (TCP) and
-L{ReplyClientProtocol} and L{greetOverUDP} (UDP), and their errors.
+The public API, importable from C{greetd} (its C{__all__}):
+
+  - the TCP service: L{GreetingFactory} and L{GreetingProtocol};
+  - the UDP service: L{ReplyProtocol};
+  - both, as C{twistd greetd} builds them: L{Options} and L{makeService};
+  - messages and replies: L{MessageFramer}, L{Message},
+    L{MessageTooLong} and L{ReplyTemplate};
+  - the TCP client: L{greetOverTCP}, L{Greetings} and
+    L{GreetingClientProtocol};
+  - the UDP client: L{greetOverUDP} and L{ReplyClientProtocol};
+  - the clients' errors: L{GreetError} and its kinds L{GreetTimeout},
+    L{NoReply}, L{PortUnreachable}, L{ServerError}, L{ServerRefused},
+    L{UnexpectedReply}, L{ReplyTooLong} and L{ConnectionClosed}.
+
+Tests of programs that embed greetd or talk to it use L{greetd.inmemory}
+(in memory, on a fake clock) or L{greetd.testing} (the real daemon).
 
 Each name is imported when first used (PEP 562), so C{import greetd} and
 the C{greet} command load neither the daemon's options nor
@@ -46,7 +57,33 @@ _EXPORTS = {
     "makeService": "greetd.daemon.tap",
 }
 
-__all__ = sorted(_EXPORTS)
+#: The public names, spelled out so that tools reading the source (pydoctor)
+#: see them; they are the keys of L{_EXPORTS}.
+__all__ = [
+    "ConnectionClosed",
+    "GreetError",
+    "GreetTimeout",
+    "GreetingClientProtocol",
+    "GreetingFactory",
+    "GreetingProtocol",
+    "Greetings",
+    "Message",
+    "MessageFramer",
+    "MessageTooLong",
+    "NoReply",
+    "Options",
+    "PortUnreachable",
+    "ReplyClientProtocol",
+    "ReplyProtocol",
+    "ReplyTemplate",
+    "ReplyTooLong",
+    "ServerError",
+    "ServerRefused",
+    "UnexpectedReply",
+    "greetOverTCP",
+    "greetOverUDP",
+    "makeService",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -40,6 +40,10 @@ class PluginTests(SynchronousTestCase):
     def test_publicAPI(self) -> None:
         import greetd
 
+        self.assertEqual(greetd.__all__, sorted(greetd._EXPORTS))
+        # The API reference's front page (greetd's docstring) links each.
+        for name in greetd.__all__:
+            self.assertIn(f"L{{{name}}}", greetd.__doc__)
         for name in greetd.__all__:
             self.assertTrue(hasattr(greetd, name), name)
         self.assertIs(greetd.makeService, greetd.daemon.tap.makeService)

@@ -28,6 +28,7 @@ from greetd import __version__
 from greetd.testing import Daemon, defaultSignals, withEphemeralPorts
 from tests.integration.conftest import TIMEOUT, requireTool
 from tests.integration.test_install import INSTALL_TIMEOUT
+from tests.integration.test_manpages import PAGES, missingOptions
 
 PROJECT = Path(__file__).resolve().parents[2]
 SYSTEMD_GUIDE = PROJECT / "docs" / "howto" / "systemd.rst"
@@ -266,3 +267,30 @@ def test_wheelRunsReadOnly(
     assert status in (0, -signal.SIGTERM), daemon.output
     for complaint in (*CACHE_COMPLAINTS, "Traceback"):
         assert complaint not in daemon.output, daemon.output
+
+
+def test_wheelInstallsManPages(distributions: dict[str, Path], tmp_path: Path) -> None:
+    """
+    Installed, the wheel puts C{twisted-greetd(8)} and C{greet(1)} under
+    C{share/man}, where C{man -l} renders each with every option of its
+    command's C{--help}.
+    """
+    # --ignore-installed: leave the greetd installed where the tests run.
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--ignore-installed",
+    ]
+    installed = subprocess.run(
+        [*pip, "--no-index", "--prefix", str(tmp_path), str(distributions["wheel"])],
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    assert installed.returncode == 0, installed.stderr
+    for page, command in PAGES.items():
+        assert missingOptions(tmp_path / "share/man" / page, command) == set()

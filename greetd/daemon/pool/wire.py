@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple, Sequence
 COUNTS_FD = 3
 
 #: The worker's descriptor for the log file, when it writes one
-#: (L{WorkerLog.FILE}): the parent's, open for appending.
+#: (L{LOG_FILE}): the parent's, open for appending.
 LOG_FD = 4
 
 #: The first of the worker's descriptors for listening sockets.
