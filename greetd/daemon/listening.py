@@ -4,9 +4,6 @@ A service that listens on one endpoint, stream or datagram.
 
 from __future__ import annotations
 
-import atexit
-import os
-import sys
 from typing import Callable
 
 from twisted.application.service import Service
@@ -31,26 +28,17 @@ def describeListenFailure(failure: Failure) -> str:
     return str(error) or type(error).__name__
 
 
-def exitProcess(status: int) -> None:
+class ListenFailed(Exception):
     """
-    End a running twistd with C{status}: stop the reactor, so that twistd
-    shuts down as usual (services stopped, pid file removed), then exit
-    with C{status} where twistd would exit with 0.
+    A L{ListeningService} could not listen as it started; the line saying
+    why is logged.
 
-    twistd offers no exit status once its reactor runs, and the reactor
-    logs and swallows a C{SystemExit} raised in a callback; the status is
-    therefore set from an C{atexit} hook, which runs after twistd returns.
+    @ivar service: The service.
     """
-    from twisted.internet import reactor
 
-    atexit.register(_exitNow, status)
-    reactor.callWhenRunning(reactor.stop)
-
-
-def _exitNow(status: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    def __init__(self, service: ListeningService) -> None:
+        super().__init__(f"cannot listen for {service.kind} on {service.description}")
+        self.service = service
 
 
 class ListeningService(Service):
@@ -58,12 +46,14 @@ class ListeningService(Service):
     Listen on one endpoint from L{privilegedStartService}, so that twistd can
     bind ports below 1024 before it drops privileges.
 
-    A port that cannot be bound is fatal: the service logs one line naming
-    the endpoint and the reason and exits the process with status 1, rather
-    than leave a daemon running without the service it was asked for.  An
-    endpoint that listens at once fails before twistd starts its reactor,
-    and C{SystemExit} ends it there; one that fails later, the reactor
-    running, ends the daemon through L{exitLater} after the same line.
+    A port that cannot be bound is logged, one line naming the endpoint
+    and the reason, and left to the application to act on, as Twisted's
+    services do: an endpoint that listens at once fails as the service
+    starts, which raises L{ListenFailed}; one that fails later, the
+    reactor running, fails the L{whenListening} L{Deferred}s.  The daemon
+    exits with status 1 in both cases (L{greetd.daemon.tap.GreetdServices},
+    L{greetd.daemon.worker.main}), rather than run without a service it
+    was asked for.
 
     Stopping the service stops its port, or cancels a listen still under
     way; a stopped service listens again when started again.
@@ -71,8 +61,6 @@ class ListeningService(Service):
     @ivar description: The endpoint, as the operator wrote it.
     @ivar kind: What is served there (C{"TCP"}, C{"UDP"}), for logs.
     @ivar port: The listening port, once listening.
-    @ivar exitLater: Called with the exit status when listening fails with
-        the reactor running: L{exitProcess} by default.
     """
 
     _log = Logger()
@@ -81,7 +69,6 @@ class ListeningService(Service):
     _whenListening: list[Deferred[IListeningPort]] | None = None
     _starting = False
     _cancelling = False
-    exitLater: Callable[[int], None] = staticmethod(exitProcess)
 
     def __init__(
         self,
@@ -104,13 +91,14 @@ class ListeningService(Service):
             self._starting = False
         self._waiting = waiting
         if failures:
-            raise SystemExit(1)
+            raise ListenFailed(self)
 
     def _failed(self, failure: Failure, early: list[Failure]) -> None:
         """
         Listening failed: unless because L{stopService} cancelled it, log
-        why and end the process, with C{SystemExit} while still starting,
-        through L{exitLater} afterwards.
+        why, and record the failure in C{early} while still starting (to
+        raise L{ListenFailed}) or fail the L{whenListening} L{Deferred}s
+        afterwards.
 
         @param early: Where to record a failure that happened while
             starting.
@@ -127,8 +115,10 @@ class ListeningService(Service):
         )
         if self._starting:
             early.append(failure)
-        else:
-            self.exitLater(1)
+            return
+        waiting, self._whenListening = self._whenListening or [], None
+        for listener in waiting:
+            listener.errback(failure)
 
     def startService(self) -> None:
         Service.startService(self)
@@ -152,7 +142,8 @@ class ListeningService(Service):
         """
         A L{Deferred} that fires with the port once it is listening, so that
         readiness can be announced only then (most endpoints listen at once;
-        not all do).
+        not all do), or fails with the reason if listening fails once the
+        service has started.
         """
         if self.port is not None:
             return succeed(self.port)

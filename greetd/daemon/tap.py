@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import select
 import sys
-from typing import Any, Mapping, MutableMapping, Sequence
+from contextlib import suppress
+from typing import Any, Callable, Mapping, MutableMapping, Sequence
 
 from twisted.application.service import MultiService
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import ILogObserver
 from twisted.python import log as legacy_log
 from twisted.python import usage
 from twisted.python.components import Componentized
+from twisted.python.failure import Failure
 
-from greetd.daemon.listening import ListeningService
+from greetd.daemon.exitstatus import ExitStatus, StartupFailed
+from greetd.daemon.listening import ListenFailed, ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, _defaultReactor
 from greetd.daemon.options import Options as GreetdOptions
 from greetd.daemon.pool.service import workerPoolService
@@ -42,7 +46,8 @@ class Options(GreetdOptions):
     C{--logger} is twistd's to call, and greetd's log stays out of its way.
     Unless the runner's C{--reactor} (twistd's or twist's) chose one, it
     runs on greetd's reactor (L{greetd.daemon.reactor}), and a pool's
-    workers run on the parent's.
+    workers run on the parent's.  Its C{exit} is the L{ExitStatus} twistd
+    greetd exits with.
     """
 
     longdesc = (
@@ -69,6 +74,8 @@ class Options(GreetdOptions):
     def postOptions(self) -> None:
         parent = getattr(self, "parent", None)
         if parent is not None:
+            # First: its exit hook must run after every other of greetd's.
+            self["exit"] = ExitStatus()
             # Before the plan imports the reactor: the runner has installed
             # the one --reactor named, if any; otherwise greetd's.
             self["reactor"] = chosenReactor(parent) or installGreetdReactor()
@@ -170,7 +177,7 @@ def makeService(options: GreetdOptions, reactor: Any = None) -> GreetdServices:
     notifier = notifyServiceFromEnvironment(listeners, reactor)
     if notifier is not None:
         notifier.setServiceParent(services)  # type: ignore[no-untyped-call]
-    return GreetdServices(log, services)
+    return GreetdServices(log, services, reactor, options.get("exit"))
 
 
 class GreetdServices(MultiService):
@@ -181,12 +188,29 @@ class GreetdServices(MultiService):
     twistd's logger uses unless its C{--logger} names a factory.  An
     application that has an observer of its own keeps it.
 
+    A listener that cannot listen (L{ListeningService}, which logs why)
+    ends the daemon: as it starts, with L{StartupFailed}; later, by
+    stopping the reactor, so that twistd shuts down as usual, with
+    C{exitStatus} set to 1.
+
     @ivar log: The log the options describe.
+    @ivar exitStatus: The status twistd greetd exits with, or C{None}
+        (a C{.tac}, whose process exits as twistd does).
     """
 
-    def __init__(self, log: LogOutput, services: MultiService) -> None:
+    _watching = False
+
+    def __init__(
+        self,
+        log: LogOutput,
+        services: MultiService,
+        reactor: Any = None,
+        exitStatus: ExitStatus | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.log = log
+        self._reactor = reactor if reactor is not None else _defaultReactor()
+        self.exitStatus = exitStatus
         for service in list(services):
             services.removeService(service)
             self.addService(service)  # type: ignore[no-untyped-call]
@@ -201,3 +225,30 @@ class GreetdServices(MultiService):
         observer = self.log.observer()
         if observer is not None:
             parent.setComponent(ILogObserver, observer)
+
+    def privilegedStartService(self) -> None:
+        self._start(super().privilegedStartService)
+
+    def startService(self) -> None:
+        self._start(super().startService)
+
+    def _start(self, start: Callable[[], object]) -> None:
+        """
+        Call C{start}, having asked every listener to say if it fails once
+        started; one that cannot listen as it starts is L{StartupFailed}.
+        """
+        if not self._watching:
+            self._watching = True
+            for service in self:
+                if isinstance(service, ListeningService):
+                    service.whenListening().addErrback(self._listenerFailed)
+        try:
+            start()
+        except ListenFailed as failed:
+            raise StartupFailed(str(failed)) from None
+
+    def _listenerFailed(self, failure: Failure) -> None:
+        if self.exitStatus is not None:
+            self.exitStatus.fail(1)
+        with suppress(ReactorNotRunning):
+            self._reactor.stop()

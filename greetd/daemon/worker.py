@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 
 from greetd.daemon.build import Servers, buildServers
 from greetd.daemon.endpoints import tlsServerFactory
-from greetd.daemon.listening import ListeningService
+from greetd.daemon.listening import ListenFailed, ListeningService
 from greetd.daemon.options import Options
 from greetd.daemon.plan import TCP, Listener
 from greetd.daemon.pool.wire import (
@@ -323,6 +323,9 @@ def announceReady(services: MultiService, fd: int) -> Deferred[None]:
     Write L{READY} to the parent once every listening service of
     C{services} listens: until then, a reload keeps the worker this one
     replaces serving.
+
+    @return: A L{Deferred} that fires once L{READY} is written, or fails
+        if a listener fails.
     """
     listening = [
         service.whenListening()
@@ -334,7 +337,7 @@ def announceReady(services: MultiService, fd: int) -> Deferred[None]:
         with suppress(OSError):
             os.write(fd, READY_LINE)
 
-    return gatherResults(listening).addCallback(ready)
+    return gatherResults(listening, consumeErrors=True).addCallback(ready)
 
 
 def startLogging(
@@ -386,7 +389,8 @@ def _dropped(count: int) -> None:
 
 def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     """
-    Run one worker until SIGTERM, SIGINT, C{RETIRE} or the parent's exit.
+    Run one worker until SIGTERM, SIGINT, C{RETIRE} or the parent's exit;
+    or until a listener fails, logged, and then exit with status 1.
     """
     workerOptions = WorkerOptions()
     try:
@@ -413,18 +417,29 @@ def main(argv: Sequence[str] | None = None, reactor: Any = None) -> None:
     )
     # Before READY: the parent sends RETIRE only to a worker that said it.
     signal.signal(RETIRE, lambda signum, frame: reactor.callFromThread(retiring))
-    services.startService()
+    try:
+        services.startService()
+    except ListenFailed:
+        raise SystemExit(1) from None
     reactor.addSystemEventTrigger("before", "shutdown", services.stopService)
     watcher = ParentWatcher(reactor, 0, partial(_stop, reactor))
     watcher.startReading()  # type: ignore[no-untyped-call]
     os.set_blocking(COUNTS_FD, False)
-    announceReady(services, COUNTS_FD)
+    failed: list[Failure] = []
+
+    def listenerFailed(failure: Failure) -> None:
+        failed.append(failure)
+        _stop(reactor)
+
+    announceReady(services, COUNTS_FD).addErrback(listenerFailed)
     reporter = CountsReporter(servers, COUNTS_FD)
     reporter.start(reactor)
     # The last counters, once drained: the parent keeps them
     # (greetd.core.counters.retire), so totals count every connection.
     reactor.addSystemEventTrigger("after", "shutdown", reporter.report)
     reactor.run()
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

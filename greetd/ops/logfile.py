@@ -150,7 +150,8 @@ class BatchedWriter:
     characters wait or the reactor is not running, rather than a system
     call for every line.  Nothing is
     lost: L{drain} writes what waits before a reopen (L{LogFiles.reopen}),
-    after the reactor shuts down, and when the process exits.
+    after the reactor shuts down, and when the process exits (before
+    C{twistd greetd}'s exit status is set: L{greetd.daemon.exitstatus}).
 
     A L{twisted.logger.FileLogObserver} writes here and calls L{flush}
     after each event; that flush only makes sure a drain is coming.

@@ -13,10 +13,10 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor, RaisingMemoryReactor
 from twisted.logger import LogLevel, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.daemon import listening
-from greetd.daemon.listening import ListeningService, exitProcess
+from greetd.daemon.listening import ListenFailed, ListeningService
 from tests.helpers import captureLogs
 
 
@@ -66,17 +66,19 @@ class ListeningServiceTests(SynchronousTestCase):
         service = tcpService(MemoryReactor())
         self.assertIsNone(self.successResultOf(service.stopService()))
 
-    def test_cannotListenIsFatal(self) -> None:
+    def test_cannotListen(self) -> None:
         """
-        A port that cannot be bound ends the process with status 1 after one
-        critical log line naming the endpoint and the reason.
+        A port that cannot be bound as the service starts raises
+        L{ListenFailed}, after one critical log line naming the endpoint and
+        the reason: the service does not end the process itself.
         """
         events = captureLogs(self, ListeningService)
         reason = OSError(98, "Address already in use")
         reactor = RaisingMemoryReactor(CannotListenError("127.0.0.1", 9999, reason))
         service = tcpService(reactor)
-        error = self.assertRaises(SystemExit, service.privilegedStartService)
-        self.assertEqual(error.code, 1)
+        error = self.assertRaises(ListenFailed, service.privilegedStartService)
+        self.assertIs(error.service, service)
+        self.assertNotIsInstance(error, SystemExit)
         self.assertEqual(len(events), 1)
         self.assertEqual(events[0]["log_level"], LogLevel.critical)
         self.assertEqual(
@@ -88,7 +90,7 @@ class ListeningServiceTests(SynchronousTestCase):
     def test_otherListenErrors(self) -> None:
         events = captureLogs(self, ListeningService)
         reactor = RaisingMemoryReactor(IndexError("no inherited socket 3"))
-        self.assertRaises(SystemExit, tcpService(reactor).privilegedStartService)
+        self.assertRaises(ListenFailed, tcpService(reactor).privilegedStartService)
         self.assertIn("no inherited socket 3", formatEvent(events[0]))
 
 
@@ -111,37 +113,40 @@ class PendingListen:
         return listening
 
 
-def pendingService() -> tuple[ListeningService, PendingListen, list[int]]:
+def pendingService() -> tuple[ListeningService, PendingListen, list[Failure]]:
     """
-    A service listening through a L{PendingListen}, whose C{exitLater}
-    records the exit status asked for instead of exiting.
+    A service listening through a L{PendingListen}, and the failures its
+    L{ListeningService.whenListening} fails with.
     """
     listen = PendingListen()
     service = ListeningService("TCP", "pending:1", listen)
-    exits: list[int] = []
-    service.exitLater = exits.append  # type: ignore[method-assign]
-    return service, listen, exits
+    failures: list[Failure] = []
+    service.whenListening().addErrback(failures.append)
+    return service, listen, failures
 
 
 class AsynchronousListenTests(SynchronousTestCase):
     """
-    Endpoints that listen later than C{listen} returns: their failure is as
-    fatal as an immediate one, and stopping the service cancels them.
+    Endpoints that listen later than C{listen} returns: their failure is
+    logged as an immediate one and fails L{ListeningService.whenListening},
+    and stopping the service cancels them.
     """
 
-    def test_lateFailureIsFatal(self) -> None:
+    def test_lateFailure(self) -> None:
         """
         A listen that fails once the reactor runs logs the same critical
-        line as an immediate failure and ends the process with status 1.
+        line as an immediate failure and fails L{whenListening
+        <ListeningService.whenListening>}, for the application to act on.
         """
         events = captureLogs(self, ListeningService)
-        service, listen, exits = pendingService()
+        service, listen, failures = pendingService()
         service.privilegedStartService()
         service.startService()
-        self.assertEqual((exits, events), ([], []))
+        self.assertEqual((failures, events), ([], []))
         reason = OSError(98, "Address already in use")
         listen.calls[0].errback(CannotListenError("127.0.0.1", 1, reason))
-        self.assertEqual(exits, [1])
+        [failure] = failures
+        self.assertIsInstance(failure.value, CannotListenError)
         self.assertEqual(
             [(event["log_level"], formatEvent(event)) for event in events],
             [
@@ -154,7 +159,7 @@ class AsynchronousListenTests(SynchronousTestCase):
         self.assertEqual(len(listen.calls), 1)
 
     def test_lateSuccess(self) -> None:
-        service, listen, exits = pendingService()
+        service, listen, failures = pendingService()
         service.startService()
         ready = service.whenListening()
         self.assertNoResult(ready)
@@ -164,7 +169,7 @@ class AsynchronousListenTests(SynchronousTestCase):
         listen.calls[0].callback(port)
         self.assertIs(self.successResultOf(ready), port)
         self.assertIs(service.port, port)
-        self.assertEqual(exits, [])
+        self.assertEqual(failures, [])
 
     def test_stopCancelsPendingListen(self) -> None:
         """
@@ -172,11 +177,11 @@ class AsynchronousListenTests(SynchronousTestCase):
         cancellation is neither logged nor fatal.
         """
         events = captureLogs(self, ListeningService)
-        service, listen, exits = pendingService()
+        service, listen, failures = pendingService()
         service.startService()
         self.successResultOf(service.stopService())
         self.assertEqual(listen.cancelled, listen.calls)
-        self.assertEqual((exits, events), ([], []))
+        self.assertEqual((failures, events), ([], []))
         self.assertFalse(service.running)
 
     def test_restart(self) -> None:
@@ -193,34 +198,11 @@ class AsynchronousListenTests(SynchronousTestCase):
         self.assertTrue(service.running)
 
     def test_restartWhilePending(self) -> None:
-        service, listen, exits = pendingService()
+        service, listen, failures = pendingService()
         service.startService()
         self.successResultOf(service.stopService())
         service.startService()
         self.assertEqual(len(listen.calls), 2)
         self.assertEqual(listen.cancelled, listen.calls[:1])
         listen.calls[1].errback(CannotListenError("127.0.0.1", 1, OSError("no")))
-        self.assertEqual(exits, [1])
-
-
-class ExitProcessTests(SynchronousTestCase):
-    def test_stopsReactorAndSetsStatus(self) -> None:
-        """
-        L{exitProcess} stops the reactor once it runs, and leaves the status
-        to an C{atexit} hook that exits with it.
-        """
-        from twisted.internet import reactor
-
-        calls: list[tuple[str, object]] = []
-        self.patch(
-            listening.atexit, "register", lambda f, *a: calls.append(("atexit", a))
-        )
-        self.patch(
-            reactor, "callWhenRunning", lambda f, *a: calls.append(("running", f))
-        )
-        exitProcess(1)
-        self.assertEqual(calls, [("atexit", (1,)), ("running", reactor.stop)])
-        exited: list[int] = []
-        self.patch(listening.os, "_exit", exited.append)
-        listening._exitNow(1)
-        self.assertEqual(exited, [1])
+        self.assertEqual(len(failures), 1)

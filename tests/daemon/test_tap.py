@@ -4,12 +4,17 @@ Tests for L{greetd.daemon.tap}.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
+from functools import partial
 from io import StringIO
+from typing import Any
 
-from twisted.application.service import Application
+from twisted.application.service import Application, MultiService
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, LogLevel, textFileLogObserver
 from twisted.python import usage
 from twisted.python.log import ILogObserver as LegacyILogObserver
@@ -18,19 +23,21 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd import __version__
 from greetd.core.proxyheader import MAX_DATAGRAM_HEADER as MAX_HEADER
+from greetd.daemon.exitstatus import ExitStatus, StartupFailed
 from greetd.daemon.listening import ListeningService
 from greetd.daemon.options import DEFAULT_TCP, DEFAULT_UDP, Options
 from greetd.daemon.pool import WorkerPool
 from greetd.daemon.shutdown import DrainService
+from greetd.daemon.tap import GreetdServices, chosenReactor, makeService
 from greetd.daemon.tap import Options as TwistdOptions
-from greetd.daemon.tap import chosenReactor, makeService
 from greetd.ops.accesslog import FastAccessLog
+from greetd.ops.log import LogOutput
 from greetd.ops.logfile import ReopenOnSignalService
 from greetd.ops.notify import NotifyService
 from greetd.protocols.accesslog import NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
-from tests.helpers import MemoryUDPReactor, closeEvent, daemonOptions
+from tests.helpers import MemoryUDPReactor, captureLogs, closeEvent, daemonOptions
 from twisted import copyright
 
 
@@ -530,3 +537,93 @@ class MakeServiceTests(SynchronousTestCase):
         self.patch(os, "environ", {})
         service = makeService(daemonOptions(), MemoryUDPReactor())
         self.assertFalse(any(isinstance(c, NotifyService) for c in service))
+
+
+class StoppingReactor(MemoryUDPReactor):
+    """
+    A reactor that records how often it was stopped.
+    """
+
+    stops = 0
+
+    def stop(self) -> None:
+        self.stops += 1
+
+
+class ExitTests(SynchronousTestCase):
+    """
+    A listener that fails ends twistd greetd with status 1: as it starts,
+    by L{StartupFailed}; later, by stopping the reactor, with its
+    L{ExitStatus} failed.
+    """
+
+    def setUp(self) -> None:
+        self.hooks: list[Any] = []
+        self.patch(atexit, "register", lambda hook, *args: self.hooks.append(hook))
+        self.exits: list[int] = []
+        captureLogs(self, ListeningService)
+
+    def greetdServices(
+        self, listen: Any, exitStatus: ExitStatus | None
+    ) -> tuple[GreetdServices, StoppingReactor]:
+        reactor = StoppingReactor()
+        services = MultiService()
+        listening = ListeningService("TCP", "pending:1", listen)
+        listening.setServiceParent(services)  # type: ignore[no-untyped-call]
+        return GreetdServices(LogOutput(), services, reactor, exitStatus), reactor
+
+    def test_exitHookFirst(self) -> None:
+        """
+        twistd greetd's exit hook is registered before the log's drain, so
+        that it runs after it (C{atexit} runs the last registered first).
+        """
+        log = self.mktemp()
+        options = underTwistd("--nodaemon", "--logfile", log, "greetd", "--no-udp")
+        application = Application("greetd")
+        makeService(options, MemoryUDPReactor()).setServiceParent(application)
+        exitStatus = options["exit"]
+        self.assertIsInstance(exitStatus, ExitStatus)
+        self.assertEqual(self.hooks[0], exitStatus._atExit)
+        [writer] = options["log"].files.writers
+        self.assertIn(writer.drain, self.hooks[1:])
+
+    def test_lateFailure(self) -> None:
+        """
+        A listener that fails once started stops the reactor and sets the
+        exit status to 1.
+        """
+        listening: Deferred[Any] = Deferred()
+        exitStatus = ExitStatus(self.exits.append)
+        services, reactor = self.greetdServices(lambda: listening, exitStatus)
+        services.privilegedStartService()
+        services.startService()
+        self.assertEqual((reactor.stops, exitStatus.status), (0, 0))
+        listening.errback(CannotListenError("", 1, OSError(98, "in use")))
+        self.assertEqual((reactor.stops, exitStatus.status), (1, 1))
+        self.assertEqual(self.exits, [])
+
+    def test_lateFailureEmbedded(self) -> None:
+        """
+        Embedded (a C{.tac}), greetd's services stop the reactor all the
+        same; the process exits as twistd does.
+        """
+        listening: Deferred[Any] = Deferred()
+        services, reactor = self.greetdServices(lambda: listening, None)
+        services.startService()
+        listening.errback(CannotListenError("", 1, OSError(98, "in use")))
+        self.assertEqual(reactor.stops, 1)
+
+    def test_failureAsTheyStart(self) -> None:
+        """
+        A listener that fails as the services start raises L{StartupFailed},
+        in the privileged start (twistd) or the plain one (embedded); the
+        reactor is not stopped, it has not run.
+        """
+        failing = partial(fail, CannotListenError("", 1, OSError(98, "in use")))
+        for start in ("privilegedStartService", "startService"):
+            exitStatus = ExitStatus(self.exits.append)
+            services, reactor = self.greetdServices(failing, exitStatus)
+            error = self.assertRaises(StartupFailed, getattr(services, start))
+            self.assertEqual(error.code, 1)
+            self.assertEqual(str(error), "cannot listen for TCP on pending:1")
+            self.assertEqual((reactor.stops, exitStatus.status), (0, 0))

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -194,6 +195,25 @@ class WorkerProcessTests(SynchronousTestCase):
         self.assertEqual(os.read(readEnd, 100), READY + b"\n")
         for sharedSocket in services:
             sharedSocket.port.stopListening()  # type: ignore[attr-defined]
+
+    def test_announceNotReady(self) -> None:
+        """
+        A listener that fails once started fails the announcement, which
+        the worker exits on, and L{READY} is never written.
+        """
+        readEnd, writeEnd = os.pipe()
+        self.addCleanup(os.close, readEnd)
+        self.addCleanup(os.close, writeEnd)
+        os.set_blocking(readEnd, False)
+        listening: Deferred[Any] = Deferred()
+        services = MultiService()
+        service = ListeningService("TCP", "pending:1", lambda: listening)
+        service.setServiceParent(services)  # type: ignore[no-untyped-call]
+        services.startService()
+        announcing = announceReady(services, writeEnd)
+        listening.errback(CannotListenError("", 1, OSError(98, "in use")))
+        self.failureResultOf(announcing)
+        self.assertRaises(BlockingIOError, os.read, readEnd, 100)
 
     def retiring(self, connections: set[object]) -> tuple[Any, MultiService]:
         """
