@@ -133,6 +133,29 @@ class OptionsDirective(SphinxDirective):
         return list(container.children)
 
 
+def sampleLines(labels: tuple[str, ...], samples: list[tuple[str, ...]]) -> list[str]:
+    """
+    The label values a metric's samples take, as definition-list body
+    lines: one line for a label, or a line for each value of the first of
+    two labels with the values the second takes with it.
+    """
+    if not labels:
+        return []
+
+    def values(label: str, found: list[str]) -> str:
+        return ", ".join(f'``{label}="{value}"``' for value in dict.fromkeys(found))
+
+    if len(labels) == 1:
+        return ["    " + values(labels[0], [sample[0] for sample in samples]), ""]
+    lines = []
+    for first in dict.fromkeys(sample[0] for sample in samples):
+        seconds = [sample[1] for sample in samples if sample[0] == first]
+        lines += [
+            f'    - ``{labels[0]}="{first}"``: {values(labels[1], seconds)}',
+        ]
+    return [*lines, ""]
+
+
 class MetricsDirective(SphinxDirective):
     """
     C{.. greetd-metrics::}
@@ -148,16 +171,10 @@ class MetricsDirective(SphinxDirective):
                 "_total" if metric.kind == counters.COUNTER else ""
             )
             lines += [f"``{scraped}``", f"    {metric.kind}: {escape(metric.help)}"]
-            for position, label in enumerate(metric.labels):
-                values = sorted(
-                    {
-                        count.labelValues[position]
-                        for count in counters.SCHEMA
-                        if count.metric is metric
-                    }
-                )
-                shown = ", ".join(f'``{label}="{value}"``' for value in values)
-                lines += ["", f"    {shown}"]
+            samples = [
+                count.labelValues for count in counters.SCHEMA if count.metric is metric
+            ]
+            lines += ["", *sampleLines(metric.labels, samples)]
             lines.append("")
         container = nodes.container()
         self.state.nested_parse(StringList(lines), self.content_offset, container)
