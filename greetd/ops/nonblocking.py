@@ -34,9 +34,8 @@ def nonBlockingSender(fd: int) -> Send:
     under systemd) is sent to with C{MSG_DONTWAIT}, a flag of each call;
     anything else (a pipe, a terminal) is opened anew through
     C{/proc/self/fd}, which makes an open file of this process's own, and
-    that one is made non-blocking.
-
-    @raise OSError: If C{fd} can be written none of these ways.
+    that one is made non-blocking (where there is no C{/proc}, C{fd} is
+    written as it is, and may wait).
     """
     mode = os.fstat(fd).st_mode
     if stat.S_ISREG(mode):
@@ -45,7 +44,11 @@ def nonBlockingSender(fd: int) -> Send:
         sock = socket.socket(fileno=os.dup(fd))
         return lambda data: sock.send(data, socket.MSG_DONTWAIT)
     flags = os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC
-    own = os.open(f"/proc/self/fd/{fd}", flags)
+    try:
+        own = os.open(f"/proc/self/fd/{fd}", flags)
+    except OSError:
+        # No /proc: the descriptor as it is, which may wait for its reader.
+        own = fd
     return lambda data: os.write(own, data)
 
 

@@ -173,6 +173,24 @@ class SenderTests(SynchronousTestCase):
         self.assertTrue(os.get_blocking(ours.fileno()))
         self.assertEqual(theirs.recv(3), b"xxx")
 
+    def test_noProc(self) -> None:
+        """
+        Where there is no C{/proc}, the descriptor is written as it is.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        self.addCleanup(os.close, write)
+        realOpen = os.open
+
+        def noProc(path: str, flags: int, mode: int = 0o777) -> int:
+            if path.startswith("/proc/"):
+                raise FileNotFoundError(errno.ENOENT, "no /proc", path)
+            return realOpen(path, flags, mode)
+
+        self.patch(os, "open", noProc)
+        nonBlockingSender(write)(b"line\n")
+        self.assertEqual(os.read(read, 100), b"line\n")
+
     def test_regularFile(self) -> None:
         """
         A regular file is written through the descriptor itself, whose
