@@ -8,11 +8,15 @@ comma := ,
 
 # What each command installs in the virtualenv, added as it is first needed:
 # make run only what running needs (greetd and its TLS extra, for ssl: and
-# tls: listeners), make test the test tools, make lint the linters.  Linting
-# runs on CPython only; every interpreter is tested with TLS.
+# tls: listeners), make test the test tools, make lint the linters, make docs
+# Sphinx and pydoctor.  Linting and the docs run on CPython only (make test
+# there adds the docs tools too: it checks the committed man pages against
+# their sources); every interpreter is tested with TLS.
+CPYTHON_DOCS := $(if $(filter python3,$(PYTHON)),$(comma)docs)
 RUN_EXTRAS := tls
-TEST_EXTRAS := tls$(comma)test
-LINT_EXTRAS := tls$(comma)test$(comma)lint
+TEST_EXTRAS := tls$(comma)test$(CPYTHON_DOCS)
+LINT_EXTRAS := tls$(comma)test$(comma)lint$(CPYTHON_DOCS)
+DOCS_EXTRAS := tls$(comma)docs
 INSTALL_EXTRAS ?= $(if $(filter python3,$(PYTHON)),$(LINT_EXTRAS),$(TEST_EXTRAS))
 
 # Debian's PyPy (Python 3.9), for make test PYTHON=pypy3 and for the test
@@ -82,11 +86,11 @@ lint: $(VENV)/.installed-$(LINT_EXTRAS)
 # installs, made afresh (tests/integration/test_manpages.py checks that
 # they are current).
 SPHINX := $(BIN)/sphinx-build -q -W --keep-going -n
-docs: $(STAMP)
+docs: $(VENV)/.installed-$(DOCS_EXTRAS)
 	$(SPHINX) -b html docs build/docs/html
 	$(SPHINX) -b man docs build/docs/man
 
-man: $(STAMP)
+man: $(VENV)/.installed-$(DOCS_EXTRAS)
 	$(SPHINX) -b man docs build/docs/man
 	rm -rf man && mkdir -p man/man1 man/man8
 	cp build/docs/man/man1/greet.1 man/man1/

@@ -16,6 +16,9 @@ C{.. greetd-metrics::}
 C{.. greetd-news-draft::}
     The release notes towncrier would write from C{newsfragments/} now.
 
+C{.. greetd-bench-run::}
+    When, where and on what the benchmark run of C{bench/results/} ran.
+
 It also gives pydoctor the inventory of Twisted's API (L{twistedInventory})
 and drops its warnings about links that cannot be made offline
 (L{OfflineLinks}); the rest fail the build.
@@ -24,6 +27,7 @@ and drops its warnings about links that cannot be made offline
 from __future__ import annotations
 
 import builtins
+import json
 import logging as pylogging
 import re
 import subprocess
@@ -282,7 +286,39 @@ def twistedInventory(app: Sphinx) -> None:
     )
 
 
+class BenchRunDirective(SphinxDirective):
+    """
+    C{.. greetd-bench-run::} says when and where the benchmark run of
+    C{bench/results/latest.json} ran, and on what: so that the words about
+    the tables always match them.
+    """
+
+    def run(self) -> list[nodes.Node]:
+        path = PROJECT / "bench" / "results" / "latest.json"
+        self.env.note_dependency(str(path))
+        results = json.loads(path.read_text())
+        machine, versions = results["machine"], results["versions"]
+        interpreters = []
+        for name in ("greetd-cpython", "greetd-pypy"):
+            version = versions.get(name)
+            if version is None:
+                continue
+            python = f"{version['implementation']} {version['python']}"
+            if version["pypy"]:
+                python = f"PyPy {version['pypy']} (Python {version['python']})"
+            interpreters.append(f"on {python} with Twisted {version['twisted']}")
+        text = (
+            f"The run shown began {results['started'].replace('T', ' at ')}, on "
+            f"{machine['cores']} cores ({machine['cpu']}), with greetd at commit "
+            f"``{versions['greetd commit']}`` {' and '.join(interpreters)}."
+        )
+        container = nodes.container()
+        self.state.nested_parse(StringList([text]), self.content_offset, container)
+        return list(container.children)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("greetd-bench-run", BenchRunDirective)
     app.add_config_value("greetd_twisted_inventory", "", "env")
     app.connect("builder-inited", twistedInventory, priority=300)
     pylogging.getLogger("sphinx.pydoctor.sphinx_ext.build_apidocs").addFilter(
