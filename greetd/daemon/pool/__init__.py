@@ -12,8 +12,10 @@ Each worker (L{greetd.daemon.worker}) is C{python -m greetd.daemon.worker}, give
 parent's own greetd arguments and the listening sockets as inherited file
 descriptors.  Its standard input is a pipe from the parent that the parent
 never writes: end of file there means the parent is gone, and the worker
-drains and exits.  It writes its counters to the parent once a second over
-another pipe (L{COUNTS_FD}), so the parent's C{--metrics} serves the sums.
+drains and exits.  It writes its counters to the parent over another pipe
+(L{COUNTS_FD}) within a tenth of a second of a change
+(L{greetd.daemon.worker.REPORT_INTERVAL}), so the parent's C{--metrics}
+serves the sums.
 It writes its own log lines, as nginx's workers do, never through the
 parent (which a stalled parent would hold up): appended to the parent's log
 file, which it inherits and reopens when the parent, having reopened its

@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from typing import Mapping, NamedTuple, Sequence
 
-#: The worker's descriptor for its counters, written once a second.
+#: The worker's descriptor for its counters, written when they change.
 COUNTS_FD = 3
 
 #: The worker's descriptor for the log file, when it writes one
