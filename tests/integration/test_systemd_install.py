@@ -1,5 +1,6 @@
 """
-The systemd guide's install steps, run as written in a clean root: a mount
+The systemd guide's install steps, run as written (in a copy of the
+clone's files) in a clean root: a mount
 namespace (and a network namespace) of the test's own, whose C{/etc},
 C{/opt}, C{/var} and C{/run} are overlays, so the steps change nothing of
 the machine.  This machine has no running systemd, so the two C{systemctl}
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -59,6 +61,12 @@ FIRST_CONNECTION = (
 )
 
 
+#: What a clone does not hold: git's files, virtualenvs, build output.
+NOT_CLONED = shutil.ignore_patterns(
+    ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "_trial_temp*"
+)
+
+
 def installSteps() -> list[str]:
     """
     The commands (C{# ...} lines) of the guide's install block.
@@ -74,6 +82,11 @@ class CleanRoot:
     """
 
     def __init__(self, where: Path) -> None:
+        #: The clone the steps run in: a copy of the project's files, so
+        #: that building greetd there races no other test building in the
+        #: checkout.
+        self.clone = where / "clone"
+        shutil.copytree(PROJECT, self.clone, ignore=NOT_CLONED)
         mounts = []
         for directory in OVERLAID:
             upper, work = where / f"upper{directory}", where / f"work{directory}"
@@ -115,11 +128,11 @@ class CleanRoot:
 
     def run(self, *argv: str, timeout: float = TIMEOUT * 4) -> str:
         """
-        Run C{argv} in the clean root, in the project's directory, and
-        return its output, which must be a success's.
+        Run C{argv} in the clean root, in the clone's directory, and return
+        its output, which must be a success's.
         """
         result = subprocess.run(
-            self.command(*argv, cwd=PROJECT),
+            self.command(*argv, cwd=self.clone),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
