@@ -45,9 +45,7 @@ LOG_FORMATS = ("text", "json")
 #: Where a log goes when it goes to standard output.
 STDOUT = "-"
 
-#: twistd's C{--logger} names that mean C{--log-format json}: greetd's, and
-#: greetd 0.1's, which is deprecated.
-JSON_LOGGER = "greetd.ops.log.jsonLogger"
+#: greetd 0.1's name for L{jsonLogger}, deprecated.
 DEPRECATED_JSON_LOGGER = "greetd.log.jsonLogger"
 
 
