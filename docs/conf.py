@@ -30,6 +30,8 @@ intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 exclude_patterns = ["_build", "howto/examples"]
 # Every reference must resolve, ours and Sphinx's alike.
 nitpicky = True
+# Options are spelled with two hyphens, in prose too: never an en dash.
+smartquotes = False
 
 html_theme = "furo"
 html_title = f"greetd {release}"

@@ -53,11 +53,16 @@ logger = logging.getLogger(__name__)
 _SPECIAL = str.maketrans({c: "\\" + c for c in "\\*`|_[]"})
 
 
+#: What docutils would take for the scheme of a URI to link (C{tcp:9100}).
+_SCHEME = re.compile(r"\b([a-z][a-z0-9+.-]*):(?=\S)")
+
+
 def escape(text: str) -> str:
     """
-    C{text} as literal reStructuredText: no inline markup.
+    C{text} as literal reStructuredText: no inline markup, and no endpoint
+    string (C{tcp:9100:...}) taken for a link.
     """
-    return text.translate(_SPECIAL)
+    return _SCHEME.sub(r"\1\\:", text.translate(_SPECIAL))
 
 
 def optionEntries(options: usage.Options) -> list[dict[str, Any]]:
@@ -102,7 +107,7 @@ def optionLines(entry: dict[str, Any], plain: bool = False) -> list[str]:
         lines = [f".. option:: {', '.join(names)}", ""]
     lines.append("   " + (escape(entry["doc"]) or "(no description)"))
     default = entry["default"]
-    if default is not None and default != "":
+    if entry["takesValue"] and default is not None and default != "":
         lines += ["", f"   Default: ``{default}``"]
     return [*lines, ""]
 

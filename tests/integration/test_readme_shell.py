@@ -50,13 +50,16 @@ def runnableExamples(
     """
     The commands (C{$ ...} lines) of every runnable console block in
     C{text} (or every block with another C{header}), in order, each with
-    the lines that follow it.
+    the lines that follow it.  A command ending in a backslash goes on on
+    the next line, as in the shell.
     """
     examples: list[Example] = []
     for block in blocks(text, header):
         for line in block.strip("\n").splitlines():
             if line.startswith("$ "):
                 examples.append(Example(line[2:], "", source))
+            elif examples[-1].command.endswith("\\") and not examples[-1].output:
+                examples[-1].command += "\n" + line
             else:
                 examples[-1].output += line + "\n"
     return examples
