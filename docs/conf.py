@@ -53,6 +53,9 @@ pydoctor_args = [
     f"--project-version={release}",
     "--docformat=epytext",
     "--privacy=HIDDEN:greetd.twisted_private",
+    # The machinery of the lazy imports, not API.
+    "--privacy=PRIVATE:greetd.__getattr__",
+    "--privacy=PRIVATE:greetd.__dir__",
     "--html-output={outdir}/api",
     f"--project-base-dir={PROJECT}",
     str(PROJECT / "greetd"),
