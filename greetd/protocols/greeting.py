@@ -38,7 +38,7 @@ from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
-from greetd.protocols.flow import FlowControl
+from greetd.protocols.flow import FlowControl, TurnBudget
 from greetd.protocols.idle import IdleSweep
 from greetd.protocols.peer import peerForLog, peerHost
 
@@ -128,6 +128,8 @@ class GreetingProtocol(FlowControl, Protocol):
         self._framer = MessageFramer(factory.framing, factory.maxLength)
         self.openedAt = self.lastMessageAt = factory.clock.seconds()
         self.writeProgressAt = self.openedAt
+        self.budget = factory.budget
+        self.paced = False  # On the instance: read for every message.
         transport.registerProducer(self, True)
         accessLog = factory.accessLog
         if accessLog.wantsOpened() and not self.healthCheck:
@@ -168,17 +170,41 @@ class GreetingProtocol(FlowControl, Protocol):
         if self.closing:
             return
         self.bytesReceived += len(data)
+        # FlowControl.pipelined, inline: this runs for every read.
+        if self.paced or data.count(b"\n") > 1:
+            data = self.pace(data)
+            if not data:
+                return
         try:
             self._answer(data)
         except Exception:
-            self._log.failure(
-                "Closing the connection from {peer} after an internal error",
-                peer=self.peer,
-                greetdEvent="connection.error",
-            )
-            self.factory.countError("internal")
-            self.ended = "error"
-            self.abort()
+            self._failed()
+
+    def answer(self, data: bytes) -> None:
+        """
+        Answer the messages C{data} completes, held from an earlier turn.
+        """
+        try:
+            self._answer(data)
+        except Exception:
+            self._failed()
+
+    def _failed(self) -> None:
+        """
+        Answering met an internal error: log it, and close the connection.
+        """
+        self._log.failure(
+            "Closing the connection from {peer} after an internal error",
+            peer=self.peer,
+            greetdEvent="connection.error",
+        )
+        self.factory.countError("internal")
+        self.ended = "error"
+        self.abort()
+
+    def splittable(self, data: bytes) -> bool:
+        framer = self._framer
+        return framer.lineMode or (framer.framing != "raw" and b"\n" in data)
 
     def _answer(self, data: bytes) -> None:
         """
@@ -316,6 +342,7 @@ class GreetingProtocol(FlowControl, Protocol):
         return formatAddress(self._transport().getPeer())
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.closing = True
         if not self.admitted:
             linger, self._linger = self._linger, None
             if linger is not None:
@@ -389,6 +416,7 @@ class GreetingFactory(_FactoryBase):
     @ivar idle: The L{IdleSweep}, which holds every connection to its
         deadlines: C{idleTimeout} and C{writeTimeout} seconds.
     @ivar drain: The L{Drain}, for shutdown.
+    @ivar budget: The L{TurnBudget} every connection's answering shares.
     @ivar accessLog: Where each connection's line goes when it closes
         (L{LoggerAccessLog} unless given).
     @ivar connections: The admitted connections open now.
@@ -446,6 +474,7 @@ class GreetingFactory(_FactoryBase):
         self.idle = IdleSweep(clock, idleTimeout, self.connections, writeTimeout)
         self.accessLog = accessLog if accessLog is not None else LoggerAccessLog()
         self.drain = Drain(clock, self.connections)
+        self.budget = TurnBudget(clock)
 
     @property
     def banner(self) -> bytes:
