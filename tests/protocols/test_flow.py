@@ -143,6 +143,21 @@ class PacingTests(SynchronousTestCase):
         self.assertEqual(self.protocol.messages, 5)
         self.assertEqual(self.transport.producerState, "producing")
 
+    def test_nothingAnsweredWhilePaused(self) -> None:
+        """
+        Reads that arrive after the transport paused the protocol (TLS hands
+        over every record of a read at once, and a busy reactor may run
+        them late) are held, not answered: what the connection owes does
+        not grow, whatever the scheduling.
+        """
+        self.protocol.pauseProducing()
+        for _ in range(100):
+            self.protocol.dataReceived(b"a\n" * 100)
+        self.protocol.dataReceived(b"one\n")
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(self.protocol.messages, 0)
+
     def test_exitDropsHeld(self) -> None:
         self.protocol.dataReceived(b"a\nexit\nb\nc\nd\n")
         self.clock.advance(0)
