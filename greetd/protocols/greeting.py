@@ -41,6 +41,7 @@ from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 from greetd.protocols.flow import FlowControl, TurnBudget
 from greetd.protocols.idle import IdleSweep
 from greetd.protocols.peer import peerForLog, peerHost
+from greetd.protocols.refusal import sendRefusal, stopLinger
 
 #: The seed's banner, sent as is, without a line ending.
 DEFAULT_WELCOME = b"Welcome"
@@ -140,10 +141,7 @@ class GreetingProtocol(FlowControl, Protocol):
     def refuse(self, refusal: str) -> None:
         """
         Tell a refused client why, in one line, and close so that the line
-        arrives: shut the sending side once it is written, then read and
-        discard what the client sends for L{Admission.refusalLinger}
-        seconds, rather than close with its bytes unread, which makes the
-        kernel send a reset that destroys the line in flight.
+        arrives (L{sendRefusal}); what it sends meanwhile is discarded.
         """
         self.closing = True
         self.ended = "refused"
@@ -153,18 +151,7 @@ class GreetingProtocol(FlowControl, Protocol):
         if admission.refusalLogged:
             # At most once a minute per source, as the refusal's own line.
             self._logClosed(0.0, 0, len(line or b""))
-        if line is None or not admission.linger():
-            if line is not None:
-                transport.write(line)
-            transport.loseConnection()
-            return
-        transport.write(line)
-        self._linger = self.factory.clock.callLater(
-            admission.refusalLinger, transport.loseConnection
-        )
-        halfClose = getattr(transport, "loseWriteConnection", None)
-        if halfClose is not None:
-            halfClose()
+        self._linger = sendRefusal(transport, line, admission)
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
@@ -345,10 +332,7 @@ class GreetingProtocol(FlowControl, Protocol):
         self.closing = True
         if not self.admitted:
             linger, self._linger = self._linger, None
-            if linger is not None:
-                if linger.active():
-                    linger.cancel()
-                self.factory.admission.lingered()
+            stopLinger(linger, self.factory.admission)
             return
         factory = self.factory
         factory.connectionClosed(self)
