@@ -243,7 +243,9 @@ class ConnectionLimiter:
     @ivar perHostRate: New connections per second from one source.
     @ivar ipv6Prefix: How many leading bits of an IPv6 address name its
         source (L{greetd.core.sources.sourceKey}), for the protocol to use.
-    @ivar open: Connections open now.
+    @ivar open: Connections open now, L{held} ones included.
+    @ivar held: Connections open now whose client is not known yet
+        (L{hold}).
     """
 
     def __init__(
@@ -259,7 +261,7 @@ class ConnectionLimiter:
         self.ipv6Prefix = ipv6Prefix
         self.open = 0
         self._perHost: Dict[str, int] = {}
-        self._held: Dict[str, int] = {}
+        self.held = 0
         self._rate: KeyedRateLimiter[str] = KeyedRateLimiter(perHostRate)
 
     def admit(self, source: str | None, now: float) -> str | None:
@@ -289,34 +291,29 @@ class ConnectionLimiter:
         self.open -= 1
         _decrement(self._perHost, source)
 
-    def hold(self, source: str | None) -> str | None:
+    def hold(self) -> str | None:
         """
-        Take a place for a connection from C{source} whose client is not
-        known yet (a load balancer's, still sending its PROXY header):
-        under the total cap, and under L{maxPerHost} for such connections
-        from C{source}, counted apart from the clients' own connections
-        (a balancer's clients may share its address) and with no rate (a
-        balancer opens one for each of its clients, who pass the rate in
-        their turn).
+        Take a place for a connection whose client is not known yet (a
+        trusted load balancer's, still sending its PROXY header): under
+        the total cap alone.  A balancer carries many clients, and a batch
+        of its connections is accepted before any is read, so the per-source
+        cap and rate apply to the clients its headers name, not to it, as
+        nginx and HAProxy do not cap their balancer.
 
         @return: As L{admit}; C{None} is to be matched with L{unhold}.
         """
         if self.maxConnections and self.open >= self.maxConnections:
             return "max-connections"
-        if source is not None:
-            held = self._held.get(source, 0)
-            if self.maxPerHost and held >= self.maxPerHost:
-                return "max-per-ip"
-            self._held[source] = held + 1
         self.open += 1
+        self.held += 1
         return None
 
-    def unhold(self, source: str | None) -> None:
+    def unhold(self) -> None:
         """
-        Give back the place a connection from C{source} held from L{hold}.
+        Give back the place a connection held from L{hold}.
         """
         self.open -= 1
-        _decrement(self._held, source)
+        self.held -= 1
 
 
 def _decrement(counts: Dict[str, int], source: str | None) -> None:

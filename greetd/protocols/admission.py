@@ -129,29 +129,29 @@ class Admission:
 
     def hold(self, source: str | None, peer: Callable[[], str]) -> str | None:
         """
-        Take a place for a connection still sending its PROXY header, under
-        the total cap and the per-source cap of the peer the socket shows
-        (the balancer), from the moment it is accepted: a header is no way
-        around the limits (L{ConnectionLimiter.hold}).  The rate of new
-        connections and access control apply to the client the header
-        names, once it is read (L{admit}); the caller gives this place back
-        (L{unhold}) first.
+        Take a place for a connection from a trusted balancer still sending
+        its PROXY header, from the moment it is accepted, under the total
+        cap alone (L{ConnectionLimiter.hold}): the per-source cap, the rate
+        and access control apply to the client the header names, once it is
+        read (L{admit}); the caller gives this place back (L{unhold})
+        first.  The header's deadline and size bound what such a
+        connection holds.
 
-        @param source: The key of the socket's peer, or C{None}.
+        @param source: The key of the socket's peer, or C{None}, for the
+            log's throttle.
         @param peer: Returns the peer as logs show it, called only to log.
         @return: As L{admit}.
         """
-        now = self.clock.seconds()
-        refusal = self.limiter.hold(source)
+        refusal = self.limiter.hold()
         if refusal is not None:
-            self._refuse(refusal, source, peer, now)
+            self._refuse(refusal, source, peer, self.clock.seconds())
         return refusal
 
-    def unhold(self, source: str | None) -> None:
+    def unhold(self) -> None:
         """
-        Give back the place L{hold} took for a connection from C{source}.
+        Give back the place L{hold} took.
         """
-        self.limiter.unhold(source)
+        self.limiter.unhold()
 
     def trustsProxy(self, host: str | None) -> bool:
         """

@@ -12,11 +12,12 @@ header costs one throttled warning line and no traceback.
 
 A header is believed only from a trusted peer (C{--proxy-from}, loopback
 by default): from anyone else the connection is dropped as a bad header
-at once.  From the moment it is accepted until its header is read, a
-connection holds a place under the total and per-source caps of the peer
-the socket shows (L{Admission.hold}), a header of at most
-L{MAX_STREAM_HEADER} bytes and a deadline, so connections that never
-finish a header cannot take every descriptor or grow the memory.
+at once, holding nothing.  From the moment it is accepted until its
+header is read, a trusted peer's connection holds a place under the total
+cap (L{Admission.hold}; not under the per-source cap, since a balancer
+carries many clients), a header of at most L{MAX_STREAM_HEADER} bytes and
+a deadline, so connections that never finish a header cannot take every
+descriptor or grow the memory.
 """
 
 from __future__ import annotations
@@ -114,7 +115,6 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     header: ProxyHeader | None = None
     _headerTimeout: IDelayedCall | None = None
     _held = False
-    _source: str | None = None
 
     def makeConnection(self, transport: ITransport) -> None:
         directlyProvides(self, providedBy(transport))
@@ -132,7 +132,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     def _hold(self, transport: ITransport) -> bool:
         """
         Whether the connection may send a header: its peer is trusted, and
-        it gets a place under the caps (L{Admission.hold}), which it then
+        it gets a place under the total cap (L{Admission.hold}), which it then
         holds until its header is read.
         """
         admission = self.factory.admission
@@ -146,14 +146,14 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         source = None if host is None else sourceKey(host, admission.limiter.ipv6Prefix)
         if admission.hold(source, lambda: formatAddress(peer)) is not None:
             return False
-        self._held, self._source = True, source
+        self._held = True
         return True
 
     def _release(self) -> None:
         admission = self.factory.admission
         if self._held and admission is not None:
             self._held = False
-            admission.unhold(self._source)
+            admission.unhold()
 
     def dataReceived(self, data: bytes) -> None:
         if self.header is not None:

@@ -170,26 +170,22 @@ class ConnectionLimiterTests(SynchronousTestCase):
         limiter.release("192.0.2.1")
         self.assertEqual((limiter.open, limiter._perHost), (0, {}))
 
-    def test_holdCountedApart(self) -> None:
+    def test_holdUnderTotalCapOnly(self) -> None:
         """
         A connection whose client is not known yet (L{ConnectionLimiter.hold})
-        takes a place under the total and under the per-source cap, counted
-        apart from admitted connections from the same source (a balancer's
-        own clients may share its address) and with no rate.
+        takes a place under the total cap alone: not under the per-source
+        cap nor the rate, which apply to the clients a balancer's headers
+        name.
         """
-        limiter = ConnectionLimiter(maxConnections=4, maxPerHost=2, perHostRate=1)
+        limiter = ConnectionLimiter(maxConnections=5, maxPerHost=2, perHostRate=1)
         self.assertIsNone(limiter.admit("127.0.0.1", 0))
         self.assertEqual(
-            [limiter.hold("127.0.0.1") for _ in range(3)],
-            [None, None, "max-per-ip"],
+            [limiter.hold() for _ in range(5)], [None] * 4 + ["max-connections"]
         )
-        self.assertIsNone(limiter.hold(None))
-        self.assertEqual(limiter.open, 4)
-        self.assertEqual(limiter.hold("127.0.0.2"), "max-connections")
-        limiter.unhold("127.0.0.1")
-        limiter.unhold("127.0.0.1")
-        limiter.unhold(None)
-        self.assertEqual((limiter.open, limiter._held), (1, {}))
+        self.assertEqual((limiter.open, limiter.held), (5, 4))
+        for _ in range(4):
+            limiter.unhold()
+        self.assertEqual((limiter.open, limiter.held), (1, 0))
         self.assertEqual(limiter.admit("127.0.0.1", 0), "rate-per-ip")
 
     def test_millionSources(self) -> None:

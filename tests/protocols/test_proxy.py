@@ -277,36 +277,56 @@ class TrustedPeerTests(SynchronousTestCase):
 
 class HeaderPhaseLimitTests(SynchronousTestCase):
     """
-    A connection still sending its header holds a place under the total
-    and per-source caps of the peer its socket shows, from accept.
+    A trusted peer's connection still sending its header holds a place
+    under the total cap from accept, and not under the per-source cap: a
+    balancer carries many clients.
     """
 
-    def test_capsFromAccept(self) -> None:
+    def test_totalCapFromAccept(self) -> None:
         """
-        Connections that never finish a header from one peer get at most
-        C{maxPerHost} places, and no more than C{maxConnections} in all;
-        past them a connection is closed at once, and another peer's
-        headers still get through.
+        Connections from one trusted balancer that have not finished their
+        header are not capped per peer; no more than C{maxConnections} are
+        open in all, past which a connection is closed at once.
         """
         clock = Clock()
-        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(4, 2, 1))
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(6, 2, 1))
         wrappers = ProxyHeaderFactory(factory, clock)
-        stalled = [connectThrough(wrappers) for _ in range(5)]
-        self.assertEqual(
-            [transport.connected for _, transport in stalled],
-            [True, True, False, False, False],
-        )
-        self.assertEqual(factory.admission.refused["max-per-ip"], 3)
-        self.assertEqual(factory.admission.refused["rate-per-ip"], 0)
+        stalled = [connectThrough(wrappers) for _ in range(4)]
+        self.assertEqual([transport.connected for _, transport in stalled], [True] * 4)
+        self.assertEqual(factory.admission.refused["max-per-ip"], 0)
         other = IPv4Address("TCP", "127.0.0.2", 40000)
         for client in range(2):
             wrapper, transport = connectThrough(wrappers, other)
             wrapper.dataReceived(b"PROXY TCP4 192.0.2.%d 127.0.0.1 1 2\r\n" % client)
             self.assertEqual(transport.value(), b"Welcome")
-        self.assertEqual(factory.admission.limiter.open, 4)
-        _, refused = connectThrough(wrappers, IPv4Address("TCP", "127.0.0.3", 1))
+        self.assertEqual(factory.admission.limiter.open, 6)
+        _, refused = connectThrough(wrappers)
         self.assertFalse(refused.connected)
         self.assertEqual(factory.admission.refused["max-connections"], 1)
+
+    def test_stalledCutAtDeadline(self) -> None:
+        """
+        A trusted peer's connections that never finish their header are cut
+        at the header deadline, and their places return: the balancer's next
+        connections are served.
+        """
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(10, 2, 0))
+        wrappers = ProxyHeaderFactory(factory, clock, headerTimeout=10)
+        stalled = [connectThrough(wrappers) for _ in range(10)]
+        for wrapper, _ in stalled:
+            wrapper.dataReceived(b"PROXY TCP4 192.0.2.")
+        self.assertEqual(factory.admission.limiter.open, 10)
+        clock.advance(9.9)
+        self.assertFalse(any(transport.aborted for _, transport in stalled))
+        clock.advance(0.1)
+        self.assertTrue(all(transport.aborted for _, transport in stalled))
+        self.assertEqual(factory.admission.limiter.open, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        for client in range(10):
+            wrapper, transport = connectThrough(wrappers)
+            wrapper.dataReceived(b"PROXY TCP4 192.0.2.%d 127.0.0.1 1 2\r\n" % client)
+            self.assertEqual(transport.value(), b"Welcome")
 
     def test_placeHandedToClient(self) -> None:
         """
