@@ -25,14 +25,17 @@ COUNTER = "counter"
 GAUGE = "gauge"
 
 #: Why a TCP connection may be refused before it is served: access control,
-#: a connection limit, or (on a C{haproxy:} listener) a PROXY header that is
-#: not one.
+#: a connection limit, or, on a C{haproxy:} listener before its client is
+#: known, a PROXY header that is not one or from a peer not trusted to send
+#: one, the total cap, or the header's deadline.
 REFUSAL_REASONS = (
     "access",
     "max-connections",
     "max-per-ip",
     "rate-per-ip",
     "proxy-header",
+    "proxy-max-connections",
+    "proxy-timeout",
 )
 
 #: Why an admitted TCP connection may be closed with an error.
@@ -84,6 +87,12 @@ HEALTH_CHECKS = Metric(
     COUNTER,
 )
 CONNECTIONS_OPEN = Metric("greetd_connections_open", "TCP connections open now.", GAUGE)
+HEADERS_OPEN = Metric(
+    "greetd_proxy_headers_open",
+    "TCP connections open now that are still sending their PROXY header "
+    "(not in greetd_connections_open).",
+    GAUGE,
+)
 MESSAGES = Metric(
     "greetd_messages", "Messages and datagrams answered.", COUNTER, ("transport",)
 )
@@ -111,6 +120,7 @@ METRICS = (
     CONNECTIONS,
     HEALTH_CHECKS,
     CONNECTIONS_OPEN,
+    HEADERS_OPEN,
     MESSAGES,
     BYTES_RECEIVED,
     BYTES_SENT,
@@ -147,6 +157,7 @@ def _schema() -> tuple[Count, ...]:
         Count(key("tcp", "connections"), "tcp", CONNECTIONS, ()),
         Count(key("tcp", "healthChecks"), "tcp", HEALTH_CHECKS, ()),
         Count(key("tcp", "open"), "tcp", CONNECTIONS_OPEN, ()),
+        Count(key("tcp", "headersOpen"), "tcp", HEADERS_OPEN, ()),
     ]
     for transport in TRANSPORTS:
         counts += [

@@ -33,6 +33,7 @@ from twisted.python.systemd import ListenFDs
 from zope.interface import Interface, implementer
 
 from greetd.core.tls import requireTLS
+from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import DEFAULT_HEADER_TIMEOUT, ProxyHeaderFactory
 from greetd.protocols.tls import HandshakeGateFactory
 from greetd.twisted_private import (
@@ -226,9 +227,16 @@ class ProxiedServerEndpoint:
         self.inner = inner
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        admission = factory.admission if isinstance(factory, GreetingFactory) else None
         if self.inner is not None:
             factory = self.inner(factory)
-        wrapped = ProxyHeaderFactory(factory, self.clock, self.headerTimeout)
+        wrapped = ProxyHeaderFactory(
+            factory,
+            self.clock,
+            self.headerTimeout,
+            admission,
+            tellsRefusals=self.inner is None,
+        )
         return self.endpoint.listen(wrapped)
 
 

@@ -65,6 +65,7 @@ from greetd.ops.logfile import REOPEN_SIGNALS, ReopenOnSignalService, Stream
 from greetd.ops.nonblocking import NonBlockingWriter, nonBlockingSender
 from greetd.ops.relay import workerLogObserver
 from greetd.ops.workerlog import WorkerMarks
+from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
 
 #: Seconds between two looks at the counters, which are reported to the
@@ -185,7 +186,14 @@ def adopt(
                 )
             if listener.proxied:
                 # Outside TLS: the header comes before the handshake.
-                factory = ProxyHeaderFactory(factory, reactor)
+                factory = ProxyHeaderFactory(
+                    factory,
+                    reactor,
+                    admission=target.admission
+                    if isinstance(target, GreetingFactory)
+                    else None,
+                    tellsRefusals=not listener.tls,
+                )
             family = socketFamily(fd)
             adopting = execute(reactor.adoptStreamPort, fd, family, factory)
         else:

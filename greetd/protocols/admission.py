@@ -25,9 +25,16 @@ DEFAULT_MAX_PER_IP = 64
 DEFAULT_RATE_PER_IP = 20
 
 
-#: The refusal of a connection whose PROXY header is not one (see
-#: L{greetd.protocols.proxy}).
+#: The refusal of a connection whose PROXY header is not one, or not to be
+#: believed (see L{greetd.protocols.proxy}).
 PROXY_HEADER = "proxy-header"
+
+#: The refusal of a connection still to send its PROXY header, over the
+#: total cap: a C{max-connections} refusal before the client is known.
+PROXY_MAX_CONNECTIONS = "proxy-max-connections"
+
+#: The refusal of a connection that did not send its PROXY header in time.
+PROXY_TIMEOUT = "proxy-timeout"
 
 
 #: What a refused client is told, by the limit that refused it: one line
@@ -35,6 +42,7 @@ PROXY_HEADER = "proxy-header"
 #: connections.  A client denied by access control is told nothing.
 REFUSAL_LINES = {
     "max-connections": b"Error: too many connections\r\n",
+    PROXY_MAX_CONNECTIONS: b"Error: too many connections\r\n",
     "max-per-ip": b"Error: too many connections from your address\r\n",
     "rate-per-ip": b"Error: too many new connections from your address, "
     b"try again later\r\n",
@@ -124,7 +132,7 @@ class Admission:
         else:
             refusal = self.limiter.admit(source, now)
         if refusal is not None:
-            self._refuse(refusal, source, peer, now)
+            self.refuse(refusal, source, peer)
         return refusal
 
     def hold(self, source: str | None, peer: Callable[[], str]) -> str | None:
@@ -140,12 +148,12 @@ class Admission:
         @param source: The key of the socket's peer, or C{None}, for the
             log's throttle.
         @param peer: Returns the peer as logs show it, called only to log.
-        @return: As L{admit}.
+        @return: C{None}, or L{PROXY_MAX_CONNECTIONS}.
         """
-        refusal = self.limiter.hold()
-        if refusal is not None:
-            self._refuse(refusal, source, peer, self.clock.seconds())
-        return refusal
+        if self.limiter.hold() is None:
+            return None
+        self.refuse(PROXY_MAX_CONNECTIONS, source, peer)
+        return PROXY_MAX_CONNECTIONS
 
     def unhold(self) -> None:
         """
@@ -161,11 +169,16 @@ class Admission:
         """
         return host is None or self.proxyFrom.permits(host)
 
-    def _refuse(
-        self, refusal: str, source: str | None, peer: Callable[[], str], now: float
-    ) -> None:
+    def refuse(self, refusal: str, source: str | None, peer: Callable[[], str]) -> None:
+        """
+        Count a connection refused for C{refusal}, and log it at most once a
+        minute per source (L{refusalLogged} says whether it was).
+
+        @param source: The key of its source, or C{None}.
+        @param peer: Returns the peer as logs show it, called only to log.
+        """
         self.refused[refusal] += 1
-        self.refusalLogged = self._refusalLog.ready(source, now)
+        self.refusalLogged = self._refusalLog.ready(source, self.clock.seconds())
         if self.refusalLogged:
             self._log.info(
                 "Refused a connection from {peer}: {reason}",

@@ -528,6 +528,7 @@ class GreetingFactory(_FactoryBase):
         counts[key("tcp", "connections")] = self.connectionsTotal
         counts[key("tcp", "healthChecks")] = self.healthChecksTotal
         counts[key("tcp", "open")] = len(self.connections)
+        counts[key("tcp", "headersOpen")] = self.admission.limiter.held
         totals = self.totals()
         for name in ("messages", "bytesReceived", "bytesSent"):
             counts[key("tcp", name)] = totals[name]

@@ -22,7 +22,7 @@ descriptor or grow the memory.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import (
@@ -46,7 +46,8 @@ from greetd.core.proxyheader import (
     ProxyHeaderParser,
 )
 from greetd.core.sources import sourceKey
-from greetd.protocols.admission import Admission
+from greetd.protocols.admission import PROXY_TIMEOUT, REFUSAL_LINES, Admission
+from greetd.protocols.refusal import sendRefusal, stopLinger
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
 #: sends it at once; a client that does not is not one.
@@ -114,7 +115,9 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     factory: ProxyHeaderFactory
     header: ProxyHeader | None = None
     _headerTimeout: IDelayedCall | None = None
+    _linger: IDelayedCall | None = None
     _held = False
+    _source: str | None = None
 
     def makeConnection(self, transport: ITransport) -> None:
         directlyProvides(self, providedBy(transport))
@@ -122,32 +125,55 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         factory = self.factory
         factory.registerProtocol(self)  # type: ignore[no-untyped-call]
         self._parser = ProxyHeaderParser(maxLength=factory.maxHeaderLength)
-        if not self._hold(transport):
-            self.loseConnection()  # type: ignore[no-untyped-call]
+        if factory.admission is not None and not self._hold(factory.admission):
             return
         timeout = factory.headerTimeout
         if timeout:
             self._headerTimeout = factory.clock.callLater(timeout, self._late)
 
-    def _hold(self, transport: ITransport) -> bool:
+    def _hold(self, admission: Admission) -> bool:
         """
         Whether the connection may send a header: its peer is trusted, and
-        it gets a place under the total cap (L{Admission.hold}), which it then
-        holds until its header is read.
+        it gets a place under the total cap (L{Admission.hold}), which it
+        then holds until its header is read.  An untrusted peer is dropped
+        at once; one over the cap is told so in a line, as a client over it
+        would be (L{sendRefusal}), unless the wrapped protocol speaks TLS.
         """
-        admission = self.factory.admission
-        if admission is None:
-            return True
-        peer = transport.getPeer()
+        transport = self.transport
+        peer = transport.getPeer()  # type: ignore[union-attr]
         host = getattr(peer, "host", None)
+        if host is not None:
+            self._source = sourceKey(host, admission.limiter.ipv6Prefix)
         if not admission.trustsProxy(host):
-            self.factory.invalidHeader(transport, UNTRUSTED_PEER)
+            self._refuseHeader(UNTRUSTED_PEER)
             return False
-        source = None if host is None else sourceKey(host, admission.limiter.ipv6Prefix)
-        if admission.hold(source, lambda: formatAddress(peer)) is not None:
+        refusal = admission.hold(self._source, self._peer)
+        if refusal is not None:
+            self.disconnecting = 1
+            line = REFUSAL_LINES[refusal] if self.factory.tellsRefusals else None
+            self._linger = sendRefusal(transport, line, admission)
             return False
         self._held = True
         return True
+
+    def _peer(self) -> str:
+        """
+        The socket's peer (the balancer, or whoever sent the header), as
+        logs show it.
+        """
+        return formatAddress(self.transport.getPeer())  # type: ignore[union-attr]
+
+    def _refuseHeader(self, problem: str) -> None:
+        """
+        Drop the connection for a header that is not one, or not to be
+        believed: counted and logged through the L{Admission}, if any
+        (L{Admission.refuseHeader}: a warning at most once a minute per
+        source).
+        """
+        admission = self.factory.admission
+        if admission is not None:
+            admission.refuseHeader(self._source, self._peer, problem)
+        self.loseConnection()  # type: ignore[no-untyped-call]
 
     def _release(self) -> None:
         admission = self.factory.admission
@@ -166,8 +192,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             return
         self._cancelTimeout()
         if not isinstance(parsed, ProxyHeader):
-            self.factory.invalidHeader(self.transport, parsed.reason)
-            self.loseConnection()  # type: ignore[no-untyped-call]
+            self._refuseHeader(parsed.reason)
             return
         self.header = parsed
         # The client now takes a place of its own, under every limit.
@@ -205,10 +230,16 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             super().connectionLost(reason)  # type: ignore[no-untyped-call]
         else:
             self._release()
+            admission = self.factory.admission
+            if admission is not None:
+                stopLinger(self._linger, admission)
             self.factory.unregisterProtocol(self)  # type: ignore[no-untyped-call]
 
     def _late(self) -> None:
         self._headerTimeout = None
+        admission = self.factory.admission
+        if admission is not None:
+            admission.refuse(PROXY_TIMEOUT, self._source, self._peer)
         transport = self.transport
         if transport is not None:
             transport.abortConnection()  # type: ignore[attr-defined]
@@ -233,11 +264,13 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
 
     @ivar clock: The time source for the header timeout.
     @ivar headerTimeout: Seconds to wait for the header; 0 for ever.
-    @ivar admission: The L{Admission} of the wrapped factory (or of the
-        greeting factory inside its TLS, for C{haproxy:ssl:}), which says
-        whom to believe, holds each connection's place from accept, and
-        counts and logs bad headers with its other refusals; or C{None},
-        to believe anyone.
+    @ivar admission: The L{Admission} of the greeting factory served (inside
+        its TLS, for C{haproxy:ssl:}), which says whom to believe, holds
+        each connection's place from accept, and counts and logs bad
+        headers with its other refusals; or C{None}, to believe anyone.
+    @ivar tellsRefusals: Whether a connection refused before its header is
+        told why in a line (L{REFUSAL_LINES}), as a refused client is: not
+        when the wrapped protocol speaks TLS, which the line would not be.
     """
 
     protocol = ProxyHeaderProtocol
@@ -251,42 +284,11 @@ class ProxyHeaderFactory(_WrappingFactoryBase):
         wrappedFactory: IProtocolFactory,
         clock: IReactorTime,
         headerTimeout: float = DEFAULT_HEADER_TIMEOUT,
+        admission: Admission | None = None,
+        tellsRefusals: bool = True,
     ) -> None:
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.clock = clock
         self.headerTimeout = headerTimeout
-        self.admission = _admission(wrappedFactory)
-
-    def invalidHeader(self, transport: Any, reason: str) -> None:
-        """
-        Count and log a connection dropped for a PROXY header that is not
-        one, through the wrapped factory's L{Admission} when it has one
-        (L{Admission.refuseHeader}: a warning at most once a minute per
-        source).
-
-        @param transport: The connection's own transport.
-        @param reason: What the parser found wrong.
-        """
-        admission = self.admission
-        if admission is None:
-            return
-        peer = transport.getPeer()
-        host = getattr(peer, "host", None)
-        prefix = admission.limiter.ipv6Prefix
-        source = None if host is None else sourceKey(host, prefix)
-        admission.refuseHeader(source, lambda: formatAddress(peer), reason)
-
-
-def _admission(factory: object) -> Admission | None:
-    """
-    The L{Admission} of C{factory}, or of the factory it wraps (TLS, a
-    handshake gate), if any.
-    """
-    for _ in range(8):
-        admission = getattr(factory, "admission", None)
-        if isinstance(admission, Admission):
-            return admission
-        factory = getattr(factory, "wrappedFactory", None)
-        if factory is None:
-            break
-    return None
+        self.admission = admission
+        self.tellsRefusals = tellsRefusals

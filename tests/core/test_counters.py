@@ -44,7 +44,7 @@ class SchemaTests(SynchronousTestCase):
             self.assertEqual(len(count.labelValues), len(count.metric.labels))
 
     def test_gauges(self) -> None:
-        self.assertEqual(GAUGES, {"tcp.open"})
+        self.assertEqual(GAUGES, {"tcp.open", "tcp.headersOpen"})
 
     def test_producersReportTheSchema(self) -> None:
         """

@@ -30,7 +30,7 @@ def proxied(
 ) -> tuple[ProxyHeaderProtocol, AbortableTransport, Clock]:
     clock = Clock()
     wrapper, transport = connectThrough(
-        ProxyHeaderFactory(factory, clock, headerTimeout)
+        ProxyHeaderFactory(factory, clock, headerTimeout, factory.admission)
     )
     return wrapper, transport, clock
 
@@ -118,7 +118,7 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         events = captureLogs(self, Admission)
         clock = Clock()
         factory = GreetingFactory(clock=clock)
-        wrappers = ProxyHeaderFactory(factory, clock)
+        wrappers = ProxyHeaderFactory(factory, clock, admission=factory.admission)
         for data in (b"PROXY TCP4 abc 127.0.0.1 1 2\r\n", b"\xff\xfe", b"PROXY TCP4"):
             wrapper, _ = connectThrough(wrappers)
             wrapper.dataReceived(data)
@@ -138,11 +138,13 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
             (event["reason"], event["greetdEvent"]),
             ("proxy-header", "connection.refused"),
         )
-        clock.advance(60)
+        clock.advance(10)
+        clock.advance(50)
         wrapper, _ = connectThrough(wrappers)
         wrapper.dataReceived(b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n")
-        self.assertEqual(len(events), 2)
-        self.assertEqual(events[1]["proxyError"], "bad source address")
+        warnings = [event for event in events if event["reason"] == "proxy-header"]
+        self.assertEqual(len(warnings), 2)
+        self.assertEqual(warnings[1]["proxyError"], "bad source address")
 
     def test_invalidHeaderCloses(self) -> None:
         factory = GreetingFactory(clock=Clock())
@@ -223,7 +225,7 @@ class TrustedPeerTests(SynchronousTestCase):
         clock = Clock()
         allowed = AccessPolicy(allow=[parseNetwork("10.0.0.0/8")])
         factory = GreetingFactory(clock=clock, access=allowed)
-        wrappers = ProxyHeaderFactory(factory, clock)
+        wrappers = ProxyHeaderFactory(factory, clock, admission=factory.admission)
         for _ in range(3):
             wrapper, transport = connectThrough(wrappers, STRANGER)
             self.assertFalse(transport.connected)
@@ -248,7 +250,7 @@ class TrustedPeerTests(SynchronousTestCase):
         factory.admission.proxyFrom = AccessPolicy(
             allow=[parseNetwork("203.0.113.0/24")]
         )
-        wrappers = ProxyHeaderFactory(factory, Clock())
+        wrappers = ProxyHeaderFactory(factory, Clock(), admission=factory.admission)
         wrapper, transport = connectThrough(wrappers, STRANGER)
         wrapper.dataReceived(HEADER)
         self.assertEqual(transport.value(), b"Welcome")
@@ -262,7 +264,7 @@ class TrustedPeerTests(SynchronousTestCase):
         system guards them); a peer on another host is not.
         """
         factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter())
-        wrappers = ProxyHeaderFactory(factory, Clock())
+        wrappers = ProxyHeaderFactory(factory, Clock(), admission=factory.admission)
         for peer, believed in [
             (IPv6Address("TCP", "::ffff:127.0.0.1", 40000), True),
             (IPv6Address("TCP", "::1", 40000), True),
@@ -290,7 +292,7 @@ class HeaderPhaseLimitTests(SynchronousTestCase):
         """
         clock = Clock()
         factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(6, 2, 1))
-        wrappers = ProxyHeaderFactory(factory, clock)
+        wrappers = ProxyHeaderFactory(factory, clock, admission=factory.admission)
         stalled = [connectThrough(wrappers) for _ in range(4)]
         self.assertEqual([transport.connected for _, transport in stalled], [True] * 4)
         self.assertEqual(factory.admission.refused["max-per-ip"], 0)
@@ -301,8 +303,8 @@ class HeaderPhaseLimitTests(SynchronousTestCase):
             self.assertEqual(transport.value(), b"Welcome")
         self.assertEqual(factory.admission.limiter.open, 6)
         _, refused = connectThrough(wrappers)
-        self.assertFalse(refused.connected)
-        self.assertEqual(factory.admission.refused["max-connections"], 1)
+        self.assertEqual(refused.value(), b"Error: too many connections\r\n")
+        self.assertEqual(factory.admission.refused["proxy-max-connections"], 1)
 
     def test_stalledCutAtDeadline(self) -> None:
         """
@@ -312,7 +314,7 @@ class HeaderPhaseLimitTests(SynchronousTestCase):
         """
         clock = Clock()
         factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(10, 2, 0))
-        wrappers = ProxyHeaderFactory(factory, clock, headerTimeout=10)
+        wrappers = ProxyHeaderFactory(factory, clock, 10, factory.admission)
         stalled = [connectThrough(wrappers) for _ in range(10)]
         for wrapper, _ in stalled:
             wrapper.dataReceived(b"PROXY TCP4 192.0.2.")
@@ -336,7 +338,7 @@ class HeaderPhaseLimitTests(SynchronousTestCase):
         """
         clock = Clock()
         factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(0, 1, 0))
-        wrappers = ProxyHeaderFactory(factory, clock)
+        wrappers = ProxyHeaderFactory(factory, clock, admission=factory.admission)
         for client in range(3):
             wrapper, transport = connectThrough(wrappers)
             wrapper.dataReceived(b"PROXY TCP4 192.0.2.%d 127.0.0.1 1 2\r\n" % client)
@@ -350,11 +352,77 @@ class HeaderPhaseLimitTests(SynchronousTestCase):
         self.assertTrue(transport.aborted)
         self.assertEqual(factory.admission.limiter.open, 3)
 
-    def test_throughTLS(self) -> None:
+    def test_overTotalCapTold(self) -> None:
         """
-        For C{haproxy:ssl:}, the admission is found inside the TLS wrapper.
+        A connection over the total cap before its header is told so in
+        the line a client over it gets, its sending side shut and its input
+        discarded for the linger, then closed; it is counted as a
+        C{proxy-max-connections} refusal, apart from the clients' own.
         """
-        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(0, 1, 0))
-        tls = WrappingFactory(WrappingFactory(factory))
-        wrappers = ProxyHeaderFactory(tls, Clock())
-        self.assertIs(wrappers.admission, factory.admission)
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(1, 0, 0))
+        wrappers = ProxyHeaderFactory(factory, clock, admission=factory.admission)
+        connectThrough(wrappers)
+        wrapper, transport = connectThrough(wrappers)
+        self.assertEqual(transport.value(), b"Error: too many connections\r\n")
+        self.assertTrue(transport.writeClosed)
+        wrapper.dataReceived(HEADER + b"Ann\n")
+        self.assertEqual(transport.value(), b"Error: too many connections\r\n")
+        self.assertEqual(factory.admission.lingering, 1)
+        clock.advance(factory.admission.refusalLinger)
+        self.assertFalse(transport.connected)
+        self.assertEqual(factory.admission.lingering, 0)
+        self.assertEqual(factory.admission.limiter.open, 1)
+        refused = factory.admission.refused
+        self.assertEqual(
+            (refused["proxy-max-connections"], refused["max-connections"]), (1, 0)
+        )
+
+    def test_overTotalCapUnderTLS(self) -> None:
+        """
+        In front of TLS (C{haproxy:ssl:}) the refusal is not told in plain
+        text: the connection is closed at once.
+        """
+        clock = Clock()
+        factory = GreetingFactory(clock=clock, limiter=ConnectionLimiter(1, 0, 0))
+        wrappers = ProxyHeaderFactory(
+            WrappingFactory(factory),
+            clock,
+            admission=factory.admission,
+            tellsRefusals=False,
+        )
+        connectThrough(wrappers)
+        _, transport = connectThrough(wrappers)
+        self.assertEqual((transport.value(), transport.connected), (b"", False))
+        self.assertEqual(factory.admission.lingering, 0)
+
+    def test_headerPhaseCounted(self) -> None:
+        """
+        The connections still sending their header are a gauge of their
+        own, and one that misses the deadline is a C{proxy-timeout}
+        refusal.
+        """
+        clock = Clock()
+        factory = GreetingFactory(clock=clock)
+        wrappers = ProxyHeaderFactory(factory, clock, 10, factory.admission)
+        for _ in range(3):
+            connectThrough(wrappers)
+        counts = factory.counts()
+        self.assertEqual((counts["tcp.headersOpen"], counts["tcp.open"]), (3, 0))
+        clock.advance(10)
+        counts = factory.counts()
+        self.assertEqual(counts["tcp.headersOpen"], 0)
+        self.assertEqual(counts["tcp.dropped.proxy-timeout"], 3)
+
+    def test_noAdmissionBelievesAnyone(self) -> None:
+        """
+        Without an admission given, any peer's header is believed and no
+        place is held: the factory wrapped is not searched for one.
+        """
+        factory = GreetingFactory(clock=Clock(), limiter=ConnectionLimiter(1, 0, 0))
+        wrappers = ProxyHeaderFactory(factory, Clock())
+        for _ in range(2):
+            wrapper, _ = connectThrough(wrappers, STRANGER)
+            self.assertEqual(factory.admission.limiter.held, 0)
+            wrapper.dataReceived(HEADER)
+        self.assertEqual(factory.admission.refused["max-connections"], 1)
