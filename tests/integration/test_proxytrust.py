@@ -87,24 +87,39 @@ def test_onlyTrustedPeersNameClients(spawnGreetd: Any) -> None:
     balancer.close()
 
 
-def test_headerPhaseUnderLimits(spawnGreetd: Any) -> None:
+def served(client: socket.socket, name: bytes = b"Ann") -> bool:
     """
-    320 connections from one address that never finish a header (half of
-    them a v2 header saying 64 KiB follow, and 60 KiB of it), under
-    C{--max-connections 40 --max-per-ip 5}: honest proxied clients are all
-    served, the metrics scrape answers, and the daemon's memory grows by a
-    bounded amount.
+    Whether C{client} is answered C{Hello, name!} before it is closed.
+    """
+    expected, received = b"Hello, " + name + b"!", b""
+    while expected not in received:
+        data = client.recv(100)
+        if not data:
+            break
+        received += data
+    return expected in received
+
+
+def test_untrustedHeadersHoldNothing(spawnGreetd: Any) -> None:
+    """
+    320 connections that never finish a header, from five addresses not in
+    C{--proxy-from} (half of them a v2 header saying 64 KiB follow, and 60
+    KiB of it), under C{--max-connections 40 --max-per-ip 5}: each is
+    dropped at accept, so honest clients through the trusted balancer are
+    all served, the metrics scrape answers, and the daemon's memory grows
+    by a bounded amount.
     """
     daemon = spawnGreetd(
         "--tcp", PROXIED, "--no-udp", "--metrics", "tcp:0:interface=127.0.0.1",
         "--max-connections", "40", "--max-per-ip", "5",
+        "--proxy-from", "127.0.0.1/32",
     )  # fmt: skip
     port = daemon.tcp[0][1]
     pid = daemon.process.pid
     before = rss(pid)
     stalled = []
     for index in range(320):
-        attacker = connectFrom("127.0.0.2", port)
+        attacker = connectFrom(f"127.0.0.{5 + index % 5}", port)
         attacker.setblocking(False)
         try:
             if index % 2:
@@ -115,28 +130,68 @@ def test_headerPhaseUnderLimits(spawnGreetd: Any) -> None:
             pass
         stalled.append(attacker)
     try:
-        served = 0
+        honest = 0
         for index in range(10):
-            with connectFrom("127.0.0.1", port) as honest:
-                honest.sendall(header(f"192.0.2.{index + 1}") + b"Ann\n")
-                received = b""
-                while b"Hello, Ann!" not in received:
-                    data = honest.recv(100)
-                    if not data:
-                        break
-                    received += data
-                served += b"Hello, Ann!" in received
-        assert served == 10
+            with connectFrom("127.0.0.1", port) as client:
+                client.sendall(header(f"192.0.2.{index + 1}") + b"Ann\n")
+                honest += served(client)
+        assert honest == 10
         metrics = scrape(daemon.metrics[0])
-        refused = metrics[tcp("greetd_dropped_total", "max-per-ip")]
-        refused += metrics[tcp("greetd_dropped_total", "proxy-header")]
-        assert refused >= 315
+        assert metrics[tcp("greetd_dropped_total", "proxy-header")] >= 315
         grown = rss(pid) - before
         print(f"RSS grew by {grown / 1e6:.1f} MB")
         assert grown < 8 * 1024 * 1024
     finally:
         for attacker in stalled:
             attacker.close()
+
+
+def test_balancerBurstServed(spawnGreetd: Any) -> None:
+    """
+    200 connections from the trusted balancer at once, each with a header
+    naming a client of its own, are all served under the default options:
+    a balancer carries many clients, and is not capped as one.  All are
+    opened before any header is sent, as when the daemon accepts a batch of
+    a balancer's connections before reading any.
+    """
+    daemon = spawnGreetd("--tcp", PROXIED, "--no-udp")
+    port = daemon.tcp[0][1]
+    clients = []
+    try:
+        for _ in range(200):
+            clients.append(
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            )
+        for index, client in enumerate(clients):
+            client.sendall(header(f"10.0.{index}.1", 1000 + index) + b"Ann\n")
+        assert sum(served(client) for client in clients) == 200
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_overTotalCapTold(spawnGreetd: Any) -> None:
+    """
+    Past C{--max-connections}, a proxied client is told
+    C{Error: too many connections}, as a direct one is.
+    """
+    daemon = spawnGreetd(
+        "--tcp", PROXIED, "--no-udp", "--max-connections", "2",
+    )  # fmt: skip
+    port = daemon.tcp[0][1]
+    held = []
+    try:
+        for index in range(2):
+            client = connectFrom("127.0.0.1", port)
+            client.sendall(header(f"192.0.2.{index + 1}"))
+            assert client.recv(7) == b"Welcome"
+            held.append(client)
+        with connectFrom("127.0.0.1", port) as refused:
+            refused.sendall(header("192.0.2.3") + b"Ann\n")
+            assert receiveUntilClosed(refused) == b"Error: too many connections\r\n"
+    finally:
+        for client in held:
+            client.close()
 
 
 def test_balancerRefusalsBounded(spawnGreetd: Any) -> None:
