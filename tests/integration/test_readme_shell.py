@@ -21,8 +21,9 @@ from typing import Iterator
 import pytest
 
 from greetd.testing import Daemon, defaultSignals
-from tests.documents import PROJECT, README, blocks, documents
+from tests.documents import DOCS, PROJECT, README, blocks, documents
 from tests.integration.conftest import TIMEOUT, requireTool
+from tests.test_readme import PYTHON
 
 RUNNABLE = ".. code-block:: console\n    :class: runnable\n"
 
@@ -241,3 +242,20 @@ def test_makeRunPort(namespaces: None, daemons: list[Daemon]) -> None:
     greet = shlex.quote(str(Path(sys.executable).with_name("greet")))
     output = shell(daemon, f"{greet} -p 9998 Ann && {greet} --udp -p 9998 Bob")
     assert output == "Welcome\nHello, Ann!\nHello, Bob!\n"
+
+
+def test_clientAPIExample(
+    namespaces: None, madeVenv: None, daemons: list[Daemon]
+) -> None:
+    """
+    The embedding guide's example of the client API, run as a program
+    against the daemon C{make run} starts, prints what the guide shows.
+    """
+    guide = (DOCS / "howto" / "embedding.rst").read_text()
+    [example] = [block for block in blocks(guide, PYTHON) if "greetOverUDP(" in block]
+    [shown] = blocks(guide, ".. code-block:: text\n    :class: output\n")
+    daemon = Daemon(inNewNetwork(makeRun()), PROJECT)
+    daemons.append(daemon)
+    daemon.waitForListeners(2)
+    output = shell(daemon, f"{shlex.quote(sys.executable)} -c {shlex.quote(example)}")
+    assert output.strip("\n") == shown.strip("\n")
