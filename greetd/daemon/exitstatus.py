@@ -14,13 +14,13 @@ exits with 0.  So:
     1;
   - one that fails later stops the reactor, so twistd shuts down as usual
     (services stopped, connections drained, log lines written, pid file
-    removed); then L{ExitStatus}, an exit hook registered before any other
-    of greetd's, exits with 1 once every other hook has run.
+    removed); then L{ExitStatus} runs every exit hook and exits with 1.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 from typing import Callable
@@ -48,14 +48,20 @@ class StartupFailed(SystemExit, Exception):
 
 class ExitStatus:
     """
-    Exits with the status L{fail} sets, if any, from an C{atexit} hook.
+    Exits with the status L{fail} sets, if any, from an C{atexit} hook,
+    once every other exit hook has run.
 
-    C{atexit} runs its hooks last-registered first, and an exit that sets a
-    status (C{os._exit}) ends the process at once: the hook is registered
-    when C{twistd greetd} parses its options, before greetd registers any
-    other (the log's L{BatchedWriter.drain
-    <greetd.ops.logfile.BatchedWriter.drain>} among them), so that it runs
-    after them all.
+    Neither twistd nor Python offers a way to set the status once twistd's
+    C{main} has returned, so the hook ends the process with C{os._exit},
+    which runs nothing after it.  C{atexit} runs its hooks last-registered
+    first: L{fail} registers the hook afresh, so that it is the last one
+    registered and runs first; it then runs all the others, in C{atexit}'s
+    order, through C{atexit._run_exitfuncs} (CPython's and PyPy's), those
+    registered before greetd parsed its options too (a C{sitecustomize}'s,
+    coverage.py's, C{logging.shutdown}, the log's L{BatchedWriter.drain
+    <greetd.ops.logfile.BatchedWriter.drain>}).  A hook registered after
+    L{fail} runs before this one and again from it; greetd registers none
+    while it shuts down.
 
     @ivar status: The status to exit with; 0 leaves the exit to Python.
     """
@@ -64,17 +70,22 @@ class ExitStatus:
 
     def __init__(self, exit: Callable[[int], object] = os._exit) -> None:
         self._exit = exit
-        atexit.register(self._atExit)
 
     def fail(self, status: int = 1) -> None:
         """
-        Exit with C{status}, once the process exits.
+        Exit with C{status}, once the process exits and every exit hook
+        has run.
         """
         self.status = status
+        atexit.unregister(self._atExit)
+        atexit.register(self._atExit)
 
     def _atExit(self) -> None:
-        if not self.status:
-            return
+        atexit.unregister(self._atExit)
+        atexit._run_exitfuncs()
+        # What Python's own exit would still do: flush the standard streams
+        # and (PyPy) the files that nothing refers to any more.
+        gc.collect()
         sys.stdout.flush()
         sys.stderr.flush()
         self._exit(self.status)

@@ -74,7 +74,6 @@ class Options(GreetdOptions):
     def postOptions(self) -> None:
         parent = getattr(self, "parent", None)
         if parent is not None:
-            # First: its exit hook must run after every other of greetd's.
             self["exit"] = ExitStatus()
             # Before the plan imports the reactor: the runner has installed
             # the one --reactor named, if any; otherwise greetd's.

@@ -111,6 +111,43 @@ def test_lateFailure(tmp_path: Path, latePlugin: dict[str, str]) -> None:
     assert not pidFile.exists()
 
 
+def test_lateFailureRunsEveryExitHook(
+    tmp_path: Path, latePlugin: dict[str, str]
+) -> None:
+    """
+    The exit with status 1 after a late failure runs every exit hook,
+    those registered before greetd was imported too: here a
+    C{sitecustomize}'s, as coverage.py's data save or C{logging.shutdown}
+    are.
+    """
+    site, ran = tmp_path / "site", tmp_path / "hook-ran"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            f"""
+            import atexit
+
+            def ran():
+                with open({str(ran)!r}, "a") as hook:
+                    hook.write("ran\\n")
+
+            atexit.register(ran)
+            """
+        )
+    )
+    env = {**latePlugin, "PYTHONPATH": f"{site}{os.pathsep}{latePlugin['PYTHONPATH']}"}
+    result = subprocess.run(
+        twistdCommand("--tcp", "latefail:0.2", "--no-udp"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 3,
+    )
+    assert result.returncode == 1, result
+    assert ran.read_text() == "ran\n"
+
+
 def test_startupFailure(tmp_path: Path, takenPort: int) -> None:
     """
     A listener that fails as the daemon starts ends it with status 1 and
