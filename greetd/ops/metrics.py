@@ -8,7 +8,7 @@ metrics only when Prometheus asks, so serving costs nothing per message.
 from __future__ import annotations
 
 from functools import partial
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import (
@@ -19,9 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.process_collector import ProcessCollector
 from twisted.web import pages
-from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 
 from greetd.core.counters import (
     COUNTER,
@@ -32,6 +31,7 @@ from greetd.core.counters import (
     HasCounts,
     readCounts,
 )
+from greetd.ops.metricshttp import MetricsSite
 
 _FAMILIES = {COUNTER: CounterMetricFamily, GAUGE: GaugeMetricFamily}
 
@@ -119,30 +119,23 @@ class MetricsResource(Resource):
         self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
+        if request.postpath:
+            # /metrics/anything: only /metrics is served.
+            page: bytes = pages.notFound().render(request)
+            return page
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(self.registry)
 
 
-class QuietSite(Site):
-    """
-    A L{Site} that writes no access log: a scrape every few seconds would
-    drown the daemon's own log lines.
-    """
-
-    def log(self, request: HTTPRequest) -> None:
-        pass
-
-
-def metricsSite(collector: CountsCollector) -> Site:
+def metricsSite(collector: CountsCollector) -> MetricsSite:
     """
     A web site serving C{collector}'s metrics, with the process's own (CPU,
-    memory, open files) beside them, at C{/metrics}.
+    memory, open files) beside them, at C{/metrics}, bounded as
+    L{greetd.ops.metricshttp} says.
     """
     registry = CollectorRegistry()
     registry.register(collector)
     ProcessCollector(registry=registry)
     root = pages.notFound()
     root.putChild(b"metrics", MetricsResource(registry))
-    site = QuietSite(root)  # type: ignore[no-untyped-call]
-    site.noisy = False
-    return site
+    return MetricsSite(cast(Resource, root))

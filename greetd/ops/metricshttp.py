@@ -1,0 +1,162 @@
+"""
+The metrics listener's HTTP, bounded as a listener facing the network
+must be: Twisted's web server defaults are made for web applications, and
+would let anyone who reaches C{/metrics} spool a request body of any size
+to a temporary file, hold a connection with a request that never ends,
+and take descriptors from greetd's own budget.
+
+So, as HAProxy's and nginx's status pages are: only C{GET} and C{HEAD} are
+answered (C{405} otherwise, before any body is read), a request may carry
+no body (C{413}), its line and headers are at most L{MetricsChannel.
+totalHeadersSize} bytes and must arrive within
+L{MetricsChannel.requestTimeout} seconds (C{408}, as HAProxy's C{timeout
+http-request} and nginx's C{client_header_timeout}), an idle connection
+is closed after L{MetricsSite.idleTimeout} seconds, and at most
+L{MetricsSite.maxConnections} connections are open at once: past that, a
+new one is closed as soon as it is accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IAddress, IDelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
+from twisted.web.http import Request as HTTPRequest
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+#: The methods answered.
+METHODS = (b"GET", b"HEAD")
+
+
+class MetricsChannel(HTTPChannel):
+    """
+    One connection to the metrics listener (as the module says).
+
+    @ivar refused: Whether its request was refused, so that nothing more
+        it sends is read or answered.
+    """
+
+    #: Bytes of request line and headers: a scrape needs a few hundred.
+    totalHeadersSize = 8192
+
+    #: Header lines in a request.
+    maxHeaders = 50
+
+    #: Seconds a request (line and headers) may take to arrive, from the
+    #: connection or the previous response.
+    requestTimeout = 10.0
+
+    site: MetricsSite
+    refused = False
+    _deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[no-untyped-call]
+        self._awaitRequest()
+
+    def _awaitRequest(self) -> None:
+        self._deadline = self.callLater(  # type: ignore[no-untyped-call]
+            self.requestTimeout, self._tooSlow
+        )
+
+    def _stopDeadline(self) -> None:
+        deadline, self._deadline = self._deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
+    def _tooSlow(self) -> None:
+        self._deadline = None
+        self._refuse(b"408 Request Timeout")
+
+    def _refuse(self, status: bytes, headers: bytes = b"") -> None:
+        """
+        Answer C{status} with no body, and close.
+        """
+        self.refused = True
+        self._stopDeadline()
+        self.transport.write(  # type: ignore[union-attr]
+            b"HTTP/1.1 " + status + b"\r\n" + headers
+            + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )  # fmt: skip
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def allHeadersReceived(self) -> None:
+        self._stopDeadline()
+        if self._command not in METHODS:
+            self._refuse(b"405 Method Not Allowed", b"Allow: GET, HEAD\r\n")
+        elif self.length != 0:
+            # Content-Length above 0, or chunked (None): a body, which a
+            # scrape never sends.
+            self._refuse(b"413 Content Too Large")
+        else:
+            super().allHeadersReceived()  # type: ignore[no-untyped-call]
+
+    def allContentReceived(self) -> None:
+        if not self.refused:
+            super().allContentReceived()  # type: ignore[no-untyped-call]
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if not self.refused:
+            super().rawDataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if not self.refused:
+            super().lineReceived(line)  # type: ignore[no-untyped-call]
+
+    def requestDone(self, request: Any) -> None:
+        super().requestDone(request)  # type: ignore[no-untyped-call]
+        if self.persistent and not self.refused:
+            self._awaitRequest()
+
+    def timeoutConnection(self) -> None:
+        # Twisted's logs a line at info for every idle connection it closes.
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._stopDeadline()
+        self.site.channelClosed()
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
+
+class MetricsSite(Site):
+    """
+    The metrics listener's site: L{MetricsChannel}s, at most
+    L{maxConnections} of them, and no access log (a scrape every few
+    seconds would drown the daemon's own lines).
+
+    @ivar open: How many of its connections are open.
+    """
+
+    protocol = MetricsChannel  # type: ignore[assignment]
+
+    #: Connections open at once: Prometheus needs one or two.
+    maxConnections = 10
+
+    #: Seconds a connection may stay idle between requests.
+    idleTimeout = 30.0
+
+    open = 0
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource, timeout=self.idleTimeout)  # type: ignore[no-untyped-call]
+        self.noisy = False
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        if self.open >= self.maxConnections:
+            # The port closes the connection at once.
+            return None
+        self.open += 1
+        return super().buildProtocol(addr)  # type: ignore[no-untyped-call]
+
+    def channelClosed(self) -> None:
+        """
+        One of its connections has closed.
+        """
+        self.open -= 1
+
+    def log(self, request: HTTPRequest) -> None:
+        pass

@@ -1,0 +1,88 @@
+"""
+Tests for L{greetd.ops.metricshttp}: the metrics site over in-memory
+transports, on a fake clock.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from greetd.ops.metrics import GreetdCollector, metricsSite
+from greetd.ops.metricshttp import MetricsChannel, MetricsSite
+
+ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
+
+
+class MetricsChannelTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.site = metricsSite(GreetdCollector())
+        self.site.reactor = self.clock  # type: ignore[assignment]
+
+    def connect(self) -> tuple[MetricsChannel, StringTransport]:
+        channel = self.site.buildProtocol(ADDRESS)
+        assert isinstance(channel, MetricsChannel)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        return channel, transport
+
+    def test_slowRequestCut(self) -> None:
+        """
+        A request whose headers take longer than the request timeout is
+        answered 408 and closed, however steadily its bytes trickle in.
+        """
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\n")
+        for _ in range(9):
+            self.clock.advance(1)
+            channel.dataReceived(b"X")
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "))
+        self.assertTrue(transport.disconnecting)
+
+    def test_keepAliveWaitsAgain(self) -> None:
+        """
+        After a response on a kept-alive connection, the next request has
+        its own deadline; none runs while a request is being answered.
+        """
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
+        self.assertIn(b"200 OK", transport.value())
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)  # idle, request
+        self.clock.advance(MetricsChannel.requestTimeout)
+        self.assertIn(b"408", transport.value())
+
+    def test_refusedIgnoresTheRest(self) -> None:
+        channel, transport = self.connect()
+        channel.dataReceived(
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + b"x" * 60
+        )
+        channel.dataReceived(b"x" * 40 + b"GET /metrics HTTP/1.1\r\n\r\n")
+        response = transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 405 "))
+        self.assertNotIn(b"200", response)
+        self.assertTrue(transport.disconnecting)
+
+    def test_connectionCap(self) -> None:
+        """
+        Past L{MetricsSite.maxConnections} open connections, a new one is
+        not built (its port closes it); one closing makes room.
+        """
+        channels = [self.connect()[0] for _ in range(MetricsSite.maxConnections)]
+        self.assertIsNone(self.site.buildProtocol(ADDRESS))
+        channels[0].connectionLost()
+        self.assertIsNotNone(self.site.buildProtocol(ADDRESS))
+
+    def test_idleClosedQuietly(self) -> None:
+        """
+        An idle connection is closed after the site's idle timeout, with no
+        log line.
+        """
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
+        self.clock.advance(MetricsSite.idleTimeout)
+        self.assertTrue(transport.disconnecting)
