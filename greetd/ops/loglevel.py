@@ -23,9 +23,13 @@ DEFAULT_LOG_LEVEL = "info"
 _PRIORITY = {level: index for index, level in enumerate(LogLevel.iterconstants())}
 
 #: Twisted's own lines when a port starts and stops listening, which
-#: greetd's C{Serving TCP on ...} already says, once.
+#: greetd's C{Serving TCP on ...} already says, once: C{Factory starting
+#: on}, C{Factory (TLS) starting on} and C{Factory (WrappedFactory)
+#: starting on} (a PROXY listener's); C{(TCP Port 9999 Closed)}, and the
+#: same for UDP, UNIX and TLS ports.
 _PORT_ANNOUNCEMENT = re.compile(
-    r"[\w.]+(?: \(TLS\))? starting on .+|\((?:TCP |UDP |UNIX )?Port .+ Closed\)"
+    r"[\w.]+(?: \([\w.]+\))? starting on .+"
+    r"|\((?:TCP |UDP |UNIX |TLS )?Port .+ Closed\)"
 )
 
 
