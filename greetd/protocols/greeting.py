@@ -334,6 +334,9 @@ class GreetingProtocol(FlowControl, Protocol):
             linger, self._linger = self._linger, None
             stopLinger(linger, self.factory.admission)
             return
+        if not getattr(self.transport, "handshakeDone", True):
+            # TLS whose handshake never finished: nothing written was sent.
+            self.bytesSent = 0
         factory = self.factory
         factory.connectionClosed(self)
         if self.ended is None:

@@ -26,7 +26,7 @@ from greetd.daemon.plan import streamServerFromString
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.tls import HandshakeGate, HandshakeGateFactory
 from tests.certificates import SERVER_NAME, credentials, temporaryCredentials
-from tests.helpers import PEER, AbortableTransport
+from tests.helpers import PEER, AbortableTransport, capturingAccessLog
 
 #: What the server may have written and the client not read before the
 #: server's "kernel" stops taking more: its send buffer, in the pump.
@@ -224,6 +224,27 @@ class GreetingOverTLSTests(SynchronousTestCase):
         connection.pump()
         self.assertEqual(self.factory.connections, set())
         self.assertEqual(self.factory.errors["idle-timeout"], 1)
+
+    def test_unsentBeforeHandshakeNotCounted(self) -> None:
+        """
+        What the protocol wrote before a handshake that never finished (the
+        banner, the idle timeout's error) never reached the peer: the
+        access log and the totals count it as not sent.
+        """
+        accessLog, events = capturingAccessLog()
+        self.factory.accessLog = accessLog
+        connection = self.connect()
+        self.clock.pump([1] * 11)
+        connection.pump()
+        [closed] = [e for e in events if e["greetdEvent"] == "connection.close"]
+        self.assertEqual((closed["ended"], closed["bytesSent"]), ("idle-timeout", 0))
+        self.assertEqual(self.factory.totals()["bytesSent"], 0)
+
+    def test_sentAfterHandshakeCounted(self) -> None:
+        connection = self.connect()
+        connection.pump()
+        connection.send(b"exit\n")
+        self.assertEqual(self.factory.totals()["bytesSent"], len(b"Welcome"))
 
     def test_refusedBeforeHandshake(self) -> None:
         """
