@@ -136,8 +136,9 @@ def test_twineCheck(distributions: dict[str, Path]) -> None:
 
 def test_wheelContents(distributions: dict[str, Path]) -> None:
     """
-    The wheel holds the package, the twistd plugin beside Twisted's own and
-    the C{greet} command, and nothing else from the source tree.
+    The wheel holds the package, the twistd plugin beside Twisted's own,
+    the C{greet} command and the two man pages, and nothing else from the
+    source tree.
     """
     with zipfile.ZipFile(distributions["wheel"]) as wheel:
         names = wheel.namelist()
@@ -147,7 +148,12 @@ def test_wheelContents(distributions: dict[str, Path]) -> None:
     assert "greetd/client/cli.py" in names
     assert "greet = greetd.client.cli:main" in scripts
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"greetd", "twisted", f"greetd-{__version__}.dist-info"}, tops
+    data = f"greetd-{__version__}.data"
+    assert tops == {"greetd", "twisted", f"greetd-{__version__}.dist-info", data}, tops
+    assert sorted(name for name in names if name.startswith(data)) == [
+        f"{data}/data/share/man/man1/greet.1",
+        f"{data}/data/share/man/man8/twisted-greetd.8",
+    ]
     assert [name for name in names if name.startswith("twisted/")] == [
         "twisted/plugins/greetd_plugin.py"
     ]
