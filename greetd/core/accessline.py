@@ -52,6 +52,9 @@ class Closed(NamedTuple):
     @ivar bytesReceived: Bytes the peer sent.
     @ivar bytesSent: Bytes sent to the peer.
     @ivar ended: How it ended, one of L{ENDINGS}.
+    @ivar via: The load balancer whose PROXY header named the peer, escaped
+        for logs, or C{None}; the line's text shows the peer followed by
+        C{via} and it.
     """
 
     peer: str
@@ -62,6 +65,7 @@ class Closed(NamedTuple):
     bytesReceived: int
     bytesSent: int
     ended: str
+    via: str | None = None
 
     @property
     def text(self) -> str:
@@ -69,8 +73,9 @@ class Closed(NamedTuple):
         The line's text (L{CLOSED_TEXT}).
         """
         messages, received, sent = self.messages, self.bytesReceived, self.bytesSent
+        via = self.via
         return CLOSED_TEXT % (
-            self.peer,
+            self.peer if via is None else f"{self.peer} via {via}",
             self.ended,
             self.duration,
             messages,

@@ -97,16 +97,8 @@ def quote(data: bytes) -> str:
 def formatAddress(address: IAddress | object) -> str:
     """
     A short, escaped C{host:port} (C{[host]:port} for IPv6, the path for UNIX
-    sockets) for logs; for a client named by a PROXY header, followed by
-    C{via} and the load balancer that named it (its C{via} attribute).
+    sockets) for logs.
     """
-    via = getattr(address, "via", None)
-    if via is not None:
-        return f"{_formatAddress(address)} via {_formatAddress(via)}"
-    return _formatAddress(address)
-
-
-def _formatAddress(address: IAddress | object) -> str:
     if isinstance(address, IPv6Address):
         return f"[{escape(address.host)}]:{address.port}"
     if isinstance(address, IPv4Address):

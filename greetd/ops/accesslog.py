@@ -80,6 +80,8 @@ class FastAccessLog:
                 if host is None or port is None
                 else f', "peerHost": {jsonString(host)}, "peerPort": {port:d}'
             )
+            if connection.via is not None:
+                peerFields += f', "via": {jsonString(connection.via)}'
             line = JSON_LINE % (
                 self._isoStamp,
                 int((now - second) * 1e6),

@@ -53,9 +53,12 @@ class LoggerAccessLog:
 
 def _fields(connection: Closed) -> dict[str, object]:
     # The event's fields: every figure but the address parts, which the
-    # JSON log derives from the peer.
+    # JSON log derives from the peer, and the balancer only for a client a
+    # PROXY header named.
     fields = connection._asdict()
     del fields["host"], fields["port"]
+    if connection.via is None:
+        del fields["via"]
     return fields
 
 

@@ -23,7 +23,6 @@ from twisted.python.failure import Failure
 from greetd.core.access import LOOPBACK, AccessPolicy, Network
 from greetd.core.accessline import AccessLog, Closed
 from greetd.core.counters import ERROR_REASONS, REFUSAL_REASONS, Counts, key
-from greetd.core.escaping import formatAddress
 from greetd.core.framing import (
     DEFAULT_MAX_LENGTH,
     EXIT,
@@ -40,7 +39,7 @@ from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
 from greetd.protocols.flow import FlowControl, TurnBudget
 from greetd.protocols.idle import IdleSweep
-from greetd.protocols.peer import peerForLog, peerHost
+from greetd.protocols.peer import describePeer, peerForLog, peerHost
 from greetd.protocols.refusal import sendRefusal, stopLinger
 
 #: The seed's banner, sent as is, without a line ending.
@@ -326,7 +325,7 @@ class GreetingProtocol(FlowControl, Protocol):
         The peer's address, escaped for logs; worked out when logged rather
         than kept, since idle connections are many and logs are few.
         """
-        return formatAddress(self._transport().getPeer())
+        return describePeer(self._transport())
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.closing = True
@@ -348,7 +347,7 @@ class GreetingProtocol(FlowControl, Protocol):
         )
 
     def _logClosed(self, duration: float, received: int, sent: int) -> None:
-        peer, port = peerForLog(self._transport())
+        peer, port, via = peerForLog(self._transport())
         accessLog = self.factory.accessLog
         close = accessLog.healthCheckClosed if self.healthCheck else accessLog.closed
         close(
@@ -361,6 +360,7 @@ class GreetingProtocol(FlowControl, Protocol):
                 received,
                 sent,
                 self.ended or "closed",
+                via,
             )
         )
 

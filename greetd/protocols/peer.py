@@ -30,13 +30,39 @@ def peerHost(transport: Any) -> str | None:
     return getattr(transport.getPeer(), "host", None)
 
 
-def peerForLog(transport: Any) -> tuple[str, int | None]:
+def peerForLog(transport: Any) -> tuple[str, int | None, str | None]:
     """
-    C{transport}'s peer as logs show it (L{formatAddress}), and its port, or
-    C{None} for a peer without one.
+    C{transport}'s peer as logs show it (L{formatAddress}), its port, or
+    C{None} for a peer without one, and the load balancer that named it in
+    a PROXY header (L{balancerForLog}).
     """
     if type(transport) is tcp.Server:
         host, port = cast("tuple[str, int]", transport.client[:2])
-        return formatAddress((host, port)), port
+        return formatAddress((host, port)), port, None
     address = transport.getPeer()
-    return formatAddress(address), getattr(address, "port", None)
+    return (
+        formatAddress(address),
+        getattr(address, "port", None),
+        balancerForLog(transport),
+    )
+
+
+def balancerForLog(transport: Any) -> str | None:
+    """
+    The load balancer whose PROXY header named C{transport}'s peer, as logs
+    show it, or C{None}: the C{balancer} of a
+    L{ProxyHeaderProtocol <greetd.protocols.proxy.ProxyHeaderProtocol>},
+    which a TLS transport above it passes on as Twisted's protocol
+    wrappers pass on attributes.
+    """
+    balancer = getattr(transport, "balancer", None)
+    return None if balancer is None else formatAddress(balancer)
+
+
+def describePeer(transport: Any) -> str:
+    """
+    C{transport}'s peer as log lines name it: its address, followed by
+    C{via} and the load balancer's for a client a PROXY header named.
+    """
+    peer, _, via = peerForLog(transport)
+    return peer if via is None else f"{peer} via {via}"

@@ -54,46 +54,12 @@ from greetd.protocols.refusal import sendRefusal, stopLinger
 DEFAULT_HEADER_TIMEOUT = 10.0
 
 
-class ProxiedIPv4Address(IPv4Address):
+def _address(address: Address) -> IAddress:
     """
-    A client's IPv4 address as a PROXY header names it.
-
-    @ivar via: The address of the peer that sent the header (the load
-        balancer), which logs show beside the client's.
-    """
-
-    via: IAddress | None = None
-
-
-class ProxiedIPv6Address(IPv6Address):
-    """
-    A client's IPv6 address as a PROXY header names it.
-
-    @ivar via: As for L{ProxiedIPv4Address}.
-    """
-
-    via: IAddress | None = None
-
-
-def _address(address: Address, via: IAddress | None = None) -> IAddress:
-    """
-    The address a header names, as Twisted spells addresses; with the peer
-    that sent the header as its C{via}, if given.
+    The address a header names, as Twisted spells addresses.
     """
     host, port = address
-    if via is None:
-        return (
-            IPv6Address("TCP", host, port)
-            if ":" in host
-            else IPv4Address("TCP", host, port)
-        )
-    named: ProxiedIPv4Address | ProxiedIPv6Address
-    if ":" in host:
-        named = ProxiedIPv6Address("TCP", host, port)
-    else:
-        named = ProxiedIPv4Address("TCP", host, port)
-    named.via = via
-    return named
+    return (IPv6Address if ":" in host else IPv4Address)("TCP", host, port)
 
 
 class ProxyHeaderProtocol(ProtocolWrapper):
@@ -110,10 +76,15 @@ class ProxyHeaderProtocol(ProtocolWrapper):
     connects, since nothing it could send would be believed.
 
     @ivar header: The parsed header, once there is one.
+    @ivar balancer: The address of the peer that sent a header naming a
+        client (the load balancer), which logs show beside the client's;
+        C{None} until then, and for a header that names none (C{LOCAL}).
+        L{getPeer} is the client's own address, a plain Twisted one.
     """
 
     factory: ProxyHeaderFactory
     header: ProxyHeader | None = None
+    balancer: IAddress | None = None
     _headerTimeout: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
     _held = False
@@ -195,6 +166,8 @@ class ProxyHeaderProtocol(ProtocolWrapper):
             self._refuseHeader(parsed.reason)
             return
         self.header = parsed
+        if parsed.source is not None:
+            self.balancer = self.transport.getPeer()  # type: ignore[union-attr]
         # The client now takes a place of its own, under every limit.
         self._release()
         self.wrappedProtocol.makeConnection(cast(ITransport, self))
@@ -212,11 +185,10 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         return self.header is not None and self.header.local
 
     def getPeer(self) -> IAddress:
-        peer = cast(IAddress, self.transport.getPeer())  # type: ignore[union-attr]
         header = self.header
         if header is not None and header.source is not None:
-            return _address(header.source, peer)
-        return peer
+            return _address(header.source)
+        return cast(IAddress, self.transport.getPeer())  # type: ignore[union-attr]
 
     def getHost(self) -> IAddress:
         header = self.header

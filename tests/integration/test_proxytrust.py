@@ -8,6 +8,7 @@ refusals do not flood the log.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import time
@@ -98,6 +99,23 @@ def served(client: socket.socket, name: bytes = b"Ann") -> bool:
             break
         received += data
     return expected in received
+
+
+def test_balancerInJSONRecord(spawnGreetd: Any) -> None:
+    """
+    In the JSON log, a proxied client's access record names the client as
+    its C{peer} and the balancer in a field of its own, C{via}.
+    """
+    daemon = spawnGreetd("--tcp", PROXIED, "--no-udp", "--log-format", "json")
+    with connectFrom("127.0.0.1", daemon.tcp[0][1]) as client:
+        client.sendall(header("10.1.2.3") + b"exit\n")
+        receiveUntilClosed(client)
+    daemon.waitFor(r'"greetdEvent": "connection.close"', timeout=TIMEOUT)
+    [record] = [
+        json.loads(line) for line in daemon.lines if '"connection.close"' in line
+    ]
+    assert (record["peer"], record["peerHost"]) == ("10.1.2.3:5555", "10.1.2.3")
+    assert record["via"].startswith("127.0.0.1:")
 
 
 def test_untrustedHeadersHoldNothing(spawnGreetd: Any) -> None:

@@ -41,12 +41,12 @@ class FastAccessLogTests(SynchronousTestCase):
         self.output.stream = self.stream  # type: ignore[assignment]
         self.accessLog = FastAccessLog(self.output, LoggerAccessLog())
 
-    def loggerEvent(self) -> dict[str, Any]:
+    def loggerEvent(self, connection: Closed = CLOSED) -> dict[str, Any]:
         """
         The event L{LoggerAccessLog} makes of the same connection.
         """
         accessLog, events = capturingAccessLog()
-        accessLog.closed(CLOSED)
+        accessLog.closed(connection)
         [event] = events
         event["log_time"] = NOW
         event["log_namespace"] = "greetd.access"
@@ -71,6 +71,28 @@ class FastAccessLogTests(SynchronousTestCase):
         theirs["peerHost"], theirs["peerPort"] = "::1", 5
         self.assertEqual(mine, theirs)
         self.assertEqual(mine["timestamp"], "2025-11-29T12:40:00.250000+00:00")
+
+    def test_balancerAFieldOfItsOwn(self) -> None:
+        """
+        For a client a PROXY header named, the JSON record's C{peer} is the
+        client and C{via} the balancer, as the JSON logger writes them; the
+        text shows both.
+        """
+        proxied = CLOSED._replace(via="127.0.0.1:40000")
+        self.output.json = True
+        self.accessLog.closed(proxied)
+        mine = json.loads(self.stream.getvalue())
+        theirs = json.loads(eventAsJSONLine(self.loggerEvent(proxied)))
+        theirs["peerHost"], theirs["peerPort"] = "::1", 5
+        self.assertEqual(mine, theirs)
+        self.assertEqual(
+            (mine["peer"], mine["via"], mine["peerHost"]),
+            ("[::1]:5", "127.0.0.1:40000", "::1"),
+        )
+        self.assertIn(
+            "Connection from [::1]:5 via 127.0.0.1:40000 closed", mine["text"]
+        )
+        self.assertNotIn("via", json.loads(eventAsJSONLine(self.loggerEvent())))
 
     def test_workerAsItsEventsAreMarked(self) -> None:
         """

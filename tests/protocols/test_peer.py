@@ -25,7 +25,7 @@ class PeerTests(SynchronousTestCase):
         self.assertEqual(peerHost(transport), getattr(address, "host", None))
         self.assertEqual(
             peerForLog(transport),
-            (formatAddress(address), getattr(address, "port", None)),
+            (formatAddress(address), getattr(address, "port", None), None),
         )
 
     def test_plainTCP(self) -> None:
@@ -37,7 +37,7 @@ class PeerTests(SynchronousTestCase):
         self.assertAsGetPeer(server)
         server.getPeer = None  # type: ignore[assignment, method-assign]
         self.assertEqual(peerHost(server), "127.0.0.1")
-        self.assertEqual(peerForLog(server), ("127.0.0.1:40000", 40000))
+        self.assertEqual(peerForLog(server), ("127.0.0.1:40000", 40000, None))
 
     def test_plainTCPv6(self) -> None:
         """
@@ -51,7 +51,7 @@ class PeerTests(SynchronousTestCase):
         server = tcp.Server(ours, None, client, None, 1, MemoryReactor())  # type: ignore[arg-type]
         server._addressType = IPv6Address
         self.assertAsGetPeer(server)
-        self.assertEqual(peerForLog(server), ("[2001:db8::1]:5", 5))
+        self.assertEqual(peerForLog(server), ("[2001:db8::1]:5", 5, None))
 
     def test_others(self) -> None:
         """
@@ -61,5 +61,5 @@ class PeerTests(SynchronousTestCase):
         self.assertAsGetPeer(StringTransport())
         unix = StringTransport(peerAddress=UNIXAddress(b"/run/g.sock"))
         self.assertAsGetPeer(unix)
-        self.assertEqual(peerForLog(unix), ("unix:/run/g.sock", None))
+        self.assertEqual(peerForLog(unix), ("unix:/run/g.sock", None, None))
         self.assertIsNone(peerHost(unix))

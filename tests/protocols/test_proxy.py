@@ -67,6 +67,9 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         [protocol] = factory.connections
         self.assertEqual(protocol.peer, "192.0.2.7:5555 via 127.0.0.1:40000")
         self.assertEqual(events[0]["peer"], "192.0.2.7:5555 via 127.0.0.1:40000")
+        # Plain Twisted addresses, which compare equal to Twisted's own.
+        self.assertEqual(wrapper.getPeer(), IPv4Address("TCP", "192.0.2.7", 5555))
+        self.assertEqual(wrapper.balancer, BALANCER)
         wrapper.dataReceived(b"Ann\n")
         self.assertEqual(transport.value(), b"WelcomeHello, Ann!\n")
 
@@ -167,6 +170,7 @@ class ProxyHeaderProtocolTests(SynchronousTestCase):
         wrapper.dataReceived(header[7:] + b"Sarah")
         [protocol] = factory.connections
         self.assertEqual(protocol.peer, "[2001:db8::7]:5555 via 127.0.0.1:40000")
+        self.assertEqual(wrapper.getPeer(), IPv6Address("TCP", "2001:db8::7", 5555))
         self.assertEqual(wrapper.getHost(), IPv6Address("TCP", "::1", 9999))
         self.assertEqual(transport.value(), b"WelcomeHello, Sarah!")
 
