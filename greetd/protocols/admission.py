@@ -49,6 +49,11 @@ REFUSAL_LINES = {
 }
 
 
+#: The kinds of line L{Admission} throttles, each once a minute per source:
+#: a refusal, and a PROXY header not believed.
+_REFUSED, _BAD_HEADER = "refused", "bad-header"
+
+
 def defaultLimiter() -> ConnectionLimiter:
     """
     The limits C{twistd greetd} applies by default: what an embedder gets
@@ -108,7 +113,9 @@ class Admission:
         self.refused: Counter[str] = Counter()
         self.refusalLogged = False
         self.lingering = 0
-        self._refusalLog: Throttle[str | None] = Throttle()
+        # Keyed by the kind of line and the source, so that one kind does
+        # not silence the other: a bounded table, O(1) an event.
+        self._refusalLog: Throttle[tuple[str, str | None]] = Throttle()
 
     def admit(
         self, host: str | None, source: str | None, peer: Callable[[], str]
@@ -178,7 +185,9 @@ class Admission:
         @param peer: Returns the peer as logs show it, called only to log.
         """
         self.refused[refusal] += 1
-        self.refusalLogged = self._refusalLog.ready(source, self.clock.seconds())
+        self.refusalLogged = self._refusalLog.ready(
+            (_REFUSED, source), self.clock.seconds()
+        )
         if self.refusalLogged:
             self._log.info(
                 "Refused a connection from {peer}: {reason}",
@@ -220,7 +229,7 @@ class Admission:
         @param problem: What is wrong with the header, for the log.
         """
         self.refused[PROXY_HEADER] += 1
-        if self._refusalLog.ready(source, self.clock.seconds()):
+        if self._refusalLog.ready((_BAD_HEADER, source), self.clock.seconds()):
             self._log.warn(
                 "Dropped a connection from {peer}: bad PROXY header ({proxyError})",
                 peer=peer(),

@@ -78,10 +78,29 @@ class AdmissionTests(SynchronousTestCase):
         admission.release(source)
         self.assertIsNone(admission.admit("2001:db8::2", source, lambda: "b"))
 
+    def test_kindsThrottledApart(self) -> None:
+        """
+        Refusal lines and bad-header warnings are each throttled to once a
+        minute per source, apart: one does not silence the other.
+        """
+        peer = lambda: "127.0.0.1:1"  # noqa: E731
+        for _ in range(3):
+            self.admission.refuseHeader("127.0.0.1", peer, "bad port")
+            self.admission.refuse("max-per-ip", "127.0.0.1", peer)
+        self.admission.refuse("max-per-ip", "127.0.0.2", peer)
+        self.assertEqual(
+            [event["reason"] for event in self.events],
+            ["proxy-header", "max-per-ip", "max-per-ip"],
+        )
+        self.clock.advance(60)
+        self.admission.refuse("max-per-ip", "127.0.0.1", peer)
+        self.admission.refuseHeader("127.0.0.1", peer, "bad port")
+        self.assertEqual(len(self.events), 5)
+
     def test_refuseHeader(self) -> None:
         """
         A bad PROXY header is a C{proxy-header} refusal, warned of once a
-        minute per source, sharing the throttle of other refusals.
+        minute per source.
         """
         for _ in range(3):
             self.admission.refuseHeader("127.0.0.1", lambda: "127.0.0.1:1", "bad port")
