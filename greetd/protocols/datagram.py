@@ -203,13 +203,18 @@ class ReplyProtocol(DatagramProtocol):
 
         @param addr: Where the datagram came from, for the log.
         @param source: The key of its source (L{sourceKey}), for the throttle.
-        @param balancer: The balancer it came through, if any.
+        @param balancer: The balancer it came through, if any, which the
+            log names beside the client (C{via}).
         """
         self.dropped[reason] += 1
         if self._dropLog.ready(source, self.clock.seconds()):
+            peer = formatAddress(addr[:2])
+            if balancer is not None:
+                fields["via"] = via = formatAddress(balancer)
+                peer = f"{peer} via {via}"
             self._log.debug(
                 "Dropped a datagram from {peer}: {reason}",
-                peer=formatAddress(addr[:2]),
+                peer=peer,
                 reason=reason,
                 greetdEvent="datagram.drop",
                 **fields,

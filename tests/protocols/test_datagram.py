@@ -300,10 +300,11 @@ class ProxiedTests(SynchronousTestCase):
         self.assertEqual(
             [formatEvent(event) for event in events],
             [
-                "Dropped a datagram from 192.0.2.7:5555: rate",
-                "Dropped a datagram from 192.0.2.66:6666: access",
+                "Dropped a datagram from 192.0.2.7:5555 via 127.0.0.1:40000: rate",
+                "Dropped a datagram from 192.0.2.66:6666 via 127.0.0.1:40000: access",
             ],
         )
+        self.assertEqual(events[0]["via"], "127.0.0.1:40000")
 
     def test_noHeader(self) -> None:
         """
