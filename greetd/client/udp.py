@@ -5,6 +5,7 @@ datagram that gets no reply, and L{greetOverUDP} greets names in turn.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable, Generator
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -84,10 +85,12 @@ class ReplyClientProtocol(DatagramProtocol):
     L{sendTimes} gives; C{timeout} after the first send, it has failed.
     Only the expected reply (the template applied to the name) answers
     it.  The empty datagram nginx sends back for one it could not deliver,
-    and the template's reply to another name (a late duplicate of an
-    earlier name's), are counted and ignored, and the wait goes on; any
-    other datagram is a reply from a server with another template, or one
-    not to believe, and fails the name at once.
+    and the reply to one of the last C{remembered} names this protocol
+    greeted (a late duplicate: a resend answered twice), are counted and
+    ignored, and the wait goes on; any other datagram (a reply to a name
+    never sent, in another template's form, or in none) comes from a
+    server with another template, or one not to believe, and fails the
+    name at once.
 
     Given C{listen}, each resend leaves from a new port, opened for it and
     kept until the name is answered (a late reply to an earlier send still
@@ -102,9 +105,15 @@ class ReplyClientProtocol(DatagramProtocol):
     @ivar template: The server's L{ReplyTemplate}.
     @ivar timeout: How long to wait for each name's reply, resends included.
     @ivar retries: How many times to resend a name that gets no reply.
+    @cvar remembered: How many earlier names' replies are taken for late
+        duplicates.  A duplicate is an earlier name's reply still in flight
+        or resent, so it comes soon after: the last few names are enough,
+        and the bound keeps a long session's memory and each datagram's
+        check small.
     """
 
     noisy = False
+    remembered = 16
 
     def __init__(
         self,
@@ -127,6 +136,8 @@ class ReplyClientProtocol(DatagramProtocol):
         self._waiter = Waiter(defaultClock(clock), timeout)
         self._greeting: _Greeting | None = None
         self._resends: list[tuple[_ResendProtocol, IListeningPort]] = []
+        # The replies of the last names greeted before the current one.
+        self._earlier: deque[bytes] = deque(maxlen=self.remembered)
 
     @property
     def ignored(self) -> int:
@@ -206,7 +217,7 @@ class ReplyClientProtocol(DatagramProtocol):
         expected = self.template.format(greeting.name)
         if datagram == expected:
             self._finish(datagram)
-        elif not datagram or self.template.fits(datagram):
+        elif not datagram or datagram in self._earlier:
             greeting.ignored += 1
         else:
             failure = UnexpectedReply(greeting.name, datagram, expected)
@@ -225,6 +236,7 @@ class ReplyClientProtocol(DatagramProtocol):
     def _finish(self, result: bytes | Failure) -> None:
         assert self._greeting is not None
         waiting = self._greeting.waiting
+        self._earlier.append(self.template.format(self._greeting.name))
         self._greeting = None
         self._waiter.cancel()
         resends, self._resends = self._resends, []

@@ -132,19 +132,55 @@ class UDPTests(SynchronousTestCase):
 
     def test_notTheReply(self) -> None:
         """
-        A datagram that is not the expected reply (nginx's empty datagram
-        for one it could not deliver, another template's reply) is not an
-        answer: the wait goes on, the name is resent, and its reply counts.
+        A datagram that is not the expected reply but explains itself
+        (nginx's empty datagram for one it could not deliver, a late
+        duplicate of an earlier name's reply) is not an answer: the wait
+        goes on, the name is resent, and its reply counts.
         """
+        self.reply(b"Hello, Zoe!")  # nothing is being greeted: dropped
+        zoe = self.protocol.greet(b"Zoe")
+        self.reply(b"Hello, Zoe!")
+        self.successResultOf(zoe)
         ann = self.protocol.greet(b"Ann")
         self.reply(b"")
-        self.reply(b"Hello, Bob!")
+        self.reply(b"Hello, Zoe!")
         self.assertNoResult(ann)
         self.assertEqual(self.protocol.ignored, 2)
         self.clock.advance(1)
-        self.assertEqual(self.port.sent, [b"Ann", b"Ann"])
+        self.assertEqual(self.port.sent, [b"Zoe", b"Ann", b"Ann"])
         self.reply(b"Hello, Ann!")
         self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+
+    def test_replyToANameNeverSent(self) -> None:
+        """
+        A reply in the template's form to a name this protocol never sent
+        is no late duplicate: it fails the name at once, as a reply in
+        another form does, rather than after the whole timeout.
+        """
+        ann = self.protocol.greet(b"Ann")
+        self.reply(b"Hello, Mallory!")
+        failure = self.failureResultOf(ann, UnexpectedReply)
+        self.assertEqual(
+            str(failure.value),
+            "the reply to 'Ann' was 'Hello, Mallory!', not 'Hello, Ann!'",
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_rememberedBounded(self) -> None:
+        """
+        Only the last C{remembered} names' replies are taken for late
+        duplicates: a long session's memory of them is bounded.
+        """
+        names = [b"n%d" % i for i in range(self.protocol.remembered + 1)]
+        for name in names:
+            waiting = self.protocol.greet(name)
+            self.reply(b"Hello, " + name + b"!")
+            self.successResultOf(waiting)
+        ann = self.protocol.greet(b"Ann")
+        self.reply(b"Hello, n1!")
+        self.assertNoResult(ann)
+        self.reply(b"Hello, n0!")
+        self.failureResultOf(ann, UnexpectedReply)
 
     def test_onlyNotTheReply(self) -> None:
         """
@@ -189,8 +225,6 @@ class UDPTests(SynchronousTestCase):
         )
         protocol.makeConnection(FakeConnectedUDP())  # type: ignore[arg-type]
         ann = protocol.greet(b"Ann")
-        protocol.datagramReceived(b"Hi Bob", ("127.0.0.1", 9999))
-        self.assertNoResult(ann)
         protocol.datagramReceived(b"Hi Ann", ("127.0.0.1", 9999))
         self.assertEqual(self.successResultOf(ann), b"Hi Ann")
 

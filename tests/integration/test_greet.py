@@ -359,13 +359,15 @@ def test_noUDPServer() -> None:
 class LossyUDPServer:
     """
     A UDP greeting server in a thread that drops the first datagram it
-    gets, and answers every later one C{copies} times.
+    gets, and answers every later one C{copies} times, with C{answer}
+    if given (whatever the name), else with the greeting.
 
     @ivar received: Every datagram received, in order.
     """
 
-    def __init__(self, copies: int = 1) -> None:
+    def __init__(self, copies: int = 1, answer: bytes | None = None) -> None:
         self.copies = copies
+        self.answer = answer
         self.received: list[bytes] = []
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.socket.bind(("127.0.0.1", 0))
@@ -384,7 +386,8 @@ class LossyUDPServer:
             self.received.append(datagram)
             if len(self.received) > 1:
                 for _ in range(self.copies):
-                    self.socket.sendto(b"Hello, %s!" % datagram, peer)
+                    answer = self.answer or b"Hello, %s!" % datagram
+                    self.socket.sendto(answer, peer)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -396,8 +399,8 @@ class LossyUDPServer:
 def lossyServer() -> Iterator[Any]:
     servers: list[LossyUDPServer] = []
 
-    def start(copies: int = 1) -> LossyUDPServer:
-        server = LossyUDPServer(copies)
+    def start(copies: int = 1, answer: bytes | None = None) -> LossyUDPServer:
+        server = LossyUDPServer(copies, answer)
         servers.append(server)
         return server
 
@@ -427,6 +430,23 @@ def test_udpDuplicateReplies(lossyServer: Any) -> None:
     server = lossyServer(copies=2)
     run = greet("--udp", "--timeout", "1", "-p", str(server.port), *NAMES)
     assert (run.status, run.stdout, run.stderr) == (0, SEED_UDP_OUTPUT, "")
+
+
+def test_udpReplyToAnotherName(lossyServer: Any) -> None:
+    """
+    A server that answers with the greeting of a name never sent fails the
+    run at its first answer, saying what came: it is no late duplicate to
+    wait past.
+    """
+    server = lossyServer(answer=b"Hello, Mallory!")
+    run = greet("--udp", "--timeout", "5", "-p", str(server.port), "Ann")
+    run.failedWith(
+        f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' was 'Hello, Mallory!', "
+        "not 'Hello, Ann!'; if the daemon runs with another --reply, give greet "
+        "the same --reply",
+        1,
+    )
+    assert server.received == [b"Ann", b"Ann"]
 
 
 def test_udpNoRetries(lossyServer: Any) -> None:
