@@ -32,8 +32,10 @@ from greetd.core.framing import DEFAULT_MAX_LENGTH, EXIT
 from greetd.core.session import (
     CLOSING,
     OVER,
-    Banner,
     ClientSession,
+)
+from greetd.core.sessionevents import (
+    Banner,
     Close,
     Closed,
     ErrorReply,

@@ -18,8 +18,10 @@ from greetd.core.session import (
     OVER,
     PROBING,
     RAW,
-    Banner,
     ClientSession,
+)
+from greetd.core.sessionevents import (
+    Banner,
     Close,
     Closed,
     ErrorReply,
