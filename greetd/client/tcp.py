@@ -31,6 +31,7 @@ from greetd.client.waiting import DEFAULT_TIMEOUT, Waiter, defaultClock
 from greetd.core.framing import DEFAULT_MAX_LENGTH, EXIT
 from greetd.core.session import (
     CLOSING,
+    ENDED,
     OVER,
     ClientSession,
 )
@@ -212,7 +213,7 @@ class GreetingClientProtocol(Protocol):
         self._waiter.cancel()
         self._bannerWaiter.cancel()
         problem = tlsProblem(reason.value)
-        if problem is not None and self.session.state not in (CLOSING, OVER):
+        if problem is not None and self.session.state not in (CLOSING, OVER, ENDED):
             self._fail(Failure(TLSFailed(problem)))
         else:
             self._handle(self.session.lost(reason.check(ConnectionDone) is not None))

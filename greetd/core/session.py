@@ -30,18 +30,26 @@ beyond a bound (L{TooLong}); a refusal is not taken for a banner
 The states, and what each input does in each (L{_TRANSITIONS})::
 
     state      greet       exit        silence     data          lost
-    BANNER     queued      queued      -> PROBING  -> LINES|RAW  -> OVER
-    PROBING    sent, one   queued      ignored     -> LINES|RAW  -> OVER
-    LINES      sent        -> CLOSING  ignored     replies       -> OVER
-    RAW        sent, one   -> CLOSING  ignored     replies       -> OVER
-    CLOSING    ValueError  ignored     ignored     ignored       -> OVER
-    OVER       ignored*    ignored     ignored     ignored       ignored
+    BANNER     queued      -> *_EXIT   -> PROBING  -> LINES|RAW  -> OVER
+    PROBING    sent, one   -> *_EXIT   ignored     -> LINES|RAW  -> OVER
+    LINES      sent        -> *_EXIT   ignored     replies       -> OVER
+    RAW        sent, one   -> *_EXIT   ignored     replies       -> OVER
+    *_EXIT     ValueError  ignored     as *        as *          -> ENDED
+    CLOSING    ValueError  ignored     ignored     ignored       -> ENDED
+    OVER       ignored*    -> ENDED    ignored     ignored       ignored
+    ENDED      ValueError  ignored     ignored     ignored       ignored
 
 A name is sent at once in LINES (pipelined), and in PROBING and RAW once
-the name before it is answered; C{exit} moves to CLOSING once every name
-is answered; a failure moves any state to OVER.  (*) A name greeted in
-OVER after C{exit} is a ValueError; before, it waits for the failure
-that ended the session, which the caller is about to hear of.
+the name before it is answered.  C{exit} moves each of those four states
+to its twin with C{exit} asked (BANNER to BANNER_EXIT, and so on), where
+the names already greeted are still sent and answered but no name more is
+taken; a twin does with the server's bytes what its state does, moving to
+the twin of where that one goes, and to CLOSING (C{exit} sent) once the
+framing is known and every name is answered.  A failure moves a state
+before C{exit} to OVER, and one after it to ENDED.  (*) A name greeted in
+OVER waits for the failure that ended the session, which the caller is
+about to hear of (it greeted the name from a callback of a reply that
+came with the failure).
 """
 
 from __future__ import annotations
@@ -75,8 +83,30 @@ BANNER = "banner"  # connected, waiting for the banner
 PROBING = "probing"  # no banner: the first name went as a line
 LINES = "lines"  # the daemon frames by lines: names pipelined as lines
 RAW = "raw"  # the daemon frames by reads: names bare, one at a time
+BANNER_EXIT = "banner, exit asked"  # as BANNER, then exit; no name more
+PROBING_EXIT = "probing, exit asked"  # as PROBING, then exit; no name more
+LINES_EXIT = "lines, exit asked"  # as LINES, then exit; no name more
+RAW_EXIT = "raw, exit asked"  # as RAW, then exit; no name more
 CLOSING = "closing"  # exit sent, waiting for the server to close
-OVER = "over"  # failed, given up, or the connection is gone
+OVER = "over"  # failed, given up, or the connection is gone, before exit
+ENDED = "ended"  # closed, failed or given up after exit was asked
+
+#: The twin of each state before C{exit}, with C{exit} asked.
+_EXIT_ASKED = {
+    BANNER: BANNER_EXIT,
+    PROBING: PROBING_EXIT,
+    LINES: LINES_EXIT,
+    RAW: RAW_EXIT,
+}
+
+#: The framing each state knows (or awaits), with or without C{exit}.
+_FRAMING = {
+    **{state: state for state in _EXIT_ASKED},
+    **{twin: state for state, twin in _EXIT_ASKED.items()},
+}
+
+#: How names end in each framing: as lines when probing and in LINES.
+_ENDINGS = {PROBING: b"\r\n", LINES: b"\r\n", RAW: b""}
 
 
 class ClientSession:
@@ -89,8 +119,9 @@ class ClientSession:
     @ivar template: The daemon's L{ReplyTemplate}, to recognise replies.
     @ivar maxLength: The most bytes kept of a line the server has not
         ended (a banner, an error) or of one beyond the reply awaited.
-    @ivar state: One of L{BANNER}, L{PROBING}, L{LINES}, L{RAW},
-        L{CLOSING} and L{OVER}.
+    @ivar state: One of L{BANNER}, L{PROBING}, L{LINES}, L{RAW}, their
+        twins with C{exit} asked (L{BANNER_EXIT}...), L{CLOSING}, L{OVER}
+        and L{ENDED}.
     """
 
     def __init__(
@@ -106,16 +137,27 @@ class ClientSession:
         # written.
         self._names: deque[bytes] = deque()
         self._sent = 0
-        self._exit = False
-        # How names end: a line ending in LINES and PROBING, b"" in RAW.
-        self._ending: bytes | None = None
 
     @property
     def lineMode(self) -> bool | None:
         """
-        Whether the daemon frames by lines; C{None} until that is known.
+        Whether the daemon frames by lines; C{None} until that is known,
+        and once C{exit} is sent or the session is over.
         """
-        return None if self._ending is None else self._ending != b""
+        ending = self._ending
+        return None if ending is None else ending != b""
+
+    @property
+    def _framing(self) -> str | None:
+        # BANNER, PROBING, LINES or RAW, C{exit} asked or not; None once
+        # the names are done with (CLOSING, OVER, ENDED).
+        return _FRAMING.get(self.state)
+
+    @property
+    def _ending(self) -> bytes | None:
+        # How names end; None while the framing is not known.
+        framing = self._framing
+        return None if framing is None else _ENDINGS.get(framing)
 
     @property
     def buffered(self) -> int:
@@ -129,12 +171,12 @@ class ClientSession:
         """
         What the session waits for now, in words for a message.
         """
-        if self.state == BANNER:
+        if self._framing == BANNER:
             return "the banner"
         if self.state == CLOSING or not self._names:
             return "the connection to close"
         reply = f"the reply to {quote(self._names[0])}"
-        return f"a banner or {reply}" if self.state == PROBING else reply
+        return f"a banner or {reply}" if self._framing == PROBING else reply
 
     def greet(self, name: bytes) -> list[Event]:
         """
@@ -174,7 +216,7 @@ class ClientSession:
         The caller gives up on the session (a wait timed out): whatever
         comes now is ignored.
         """
-        self.state = OVER
+        self._end()
 
     # What each input does in each state.
 
@@ -183,24 +225,34 @@ class ClientSession:
         return self._send()
 
     def _queueExit(self) -> list[Event]:
-        self._exit = True
+        self.state = _EXIT_ASKED[self.state]
         return self._send()
+
+    def _exitOver(self) -> list[Event]:
+        self.state = ENDED
+        return []
 
     def _refuse(self, *args: object) -> list[Event]:
         raise ValueError("the session is ending")
 
-    def _greetOver(self, name: bytes) -> list[Event]:
-        # A name greeted between a failure and the caller's hearing of it
-        # (from a callback of a reply in the same events) gets the failure.
-        if self._exit:
-            raise ValueError("the session is ending")
-        return []
-
     def _ignore(self, *args: object) -> list[Event]:
         return []
 
+    def _become(self, framing: str) -> None:
+        """
+        The framing is now C{framing}: move to its state, or to its twin
+        if C{exit} is asked.
+        """
+        self.state = _EXIT_ASKED[framing] if self._exitAsked() else framing
+
+    def _exitAsked(self) -> bool:
+        return self.state not in _EXIT_ASKED and self.state != OVER
+
+    def _end(self) -> None:
+        self.state = ENDED if self._exitAsked() else OVER
+
     def _noBanner(self) -> list[Event]:
-        self.state, self._ending = PROBING, b"\r\n"
+        self._become(PROBING)
         return [*self._send(), Banner(b"")]
 
     def _banner(self, data: bytes) -> list[Event]:
@@ -211,10 +263,7 @@ class ClientSession:
             return self._over(Refused(banner))
         if len(banner) > self.maxLength:
             return self._over(TooLong("the banner", self.maxLength))
-        if newline:
-            self.state, self._ending = LINES, b"\r\n"
-        else:
-            self.state, self._ending = RAW, b""
+        self._become(LINES if newline else RAW)
         events = self._send()
         events.append(Banner(banner))
         return self._ordered(events + self._replies(b""))
@@ -235,13 +284,14 @@ class ClientSession:
             pass
         elif self._buffer.endswith(rawReply):
             # A raw daemon answered the name with its line ending: again, bare.
-            self.state, self._ending, self._buffer = RAW, b"", b""
+            self._become(RAW)
+            self._buffer = b""
             return [Send(name), Wait(self.awaiting)]
         elif len(self._buffer) > self.maxLength + len(rawReply):
             return self._over(TooLong(self.awaiting, self.maxLength))
         else:
             return []
-        self.state = LINES
+        self._become(LINES)
         return self._ordered(self._send() + self._replies(b""))
 
     def _replies(self, data: bytes) -> list[Event]:
@@ -249,17 +299,17 @@ class ClientSession:
         The replies C{data} completes, in LINES or RAW.
         """
         self._buffer += data
-        read = self._readLine if self.state == LINES else self._readRaw
+        read = self._readLine if self._framing == LINES else self._readRaw
         events: list[Event] = []
-        while self._sent and self.state != OVER:
+        while self._sent and self._framing is not None:
             reply = read()
             if reply is None:
                 break
             events += self._answer(reply)
-        if self.state == RAW and not self._sent:
+        if self._framing == RAW and not self._sent:
             # Nothing is owed: what a raw daemon sends now answers no name.
             self._buffer = b""
-        elif self.state == LINES and len(self._buffer) > self._limit() + 1:
+        elif self._framing == LINES and len(self._buffer) > self._limit() + 1:
             # A line not ended (a CR may yet start a CRLF), or lines that
             # answer no name: either way, no more is kept.
             what = self.awaiting if self._sent else "a line"
@@ -310,7 +360,7 @@ class ClientSession:
             return []
         events: list[Event] = []
         waiting = self._sent > 0 and not restart
-        pipelined = self.state == LINES
+        pipelined = self._framing == LINES
         while self._sent < len(self._names) and (pipelined or not self._sent):
             events.append(Send(self._names[self._sent] + ending))
             self._sent += 1
@@ -318,13 +368,13 @@ class ClientSession:
             events.append(Wait(self.awaiting))
         elif restart and not self._sent:
             events.append(Wait(None))
-        if self._exit and not self._names:
+        if self.state in _EXIT_ASKED.values() and not self._names:
             self.state = CLOSING
             events += [Send(EXIT + ending), Close(), Wait(self.awaiting)]
         return events
 
     def _lost(self, clean: bool) -> list[Event]:
-        if self.state == BANNER:
+        if self._framing == BANNER:
             return self._over(Closed(self.awaiting, self._buffer, clean))
         if not self._names:
             return self._over(Closed(None, b"", clean))
@@ -334,11 +384,11 @@ class ClientSession:
         return self._over(Closed(self.awaiting, partial, clean))
 
     def _closed(self, clean: bool) -> list[Event]:
-        self.state = OVER
+        self.state = ENDED
         return []
 
     def _over(self, failure: Event) -> list[Event]:
-        self.state = OVER
+        self._end()
         self._buffer = b""
         return [failure]
 
@@ -375,14 +425,25 @@ _TRANSITIONS: dict[str, dict[str, _Input]] = {
         "lost": ClientSession._closed,
     },
     OVER: {
-        "greet": ClientSession._greetOver,
-        "exit": ClientSession._ignore,
+        "greet": ClientSession._ignore,
+        "exit": ClientSession._exitOver,
         "silence": ClientSession._ignore,
         "data": ClientSession._ignore,
         "lost": ClientSession._ignore,
     },
 }
+_TRANSITIONS[ENDED] = {
+    **_TRANSITIONS[OVER],
+    "greet": ClientSession._refuse,
+    "exit": ClientSession._ignore,
+}
 _TRANSITIONS[LINES] = _TRANSITIONS[RAW] = {
     **_TRANSITIONS[PROBING],
     "data": ClientSession._replies,
 }
+for _state, _twin in _EXIT_ASKED.items():
+    _TRANSITIONS[_twin] = {
+        **_TRANSITIONS[_state],
+        "greet": ClientSession._refuse,
+        "exit": ClientSession._ignore,
+    }

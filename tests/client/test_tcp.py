@@ -293,6 +293,20 @@ class LineServerTests(TCPTestCase):
         protocol.exit()
         self.assertEqual(transport.value(), b"exit\r\n")
 
+    def test_noNameAfterExit(self) -> None:
+        """
+        Once C{exit} is asked for, with a name still unanswered, a new name
+        is refused and never sent; C{exit} follows the reply owed.
+        """
+        self.protocol.dataReceived(b"Welcome\r\n")
+        ann = self.protocol.greet(b"Ann")
+        self.protocol.exit()
+        self.assertRaises(ValueError, self.protocol.greet, b"Bob")
+        self.assertEqual(self.sent(), b"Ann\r\n")
+        self.protocol.dataReceived(b"Hello, Ann!\r\n")
+        self.assertEqual(self.successResultOf(ann), b"Hello, Ann!")
+        self.assertEqual(self.sent(), b"exit\r\n")
+
     def test_serverErrorLine(self) -> None:
         self.protocol.dataReceived(b"Welcome\n")
         reply = self.protocol.greet(b"x" * 10)

@@ -13,11 +13,16 @@ from greetd.core.framing import FRAMINGS, MessageFramer
 from greetd.core.session import (
     _TRANSITIONS,
     BANNER,
+    BANNER_EXIT,
     CLOSING,
+    ENDED,
     LINES,
+    LINES_EXIT,
     OVER,
     PROBING,
+    PROBING_EXIT,
     RAW,
+    RAW_EXIT,
     ClientSession,
 )
 from greetd.core.sessionevents import (
@@ -43,10 +48,158 @@ class TransitionTableTests(SynchronousTestCase):
         """
         inputs = {"greet", "exit", "silence", "data", "lost"}
         self.assertEqual(
-            set(_TRANSITIONS), {BANNER, PROBING, LINES, RAW, CLOSING, OVER}
+            set(_TRANSITIONS),
+            {BANNER, PROBING, LINES, RAW, CLOSING, OVER, ENDED}
+            | {BANNER_EXIT, PROBING_EXIT, LINES_EXIT, RAW_EXIT},
         )
         for state, table in _TRANSITIONS.items():
             self.assertEqual(set(table), inputs, state)
+
+
+def exitSent(ending: bytes, *then: Event) -> list[Event]:
+    """
+    The events of a session whose last owed reply came with C{exit} asked:
+    no wait more for a reply, C{exit} sent and the close awaited, then
+    C{then}.
+    """
+    exit = [Send(b"exit" + ending), Close(), Wait("the connection to close")]
+    return [Wait(None), *exit, *then]
+
+
+class ExitTests(SynchronousTestCase):
+    """
+    Once C{exit} is asked for, no name more is taken, whether the names
+    before it are answered and the framing known yet or not.
+    """
+
+    def test_namesUnanswered(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome\r\n")
+        session.greet(b"Ann")
+        self.assertEqual(session.exit(), [])
+        self.assertEqual(session.state, LINES_EXIT)
+        self.assertRaises(ValueError, session.greet, b"Bob")
+        self.assertEqual(session.exit(), [])
+        self.assertEqual(
+            session.receive(b"Hello, Ann!\r\n"),
+            exitSent(b"\r\n", Reply(b"Ann", b"Hello, Ann!")),
+        )
+        self.assertEqual(session.state, CLOSING)
+
+    def test_rawNamesUnanswered(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome")
+        session.greet(b"Ann")
+        session.greet(b"Bob")
+        session.exit()
+        self.assertEqual(session.state, RAW_EXIT)
+        self.assertRaises(ValueError, session.greet, b"Cid")
+        self.assertEqual(
+            session.receive(b"Hello, Ann!"),
+            [Send(b"Bob"), Wait("the reply to 'Bob'"), Reply(b"Ann", b"Hello, Ann!")],
+        )
+        self.assertEqual(
+            session.receive(b"Hello, Bob!"),
+            exitSent(b"", Reply(b"Bob", b"Hello, Bob!")),
+        )
+
+    def test_bannerNotYetCome(self) -> None:
+        """
+        Before the banner, C{exit} waits for the framing (to know how to
+        end it) as the names do, in the twin states.
+        """
+        session = ClientSession()
+        session.greet(b"Ann")
+        self.assertEqual(session.exit(), [])
+        self.assertEqual(session.state, BANNER_EXIT)
+        self.assertRaises(ValueError, session.greet, b"Bob")
+        session.silence()
+        self.assertEqual(session.state, PROBING_EXIT)
+        self.assertRaises(ValueError, session.greet, b"Bob")
+        self.assertEqual(
+            session.receive(b"Hello, Ann\r\n!"),
+            [Send(b"Ann"), Wait("the reply to 'Ann'")],
+        )
+        self.assertEqual(session.state, RAW_EXIT)
+        self.assertEqual(
+            session.receive(b"Hello, Ann!"),
+            exitSent(b"", Reply(b"Ann", b"Hello, Ann!")),
+        )
+
+    def test_exitOnly(self) -> None:
+        session = ClientSession()
+        self.assertEqual(session.exit(), [])
+        self.assertEqual(
+            session.receive(b"Welcome\r\n"),
+            [
+                Send(b"exit\r\n"),
+                Close(),
+                Wait("the connection to close"),
+                Banner(b"Welcome"),
+            ],
+        )
+
+    def test_failureAfterExit(self) -> None:
+        """
+        A session that fails after C{exit} is asked for still takes no name
+        more; one that fails before takes it, to give it the failure.
+        """
+        for asked, state in [(True, ENDED), (False, OVER)]:
+            session = ClientSession()
+            session.receive(b"Welcome\r\n")
+            session.greet(b"Ann")
+            if asked:
+                session.exit()
+            session.receive(b"Hi Ann\r\n")
+            self.assertEqual(session.state, state)
+            if asked:
+                self.assertRaises(ValueError, session.greet, b"Bob")
+            else:
+                self.assertEqual(session.greet(b"Bob"), [])
+
+    def test_closedAfterExit(self) -> None:
+        session = ClientSession()
+        session.receive(b"Welcome\r\n")
+        session.exit()
+        self.assertEqual(session.lost(True), [])
+        self.assertEqual(session.state, ENDED)
+        self.assertRaises(ValueError, session.greet, b"Bob")
+
+    @given(
+        steps=st.lists(
+            st.sampled_from(["greet", "exit", "silence", "banner", "line", "raw"]),
+            max_size=12,
+        )
+    )
+    def test_noNameAfterExit(self, steps: list[str]) -> None:
+        """
+        Whatever comes before and after it, once C{exit} is asked for every
+        name greeted is refused, nothing more is sent after C{exit}, and no
+        name greeted after it is ever sent.
+        """
+        session, asked, names = ClientSession(), False, iter(range(100))
+        sent: list[bytes] = []
+        before = {b"exit"}
+        for step in steps:
+            if step == "greet":
+                name = b"n%d" % next(names)
+                if asked:
+                    self.assertRaises(ValueError, session.greet, name)
+                    continue
+                before.add(name)
+                events = session.greet(name)
+            elif step == "exit":
+                asked, events = True, session.exit()
+            elif step == "silence":
+                events = session.silence()
+            else:
+                data = {"banner": b"Hi\r\n", "line": b"Hello, n0!\r\n"}
+                events = session.receive(data.get(step, b"Hello, n0!"))
+            sent += [event.data for event in events if isinstance(event, Send)]
+        names = [data.rstrip(b"\r\n") for data in sent]
+        self.assertLessEqual(set(names), before)
+        if b"exit" in names:
+            self.assertEqual(names.index(b"exit"), len(names) - 1)
 
 
 class LineSessionTests(SynchronousTestCase):
@@ -78,7 +231,7 @@ class LineSessionTests(SynchronousTestCase):
         self.assertRaises(ValueError, session.greet, b"Cid")
         self.assertEqual(session.receive(b"noise"), [])
         self.assertEqual(session.lost(True), [])
-        self.assertEqual(session.state, OVER)
+        self.assertEqual(session.state, ENDED)
 
     def test_actionsFirst(self) -> None:
         """
