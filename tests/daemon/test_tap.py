@@ -572,20 +572,24 @@ class ExitTests(SynchronousTestCase):
         listening.setServiceParent(services)  # type: ignore[no-untyped-call]
         return GreetdServices(LogOutput(), services, reactor, exitStatus), reactor
 
-    def test_exitHookFirst(self) -> None:
+    def test_exitHookLast(self) -> None:
         """
-        twistd greetd's exit hook is registered before the log's drain, so
-        that it runs after it (C{atexit} runs the last registered first).
+        twistd greetd's exit hook is registered when a listener fails,
+        after the log's drain and any other, so that it runs first
+        (C{atexit} runs the last registered first) and runs them all.
         """
+        self.patch(atexit, "unregister", lambda hook: None)
         log = self.mktemp()
         options = underTwistd("--nodaemon", "--logfile", log, "greetd", "--no-udp")
         application = Application("greetd")
         makeService(options, MemoryUDPReactor()).setServiceParent(application)
         exitStatus = options["exit"]
         self.assertIsInstance(exitStatus, ExitStatus)
-        self.assertEqual(self.hooks[0], exitStatus._atExit)
         [writer] = options["log"].files.writers
-        self.assertIn(writer.drain, self.hooks[1:])
+        self.assertIn(writer.drain, self.hooks)
+        self.assertNotIn(exitStatus._atExit, self.hooks)
+        exitStatus.fail(1)
+        self.assertEqual(self.hooks[-1], exitStatus._atExit)
 
     def test_lateFailure(self) -> None:
         """
