@@ -37,7 +37,7 @@ from greetd.core.accessline import NAMESPACE
 from greetd.ops.jsonlog import eventAsJSONLine
 from greetd.ops.logfile import BatchedWriter, LogFiles, Stream
 from greetd.ops.loglevel import LevelFilter, isEnabled
-from greetd.ops.workerlog import workerSystem
+from greetd.ops.workerlog import levelSystem, workerSystem
 
 #: The formats C{--log-format} takes.
 LOG_FORMATS = ("text", "json")
@@ -82,7 +82,7 @@ class LogOutput:
         self.files = LogFiles()
         self.stream: BatchedWriter | None = None
         self.twistd = False
-        self.system = f"{NAMESPACE}#info"
+        self.system = levelSystem(NAMESPACE, LogLevel.info)
         self.jsonFields = ""
 
     def markWorker(self, slot: int, pid: int) -> None:
@@ -90,7 +90,8 @@ class LogOutput:
         Mark the access log's lines as worker C{slot}'s, as
         L{greetd.ops.workerlog.markWorker} marks its events.
         """
-        self.system = workerSystem(slot, pid)
+        access = levelSystem(NAMESPACE, LogLevel.info)
+        self.system = f"{workerSystem(slot, pid)} {access}"
         self.jsonFields = f', "workerSlot": {slot:d}, "workerPid": {pid:d}'
 
     def enabled(self, level: LogLevel) -> bool:

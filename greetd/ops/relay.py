@@ -64,10 +64,10 @@ def workerLogObserver(stream: Stream, level: LogLevel) -> ILogObserver:
 
 class LogRelay:
     """
-    Publishes what one worker writes to one of its output pipes, with
-    C{worker N pid P} in front of the system of each event (the slot says
-    which worker, the pid which run of it) and, for the JSON log, as the
-    fields C{workerSlot} and C{workerPid}.
+    Publishes what one worker writes to one of its output pipes, marked as
+    the worker's (L{markWorker}): C{worker N pid P} in front of the system
+    of each event, or of its namespace and level, and, for the JSON log,
+    the fields C{workerSlot} and C{workerPid}.
 
     @ivar slot: The worker's slot.
     @ivar pid: The worker's process id.

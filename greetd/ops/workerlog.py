@@ -1,9 +1,11 @@
 """
-A pool worker's log lines, marked as its own: C{worker N pid P} as the
-system of each event (the slot says which worker, the pid which run of
-it) and, for the JSON log, the fields C{workerSlot} and C{workerPid};
-alike whether the worker writes them itself or its parent relays them
-(L{greetd.ops.relay}).
+A pool worker's log lines, marked as its own: C{worker N pid P} in front
+of the system of each event (the slot says which worker, the pid which run
+of it), so that a text line reads C{[worker 1 pid 7 greetd.access#info]}
+where the parent's reads C{[greetd.access#info]}, and can be told apart by
+level alike; and, for the JSON log, the fields C{workerSlot} and
+C{workerPid}; alike whether the worker writes them itself or its parent
+relays them (L{greetd.ops.relay}).
 """
 
 from __future__ import annotations
@@ -19,17 +21,26 @@ def workerSystem(slot: int, pid: int | None) -> str:
     return f"worker {slot} pid {pid}"
 
 
+def levelSystem(namespace: object, level: object) -> str:
+    """
+    The system Twisted's text lines give an event that has none of its
+    own: C{namespace#level}, C{-} for what it lacks.
+    """
+    return f"{namespace}#{getattr(level, 'name', '-')}"
+
+
 def markWorker(event: LogEvent, slot: int, pid: int | None) -> LogEvent:
     """
-    C{event}, marked as worker C{slot}'s (pid C{pid}): its system, if it
-    has one, follows the worker's.
+    C{event}, marked as worker C{slot}'s (pid C{pid}): the worker's mark,
+    then the event's system, or (it has none, or C{-}) its namespace and
+    level (L{levelSystem}).
     """
-    prefix = workerSystem(slot, pid)
     system = event.get("log_system")
-    hasSystem = system and system != "-"
+    if not system or system == "-":
+        system = levelSystem(event.get("log_namespace", "-"), event.get("log_level"))
     return {
         **event,
-        "log_system": f"{prefix} {system}" if hasSystem else prefix,
+        "log_system": f"{workerSystem(slot, pid)} {system}",
         "workerSlot": slot,
         "workerPid": pid,
     }

@@ -215,7 +215,8 @@ def test_workersThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
     daemon = spawnGreetd(
         "--workers", "2", *PROXIED, "--udp-rate", "1", "--log-level", "debug"
     )  # fmt: skip
-    daemon.waitFor(r"\[worker 2 pid \d+\] Serving UDP")
+    serving = r"greetd\.daemon\.listening\.ListeningService#info"
+    daemon.waitFor(rf"\[worker 2 pid \d+ {serving}\] Serving UDP")
     port = daemon.udp[0][1]
     front = nginx([port, port])
     with udpFrom("127.0.0.2") as client:
@@ -225,7 +226,8 @@ def test_workersThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
     assert set(received) - {b"Hello, n0!", b"Hello, n1!", b"Hello, n2!"} == {b""}
     assert received[0] == b"Hello, n0!"
     dropped = rf"Dropped a datagram from 127\.0\.0\.2:{clientPort}: rate"
-    daemon.waitFor(rf"\[worker \d pid \d+\] {dropped}")
+    protocol = r"greetd\.protocols\.datagram\.ReplyProtocol"
+    daemon.waitFor(rf"\[worker \d pid \d+ {protocol}#debug\] {dropped}")
 
 
 def test_greetRetriesPastDeadServer(spawnGreetd: Any, nginx: Any) -> None:

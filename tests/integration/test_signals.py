@@ -102,7 +102,9 @@ def test_workersLogToParentFile(spawnGreetd: Any, tmp_path: Path) -> None:
     waitForClosed(daemon, log, 12)
     assert sorted(closedPorts(log)) == sorted(before + after)
     text = log.read_text()
-    workers = set(re.findall(r"\[worker \d pid (\d+)\] Connection", text))
+    workers = set(
+        re.findall(r"\[worker \d pid (\d+) greetd\.access#info\] Connection", text)
+    )
     assert workers and workers <= set(started)
     assert "Started worker" not in text
     daemon.stop()

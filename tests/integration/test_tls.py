@@ -267,7 +267,10 @@ def test_workers(spawnGreetd: Any, certificates: Certificates) -> None:
     for _ in range(6):
         result = sClient(certificates, port, b"M\nexit\n")
         assert (result.returncode, result.stdout) == (0, b"WelcomeHello, M!\n")
-    daemon.waitFor(r"\[worker \d pid \d+\] .*Connection from 127.0.0.1:\d+ closed")
+    daemon.waitFor(
+        r"\[worker \d pid \d+ greetd\.access#info\] "
+        r"Connection from 127.0.0.1:\d+ closed"
+    )
 
 
 def test_behindHAProxy(

@@ -26,6 +26,11 @@ from tests.integration.test_metrics import scrape
 #: Options that let one host's load through: limits are tested elsewhere.
 UNLIMITED = ("--rate-per-ip", "0", "--max-per-ip", "0")
 
+#: The namespace and level a worker's text lines give after its mark, as
+#: the parent's give them: its listeners' and its access lines.
+SERVING = r"greetd\.daemon\.listening\.ListeningService#info"
+ACCESS = r"greetd\.access#info"
+
 
 #: One whole exchange: C{(port, name, source address)} to what it saw.
 Exchange = Callable[[int, bytes, str], object]
@@ -112,7 +117,7 @@ def startedWorkers(daemon: Daemon, count: int) -> dict[int, int]:
     for slot in range(1, count + 1):
         match = daemon.waitFor(rf"Started worker {slot} \(pid (\d+)\)")
         pids[slot] = int(match.group(1))
-        daemon.waitFor(rf"\[worker {slot} pid {pids[slot]}\] Serving")
+        daemon.waitFor(rf"\[worker {slot} pid {pids[slot]} {SERVING}\] Serving")
     return pids
 
 
@@ -154,8 +159,10 @@ def test_workerKilledUnderLoad(spawnGreetd: Any) -> None:
         started = daemon.waitFor(rf"Started worker 1 \(pid (?!{pids[1]}\))(\d+)\)")
         replacedIn = time.monotonic() - killedAt
         replacement = int(started.group(1))
-        daemon.waitFor(rf"\[worker 1 pid {replacement}\] Serving TCP")
-        daemon.waitFor(rf"\[worker 1 pid {replacement}\] Connection from .* closed")
+        daemon.waitFor(rf"\[worker 1 pid {replacement} {SERVING}\] Serving TCP")
+        daemon.waitFor(
+            rf"\[worker 1 pid {replacement} {ACCESS}\] Connection from .* closed"
+        )
         load.waitForExchanges(300, since=killedAt)
     assert replacedIn < 1.0, replacedIn
     assert load.failuresSince(killedAt) == []
@@ -309,7 +316,9 @@ def test_stoppedParentStallsNoWorker(tmp_path: Path, where: str) -> None:
         assert stopped < 5 * baseline, (stopped, baseline)
         # Every line is written, once: stop() reads the log to its end.
         daemon.stop()
-        closed = re.compile(r"\[worker \d pid \d+\] Connection from (\S+) closed")
+        closed = re.compile(
+            rf"\[worker \d pid \d+ {ACCESS}\] Connection from (\S+) closed"
+        )
         peers = [m.group(1) for m in map(closed.search, daemon.lines) if m]
         assert len(peers) == 50 + 2 * SESSIONS
     finally:

@@ -104,7 +104,10 @@ class FastAccessLogTests(SynchronousTestCase):
         event = markWorker(self.loggerEvent(), 2, 99)
         self.accessLog.closed(CLOSED)
         self.assertEqual(self.stream.getvalue(), formatEventAsClassicLogText(event))
-        self.assertIn("[worker 2 pid 99] Connection from", self.stream.getvalue())
+        self.assertIn(
+            "[worker 2 pid 99 greetd.access#info] Connection from",
+            self.stream.getvalue(),
+        )
         self.stream.truncate(0)
         self.stream.seek(0)
         self.output.json = True

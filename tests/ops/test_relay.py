@@ -46,16 +46,27 @@ class RelayTests(SynchronousTestCase):
 
     def test_systemPrefixed(self) -> None:
         """
-        Each line says which worker logged it, before its own system.
+        Each line says which worker logged it, before its own system or,
+        where it has none (or C{-}), its namespace and level, as the
+        parent's lines give them.
         """
-        first, second = self.relayed(
-            event("hi {x}", x=1, log_system="S"), event("bare", log_system="-")
+        first, second, third = self.relayed(
+            event("hi {x}", x=1, log_system="S"),
+            event("bare", log_system="-"),
+            event("warned", log_level=LogLevel.warn),
         )
         self.assertTrue(
             formatEventAsClassicLogText(first).endswith(" [worker 2 pid 99 S] hi 1\n")
         )
         self.assertTrue(
-            formatEventAsClassicLogText(second).endswith(" [worker 2 pid 99] bare\n")
+            formatEventAsClassicLogText(second).endswith(
+                " [worker 2 pid 99 greetd.x#info] bare\n"
+            )
+        )
+        self.assertTrue(
+            formatEventAsClassicLogText(third).endswith(
+                " [worker 2 pid 99 greetd.x#warn] warned\n"
+            )
         )
 
     def test_eventKept(self) -> None:
@@ -127,10 +138,10 @@ class RelayTests(SynchronousTestCase):
         self.assertEqual(
             [text.split(" ", 1)[1] for text in texts],
             [
-                "[worker 1 pid 7] Traceback \\x1b[31m\n",
-                '[worker 1 pid 7] {"not": "an event"}\n',
-                "[worker 1 pid 7] {bad\n",
-                "[worker 1 pid 7] last\n",
+                "[worker 1 pid 7 greetd.worker#error] Traceback \\x1b[31m\n",
+                '[worker 1 pid 7 greetd.worker#error] {"not": "an event"}\n',
+                "[worker 1 pid 7 greetd.worker#error] {bad\n",
+                "[worker 1 pid 7 greetd.worker#error] last\n",
             ],
         )
         self.assertEqual({e["log_level"] for e in self.published}, {LogLevel.error})

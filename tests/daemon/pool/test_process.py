@@ -90,8 +90,8 @@ class WorkerProtocolTests(SynchronousTestCase):
         self.assertEqual(
             [(event["log_system"], event["log_level"]) for event in published],
             [
-                ("worker 3 pid 1234", LogLevel.info),
-                ("worker 3 pid 1234", LogLevel.error),
+                ("worker 3 pid 1234 -#info", LogLevel.info),
+                ("worker 3 pid 1234 greetd.worker#error", LogLevel.error),
             ],
         )
         self.assertEqual(protocol.counts["tcp.connections"], 1)
