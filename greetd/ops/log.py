@@ -37,6 +37,7 @@ from greetd.core.accessline import NAMESPACE
 from greetd.ops.jsonlog import eventAsJSONLine
 from greetd.ops.logfile import BatchedWriter, LogFiles, Stream
 from greetd.ops.loglevel import LevelFilter, isEnabled
+from greetd.ops.nonblocking import pipeSafe
 from greetd.ops.workerlog import levelSystem, workerSystem
 
 #: The formats C{--log-format} takes.
@@ -150,7 +151,10 @@ class LogOutput:
                 LegacyLogObserverWrapper(emit),  # type: ignore[arg-type]
                 self.level,
             )
-        stream = sys.stdout if self.where == STDOUT else self.files.open(self.where)
+        if self.where == STDOUT:
+            stream = pipeSafe(sys.stdout)
+        else:
+            stream = self.files.open(self.where)
         return self._writer(stream)
 
     def _writer(self, stream: Stream) -> ILogObserver:

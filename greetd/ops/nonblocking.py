@@ -4,6 +4,9 @@ how a pool's worker writes to standard output (a pipe, the journal's
 socket, a terminal) that its parent and the other workers share, or to its
 pipe to the parent, so that a reader that stops (a stalled journal, a
 SIGSTOPped parent) costs lines, counted, and never a worker's clients.
+Every write to a pipe, the parent's too (L{PipeStream}), is bounded to
+L{PIPE_BUF} bytes (L{pieceEnd}), which a pipe takes whole, so that lines
+from several processes sharing it never land inside each other.
 """
 
 from __future__ import annotations
@@ -17,6 +20,61 @@ from typing import Any, Callable
 
 #: Bytes a pipe takes whole or not at all (POSIX guarantees 512; Linux 4096).
 PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+
+
+def pieceEnd(data: bytes | bytearray, limit: int = PIPE_BUF) -> int:
+    """
+    Where the first write of C{data} ends, so that a pipe takes it whole:
+    all of it, if at most C{limit} bytes; otherwise after the last whole
+    line within C{limit} bytes.  Only a line longer than C{limit} (a very
+    long traceback line, say) is cut, as a last resort, into pieces of
+    C{limit} bytes: each is written whole, but another process's line may
+    land between two of them.
+    """
+    if len(data) <= limit:
+        return len(data)
+    return data.rfind(b"\n", 0, limit) + 1 or limit
+
+
+class PipeStream:
+    """
+    A text stream (L{greetd.ops.logfile.Stream}) in front of a pipe that
+    other processes write to as well (a pool's parent's standard output,
+    which its workers share): each batch is written in pieces of whole
+    lines that the pipe takes whole (L{pieceEnd}), one flush each, rather
+    than in one write that the pipe may take in parts with another
+    process's line between them.
+
+    @ivar stream: The text stream, whose C{buffer} is written.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        self.stream.flush()
+        data = text.encode(self.stream.encoding or "utf-8", "backslashreplace")
+        buffer = self.stream.buffer
+        while data:
+            end = pieceEnd(data)
+            buffer.write(data[:end])
+            buffer.flush()
+            data = data[end:]
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def pipeSafe(stream: Any) -> Any:
+    """
+    C{stream}, or a L{PipeStream} in front of it where it is a pipe.
+    """
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return stream
+    return PipeStream(stream) if stat.S_ISFIFO(mode) else stream
+
 
 #: Sends bytes without waiting, returning how many were taken, raising
 #: L{BlockingIOError} when none can be.
@@ -56,8 +114,8 @@ class NonBlockingWriter:
     """
     A stream (L{greetd.ops.logfile.Stream}) of log lines written with
     L{Send}, never waiting: whole lines, in writes of at most L{PIPE_BUF}
-    bytes, which a pipe takes whole or not at all, so that lines from
-    several processes never interleave.  What is not taken waits, and is
+    bytes (L{pieceEnd}), which a pipe takes whole or not at all, so that
+    lines from several processes never interleave.  What is not taken waits, and is
     tried again every L{retryDelay} seconds; beyond L{maxPending} bytes
     waiting, the oldest lines are dropped, and counted: C{onDropped} is
     called with the count once lines are taken again.
@@ -102,12 +160,7 @@ class NonBlockingWriter:
         """
         pending = self._pending
         while pending:
-            end = len(pending)
-            if end > PIPE_BUF:
-                # Whole lines up to PIPE_BUF, or one longer line alone.
-                end = pending.rfind(b"\n", 0, PIPE_BUF) + 1
-                if not end:
-                    end = pending.find(b"\n") + 1 or len(pending)
+            end = pieceEnd(pending)
             try:
                 written = self._send(bytes(pending[:end]))
             except BlockingIOError:

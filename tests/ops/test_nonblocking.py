@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.ops.nonblocking import PIPE_BUF, NonBlockingWriter, nonBlockingSender
+from greetd.ops.nonblocking import (
+    PIPE_BUF,
+    NonBlockingWriter,
+    PipeStream,
+    nonBlockingSender,
+    pieceEnd,
+    pipeSafe,
+)
 
 
 class FakeReader:
@@ -66,13 +73,19 @@ class NonBlockingWriterTests(SynchronousTestCase):
             self.assertLessEqual(len(data), PIPE_BUF)
             self.assertTrue(data.endswith(b"\n"))
 
-    def test_longLineAlone(self) -> None:
+    def test_longLineInPieces(self) -> None:
+        """
+        A line longer than C{PIPE_BUF} is cut into pieces of C{PIPE_BUF}
+        bytes, each of which a pipe takes whole; the lines around it are
+        written whole.
+        """
         reader = FakeReader(10**6)
         writer = self.writer(reader)
         writer.write("short\n" + "y" * (PIPE_BUF * 2) + "\nafter\n")
         writer.flush()
         self.assertEqual(
-            reader.writes, [b"short\n", b"y" * (PIPE_BUF * 2) + b"\n", b"after\n"]
+            reader.writes,
+            [b"short\n", b"y" * PIPE_BUF, b"y" * PIPE_BUF, b"\nafter\n"],
         )
 
     def test_fullReaderNeverWaits(self) -> None:
@@ -204,3 +217,89 @@ class SenderTests(SynchronousTestCase):
         os.write(fd, b"parent again\n")
         with open(path, "rb") as written:
             self.assertEqual(written.read(), b"parent\nworker\nparent again\n")
+
+
+def pieces(data: bytes) -> list[bytes]:
+    """
+    C{data} in the writes L{pieceEnd} cuts it into.
+    """
+    cut = []
+    while data:
+        end = pieceEnd(data)
+        cut.append(data[:end])
+        data = data[end:]
+    return cut
+
+
+class PieceEndTests(SynchronousTestCase):
+    @given(st.lists(st.integers(0, 2 * PIPE_BUF), max_size=20), st.booleans())
+    def test_wholeLinesAtMostPipeBuf(self, lengths: list[int], ended: bool) -> None:
+        """
+        Whatever the lines, the pieces make them all, none is over
+        C{PIPE_BUF} bytes, and each ends a line unless it is the last or
+        a piece of a line longer than C{PIPE_BUF}.
+        """
+        data = b"".join(b"x" * length + b"\n" for length in lengths)
+        data += b"" if ended else b"tail"
+        cut = pieces(data)
+        self.assertEqual(b"".join(cut), data)
+        for piece in cut[:-1]:
+            self.assertLessEqual(len(piece), PIPE_BUF)
+            self.assertTrue(piece.endswith(b"\n") or len(piece) == PIPE_BUF)
+        if cut:
+            self.assertLessEqual(len(cut[-1]), PIPE_BUF)
+
+
+class FakeText:
+    """
+    A text stream whose buffer records each flush's bytes.
+    """
+
+    encoding = "utf-8"
+
+    def __init__(self) -> None:
+        self.buffer = self
+        self.writes: list[bytes] = []
+        self._pending = b""
+        self.flushes = 0
+
+    def write(self, data: bytes) -> None:
+        self._pending += data
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self._pending:
+            self.writes.append(self._pending)
+            self._pending = b""
+
+
+class PipeStreamTests(SynchronousTestCase):
+    def test_batchInPieces(self) -> None:
+        """
+        A batch of 64 KiB (the parent's log batches) is written in pieces
+        of whole lines of at most C{PIPE_BUF} bytes, each flushed alone,
+        non-ASCII text counted in bytes.
+        """
+        text = FakeText()
+        stream = PipeStream(text)
+        batch = "".join(f"line {n} \u00e9\u00e9\n" for n in range(5000))
+        stream.write(batch)
+        self.assertEqual(b"".join(text.writes), batch.encode("utf-8"))
+        self.assertGreater(len(text.writes), 1)
+        for data in text.writes:
+            self.assertLessEqual(len(data), PIPE_BUF)
+            self.assertTrue(data.endswith(b"\n"))
+
+    def test_pipeSafe(self) -> None:
+        """
+        A pipe gets a L{PipeStream} in front; a file, or a stream without
+        a descriptor, is written as it is.
+        """
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        with open(write, "w") as pipe:
+            self.assertIsInstance(pipeSafe(pipe), PipeStream)
+        with open(self.mktemp(), "w") as regular:
+            self.assertIs(pipeSafe(regular), regular)
+        text = FakeText()
+        self.assertIs(pipeSafe(text), text)
