@@ -201,7 +201,7 @@ def loggerAsFormat(name: object) -> bool:
         except Exception:
             return False
     if factory is deprecatedJsonLogger:
-        warnDeprecated()
+        warnDeprecated(option=True)
         return True
     return factory is jsonLogger
 
@@ -209,16 +209,29 @@ def loggerAsFormat(name: object) -> bool:
 _log = Logger()
 
 
-def warnDeprecated() -> None:
+#: Where a C{DeprecationWarning} about twistd's C{--logger} says it comes
+#: from: the option the operator gave, not the line of greetd that read it.
+LOGGER_OPTION = "twistd --logger"
+
+
+def warnDeprecated(option: bool = False) -> None:
     """
     Say, as a C{DeprecationWarning} and in the log (where an operator reads
     it), that greetd 0.1's C{--logger greetd.log.jsonLogger} is deprecated.
+
+    @param option: Whether the name came in twistd's C{--logger} option,
+        which the warning then names as where it comes from
+        (L{LOGGER_OPTION}); otherwise it names the line that called
+        L{deprecatedJsonLogger} (a C{.tac}'s, say).
     """
     message = (
         f"--logger {DEPRECATED_JSON_LOGGER} is deprecated: "
         "give twistd greetd --log-format json instead"
     )
-    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    if option:
+        warnings.warn_explicit(message, DeprecationWarning, LOGGER_OPTION, 0)
+    else:
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
     _log.warn(message, greetdEvent="log.deprecated")
 
 

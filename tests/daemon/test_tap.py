@@ -273,6 +273,7 @@ class TwistdLogTests(SynchronousTestCase):
             self.assertTrue(config.subOptions["log"].json)
         [deprecated] = self.flushWarnings()
         self.assertIn("greetd.log.jsonLogger is deprecated", deprecated["message"])
+        self.assertEqual(deprecated["filename"], "twistd --logger")
 
     def test_jsonLoggerContradictsText(self) -> None:
         self.assertRaises(

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import greetd.log
 import greetd.ops.log
 from greetd.ops.log import (
+    LOGGER_OPTION,
     STDOUT,
     LogOutput,
     deprecatedJsonLogger,
@@ -240,10 +241,12 @@ class JSONLoggerTests(LogOutputTestCase):
         [warning] = self.flushWarnings()
         self.assertEqual(warning["category"], DeprecationWarning)
         self.assertIn("--log-format json", warning["message"])
+        self.assertEqual(warning["filename"], __file__.replace(".pyc", ".py"))
         observer(closeEvent())
         self.assertEqual(json.loads(self.stdout.getvalue())["messages"], 3)
         self.assertTrue(loggerAsFormat("greetd.log.jsonLogger"))
-        self.assertEqual(len(self.flushWarnings()), 1)
+        [warning] = self.flushWarnings()
+        self.assertEqual((warning["filename"], warning["lineno"]), (LOGGER_OPTION, 0))
         self.assertEqual(
             [event["greetdEvent"] for event in events], ["log.deprecated"] * 2
         )
