@@ -21,13 +21,36 @@ LOOPBACK: tuple[Network, ...] = (
 def parseNetwork(text: str) -> Network:
     """
     Parse a CIDR (C{10.0.0.0/8}, C{2001:db8::/32}) or a single address.
+    An IPv4-mapped IPv6 network (C{::ffff:192.0.2.0/120}) is the IPv4
+    network it maps, as which peers seen through a dual-stack socket are
+    matched.
 
     @raise ValueError: With a message naming C{text}.
     """
     try:
-        return ipaddress.ip_network(text, strict=False)
+        network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise ValueError(f"{text!r} is not an IPv4 or IPv6 network") from None
+    mapped = network.network_address
+    if isinstance(mapped, ipaddress.IPv6Address) and network.prefixlen >= 96:
+        ipv4 = mapped.ipv4_mapped
+        if ipv4 is not None:
+            return ipaddress.IPv4Network((ipv4, network.prefixlen - 96))
+    return network
+
+
+def hostAddress(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """
+    The address C{host} names, an IPv4 peer seen through a dual-stack
+    socket (C{::ffff:192.0.2.1}) as IPv4; C{None} if it does not parse.
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
 
 
 class AccessPolicy:
@@ -59,13 +82,32 @@ class AccessPolicy:
         """
         if not self:
             return True
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
+        address = hostAddress(host)
+        if address is None:
             # Not provably outside the denied networks: refused.
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
         if any(address in network for network in self.deny):
             return False
         return not self.allow or any(address in network for network in self.allow)
+
+
+class TrustedPeers:
+    """
+    The peers trusted to name a client in a PROXY header (C{--proxy-from}):
+    those in L{networks}, and no one when there are none, unlike
+    L{AccessPolicy}'s allow list, which allows everyone when empty.
+
+    @ivar networks: The trusted networks.
+    """
+
+    def __init__(self, networks: Sequence[Network] = ()) -> None:
+        self.networks = tuple(networks)
+
+    def trusts(self, host: str) -> bool:
+        """
+        Whether the peer C{host} is in one of L{networks}.
+        """
+        address = hostAddress(host)
+        return address is not None and any(
+            address in network for network in self.networks
+        )

@@ -240,8 +240,7 @@ class Options(usage.Options):
         self["health-check-from"].append(network)
 
     def opt_proxy_from(self, network: str) -> None:
-        """Believe PROXY headers only from this CIDR on haproxy: listeners
-        (repeatable; default loopback: 127.0.0.0/8 and ::1)."""
+        """Believe haproxy: listeners' PROXY headers from this CIDR alone (repeatable; default loopback)."""  # noqa: E501
         self["proxy-from"].append(network)
 
     def opt_deny(self, network: str) -> None:

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from greetd.core.access import LOOPBACK, AccessPolicy, Network
+from greetd.core.access import LOOPBACK, AccessPolicy, Network, TrustedPeers
 from greetd.core.limits import ConnectionLimiter, Throttle
 
 #: Connections open at once, from everyone.
@@ -71,7 +71,7 @@ class Admission:
     @ivar limiter: The L{ConnectionLimiter} new connections must pass.
     @ivar access: The L{AccessPolicy} for source addresses.
     @ivar healthCheckFrom: The networks whose connections are health checks.
-    @ivar proxyFrom: The L{AccessPolicy} of the peers that may send a PROXY
+    @ivar proxyFrom: The L{TrustedPeers}: the peers that may send a PROXY
         header on a C{haproxy:} listener (C{--proxy-from}; loopback unless
         given): a header names the client that limits, access control and
         logs apply to, so only a trusted balancer may send one, as nginx's
@@ -109,7 +109,7 @@ class Admission:
         self.clock = clock
         self.healthCheckFrom = tuple(healthCheckFrom)
         self._healthChecks = AccessPolicy(allow=self.healthCheckFrom)
-        self.proxyFrom = AccessPolicy(allow=proxyFrom)
+        self.proxyFrom = TrustedPeers(proxyFrom)
         self.refused: Counter[str] = Counter()
         self.refusalLogged = False
         self.lingering = 0
@@ -174,7 +174,7 @@ class Admission:
         peer without an address (a UNIX socket, which the file system
         guards) may.
         """
-        return host is None or self.proxyFrom.permits(host)
+        return host is None or self.proxyFrom.trusts(host)
 
     def refuse(self, refusal: str, source: str | None, peer: Callable[[], str]) -> None:
         """

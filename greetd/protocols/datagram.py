@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from greetd.core.access import LOOPBACK, AccessPolicy, Network
+from greetd.core.access import LOOPBACK, AccessPolicy, Network, TrustedPeers
 from greetd.core.counters import DROP_REASONS, Counts, key
 from greetd.core.escaping import formatAddress
 from greetd.core.framing import DEFAULT_MAX_LENGTH
@@ -62,7 +62,7 @@ class ReplyProtocol(DatagramProtocol):
         client, as nginx's C{proxy_protocol} sends for UDP (C{--udp
         haproxy:udp:...}): limits, access control and logs then apply to
         the client, and the reply goes back to the balancer.
-    @ivar proxyFrom: The L{AccessPolicy} of the sources whose headers are
+    @ivar proxyFrom: The L{TrustedPeers}: the sources whose headers are
         believed (C{--proxy-from}, loopback unless given): a datagram
         from any other source is dropped as C{proxy}, unanswered, so that
         nobody can spend another address's budget by naming it.
@@ -108,7 +108,7 @@ class ReplyProtocol(DatagramProtocol):
         self.allowLowPorts = allowLowPorts
         self.ipv6Prefix = ipv6Prefix
         self.proxied = proxied
-        self.proxyFrom = AccessPolicy(allow=proxyFrom)
+        self.proxyFrom = TrustedPeers(proxyFrom)
         answers = globalRate or DEFAULT_GLOBAL_RATE
         self.refusalAnswers = TokenBucket(answers, answers, clock.seconds())
         self.perSource: KeyedRateLimiter[str] = KeyedRateLimiter(rate)
@@ -133,7 +133,7 @@ class ReplyProtocol(DatagramProtocol):
             return
         balancer = None
         if self.proxied:
-            if not self.proxyFrom.permits(host):
+            if not self.proxyFrom.trusts(host):
                 self.drop("proxy", addr, source, proxyError=UNTRUSTED_PEER)
                 return
             try:

@@ -425,6 +425,11 @@ class MakeServiceTests(SynchronousTestCase):
                 ["10.0.0.5", "2001:db8::1"],
                 ["127.0.0.1", "::1"],
             ),
+            (
+                ("--proxy-from", "::ffff:127.0.0.3/128"),
+                ["127.0.0.3", "::ffff:127.0.0.3"],
+                ["127.0.0.1", "::1"],
+            ),
         ]:
             reactor = MemoryUDPReactor()
             options = daemonOptions("--tcp", "tcp:1", "--udp", "haproxy:udp:2", *argv)
@@ -435,9 +440,9 @@ class MakeServiceTests(SynchronousTestCase):
             assert isinstance(protocol, ReplyProtocol)
             for policy in (factory.admission.proxyFrom, protocol.proxyFrom):
                 for host in trusted:
-                    self.assertTrue(policy.permits(host), (argv, host))
+                    self.assertTrue(policy.trusts(host), (argv, host))
                 for host in untrusted:
-                    self.assertFalse(policy.permits(host), (argv, host))
+                    self.assertFalse(policy.trusts(host), (argv, host))
 
     def test_eachUDPPortHasItsProtocol(self) -> None:
         reactor = MemoryUDPReactor()

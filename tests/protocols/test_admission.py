@@ -78,6 +78,16 @@ class AdmissionTests(SynchronousTestCase):
         admission.release(source)
         self.assertIsNone(admission.admit("2001:db8::2", source, lambda: "b"))
 
+    def test_emptyProxyFromTrustsNoOne(self) -> None:
+        """
+        An empty C{proxyFrom} trusts no peer with an address to send a
+        PROXY header; loopback is trusted by default.
+        """
+        none = Admission(ConnectionLimiter(), AccessPolicy(), self.clock, proxyFrom=())
+        self.assertFalse(none.trustsProxy("127.0.0.1"))
+        self.assertFalse(none.trustsProxy("192.0.2.1"))
+        self.assertTrue(self.admission.trustsProxy("127.0.0.1"))
+
     def test_kindsThrottledApart(self) -> None:
         """
         Refusal lines and bad-header warnings are each throttled to once a

@@ -13,7 +13,7 @@ from twisted.logger import LogLevel, formatEvent
 from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.access import AccessPolicy, TrustedPeers, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.proxyheader import V2_SIGNATURE
 from greetd.protocols.admission import Admission
@@ -251,9 +251,7 @@ class TrustedPeerTests(SynchronousTestCase):
         A peer in C{proxyFrom} is believed; loopback then is not.
         """
         factory = GreetingFactory(clock=Clock())
-        factory.admission.proxyFrom = AccessPolicy(
-            allow=[parseNetwork("203.0.113.0/24")]
-        )
+        factory.admission.proxyFrom = TrustedPeers([parseNetwork("203.0.113.0/24")])
         wrappers = ProxyHeaderFactory(factory, Clock(), admission=factory.admission)
         wrapper, transport = connectThrough(wrappers, STRANGER)
         wrapper.dataReceived(HEADER)

@@ -18,7 +18,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.core.access import AccessPolicy, parseNetwork
+from greetd.core.access import TrustedPeers, parseNetwork
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.tls import requireTLS, tlsProblem
 from greetd.daemon.endpoints import GatedServerEndpoint, tlsServerFactory
@@ -378,7 +378,7 @@ class ServerFromStringTests(SynchronousTestCase):
         handshake, where HAProxy and nginx send it; the greeting sees the
         client's address, when the balancer is trusted (C{--proxy-from}).
         """
-        self.factory.admission.proxyFrom = AccessPolicy(allow=[parseNetwork(PEER.host)])
+        self.factory.admission.proxyFrom = TrustedPeers([parseNetwork(PEER.host)])
         reactor = MemoryReactorClock()
         endpoint = streamServerFromString(reactor, f"haproxy:{self.description}")
         endpoint.listen(self.factory)
