@@ -25,9 +25,10 @@ COUNTER = "counter"
 GAUGE = "gauge"
 
 #: Why a TCP connection may be refused before it is served: access control,
-#: a connection limit, or, on a C{haproxy:} listener before its client is
+#: a connection limit; on a C{haproxy:} listener before its client is
 #: known, a PROXY header that is not one or from a peer not trusted to send
-#: one, the total cap, or the header's deadline.
+#: one, the total cap, or the header's deadline; or an accept that failed
+#: (out of descriptors: L{greetd.ops.accepterrors}).
 REFUSAL_REASONS = (
     "access",
     "max-connections",
@@ -36,6 +37,7 @@ REFUSAL_REASONS = (
     "proxy-header",
     "proxy-max-connections",
     "proxy-timeout",
+    "accept",
 )
 
 #: Why an admitted TCP connection may be closed with an error.

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from greetd.core.access import AccessPolicy
-from greetd.core.counters import Counts, readCounts
+from greetd.core.counters import Counts, HasCounts, readCounts
 from greetd.core.limits import ConnectionLimiter
 from greetd.core.proxyheader import MAX_DATAGRAM_HEADER
 from greetd.core.template import ReplyTemplate
 from greetd.daemon.options import Options
+from greetd.ops.accepterrors import processAcceptErrors
 from greetd.ops.accesslog import FastAccessLog
 from greetd.protocols.accesslog import LoggerAccessLog, NoAccessLog
 from greetd.protocols.datagram import ReplyProtocol
@@ -44,13 +45,17 @@ class Servers:
         self.factory = factory
         self.replies = replies
         self.maxPacketSize = maxPacketSize
+        self._acceptErrors = processAcceptErrors() if factory is not None else None
 
     def counts(self) -> Counts[str]:
         """
-        The counters of every server, for metrics.
+        The counters of every server, for metrics, with the process's failed
+        accepts (L{processAcceptErrors}) when it serves TCP.
         """
-        factory = [self.factory] if self.factory is not None else []
-        return readCounts([*factory, *self.replies])
+        tcp: list[HasCounts] = []
+        if self.factory is not None and self._acceptErrors is not None:
+            tcp = [self.factory, self._acceptErrors]
+        return readCounts([*tcp, *self.replies])
 
 
 def buildServers(options: Options, reactor: Any) -> Servers:

@@ -40,15 +40,22 @@ def isEnabled(level: LogLevel, threshold: LogLevel) -> bool:
     return _PRIORITY[level] >= _PRIORITY[threshold]
 
 
+#: Twisted's line for an accept that failed (one of L{ACCEPT_ERRORS}).
+COULD_NOT_ACCEPT = "Could not accept new connection ({acceptError})"
+
+#: Twisted's line for a connection its EMFILE recovery accepted only to
+#: close it (one of L{ACCEPT_ERRORS}).
+EMFILE_CLOSED = "EMFILE recovery: Closed socket from {address}"
+
 #: Twisted's lines when a listening port cannot accept (out of descriptors:
 #: EMFILE, ENFILE; ENOBUFS, ENOMEM), one for each failed accept and each
 #: socket its EMFILE recovery closes: a flood of connections would flood
 #: the log with them.
 ACCEPT_ERRORS = frozenset(
     {
-        "Could not accept new connection ({acceptError})",
+        COULD_NOT_ACCEPT,
         "EMFILE encountered; releasing reserved file descriptor.",
-        "EMFILE recovery: Closed socket from {address}",
+        EMFILE_CLOSED,
         "Re-reserving EMFILE recovery file descriptor.",
     }
 )

@@ -291,26 +291,33 @@ def test_refusalsLoggedOncePerMinute(spawnGreetd: Any) -> None:
 def test_acceptErrorsThrottled(spawnGreetd: Any) -> None:
     """
     Out of descriptors (a hard limit of 64, no connection cap), a flood of
-    connections writes each of Twisted's accept-error lines at most once.
+    connections, held until the daemon has met EMFILE, writes each of
+    Twisted's accept-error lines exactly once; the metrics count every
+    connection that could not be accepted.
     """
     daemon = spawnGreetd(
-        "--no-udp", "--max-connections", "0", "--max-per-ip", "0",
-        "--rate-per-ip", "0",
+        "--no-udp", "--metrics", "tcp:0:interface=127.0.0.1",
+        "--max-connections", "0", "--max-per-ip", "0", "--rate-per-ip", "0",
         wrapper=("prlimit", "--nofile=64:64", "--"),
     )  # fmt: skip
     port = daemon.tcp[0][1]
     clients = []
-    for _ in range(150):
-        client = socket.socket()
-        client.setblocking(False)
-        client.connect_ex(("127.0.0.1", port))
-        clients.append(client)
-    time.sleep(1)
-    for client in clients:
-        client.close()
+    try:
+        for _ in range(150):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port))
+            clients.append(client)
+        daemon.waitFor(r"EMFILE recovery: Closed socket", timeout=TIMEOUT)
+    finally:
+        for client in clients:
+            client.close()
     with connectFrom("127.0.0.1", port) as honest:
         honest.sendall(b"exit\n")
         receiveUntilClosed(honest)
     daemon.waitFor(r"Connection from 127\.0\.0\.1:\d+ closed \(exit\)")
-    for text in ("EMFILE recovery: Closed socket", "EMFILE encountered"):
-        assert len(accessLines(daemon, text)) <= 1, text
+    for text in ("EMFILE encountered", "EMFILE recovery: Closed socket"):
+        assert len(accessLines(daemon, text)) == 1, text
+    failed = scrape(daemon.metrics[0])[tcp("greetd_dropped_total", "accept")]
+    print(f"{failed} connections not accepted")
+    assert failed >= 2
