@@ -13,7 +13,8 @@ The public API, importable from C{greetd} (its C{__all__}):
   - the UDP client: L{greetOverUDP} and L{ReplyClientProtocol};
   - the clients' errors: L{GreetError} and its kinds L{GreetTimeout},
     L{NoReply}, L{PortUnreachable}, L{ServerError}, L{ServerRefused},
-    L{UnexpectedReply}, L{ReplyTooLong} and L{ConnectionClosed}.
+    L{UnexpectedReply}, L{StrayLine}, L{ReplyTooLong} and
+    L{ConnectionClosed}.
 
 Tests of programs that embed greetd or talk to it use L{greetd.inmemory}
 (in memory, on a fake clock) or L{greetd.testing} (the real daemon).
@@ -43,6 +44,7 @@ _EXPORTS = {
     "ReplyTooLong": "greetd.client.api",
     "ServerError": "greetd.client.api",
     "ServerRefused": "greetd.client.api",
+    "StrayLine": "greetd.client.api",
     "UnexpectedReply": "greetd.client.api",
     "greetOverTCP": "greetd.client.api",
     "greetOverUDP": "greetd.client.api",
@@ -79,6 +81,7 @@ __all__ = [
     "ReplyTooLong",
     "ServerError",
     "ServerRefused",
+    "StrayLine",
     "UnexpectedReply",
     "greetOverTCP",
     "greetOverUDP",
@@ -112,6 +115,7 @@ if TYPE_CHECKING:
         ReplyTooLong,
         ServerError,
         ServerRefused,
+        StrayLine,
         UnexpectedReply,
         greetOverTCP,
         greetOverUDP,

@@ -24,6 +24,7 @@ from greetd.client.errors import (
     ReplyTooLong,
     ServerError,
     ServerRefused,
+    StrayLine,
     TLSFailed,
     UnexpectedReply,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "ReplyTooLong",
     "ServerError",
     "ServerRefused",
+    "StrayLine",
     "TLSFailed",
     "UnexpectedReply",
     "checkName",

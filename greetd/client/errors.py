@@ -115,6 +115,20 @@ class UnexpectedReply(GreetError):
         self.expected = expected
 
 
+class StrayLine(GreetError):
+    """
+    The server sent a whole line while no reply was owed: it cannot answer
+    a name the server has not been sent, so it answers none (a second
+    answer to a name, a line from something other than a greetd daemon).
+
+    @ivar line: The line, without its line ending.
+    """
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__(f"the server sent {quote(line)}, which answers no name")
+        self.line = line
+
+
 class ReplyTooLong(GreetError):
     """
     The server sent more of a line (a banner, a reply) than the client

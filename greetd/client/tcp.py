@@ -23,6 +23,7 @@ from greetd.client.errors import (
     ReplyTooLong,
     ServerError,
     ServerRefused,
+    StrayLine,
     TLSFailed,
     UnexpectedReply,
 )
@@ -44,6 +45,7 @@ from greetd.core.sessionevents import (
     Refused,
     Reply,
     Send,
+    Stray,
     TooLong,
     Wait,
     WrongReply,
@@ -56,6 +58,7 @@ _ERRORS: dict[type[Event], Callable[..., GreetError]] = {
     Refused: ServerRefused,
     ErrorReply: ServerError,
     WrongReply: UnexpectedReply,
+    Stray: StrayLine,
     TooLong: ReplyTooLong,
     Closed: ConnectionClosed,
 }

@@ -23,9 +23,9 @@ on as the seed does.  Bytes before that answer (a banner later than the
 wait) are dropped.
 
 The server is not trusted: a reply that is not the template applied to
-the name fails the session (L{WrongReply}), and no line it sends is kept
-beyond a bound (L{TooLong}); a refusal is not taken for a banner
-(L{Refused}).
+the name fails the session (L{WrongReply}), and so does a line that comes
+while no reply is owed (L{Stray}); no line it sends is kept beyond a
+bound (L{TooLong}); a refusal is not taken for a banner (L{Refused}).
 
 The states, and what each input does in each (L{_TRANSITIONS})::
 
@@ -69,6 +69,7 @@ from greetd.core.sessionevents import (
     Refused,
     Reply,
     Send,
+    Stray,
     TooLong,
     Wait,
     WrongReply,
@@ -306,7 +307,15 @@ class ClientSession:
             if reply is None:
                 break
             events += self._answer(reply)
-        if self._framing == RAW and not self._sent:
+        if self._framing == LINES and not self._sent and b"\n" in self._buffer:
+            # A whole line while no name is owed a reply: the server had
+            # not been sent the name it could answer, so it answers none.
+            # Failing now says so; kept, it would be matched against the
+            # next name (a wrong reply, or a wait until the timeout).
+            line = self._readLine() or b""
+            stray = ErrorReply(line) if line.startswith(ERROR_PREFIX) else Stray(line)
+            events += self._over(stray)
+        elif self._framing == RAW and not self._sent:
             # Nothing is owed: what a raw daemon sends now answers no name.
             self._buffer = b""
         elif self._framing == LINES and len(self._buffer) > self._limit() + 1:

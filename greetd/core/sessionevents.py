@@ -79,6 +79,16 @@ class WrongReply(NamedTuple):
     expected: bytes
 
 
+class Stray(NamedTuple):
+    """
+    In lines, the server sent a whole C{line} while no reply was owed: it
+    answers no name (the server had not been sent one).  The session is
+    over.
+    """
+
+    line: bytes
+
+
 class TooLong(NamedTuple):
     """
     The server sent more than C{limit} bytes of C{what} without ending it.
@@ -106,8 +116,10 @@ Action = Union[Send, Close, Wait]
 
 #: What a L{greetd.core.session.ClientSession} tells its caller happened;
 #: the failures end the session.
-Event = Union[Action, Banner, Reply, Refused, ErrorReply, WrongReply, TooLong, Closed]
+Event = Union[
+    Action, Banner, Reply, Refused, ErrorReply, WrongReply, Stray, TooLong, Closed
+]
 
 #: The actions, and the failures (which end a session).
 ACTIONS = (Send, Close, Wait)
-FAILURES = (Refused, ErrorReply, WrongReply, TooLong, Closed)
+FAILURES = (Refused, ErrorReply, WrongReply, Stray, TooLong, Closed)

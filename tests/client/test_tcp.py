@@ -22,6 +22,7 @@ from greetd.client.errors import (
     ReplyTooLong,
     ServerError,
     ServerRefused,
+    StrayLine,
     TLSFailed,
     UnexpectedReply,
 )
@@ -242,6 +243,24 @@ class HostileServerTests(TCPTestCase):
         self.protocol.dataReceived(b"Hello, Ann!\r\nHi Bob\r\n")
         self.fails(bob, UnexpectedReply)
         self.fails(cid, UnexpectedReply)
+
+    def test_strayLine(self) -> None:
+        """
+        A line after the replies owed fails the session at once, and the
+        name greeted next (here, from the last reply's callback) with it,
+        without being sent.
+        """
+        self.protocol.dataReceived(b"Welcome\r\n")
+        ann = self.protocol.greet(b"Ann")
+        bob = ann.addCallback(lambda _: self.protocol.greet(b"Bob"))
+        self.sent()
+        self.protocol.dataReceived(b"Hello, Ann!\r\nHello, Mallory!\r\n")
+        failure = self.fails(bob, StrayLine)
+        self.assertEqual(
+            str(failure), "the server sent 'Hello, Mallory!', which answers no name"
+        )
+        self.assertEqual(self.sent(), b"")
+        self.assertFalse(self.transport.connected)
 
     def test_endlessLine(self) -> None:
         """

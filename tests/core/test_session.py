@@ -34,6 +34,7 @@ from greetd.core.sessionevents import (
     Refused,
     Reply,
     Send,
+    Stray,
     TooLong,
     Wait,
     WrongReply,
@@ -390,9 +391,75 @@ class HostileServerTests(SynchronousTestCase):
         self.assertEqual(session.receive(b"12345"), [TooLong("a banner", 4)])
 
     def test_unsolicitedLines(self) -> None:
+        """
+        A whole line while no reply is owed fails the session at once: it
+        answers no name, and is not kept to be taken for the next name's
+        reply.  One not ended is kept up to C{maxLength}.
+        """
         session = ClientSession(maxLength=4)
         session.receive(b"Hi\n")
-        self.assertEqual(session.receive(b"1\n2\n3\n4"), [TooLong("a line", 4)])
+        self.assertEqual(session.receive(b"1\n2\n3\n4"), [Stray(b"1")])
+        self.assertEqual(session.state, OVER)
+        session = ClientSession(maxLength=4)
+        session.receive(b"Hi\n")
+        self.assertEqual(session.receive(b"1234"), [])
+        self.assertEqual(session.receive(b"56"), [TooLong("a line", 4)])
+
+    def test_lineAfterTheReplies(self) -> None:
+        """
+        A line after the replies owed, in the same chunk as the last, is
+        no reply to the next name: the session fails as soon as it comes,
+        and the name greeted next waits for that failure.
+        """
+        session = ClientSession()
+        session.receive(b"Welcome\r\n")
+        session.greet(b"Ann")
+        self.assertEqual(
+            session.receive(b"Hello, Ann!\r\nHello, Mallory!\r\n"),
+            [Wait(None), Reply(b"Ann", b"Hello, Ann!"), Stray(b"Hello, Mallory!")],
+        )
+        self.assertEqual(session.greet(b"Bob"), [])
+
+    def test_errorLineWhileIdle(self) -> None:
+        """
+        An error line while no reply is owed (the daemon's C{idle timeout})
+        is reported as the server's error.
+        """
+        session = ClientSession()
+        session.receive(b"Welcome\r\n")
+        self.assertEqual(
+            session.receive(b"Error: idle timeout\r\n"),
+            [ErrorReply(b"Error: idle timeout")],
+        )
+
+    @given(
+        answered=st.integers(0, 3),
+        line=st.binary(max_size=40).filter(lambda line: b"\n" not in line),
+        data=st.data(),
+    )
+    def test_anyStrayLine(
+        self, answered: int, line: bytes, data: st.DataObject
+    ) -> None:
+        """
+        However the server's bytes are cut, a line after the replies owed
+        fails the session in the chunk that ends it, and not before.
+        """
+        session = ClientSession()
+        session.receive(b"Welcome\r\n")
+        names = [b"n%d" % i for i in range(answered)]
+        for name in names:
+            session.greet(name)
+        replies = b"".join(b"Hello, %s!\r\n" % name for name in names)
+        stream = replies + line + b"\n"
+        drawn = data.draw(st.sets(st.integers(0, len(stream))))
+        cuts = sorted(cut for cut in drawn if 0 < cut < len(stream))
+        events: list[Event] = []
+        for start, end in zip([0, *cuts], [*cuts, len(stream)]):
+            self.assertEqual(session.state, LINES)
+            events = session.receive(stream[start:end])
+        self.assertEqual(session.state, OVER)
+        failure = line[:-1] if line.endswith(b"\r") else line
+        self.assertIn(events[-1], [Stray(failure), ErrorReply(failure)])
 
     @given(
         framing=st.sampled_from(["line", "raw", "none"]),

@@ -294,6 +294,22 @@ def test_wrongReply(hostileServer: Any) -> None:
     )
 
 
+def test_strayLine(hostileServer: Any) -> None:
+    """
+    A line after the reply owed fails the run at once, saying what came:
+    it is not kept to be taken for the next name's reply (with a server
+    that stays open, after that name's whole --timeout).
+    """
+    server = hostileServer(b"Welcome\r\n", b"Hello, Ann!\r\nHello, Mallory!\r\n")
+    run = greet("--timeout", str(TIMEOUT), "-p", str(server.port), "Ann", "Bob")
+    assert run.stdout == "Welcome\nHello, Ann!\n"
+    run.failedWith(
+        f"greet: 127.0.0.1:{server.port}: the server sent 'Hello, Mallory!', "
+        "which answers no name",
+        0,
+    )
+
+
 def test_endlessLine(hostileServer: Any) -> None:
     """
     A reply that never ends fails once it passes --max-length, long
