@@ -341,6 +341,46 @@ def tables(
     return "\n\n".join(part for part in parts if part)
 
 
+def aboutRun(report: dict[str, Any]) -> str:
+    """
+    A paragraph on the run C{report} describes: when, on what, with which
+    versions, how loaded the machine was, and how many targets were met.
+    """
+    machine, versions = report["machine"], report["versions"]
+    interpreters = []
+    for key in ("greetd-cpython", "greetd-pypy"):
+        version = versions.get(key)
+        if version:
+            name = version["implementation"]
+            release = version["pypy"] or version["python"]
+            if version["pypy"]:
+                release += f" (Python {version['python']})"
+            interpreters.append(f"{name} {release} with Twisted {version['twisted']}")
+    before, after = machine["loadavg"][0], machine["loadavg after"][0]
+    checks = report["targets"]
+    met = sum(1 for check in checks if check["met"])
+    floors = sum(
+        1
+        for figures in report["results"].values()
+        for figure in figures.values()
+        if figure.get("floor")
+    )
+    return (
+        f"Run of {report['started'][:10]} (``{report['command']}``, greetd "
+        f"{versions.get('greetd commit', '')}), on {machine['cores']} cores "
+        f"({machine['cpu']}), {report['method']['passes']} passes; greetd on "
+        f"{' and '.join(interpreters)}.  The load average was {before:.1f} "
+        f"before and {after:.1f} after: "
+        + (
+            "other work shared the machine, so compare CPU per operation.  "
+            if max(before, after) >= machine["cores"] / 2
+            else "the machine was nearly idle.  "
+        )
+        + f"{floors} throughputs are floors; {met} of {len(checks)} targets are "
+        "met."
+    )
+
+
 def rstTable(title: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """
     A reStructuredText simple table under a C{table} directive's title.

@@ -59,6 +59,7 @@ from typing import Any, Sequence
 
 from bench.report import (
     POOL_WORKLOADS,
+    aboutRun,
     chart,
     checkLine,
     describe,
@@ -623,13 +624,39 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
         help="comma-separated keys of the servers to measure (default: all)",
     )
     parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="measure nothing: write the tables again from latest.json",
+    )
+    parser.add_argument(
         "--output", type=Path, default=RESULTS, help="where latest.json/png go"
     )
     return parser.parse_args(argv)
 
 
+def rewrite(output: Path) -> None:
+    """
+    Write C{latest.rst} and C{latest-about.rst} again from C{latest.json},
+    measuring nothing: after a change to the tables' layout.
+    """
+    report = json.loads((output / "latest.json").read_text())
+    servers = [
+        Server(key, label, [], key.startswith("greetd"))
+        for key, label in report["servers"].items()
+    ]
+    figures = report["results"]
+    report["targets"] = targets(figures, servers)
+    report["table"] = tables(figures, servers, report["targets"])
+    (output / "latest.rst").write_text(report["table"] + "\n")
+    (output / "latest-about.rst").write_text(aboutRun(report) + "\n")
+    (output / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     options = parseArguments(sys.argv[1:] if argv is None else argv)
+    if options.rewrite:
+        rewrite(options.output)
+        return
     timing = QUICK if options.quick else FULL
     repeats = options.repeats or (1 if options.quick else 3)
     workloads = tuple(options.only or WORKLOADS)
@@ -691,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs.mkdir(exist_ok=True)
     (runs / f"{report['started'].replace(':', '')}.json").write_text(data)
     (output / "latest.rst").write_text(text + "\n")
+    (output / "latest-about.rst").write_text(aboutRun(report) + "\n")
     title = (
         f"greetd vs peers on {about['cores']} cores ({about['cpu']}), "
         f"{repeats} passes, median; generator pinned to core {GENERATOR_CORE}"
