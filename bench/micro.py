@@ -37,7 +37,6 @@ from bench.peers.twisted_plain import Reply as PlainReply
 from bench.report import rstTable
 from bench.run import GREETD_LIMITS
 from greetd.core.accessline import Closed
-from greetd.core.escaping import formatAddress
 from greetd.core.framing import MessageFramer
 from greetd.core.sources import sourceKey
 from greetd.daemon.build import buildServers
@@ -45,6 +44,7 @@ from greetd.daemon.options import Options
 from greetd.ops.logfile import BatchedWriter
 from greetd.protocols.fastwrite import writeThrough
 from greetd.protocols.greeting import GreetingFactory
+from greetd.protocols.peer import peerForLog
 
 #: Runs of each step; the least is kept.
 REPEATS = 5
@@ -211,6 +211,18 @@ def churn(factory: GreetingFactory, seconds: float) -> dict[str, float]:
         repeat(admit), seconds
     )
 
+    protocol = factory.buildProtocol(PEER)  # type: ignore[arg-type]
+    assert protocol is not None
+    protocol.host = protocol.source = PEER[0]
+
+    def bookkeeping() -> None:
+        factory.admit(protocol)
+        factory.connectionClosed(protocol)
+
+    results["tracking and counters (factory admit + connectionClosed)"] = perOperation(
+        repeat(bookkeeping), seconds
+    )
+
     def framer() -> None:
         MessageFramer("line", factory.maxLength).feed(b"exit\r\n")
 
@@ -226,14 +238,14 @@ def churn(factory: GreetingFactory, seconds: float) -> dict[str, float]:
     results["producer registration + unregistration"] = perOperation(
         repeat(producer), seconds
     )
-    closed = Closed(formatAddress(transport.getPeer()), *PEER, 0.0123, 0, 6, 9, "exit")
+    closed = Closed(peerForLog(transport)[0], *PEER, 0.0123, 0, 6, 9, "exit")
     results["access line (FastAccessLog.closed, batched write)"] = perOperation(
         repeat(lambda: factory.accessLog.closed(closed)), seconds
     )
 
     def record() -> None:
-        address = transport.getPeer()
-        Closed(formatAddress(address), *PEER, 0.0123, 0, 6, 9, "exit").text  # noqa: B018
+        peer, port = peerForLog(transport)
+        Closed(peer, PEER[0], port, 0.0123, 0, 6, 9, "exit").text  # noqa: B018
 
     results["access record (peer formatted, Closed, its text)"] = perOperation(
         repeat(record), seconds
