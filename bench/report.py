@@ -366,7 +366,7 @@ def aboutRun(report: dict[str, Any]) -> str:
         if figure.get("floor")
     )
     return (
-        f"Run of {report['started'][:10]} (``{report['command']}``, greetd "
+        f"Run of {report['started'][:10]} (``{report['command'].strip()}``, greetd "
         f"{versions.get('greetd commit', '')}), on {machine['cores']} cores "
         f"({machine['cpu']}), {report['method']['passes']} passes; greetd on "
         f"{' and '.join(interpreters)}.  The load average was {before:.1f} "
@@ -407,8 +407,10 @@ def chart(
     path: Path,
 ) -> None:
     """
-    One bar chart per workload, every server side by side, greetd in colour;
-    the whiskers span the passes' lowest and highest figures.
+    One bar chart per workload, every server side by side, greetd in colour:
+    the server's CPU time per operation (for idle connections, bytes per
+    connection), which a shared machine disturbs less than throughput; the
+    whiskers span the passes' lowest and highest figures.
     """
     import matplotlib
 
@@ -425,22 +427,27 @@ def chart(
     for axis in axes.flat[len(workloads) :]:
         axis.set_visible(False)
     for axis, workload in zip(axes.flat, workloads):
-        name, unit, higherBetter = METRICS[workload]
+        name, unit = METRICS[workload][0], METRICS[workload][1]
+        if workload != "idle":
+            unit = "server CPU us per operation"
         labels, values, low, high, colours = [], [], [], [], []
         for server in shown:
             figure_ = figures[server.key].get(workload)
             if figure_ is None:
                 continue
-            labels.append(server.label.replace(" (", "\n("))
-            values.append(figure_["value"])
-            low.append(figure_["value"] - min(figure_["samples"]))
-            high.append(max(figure_["samples"]) - figure_["value"])
+            value = figure_.get("server_us_per_op", figure_["value"])
+            samples = figure_.get("cpu_samples", figure_["samples"])
+            if workload == "idle" or "cpu_samples" not in figure_:
+                samples = figure_["samples"] if workload == "idle" else [value]
+            labels.append(server.label)
+            values.append(value)
+            low.append(max(0.0, value - min(samples)))
+            high.append(max(0.0, max(samples) - value))
             colours.append("tab:red" if server.greetd else "tab:gray")
         axis.bar(range(len(values)), values, color=colours, yerr=[low, high])
         axis.set_xticks(range(len(values)))
         axis.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
-        better = "higher" if higherBetter else "lower"
-        axis.set_title(f"{name}\n{unit}, {better} is better", fontsize=9)
+        axis.set_title(f"{name}\n{unit}, lower is better", fontsize=9)
         axis.tick_params(axis="y", labelsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()

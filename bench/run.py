@@ -525,6 +525,7 @@ class Bench:
                         figure[name] = statistics.median(r[name] for r in reports)
                 if "generator_cpu" in figure:
                     figure["floor"] = isFloor(workload, figure)
+                    figure["cpu_samples"] = [r["server_us_per_op"] for r in reports]
                 figure["errors"] = sum(
                     r.get("errors", 0) + r.get("failed", 0) for r in reports
                 )
@@ -634,6 +635,15 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def chartTitle(report: dict[str, Any]) -> str:
+    machine = report["machine"]
+    return (
+        f"greetd vs peers on {machine['cores']} cores ({machine['cpu']}), "
+        f"{report['method']['passes']} passes, median; generator pinned to core "
+        f"{GENERATOR_CORE}, load average {machine['loadavg'][0]:.1f}"
+    )
+
+
 def rewrite(output: Path) -> None:
     """
     Write C{latest.rst} and C{latest-about.rst} again from C{latest.json},
@@ -650,6 +660,7 @@ def rewrite(output: Path) -> None:
     (output / "latest.rst").write_text(report["table"] + "\n")
     (output / "latest-about.rst").write_text(aboutRun(report) + "\n")
     (output / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+    chart(figures, servers, chartTitle(report), output / "latest.png")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -719,11 +730,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     (runs / f"{report['started'].replace(':', '')}.json").write_text(data)
     (output / "latest.rst").write_text(text + "\n")
     (output / "latest-about.rst").write_text(aboutRun(report) + "\n")
-    title = (
-        f"greetd vs peers on {about['cores']} cores ({about['cpu']}), "
-        f"{repeats} passes, median; generator pinned to core {GENERATOR_CORE}"
-    )
-    chart(figures, servers, title, output / "latest.png")
+    chart(figures, servers, chartTitle(report), output / "latest.png")
     print(
         f"\nwrote latest.json, latest.rst (the documentation's tables), latest.png "
         f"and runs/{report['started'].replace(':', '')}.json in {output}"
