@@ -16,12 +16,6 @@ C{.. greetd-metrics::}
 C{.. greetd-news-draft::}
     The release notes towncrier would write from C{newsfragments/} now.
 
-C{.. greetd-bench-run::}
-    When, where and on what the benchmark run of C{bench/results/} ran.
-
-C{.. greetd-bench-tables::}
-    That run's figures, as tables a page can hold.
-
 It also gives pydoctor the inventory of Twisted's API (L{twistedInventory})
 and drops its warnings about links that cannot be made offline
 (L{OfflineLinks}); the rest fail the build.
@@ -30,7 +24,6 @@ and drops its warnings about links that cannot be made offline
 from __future__ import annotations
 
 import builtins
-import json
 import logging as pylogging
 import re
 import subprocess
@@ -294,117 +287,7 @@ def twistedInventory(app: Sphinx) -> None:
     )
 
 
-class BenchRunDirective(SphinxDirective):
-    """
-    C{.. greetd-bench-run::} says when and where the benchmark run of
-    C{bench/results/latest.json} ran, and on what: so that the words about
-    the tables always match them.
-    """
-
-    def run(self) -> list[nodes.Node]:
-        path = PROJECT / "bench" / "results" / "latest.json"
-        self.env.note_dependency(str(path))
-        results = json.loads(path.read_text())
-        machine, versions = results["machine"], results["versions"]
-        interpreters = []
-        for name in ("greetd-cpython", "greetd-pypy"):
-            version = versions.get(name)
-            if version is None:
-                continue
-            python = f"{version['implementation']} {version['python']}"
-            if version["pypy"]:
-                python = f"PyPy {version['pypy']} (Python {version['python']})"
-            interpreters.append(f"on {python} with Twisted {version['twisted']}")
-        text = (
-            f"The run shown began {results['started'].replace('T', ' at ')}, on "
-            f"{machine['cores']} cores ({machine['cpu']}), with greetd at commit "
-            f"``{versions['greetd commit']}`` {' and '.join(interpreters)}."
-        )
-        container = nodes.container()
-        self.state.nested_parse(StringList([text]), self.content_offset, container)
-        return list(container.children)
-
-
-def listTable(header: list[str], rows: list[list[str]], title: str) -> list[str]:
-    """
-    A C{list-table} directive's lines.
-    """
-    lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
-    for row in [header, *rows]:
-        lines.append(f"   * - {row[0]}")
-        lines += [f"     - {cell}" for cell in row[1:]]
-    return [*lines, ""]
-
-
-class BenchTablesDirective(SphinxDirective):
-    """
-    C{.. greetd-bench-tables::} shows the figures of C{bench/results/
-    latest.json}: throughput and memory (a row for each server, a column
-    for each workload of L{bench.report.METRICS}), latency, and the ratios
-    of each greetd to each peer: tables narrow enough to read, rather than
-    C{latest.rst}'s one row for each workload.
-    """
-
-    def run(self) -> list[nodes.Node]:
-        from bench.report import METRICS
-
-        path = PROJECT / "bench" / "results" / "latest.json"
-        self.env.note_dependency(str(path))
-        run = json.loads(path.read_text())
-        servers, results = run["servers"], run["results"]
-        workloads = [w for w in METRICS if any(w in r for r in results.values())]
-
-        def figure(server: str, workload: str, field: str = "value") -> str:
-            value = results[server].get(workload, {}).get(field)
-            return "" if value is None else f"{round(value):,}"
-
-        lines = listTable(
-            ["server", *(f"{METRICS[w][0]} ({METRICS[w][1]})" for w in workloads)],
-            [
-                [label, *(figure(s, w) for w in workloads)]
-                for s, label in servers.items()
-            ],
-            "Throughput and memory",
-        )
-        timed = [
-            w
-            for w in workloads
-            if any(r.get(w, {}).get("p50_us") for r in results.values())
-        ]
-        lines += listTable(
-            ["server", *(f"{METRICS[w][0]}: p50 / p99 (us)" for w in timed)],
-            [
-                [
-                    label,
-                    *(
-                        f"{figure(s, w, 'p50_us')} / {figure(s, w, 'p99_us')}"
-                        if results[s].get(w, {}).get("p50_us")
-                        else ""
-                        for w in timed
-                    ),
-                ]
-                for s, label in servers.items()
-            ],
-            "Latency",
-        )
-        for server, byWorkload in run["ratios"].items():
-            peers = list(dict.fromkeys(p for r in byWorkload.values() for p in r))
-            lines += listTable(
-                ["workload", *(servers.get(p, p) for p in peers)],
-                [
-                    [METRICS[w][0], *(f"{r[p]:.2f}" if p in r else "" for p in peers)]
-                    for w, r in byWorkload.items()
-                ],
-                f"{servers[server]} / peer",
-            )
-        container = nodes.container()
-        self.state.nested_parse(StringList(lines), self.content_offset, container)
-        return list(container.children)
-
-
 def setup(app: Sphinx) -> dict[str, Any]:
-    app.add_directive("greetd-bench-tables", BenchTablesDirective)
-    app.add_directive("greetd-bench-run", BenchRunDirective)
     app.add_config_value("greetd_twisted_inventory", "", "env")
     app.connect("builder-inited", twistedInventory, priority=300)
     pylogging.getLogger("sphinx.pydoctor.sphinx_ext.build_apidocs").addFilter(
