@@ -15,8 +15,8 @@ connection whose read goes past its source's share answers up to a
 message boundary, holds the rest, stops reading, and answers on in a
 later turn, as HAProxy bounds the work of one task per pass of its
 scheduler (C{tune.runqueue-depth}, C{tune.maxpollevents}).  A read of
-one message (an honest client waiting for each reply) is answered at
-once and costs nothing more.  What a connection holds is bounded in
+one message (an honest client waiting for each reply), or of at most
+L{SHORT_READ} bytes, is answered at once and costs nothing more.  What a connection holds is bounded in
 bytes, whatever the scheduling: one read of input, and replies up to the
 transport's buffer plus one share's worth.
 
@@ -33,6 +33,10 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from zope.interface import implementer
 
 from greetd.twisted_private import unsentBytes
+
+#: The longest read answered at once whatever it holds: at most 32
+#: messages, and testing a short read costs nothing more.
+SHORT_READ = 64
 
 #: Bytes of input one source may have answered per reactor turn: at most
 #: 128 messages, a tenth of a millisecond or so on CPython, so that a
@@ -149,11 +153,12 @@ class FlowControl:
     @staticmethod
     def pipelined(data: bytes) -> bool:
         """
-        Whether C{data} may hold more than one message beside an unfinished
-        one: two line feeds.  An honest client waiting for each reply sends
-        one at a time; its reads are never paced.
+        Whether C{data} is to be paced: longer than L{SHORT_READ}, and
+        holding more than one message beside an unfinished one (two line
+        feeds).  An honest client waiting for each reply sends one at a
+        time; its reads are never paced.
         """
-        return data.count(b"\n") > 1
+        return len(data) > SHORT_READ and data.count(b"\n") > 1
 
     def pace(self, data: bytes) -> bytes:
         """

@@ -37,7 +37,7 @@ from greetd.protocols.accesslog import LoggerAccessLog
 from greetd.protocols.admission import REFUSAL_LINES, Admission, defaultLimiter
 from greetd.protocols.drain import Drain
 from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
-from greetd.protocols.flow import FlowControl, TurnBudget
+from greetd.protocols.flow import SHORT_READ, FlowControl, TurnBudget
 from greetd.protocols.idle import IdleSweep
 from greetd.protocols.peer import describePeer, peerForLog, peerHost
 from greetd.protocols.refusal import sendRefusal, stopLinger
@@ -155,9 +155,10 @@ class GreetingProtocol(FlowControl, Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
             return
-        self.bytesReceived += len(data)
+        size = len(data)
+        self.bytesReceived += size
         # FlowControl.pipelined, inline: this runs for every read.
-        if self.paced or data.count(b"\n") > 1:
+        if self.paced or (size > SHORT_READ and data.count(b"\n") > 1):
             data = self.pace(data)
             if not data:
                 return

@@ -12,7 +12,13 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.limits import ConnectionLimiter
-from greetd.protocols.flow import DEFAULT_PER_TURN, FlowControl, TurnBudget
+from greetd.protocols.flow import (
+    DEFAULT_PER_TURN,
+    SHORT_READ,
+    FlowControl,
+    TurnBudget,
+)
+from greetd.protocols import greeting
 from greetd.protocols.greeting import GreetingFactory
 from tests.helpers import connect
 
@@ -49,14 +55,16 @@ class TurnBudgetTests(SynchronousTestCase):
         self.assertEqual(TurnBudget(Clock()).perTurn, DEFAULT_PER_TURN)
 
     def test_pipelined(self) -> None:
+        long = b"x" * SHORT_READ
         for data, expected in [
-            (b"a\n", False),
-            (b"a\r\n", False),
-            (b"abc", False),
+            (long + b"\n", False),
+            (long + b"\r\n", False),
+            (long + b"abc", False),
             (b"", False),
-            (b"a\nb", False),
-            (b"a\nb\n", True),
-            (b"\n\n", True),
+            (b"a\nb\nc\n", False),
+            (long + b"a\nb", False),
+            (long + b"a\nb\n", True),
+            (b"\n" * (SHORT_READ + 1), True),
         ]:
             self.assertEqual(FlowControl.pipelined(data), expected, data)
 
@@ -68,6 +76,8 @@ class PacingTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
+        # Every read of these short ones paced, as a long one would be.
+        self.patch(greeting, "SHORT_READ", 0)
         self.clock = Clock()
         self.factory = GreetingFactory(
             clock=self.clock,
@@ -103,6 +113,16 @@ class PacingTests(SynchronousTestCase):
         self.assertEqual(other.messages, 3)
         self.clock.advance(0)
         self.assertEqual(second.messages, 3)
+
+    def test_shortReadNotPaced(self) -> None:
+        """
+        A read of at most L{SHORT_READ} bytes is answered at once, whatever
+        it holds.
+        """
+        self.patch(greeting, "SHORT_READ", SHORT_READ)
+        self.protocol.dataReceived(b"a\nb\nc\nd\ne\nf\n")
+        self.assertEqual(self.protocol.messages, 6)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_singleMessageNotPaced(self) -> None:
         """
