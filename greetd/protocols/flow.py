@@ -16,9 +16,10 @@ message boundary, holds the rest, stops reading, and answers on in a
 later turn, as HAProxy bounds the work of one task per pass of its
 scheduler (C{tune.runqueue-depth}, C{tune.maxpollevents}).  A read of
 one message (an honest client waiting for each reply), or of at most
-L{SHORT_READ} bytes, is answered at once and costs nothing more.  What a connection holds is bounded in
-bytes, whatever the scheduling: one read of input, and replies up to the
-transport's buffer plus one share's worth.
+L{SHORT_READ} bytes, is answered at once and costs nothing more.  What a
+connection holds is bounded in bytes, whatever the scheduling: one read
+of input, and replies up to the transport's buffer plus one share's
+worth.
 
 What the peer has not made room for is L{FlowControl.unsent}, which the
 write timeout watches (L{greetd.protocols.idle}).

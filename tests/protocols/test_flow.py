@@ -12,13 +12,13 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.limits import ConnectionLimiter
+from greetd.protocols import greeting
 from greetd.protocols.flow import (
     DEFAULT_PER_TURN,
     SHORT_READ,
     FlowControl,
     TurnBudget,
 )
-from greetd.protocols import greeting
 from greetd.protocols.greeting import GreetingFactory
 from tests.helpers import connect
 
