@@ -318,9 +318,9 @@ class ClientSession:
         elif self._framing == RAW and not self._sent:
             # Nothing is owed: what a raw daemon sends now answers no name.
             self._buffer = b""
-        elif self._framing == LINES and len(self._buffer) > self._limit() + 1:
-            # A line not ended (a CR may yet start a CRLF), or lines that
-            # answer no name: either way, no more is kept.
+        elif self._framing is not None and len(self._buffer) > self._limit() + 1:
+            # A line not ended (a CR may yet start a CRLF), or a raw
+            # daemon's error line not closed: either way, no more is kept.
             what = self.awaiting if self._sent else "a line"
             events += self._over(TooLong(what, self._limit()))
         return self._ordered(events)
@@ -337,8 +337,12 @@ class ClientSession:
         buffer = self._buffer
         if not buffer or (buffer != expected and expected.startswith(buffer)):
             return None
-        if ERROR_PREFIX.startswith(buffer) and buffer != ERROR_PREFIX:
-            return None  # an error line may be on its way
+        error = ERROR_PREFIX.startswith(buffer) or buffer.startswith(ERROR_PREFIX)
+        if error and buffer != expected and b"\n" not in buffer:
+            # An error line, or its start: a raw daemon ends one by closing
+            # (an auto one by a line ending), so more of it may be on its
+            # way; the close (L{_lost}) reports it whole.
+            return None
         self._buffer = b""
         return buffer
 
@@ -351,7 +355,7 @@ class ClientSession:
         expected = self.template.format(name)
         if reply != expected:
             if reply.startswith(ERROR_PREFIX):
-                return self._over(ErrorReply(reply))
+                return self._over(ErrorReply(reply.rstrip(b"\r\n")))
             return self._over(WrongReply(name, reply, expected))
         self._names.popleft()
         self._sent -= 1

@@ -144,9 +144,16 @@ class RawServerTests(TCPTestCase):
         self.assertEqual(self.successResultOf(reply), b"Hello, Ann!")
 
     def test_serverError(self) -> None:
+        """
+        A raw daemon's error line, however its reads cut it, is reported
+        whole: it ends when the daemon closes.
+        """
         self.protocol.dataReceived(b"Welcome")
         reply = self.protocol.greet(b"x" * 10)
-        self.protocol.dataReceived(b"Error: message longer than 8 bytes")
+        self.protocol.dataReceived(b"Error: message lo")
+        self.protocol.dataReceived(b"nger than 8 bytes")
+        self.assertNoResult(reply)
+        self.transport.loseConnection()
         error = self.fails(reply, ServerError)
         self.assertEqual(
             str(error), "the server said 'Error: message longer than 8 bytes'"

@@ -370,16 +370,29 @@ class HostileServerTests(SynchronousTestCase):
 
     def test_rawErrorOnItsWay(self) -> None:
         """
-        In C{raw}, the start of an error line is not a wrong reply yet.
+        In C{raw}, an error line is not a wrong reply, and is whole only
+        when the daemon closes: one cut by a read is not reported cut.
         """
         session = ClientSession()
         session.receive(b"Welcome")
         session.greet(b"x" * 10)
         self.assertEqual(session.receive(b"Err"), [])
+        self.assertEqual(session.receive(b"or: message lo"), [])
+        self.assertEqual(session.receive(b"nger than 8 bytes"), [])
         self.assertEqual(
-            session.receive(b"or: message longer than 8 bytes"),
-            [ErrorReply(b"Error: message longer than 8 bytes")],
+            session.lost(True), [ErrorReply(b"Error: message longer than 8 bytes")]
         )
+
+    def test_rawErrorBounded(self) -> None:
+        """
+        A raw daemon's error line is awaited until it closes, but no more
+        than C{maxLength} bytes of it are kept.
+        """
+        session = ClientSession(maxLength=10)
+        session.receive(b"Welcome")
+        session.greet(b"Ann")
+        self.assertEqual(session.receive(b"Error: 12345"), [])
+        self.assertEqual(session.receive(b"5"), [TooLong("the reply to 'Ann'", 11)])
 
     def test_longBanner(self) -> None:
         session = ClientSession(maxLength=4)
