@@ -53,7 +53,7 @@ _EXPORTS = {
     "MessageTooLong": "greetd.core.framing",
     "ReplyTemplate": "greetd.core.template",
     "GreetingFactory": "greetd.protocols.greeting",
-    "GreetingProtocol": "greetd.protocols.greeting",
+    "GreetingProtocol": "greetd.protocols.greeter",
     "ReplyProtocol": "greetd.protocols.datagram",
     "Options": "greetd.daemon.options",
     "makeService": "greetd.daemon.tap",
@@ -125,4 +125,5 @@ if TYPE_CHECKING:
     from greetd.daemon.options import Options
     from greetd.daemon.tap import makeService
     from greetd.protocols.datagram import ReplyProtocol
-    from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+    from greetd.protocols.greeter import GreetingProtocol
+    from greetd.protocols.greeting import GreetingFactory

@@ -31,7 +31,8 @@ from greetd.daemon.pool.reload import RollingReload
 from greetd.daemon.pool.service import WorkerPool
 from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.protocols.accesslog import LoggerAccessLog
-from greetd.protocols.greeting import GreetingFactory, GreetingProtocol
+from greetd.protocols.greeter import GreetingProtocol
+from greetd.protocols.greeting import GreetingFactory
 
 #: A peer from the documentation range, as tests' client.
 PEER = IPv4Address("TCP", "192.0.2.7", 40001)

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.limits import ConnectionLimiter
-from greetd.protocols import greeting
+from greetd.protocols import greeter
 from greetd.protocols.flow import (
     DEFAULT_PER_TURN,
     SHORT_READ,
@@ -77,7 +77,7 @@ class PacingTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         # Every read of these short ones paced, as a long one would be.
-        self.patch(greeting, "SHORT_READ", 0)
+        self.patch(greeter, "SHORT_READ", 0)
         self.clock = Clock()
         self.factory = GreetingFactory(
             clock=self.clock,
@@ -119,7 +119,7 @@ class PacingTests(SynchronousTestCase):
         A read of at most L{SHORT_READ} bytes is answered at once, whatever
         it holds.
         """
-        self.patch(greeting, "SHORT_READ", SHORT_READ)
+        self.patch(greeter, "SHORT_READ", SHORT_READ)
         self.protocol.dataReceived(b"a\nb\nc\nd\ne\nf\n")
         self.assertEqual(self.protocol.messages, 6)
         self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -19,10 +19,8 @@ from greetd.core.limits import ConnectionLimiter
 from greetd.core.template import ReplyTemplate
 from greetd.protocols import flow
 from greetd.protocols.admission import REFUSAL_LINES, Admission
-from greetd.protocols.greeting import (
-    GreetingFactory,
-    GreetingProtocol,
-)
+from greetd.protocols.greeter import GreetingProtocol
+from greetd.protocols.greeting import GreetingFactory
 from tests.helpers import captureLogs, capturingAccessLog, connect
 
 
