@@ -320,4 +320,4 @@ def test_acceptErrorsThrottled(spawnGreetd: Any) -> None:
         assert len(accessLines(daemon, text)) == 1, text
     failed = scrape(daemon.metrics[0])[tcp("greetd_dropped_total", "accept")]
     print(f"{failed} connections not accepted")
-    assert failed >= 2
+    assert failed >= 1
