@@ -6,15 +6,22 @@ options, fake worker processes and a pool of them, and scraped metrics.
 from __future__ import annotations
 
 import io
+import socket
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ProcessExitedAlready, ProcessTerminated
+from twisted.internet.error import (
+    ProcessExitedAlready,
+    ProcessTerminated,
+)
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import (
+    MemoryReactor,
     MemoryReactorClock,
     StringTransportWithDisconnection,
 )
@@ -31,8 +38,10 @@ from greetd.daemon.pool.reload import RollingReload
 from greetd.daemon.pool.service import WorkerPool
 from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.protocols.accesslog import LoggerAccessLog
+from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeter import GreetingProtocol
 from greetd.protocols.greeting import GreetingFactory
+from tests.documents import blocks
 
 #: A peer from the documentation range, as tests' client.
 PEER = IPv4Address("TCP", "192.0.2.7", 40001)
@@ -249,3 +258,89 @@ class PoolCase(SynchronousTestCase):
         assert isinstance(process, FakeProcess)
         process.exited = True
         protocol.processEnded(Failure(reason or ProcessTerminated(signal=9)))
+
+
+class RecordingDatagramTransport:
+    """
+    Records what a L{ReplyProtocol} sends, or fails as told.
+
+    @ivar sent: C{(datagram, address)} pairs, in order.
+    @ivar error: Raised by L{write} when set.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+        self.error: Exception | None = None
+
+    def write(self, datagram: bytes, address: tuple[str, int]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.sent.append((datagram, address))
+
+
+def listening(
+    protocol: ReplyProtocol,
+) -> tuple[ReplyProtocol, RecordingDatagramTransport]:
+    transport = RecordingDatagramTransport()
+    protocol.makeConnection(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+SOCKET_PEER = ("127.0.0.1", 40000)
+
+
+def serverConnection(case: SynchronousTestCase) -> tuple[tcp.Server, socket.socket]:
+    """
+    A C{tcp.Server} on one end of a socket pair, and the other end.
+    """
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.settimeout(5)
+    reactor = MemoryReactor()
+    server = tcp.Server(ours, Protocol(), SOCKET_PEER, None, 1, reactor)  # type: ignore[arg-type]
+    case.addCleanup(ours.close)
+    case.addCleanup(theirs.close)
+    return server, theirs
+
+
+class FakeConnection:
+    closing = False
+    closingAt = 0.0
+    writeMark = 0
+    writeProgressAt = 0.0
+    owed = 0
+    stalled = 0
+
+    def __init__(self, lastMessageAt: float) -> None:
+        self.lastMessageAt = lastMessageAt
+        self.timedOut = 0
+
+    def unsent(self) -> int:
+        return self.owed
+
+    def writeTimedOut(self) -> None:
+        self.stalled += 1
+        self.closing = True
+
+    def idleTimedOut(self) -> None:
+        self.timedOut += 1
+        self.closing = True
+
+    def close(self) -> None:
+        self.closing = True
+
+    def shutdown(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+PYTHON = ".. code-block:: python\n"
+
+
+def pythonBlocks(path: Path) -> list[str]:
+    """
+    The bodies of C{path}'s C{code-block:: python} directives, dedented.
+    """
+    return blocks(path.read_text(), PYTHON)

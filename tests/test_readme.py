@@ -4,22 +4,12 @@ The Python examples of the README and the manual stay true to the API.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from twisted.application.service import IServiceCollection
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.listening import ListeningService
-from tests.documents import DOCS, PROJECT, blocks, documents
-
-PYTHON = ".. code-block:: python\n"
-
-
-def pythonBlocks(path: Path) -> list[str]:
-    """
-    The bodies of C{path}'s C{code-block:: python} directives, dedented.
-    """
-    return blocks(path.read_text(), PYTHON)
+from tests.documents import DOCS, PROJECT, documents
+from tests.helpers import pythonBlocks
 
 
 class DocumentationExampleTests(SynchronousTestCase):

@@ -26,7 +26,7 @@ from greetd.twisted_private import (
     unsentBytes,
 )
 from tests.certificates import temporaryCredentials
-from tests.protocols.test_fastwrite import serverConnection
+from tests.helpers import serverConnection
 
 
 class PrivateNamesTests(SynchronousTestCase):

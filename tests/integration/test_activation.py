@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import TIMEOUT, requireTool, runTwistd
-from tests.integration.test_startup import exchange
+from tests.integration.helpers import exchange
 
 
 def freePort(kind: socket.SocketKind) -> int:

@@ -16,9 +16,9 @@ import pytest
 
 from greetd.testing import Daemon, defaultSignals
 from tests.documents import DOCS
+from tests.helpers import pythonBlocks
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_makefile import freePort
-from tests.test_readme import pythonBlocks
+from tests.integration.helpers import freePort
 
 #: The example's port, replaced by a free one here.
 EXAMPLE_PORT = "9999"

@@ -18,9 +18,13 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_hardening import connectFrom, receiveUntilClosed
-from tests.integration.test_metrics import scrape, udp
-from tests.integration.test_udp_loop import forgedDatagram
+from tests.integration.helpers import (
+    connectFrom,
+    forgedDatagram,
+    receiveUntilClosed,
+    scrape,
+    udp,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
 

@@ -12,7 +12,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,49 +22,13 @@ import pytest
 from greetd.client.api import GreetingClientProtocol
 from greetd.testing import defaultSignals
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_seed import SEED_TCP_OUTPUT, SEED_UDP_OUTPUT
-
-#: The greet installed beside the interpreter running the tests.
-GREET = str(Path(sys.executable).with_name("greet"))
-
-#: How long a failing run may take beyond its --timeout: starting Python
-#: and Twisted on a busy machine.
-MARGIN = 3.0
-
-NAMES = ("Michael", "Tracy", "Sarah")
-
-
-class Run:
-    """
-    A finished C{greet}: its status, output and how long it took.
-    """
-
-    def __init__(self, args: tuple[str, ...], stdin: bytes) -> None:
-        started = time.monotonic()
-        result = subprocess.run(
-            [GREET, *args],
-            input=stdin,
-            capture_output=True,
-            timeout=TIMEOUT,
-            preexec_fn=defaultSignals,
-        )
-        self.elapsed = time.monotonic() - started
-        self.status = result.returncode
-        self.stdout = result.stdout.decode("utf-8", "backslashreplace")
-        self.stderr = result.stderr.decode("utf-8", "backslashreplace")
-
-    def failedWith(self, line: str, within: float) -> None:
-        """
-        Check that the run failed with exactly C{line} on standard error,
-        no traceback, within C{within} seconds (plus L{MARGIN}).
-        """
-        assert "Traceback" not in self.stderr, self.stderr
-        assert (self.status, self.stderr) == (1, line + "\n"), self.stderr
-        assert self.elapsed < within + MARGIN, self.elapsed
-
-
-def greet(*args: str, stdin: bytes = b"") -> Run:
-    return Run(args, stdin)
+from tests.integration.helpers import (
+    GREET,
+    NAMES,
+    SEED_TCP_OUTPUT,
+    SEED_UDP_OUTPUT,
+    greet,
+)
 
 
 @pytest.mark.parametrize("framing", ["auto", "line", "raw"])

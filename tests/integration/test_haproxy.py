@@ -17,77 +17,24 @@ from typing import Any, Iterator
 import pytest
 
 from greetd.testing import TIMEOUT
-from tests.integration.conftest import contribWithPorts, requireTool
-from tests.integration.test_hardening import connectFrom, receiveUntilClosed
-from tests.integration.test_metrics import scrape, tcp
-from tests.integration.test_workers import UNLIMITED, Load
+from tests.integration.conftest import contribWithPorts
+from tests.integration.helpers import (
+    UNLIMITED,
+    Load,
+    connectFrom,
+    freePort,
+    receiveUntilClosed,
+    runHAProxy,
+    scrape,
+    startHAProxy,
+    tcp,
+)
 
 #: The scale-out recipe, run here with its ports replaced.
 CONTRIB = Path(__file__).parents[2] / "contrib" / "haproxy" / "twisted-greetd.cfg"
 
 #: A listener behind HAProxy.
 PROXIED = "haproxy:tcp:0:interface=127.0.0.1"
-
-CONFIG = """\
-global
-    maxconn 256
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend greet
-    bind 127.0.0.1:{frontend}
-    default_backend greetd
-backend greetd
-{servers}
-"""
-
-
-def freePort() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def startHAProxy(
-    where: Path, backends: list[int], extra: str = ""
-) -> tuple[subprocess.Popen[bytes], int]:
-    """
-    Run haproxy in the foreground in front of C{backends}; return it and
-    its frontend port once that accepts connections.
-    """
-    frontend = freePort()
-    servers = "\n".join(
-        f"    server g{index} 127.0.0.1:{port} send-proxy {extra}"
-        for index, port in enumerate(backends)
-    )
-    text = CONFIG.format(frontend=frontend, servers=servers)
-    return runHAProxy(where, text, frontend), frontend
-
-
-def runHAProxy(where: Path, text: str, frontend: int) -> subprocess.Popen[bytes]:
-    """
-    Run haproxy in the foreground with the configuration C{text}; return
-    it once its C{frontend} port accepts connections.
-    """
-    config = where / "haproxy.cfg"
-    config.write_text(text)
-    process = subprocess.Popen(
-        [requireTool("haproxy"), "-db", "-f", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", frontend), timeout=1).close()
-            return process
-        except OSError:
-            assert process.poll() is None, process.communicate()[0]
-            time.sleep(0.05)
-    process.kill()
-    raise AssertionError("haproxy did not start")
 
 
 @pytest.fixture

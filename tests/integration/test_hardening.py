@@ -5,58 +5,30 @@ client is served while it goes on.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
-import ssl
-import subprocess
-import sys
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from greetd.protocols.admission import REFUSAL_LINES
 from tests.integration.conftest import TIMEOUT
-
-
-def connectFrom(source: str, port: int) -> socket.socket:
-    """
-    A TCP connection to the daemon from the loopback address C{source}.
-    """
-    client = socket.socket()
-    client.settimeout(TIMEOUT)
-    client.bind((source, 0))
-    client.connect(("127.0.0.1", port))
-    return client
-
-
-def udpFrom(source: str) -> socket.socket:
-    """
-    A UDP socket on the loopback address C{source}.
-    """
-    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    client.settimeout(TIMEOUT)
-    client.bind((source, 0))
-    return client
-
-
-def waiting(client: socket.socket) -> int:
-    """
-    How many datagrams are waiting on C{client}, read without blocking.
-    """
-    count = 0
-    client.setblocking(False)
-    try:
-        while True:
-            client.recv(65536)
-            count += 1
-    except BlockingIOError:
-        return count
-    finally:
-        client.settimeout(TIMEOUT)
+from tests.integration.helpers import (
+    FLOOD,
+    connectFrom,
+    cpuBurner,
+    floodWhileServing,
+    honestExchange,
+    nonReadersCut,
+    receiveUntilClosed,
+    rss,
+    udpFrom,
+    waiting,
+    warmUp,
+)
 
 
 def lowPortSocket() -> socket.socket:
@@ -72,141 +44,6 @@ def lowPortSocket() -> socket.socket:
             continue
         return low
     pytest.skip("no free loopback port below 1024")
-
-
-def receiveUntilClosed(client: socket.socket) -> bytes:
-    received = b""
-    while True:
-        data = client.recv(65536)
-        if not data:
-            return received
-        received += data
-
-
-def honestExchange(
-    port: int, name: bytes = b"honest", source: str = "127.0.0.9"
-) -> None:
-    """
-    An honest client's whole session, which must succeed.
-    """
-    with connectFrom(source, port) as client:
-        converse(client, name)
-
-
-def converse(client: socket.socket, name: bytes) -> None:
-    """
-    A whole session on the connection C{client}: the banner, C{name}'s
-    reply, and C{exit}, which closes.
-    """
-    client.sendall(name + b"\n")
-    expected = b"Welcome" + b"Hello, " + name + b"!\n"
-    received = b""
-    while len(received) < len(expected):
-        data = client.recv(1024)
-        assert data, f"closed after {received!r}"
-        received += data
-    assert received == expected
-    client.sendall(b"exit\n")
-    assert receiveUntilClosed(client) == b""
-
-
-def rss(pid: int) -> int:
-    """
-    The resident set size of process C{pid}, in bytes.
-    """
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-@contextlib.contextmanager
-def cpuBurner() -> Iterator[None]:
-    """
-    Keep one core busy with another process for as long as the context
-    lasts (at most a minute), as another job on the machine would: the
-    daemon's scheduling then differs from a quiet machine's.
-    """
-    burner = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time\nend = time.monotonic() + 60\n"
-            "while time.monotonic() < end: pass",
-        ]
-    )
-    try:
-        yield
-    finally:
-        burner.kill()
-        burner.wait(TIMEOUT)
-
-
-def warmUp(
-    client: socket.socket, exchange: Callable[[int], None], lines: int = 10000
-) -> None:
-    """
-    Send 30 batches of C{lines} lines on C{client}, reading every reply,
-    then run 100 honest sessions (C{exchange(n)}): PyPy's JIT compiles and
-    its heap grows on the first floods and sessions, which is warm-up, not
-    what a client that never reads can make greetd keep.
-    """
-    client.recv(7)
-    for _ in range(30):
-        client.sendall(b"warm\n" * lines)
-        expected = len(b"Hello, warm!\n") * lines
-        received = 0
-        while received < expected:
-            received += len(client.recv(65536))
-    for n in range(100):
-        exchange(n)
-
-
-#: What a flooding client tries to push, in bytes, within L{FLOOD_SECONDS}.
-FLOOD = 40 * 1024 * 1024
-
-#: How long a flooding client goes on at most.
-FLOOD_SECONDS = 6.0
-
-
-def floodWhileServing(
-    flooder: socket.socket, chunk: bytes, exchange: Callable[[int], None]
-) -> tuple[int, int]:
-    """
-    Send C{chunk} on C{flooder} again and again, never reading, in a
-    thread, until L{FLOOD} bytes or L{FLOOD_SECONDS} seconds, while this
-    thread runs honest sessions, C{exchange(n)} for the nth, which must
-    succeed.
-
-    @return: How many bytes were pushed and how many sessions served.
-    """
-    pushed = 0
-    flooder.settimeout(1.0)
-    stop = threading.Event()
-
-    def flood() -> None:
-        nonlocal pushed
-        deadline = time.monotonic() + FLOOD_SECONDS
-        while pushed < FLOOD and time.monotonic() < deadline and not stop.is_set():
-            try:
-                pushed += flooder.send(chunk)
-            except (socket.timeout, ssl.SSLWantWriteError):
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=flood)
-    thread.start()
-    served = 0
-    try:
-        while thread.is_alive():
-            exchange(served)
-            served += 1
-    finally:
-        stop.set()
-        thread.join(TIMEOUT)
-    return pushed, served
 
 
 def test_connectionLimits(spawnGreetd: Any) -> None:
@@ -378,71 +215,6 @@ def test_backpressure(spawnGreetd: Any) -> None:
     assert pushed < FLOOD / 2, f"pushed {pushed} bytes: reading never paused"
     assert growth < 30 * 1024 * 1024, f"RSS grew by {growth} bytes"
     honestExchange(port)
-
-
-def pushUnread(client: socket.socket, payload: bytes, last: bytes = b"") -> None:
-    """
-    Send C{payload} on C{client} again and again, never reading, until the
-    daemon stops taking it (it has stopped reading: its replies are stuck),
-    then C{last}; at most L{FLOOD} bytes.
-    """
-    client.settimeout(0.5)
-    pushed = 0
-    with contextlib.suppress(OSError, ssl.SSLWantWriteError):
-        while pushed < FLOOD:
-            pushed += client.send(payload)
-    if last:
-        with contextlib.suppress(OSError, ssl.SSLWantWriteError):
-            client.send(last)
-
-
-def nonReader(
-    source: str, port: int, wrap: Callable[[socket.socket], socket.socket]
-) -> socket.socket:
-    """
-    A connection from C{source} with a small receive buffer, wrapped by
-    C{wrap} (TLS, or as it is).
-    """
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.settimeout(TIMEOUT)
-    client.bind((source, 0))
-    client.connect(("127.0.0.1", port))
-    return wrap(client)
-
-
-def nonReadersCut(
-    daemon: Any,
-    port: int,
-    wrap: Callable[[socket.socket], socket.socket],
-    exchange: Callable[[], None],
-) -> None:
-    """
-    Three clients from one address fill its C{--max-per-ip} 3 and never
-    read: one floods lines, one floods then says C{exit}, one floods then
-    sends a message too long.  Each is cut for not reading, within the
-    write timeout and the idle timeout of its close, and then an honest
-    client from that address (C{exchange}) is admitted.
-    """
-    clients = []
-    for last in [b"", b"exit\n", b"x" * 2000]:
-        clients.append(nonReader("127.0.0.5", port, wrap))
-        pushUnread(clients[-1], b"flood\n" * 2000, last)
-    durations = [
-        float(
-            daemon.waitFor(
-                rf"127\.0\.0\.5:{client.getsockname()[1]} closed "
-                r"\(write-timeout\) after ([\d.]+)s"
-            ).group(1)
-        )
-        for client in clients
-    ]
-    # Pushing takes a moment; then the write timeout (1 s) and at most one
-    # sweep's interval, or the idle timeout (2 s) after the close began.
-    assert max(durations) < 6, durations
-    exchange()
-    for client in clients:
-        client.close()
 
 
 def test_nonReadersCut(spawnGreetd: Any) -> None:

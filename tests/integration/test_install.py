@@ -15,11 +15,10 @@ import pytest
 
 from greetd.testing import TIMEOUT, Daemon
 from tests.certificates import writeCredentials
+from tests.integration.helpers import INSTALL_TIMEOUT
 
 PROJECT = Path(__file__).resolve().parents[2]
 
-#: Installing pulls Twisted from the package index: give it time.
-INSTALL_TIMEOUT = 600
 
 #: A warning in pip's verbose output of a build: Python's warnings, which
 #: pip passes on from the backend (C{SetuptoolsDeprecationWarning:},

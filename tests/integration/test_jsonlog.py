@@ -16,9 +16,7 @@ import pytest
 
 from greetd.testing import TWISTD
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_seed import SEED_TCP_OUTPUT, runSeedClient
-
-JSON_LOGGER = ("--logger", "greetd.ops.log.jsonLogger")
+from tests.integration.helpers import JSON_LOGGER, SEED_TCP_OUTPUT, runSeedClient
 
 #: Each way of asking for JSON: greetd's arguments, twistd's arguments.
 JSON_SPELLINGS = {

@@ -12,8 +12,7 @@ from typing import Any
 
 from greetd import __version__
 from tests.integration.conftest import runTwistd
-from tests.integration.test_jsonlog import JSON_LOGGER
-from tests.integration.test_logrotate import converse
+from tests.integration.helpers import JSON_LOGGER, loggedConversation
 from twisted import copyright
 
 
@@ -32,7 +31,7 @@ def test_defaultHidesDebug(spawnGreetd: Any) -> None:
     """
     daemon = spawnGreetd("--max-length", "4")
     dropDatagram(daemon)
-    converse(daemon.tcp[0][1], "ok")
+    loggedConversation(daemon.tcp[0][1], "ok")
     daemon.waitFor("Connection from .* closed")
     daemon.stop()
     for kind, (_, port) in [("TCP", daemon.tcp[0]), ("UDP", daemon.udp[0])]:

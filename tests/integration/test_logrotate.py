@@ -6,19 +6,27 @@ file holds a NUL byte.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import socket
 import subprocess
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from greetd.testing import Daemon, logText
+from greetd.testing import logText
 from tests.integration.conftest import TIMEOUT, requireTool
+from tests.integration.helpers import (
+    _CLOSED,
+    closedPorts,
+    loggedConversation,
+    logLines,
+    readLog,
+    series,
+    startLogging,
+    waitForClosed,
+    waitUntil,
+)
 
 #: The shipped recipe.
 RECIPE = Path(__file__).parents[2] / "contrib" / "logrotate" / "twisted-greetd"
@@ -30,120 +38,6 @@ CONNECTIONS = 5
 JSON_LOGGER = ("--logger", "greetd.ops.log.jsonLogger")
 
 _OPENED = re.compile(r"Connection from 127\.0\.0\.1:(\d+) opened")
-_CLOSED = re.compile(r"Connection from 127\.0\.0\.1:(\d+) closed")
-_SERVING = re.compile(r"Serving TCP on 127\.0\.0\.1:(\d+)")
-
-
-def waitUntil(daemon: Daemon, condition: Callable[[], object], what: str) -> Any:
-    """
-    Poll C{condition} until it is true (at most L{TIMEOUT} seconds, while
-    the daemon runs), and return it.
-    """
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert daemon.process.poll() is None, f"greetd exited:\n{daemon.output}"
-        assert time.monotonic() < deadline, f"no {what} within {TIMEOUT}s"
-        time.sleep(0.05)
-
-
-def series(path: Path) -> list[Path]:
-    """
-    C{path} and its rotations (C{path.1}, C{path.2.gz}...), oldest first.
-    """
-    rotated = []
-    for candidate in path.parent.iterdir():
-        match = re.fullmatch(re.escape(path.name) + r"\.(\d+)(\.gz)?", candidate.name)
-        if match:
-            rotated.append((int(match.group(1)), candidate))
-    return [candidate for _, candidate in sorted(rotated, reverse=True)] + (
-        [path] if path.exists() else []
-    )
-
-
-def readLog(path: Path) -> bytes:
-    if path.suffix == ".gz":
-        return gzip.decompress(path.read_bytes())
-    return path.read_bytes()
-
-
-def logLines(path: Path) -> list[str]:
-    """
-    The text of every line of C{path} and its rotations, oldest first.
-    """
-    return [
-        logText(line)
-        for part in series(path)
-        for line in readLog(part).decode("utf-8").splitlines()
-    ]
-
-
-def startLogging(
-    spawnGreetd: Any, tmp_path: Path, logger: tuple[str, ...] = (), *args: str
-) -> tuple[Daemon, Path, Path, int]:
-    """
-    Start greetd logging to C{greetd.log} with a pidfile, and return it,
-    the log's path, the pidfile's and its TCP port.
-    """
-    log, pidfile = tmp_path / "greetd.log", tmp_path / "greetd.pid"
-    daemon = spawnGreetd(
-        "--no-udp",
-        "--rate-per-ip",
-        "0",
-        "--log-level",
-        "debug",
-        *args,
-        # A daemon's umask (twistd's when it daemonizes): the log file is
-        # opened before it applies, and reopened after.
-        twistdArgs=(
-            *logger,
-            f"--logfile={log}",
-            f"--pidfile={pidfile}",
-            "--umask=077",
-        ),
-        listeners=0,
-    )
-
-    def port() -> int | None:
-        for line in logLines(log) if log.exists() else []:
-            match = _SERVING.search(line)
-            if match:
-                return int(match.group(1))
-        return None
-
-    return daemon, log, pidfile, waitUntil(daemon, port, "listener")
-
-
-def converse(port: int, name: str) -> int:
-    """
-    One whole conversation (banner, one message, exit) from a new local
-    port, which is returned: each is logged twice, on open and on close.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
-        received = b""
-        expected = f"WelcomeHello, {name}!\n".encode()
-        client.sendall(f"{name}\n".encode())
-        while len(received) < len(expected):
-            chunk = client.recv(4096)
-            assert chunk, received
-            received += chunk
-        assert received == expected
-        client.sendall(b"exit\n")
-        assert client.recv(4096) == b""
-        return int(client.getsockname()[1])
-
-
-def closedPorts(log: Path) -> list[int]:
-    return [int(m.group(1)) for m in map(_CLOSED.search, logLines(log)) if m]
-
-
-def waitForClosed(daemon: Daemon, log: Path, count: int) -> None:
-    """
-    Wait until the log and its rotations hold C{count} connections' closes.
-    """
-    waitUntil(daemon, lambda: len(closedPorts(log)) >= count, "lines")
 
 
 def signalMode(signal: str, create: bool) -> str:
@@ -234,7 +128,9 @@ def rotateWhileServing(
     signals = "copytruncate" not in mode
     ports: list[int] = []
     for rotation in range(ROTATIONS + 1):
-        ports += [converse(port, f"R{rotation}C{n}") for n in range(CONNECTIONS)]
+        ports += [
+            loggedConversation(port, f"R{rotation}C{n}") for n in range(CONNECTIONS)
+        ]
         # Every line is in some file before the next rotation (copytruncate
         # loses what is written between its copy and its truncation).
         waitForClosed(daemon, log, len(ports))

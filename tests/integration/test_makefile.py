@@ -16,25 +16,10 @@ from pathlib import Path
 from greetd.testing import Daemon
 from tests.documents import PROJECT
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_install import INSTALL_TIMEOUT
+from tests.integration.helpers import INSTALL_TIMEOUT, freePort
 
 #: What the tests and the linters need, which running greetd does not.
 DEVELOPMENT_ONLY = {"pytest", "hypothesis", "build", "twine", "ruff", "mypy"}
-
-
-def freePort() -> int:
-    """
-    A loopback port free for TCP and UDP alike right now.
-    """
-    while True:
-        with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def makeRun(venv: Path) -> Daemon:

@@ -9,53 +9,18 @@ import contextlib
 import select
 import socket
 import time
-import urllib.request
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from greetd.testing import TIMEOUT
-from tests.integration.test_hardening import honestExchange, receiveUntilClosed
-from tests.integration.test_seed import runSeedClient
-
-#: A sample's name and sorted labels.
-SampleKey = tuple[str, tuple[tuple[str, str], ...]]
-
-
-def scrape(address: tuple[str, int]) -> dict[SampleKey, float]:
-    """
-    GET C{/metrics} and parse every sample.
-    """
-    host, port = address
-    with urllib.request.urlopen(
-        f"http://{host}:{port}/metrics", timeout=TIMEOUT
-    ) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def labelled(name: str, transport: str, reason: str | None = None) -> SampleKey:
-    """
-    The key of a sample in what L{scrape} returns.
-    """
-    labels = {"transport": transport}
-    if reason is not None:
-        labels["reason"] = reason
-    return name, tuple(sorted(labels.items()))
-
-
-def tcp(name: str, reason: str | None = None) -> SampleKey:
-    return labelled(name, "tcp", reason)
-
-
-def udp(name: str, reason: str | None = None) -> SampleKey:
-    return labelled(name, "udp", reason)
+from tests.integration.helpers import (
+    honestExchange,
+    receiveUntilClosed,
+    runSeedClient,
+    scrape,
+    status,
+    tcp,
+    udp,
+)
 
 
 def test_scrapeAfterSeedSessions(spawnGreetd: Any) -> None:
@@ -108,13 +73,6 @@ def httpExchange(address: tuple[str, int], request: bytes) -> bytes:
     with socket.create_connection(address, timeout=TIMEOUT) as client:
         client.sendall(request)
         return receiveUntilClosed(client)
-
-
-def status(response: bytes) -> int:
-    """
-    The status code of an HTTP C{response}.
-    """
-    return int(response.split(b" ", 2)[1])
 
 
 def test_onlyGetAndHeadOfMetrics(spawnGreetd: Any) -> None:

@@ -21,11 +21,18 @@ import pytest
 
 from greetd.testing import TIMEOUT, Daemon
 from tests.integration.conftest import contribWithPorts, requireTool
-from tests.integration.test_greet import NAMES, Run, greet
-from tests.integration.test_hardening import udpFrom, waiting
-from tests.integration.test_metrics import scrape, udp
-from tests.integration.test_seed import SEED_UDP_OUTPUT, runSeedClient
-from tests.integration.test_workers import Load
+from tests.integration.helpers import (
+    NAMES,
+    SEED_UDP_OUTPUT,
+    Load,
+    Run,
+    greet,
+    runSeedClient,
+    scrape,
+    udp,
+    udpFrom,
+    waiting,
+)
 
 #: The recipe, run here with its ports replaced.
 CONTRIB = Path(__file__).parents[2] / "contrib" / "nginx" / "twisted-greetd-udp.conf"

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_hardening import connectFrom
+from tests.integration.helpers import connectFrom
 
 #: Pipelining connections from the flooding address.
 FLOODERS = 8

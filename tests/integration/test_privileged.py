@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_startup import exchange
+from tests.integration.helpers import exchange
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="binding a port below 1024 needs root"

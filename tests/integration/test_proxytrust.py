@@ -16,14 +16,15 @@ from typing import Any
 
 from greetd.core.proxyheader import V2_SIGNATURE
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_hardening import (
+from tests.integration.helpers import (
     connectFrom,
     receiveUntilClosed,
     rss,
+    scrape,
+    tcp,
     udpFrom,
     waiting,
 )
-from tests.integration.test_metrics import scrape, tcp
 
 #: A PROXY listener on loopback.
 PROXIED = "haproxy:tcp:0:interface=127.0.0.1"

@@ -13,7 +13,7 @@ import pytest
 
 from greetd.testing import TWISTD
 from tests.integration.conftest import TIMEOUT, Daemon
-from tests.integration.test_workers import startedWorkers
+from tests.integration.helpers import startedWorkers
 
 
 def greet(port: int) -> bytes:

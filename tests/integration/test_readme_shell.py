@@ -22,48 +22,15 @@ import pytest
 
 from greetd.testing import Daemon, defaultSignals
 from tests.documents import DOCS, PROJECT, README, blocks, documents
+from tests.helpers import PYTHON
 from tests.integration.conftest import TIMEOUT, requireTool
-from tests.test_readme import PYTHON
-
-RUNNABLE = ".. code-block:: console\n    :class: runnable\n"
-
-#: Separates the output of one command from the next's.
-MARK = "--- greetd readme example ---"
-
-
-class Example:
-    """
-    A shell command of a document and the output it shows.
-    """
-
-    def __init__(self, command: str, output: str, source: str = "") -> None:
-        self.command = command
-        self.output = output
-        self.source = source
-
-    def __repr__(self) -> str:
-        return f"Example({self.command!r}, in {self.source})"
-
-
-def runnableExamples(
-    text: str, source: str = "", header: str = RUNNABLE
-) -> list[Example]:
-    """
-    The commands (C{$ ...} lines) of every runnable console block in
-    C{text} (or every block with another C{header}), in order, each with
-    the lines that follow it.  A command ending in a backslash goes on on
-    the next line, as in the shell.
-    """
-    examples: list[Example] = []
-    for block in blocks(text, header):
-        for line in block.strip("\n").splitlines():
-            if line.startswith("$ "):
-                examples.append(Example(line[2:], "", source))
-            elif examples[-1].command.endswith("\\") and not examples[-1].output:
-                examples[-1].command += "\n" + line
-            else:
-                examples[-1].output += line + "\n"
-    return examples
+from tests.integration.helpers import (
+    Example,
+    checkOutputs,
+    runnableExamples,
+    scriptOf,
+    withoutVirtualenv,
+)
 
 
 def documentedExamples() -> list[Example]:
@@ -134,41 +101,6 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.stop()
-
-
-def withoutVirtualenv() -> dict[str, str]:
-    """
-    This process's environment with no virtualenv on C{PATH}, as a new
-    terminal has it.
-    """
-    bin = str(Path(sys.prefix) / "bin")
-    path = os.pathsep.join(
-        entry for entry in os.environ["PATH"].split(os.pathsep) if entry != bin
-    )
-    env = {**os.environ, "PATH": path}
-    env.pop("VIRTUAL_ENV", None)
-    return env
-
-
-def scriptOf(examples: list[Example]) -> str:
-    """
-    A bash script running C{examples} in order, each one's output (its
-    standard error included) after a line L{MARK}.
-    """
-    return "".join(
-        f"printf '\\n%s\\n' '{MARK}'\n{example.command} 2>&1\n" for example in examples
-    )
-
-
-def checkOutputs(examples: list[Example], printed: str) -> None:
-    """
-    Each of C{examples} printed what its document shows, in C{printed}, the
-    output of L{scriptOf}.
-    """
-    outputs = printed.split(f"\n{MARK}\n")[1:]
-    assert len(outputs) == len(examples), printed
-    for example, output in zip(examples, outputs):
-        assert output.strip("\n") == example.output.strip("\n"), (example, output)
 
 
 def shell(daemon: Daemon, script: str) -> str:

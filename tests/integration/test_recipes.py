@@ -21,7 +21,7 @@ import pytest
 from greetd.testing import defaultSignals
 from tests.documents import DOCS, PROJECT
 from tests.integration.conftest import TIMEOUT, requireTool
-from tests.integration.test_readme_shell import (
+from tests.integration.helpers import (
     checkOutputs,
     runnableExamples,
     scriptOf,

@@ -16,13 +16,14 @@ from typing import Any
 
 import greetd
 from greetd.testing import TIMEOUT
-from tests.integration.test_hardening import connectFrom, receiveUntilClosed
-from tests.integration.test_metrics import scrape
-from tests.integration.test_workers import (
+from tests.integration.helpers import (
     UNLIMITED,
     Load,
     alive,
     children,
+    connectFrom,
+    receiveUntilClosed,
+    scrape,
     startedWorkers,
 )
 

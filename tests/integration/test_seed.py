@@ -5,28 +5,11 @@ The seed tutorial's own clients against the real daemon.
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import TIMEOUT
-from tests.integration.seed import clientSource
-
-SEED_TCP_OUTPUT = "Welcome\nHello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
-SEED_UDP_OUTPUT = "Hello, Michael!\nHello, Tracy!\nHello, Sarah!\n"
-
-
-def runSeedClient(name: str, port: int) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", clientSource(name, port)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=True,
-    )
-    return result.stdout
+from tests.integration.helpers import SEED_TCP_OUTPUT, SEED_UDP_OUTPUT, runSeedClient
 
 
 def test_seedClients(spawnGreetd: Any) -> None:

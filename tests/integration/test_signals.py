@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import TIMEOUT
-from tests.integration.test_logrotate import (
+from tests.integration.helpers import (
     closedPorts,
-    converse,
+    loggedConversation,
     logLines,
     startLogging,
     waitForClosed,
@@ -74,7 +74,7 @@ def test_sighupWithoutLogFile(spawnGreetd: Any) -> None:
         exchange(client, b"one\n", b"WelcomeHello, one!\n")
         daemon.process.send_signal(signal.SIGHUP)
         exchange(client, b"two\n", b"Hello, two!\n")
-    assert converse(port, "after") > 0
+    assert loggedConversation(port, "after") > 0
     assert daemon.process.poll() is None
     assert daemon.stop() == -signal.SIGTERM
     assert "Traceback" not in daemon.output
@@ -93,12 +93,12 @@ def test_workersLogToParentFile(spawnGreetd: Any, tmp_path: Path) -> None:
         "workers serving",
     )
     started = re.findall(r"Started worker \d \(pid (\d+)\)", log.read_text())
-    before = [converse(port, f"before{n}") for n in range(6)]
+    before = [loggedConversation(port, f"before{n}") for n in range(6)]
     waitForClosed(daemon, log, 6)
     os.rename(log, log.with_name("greetd.log.1"))
     daemon.process.send_signal(signal.SIGUSR1)
     waitUntil(daemon, log.exists, "recreated log")
-    after = [converse(port, f"after{n}") for n in range(6)]
+    after = [loggedConversation(port, f"after{n}") for n in range(6)]
     waitForClosed(daemon, log, 12)
     assert sorted(closedPorts(log)) == sorted(before + after)
     text = log.read_text()

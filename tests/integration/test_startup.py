@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import TIMEOUT, runTwistd
+from tests.integration.helpers import exchange
 
 
 def _ipv6Available() -> bool:
@@ -20,18 +21,6 @@ def _ipv6Available() -> bool:
     except OSError:
         return False
     return True
-
-
-def exchange(family: socket.AddressFamily, address: Any, data: bytes) -> bytes:
-    """
-    Connect, read the banner, send C{data} and read the reply.
-    """
-    with socket.socket(family, socket.SOCK_STREAM) as client:
-        client.settimeout(TIMEOUT)
-        client.connect(address)
-        banner = client.recv(1024)
-        client.sendall(data)
-        return banner + client.recv(1024)
 
 
 def test_portInUse(tmp_path: Path) -> None:

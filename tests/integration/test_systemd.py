@@ -17,7 +17,7 @@ import pytest
 
 from greetd.testing import TWISTD
 from tests.integration.conftest import TIMEOUT, requireTool, runTwistd
-from tests.integration.test_startup import exchange
+from tests.integration.helpers import exchange
 
 UNITS = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 

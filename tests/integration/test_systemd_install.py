@@ -30,7 +30,7 @@ import pytest
 from greetd.testing import Daemon, defaultSignals
 from tests.documents import DOCS, PROJECT, blocks
 from tests.integration.conftest import TIMEOUT, requireTool
-from tests.integration.test_install import INSTALL_TIMEOUT
+from tests.integration.helpers import INSTALL_TIMEOUT
 
 GUIDE = DOCS / "howto" / "systemd.rst"
 INSTALL_BLOCK = ".. code-block:: console\n    :class: install\n"

@@ -19,20 +19,21 @@ import pytest
 from twisted.internet import endpoints
 
 from tests.integration.conftest import TIMEOUT, requireTool, runTwistd
-from tests.integration.test_greet import NAMES, greet
-from tests.integration.test_haproxy import startHAProxy
-from tests.integration.test_hardening import (
+from tests.integration.helpers import (
     FLOOD,
+    NAMES,
+    SEED_TCP_OUTPUT,
     connectFrom,
     converse,
     cpuBurner,
     floodWhileServing,
+    greet,
     honestExchange,
     nonReadersCut,
     rss,
+    startHAProxy,
     warmUp,
 )
-from tests.integration.test_seed import SEED_TCP_OUTPUT
 
 
 class Certificates(NamedTuple):

@@ -10,44 +10,18 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import time
 from typing import Any
 
 import pytest
 
-from tests.integration.test_metrics import scrape
+from tests.integration.helpers import forgedDatagram, scrape
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="raw sockets need root")
 
 #: The two daemons' addresses, of their own so that no stray datagram to
 #: 127.0.0.1 from another program on this machine joins the loop.
 FIRST, SECOND = "127.0.77.1", "127.0.77.2"
-
-
-def forgedDatagram(
-    source: tuple[str, int], target: tuple[str, int], payload: bytes
-) -> bytes:
-    """
-    An IPv4 packet carrying a UDP datagram from C{source}, which we do not
-    own, to C{target}.  The kernel fills in the IP checksum; a UDP checksum
-    of 0 means none.
-    """
-    udpPart = struct.pack("!HHHH", source[1], target[1], 8 + len(payload), 0)
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(udpPart) + len(payload),
-        0x4242,
-        0,
-        64,
-        socket.IPPROTO_UDP,
-        0,
-        socket.inet_aton(source[0]),
-        socket.inet_aton(target[0]),
-    )
-    return header + udpPart + payload
 
 
 def counts(daemons: list[Any]) -> dict[str, float]:

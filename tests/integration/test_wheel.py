@@ -27,8 +27,7 @@ import pytest
 from greetd import __version__
 from greetd.testing import Daemon, defaultSignals, withEphemeralPorts
 from tests.integration.conftest import TIMEOUT, requireTool
-from tests.integration.test_install import INSTALL_TIMEOUT
-from tests.integration.test_manpages import PAGES, missingOptions
+from tests.integration.helpers import INSTALL_TIMEOUT, PAGES, missingOptions
 
 PROJECT = Path(__file__).resolve().parents[2]
 SYSTEMD_GUIDE = PROJECT / "docs" / "howto" / "systemd.rst"

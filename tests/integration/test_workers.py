@@ -11,134 +11,28 @@ import re
 import signal
 import socket
 import statistics
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from greetd.testing import TIMEOUT, Daemon, twistdCommand
 from tests.integration.conftest import runTwistd
-from tests.integration.test_hardening import converse, honestExchange, udpFrom
-from tests.integration.test_metrics import scrape
+from tests.integration.helpers import (
+    SERVING,
+    UNLIMITED,
+    Load,
+    alive,
+    children,
+    converse,
+    honestExchange,
+    scrape,
+    startedWorkers,
+    udpFrom,
+)
 
-#: Options that let one host's load through: limits are tested elsewhere.
-UNLIMITED = ("--rate-per-ip", "0", "--max-per-ip", "0")
-
-#: The namespace and level a worker's text lines give after its mark, as
-#: the parent's give them: its listeners' and its access lines.
-SERVING = r"greetd\.daemon\.listening\.ListeningService#info"
 ACCESS = r"greetd\.access#info"
-
-
-#: One whole exchange: C{(port, name, source address)} to what it saw.
-Exchange = Callable[[int, bytes, str], object]
-
-
-class Load:
-    """
-    C{clients} threads, each running whole exchanges (by default honest
-    ones: banner, message, reply, exit) in a loop against C{port} until
-    stopped, each from its own loopback address.
-
-    @ivar results: C{(startedAt, error or None, what the exchange
-        returned)} for each exchange.
-    """
-
-    def __init__(
-        self, port: int, clients: int = 20, exchange: Exchange = honestExchange
-    ) -> None:
-        self.port = port
-        self.exchange = exchange
-        self.results: list[tuple[float, BaseException | None, object]] = []
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._run, args=(f"127.0.0.{10 + n}",), daemon=True)
-            for n in range(clients)
-        ]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(TIMEOUT)
-
-    def _run(self, source: str) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            startedAt = time.monotonic()
-            try:
-                seen = self.exchange(self.port, source.encode(), source)
-            except (OSError, AssertionError) as error:
-                self.results.append((startedAt, error, None))
-            else:
-                self.results.append((startedAt, None, seen))
-
-    def waitForExchanges(self, count: int, since: float = 0.0) -> None:
-        """
-        Wait until C{count} exchanges started after C{since} have ended.
-        """
-        deadline = time.monotonic() + TIMEOUT
-        while self.completedSince(since) < count:
-            assert time.monotonic() < deadline, f"only {self.completedSince(since)}"
-            time.sleep(0.05)
-
-    def completedSince(self, since: float) -> int:
-        return sum(1 for startedAt, _, _ in list(self.results) if startedAt >= since)
-
-    def failuresSince(self, since: float) -> list[BaseException]:
-        return [
-            error
-            for startedAt, error, _ in list(self.results)
-            if error is not None and startedAt >= since
-        ]
-
-    def seenSince(self, since: float) -> list[object]:
-        """
-        What the successful exchanges started after C{since} returned.
-        """
-        return [
-            seen
-            for startedAt, error, seen in list(self.results)
-            if error is None and startedAt >= since
-        ]
-
-
-def startedWorkers(daemon: Daemon, count: int) -> dict[int, int]:
-    """
-    Wait until workers 1 to C{count} serve, and return their pids by slot.
-    """
-    pids = {}
-    for slot in range(1, count + 1):
-        match = daemon.waitFor(rf"Started worker {slot} \(pid (\d+)\)")
-        pids[slot] = int(match.group(1))
-        daemon.waitFor(rf"\[worker {slot} pid {pids[slot]} {SERVING}\] Serving")
-    return pids
-
-
-def children(pid: int) -> set[int]:
-    """
-    The pids of the children of process C{pid}.
-    """
-    with open(f"/proc/{pid}/task/{pid}/children") as listing:
-        return {int(child) for child in listing.read().split()}
-
-
-def alive(pid: int) -> bool:
-    """
-    Whether process C{pid} exists and is not a zombie.
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def test_workerKilledUnderLoad(spawnGreetd: Any) -> None:

@@ -12,8 +12,7 @@ from greetd.core.limits import ConnectionLimiter
 from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeting import GreetingFactory
-from tests.helpers import connect, scrape
-from tests.protocols.test_datagram import listening
+from tests.helpers import connect, listening, scrape
 
 
 class CollectorTests(SynchronousTestCase):

@@ -14,33 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.core.access import AccessPolicy, parseNetwork
 from greetd.core.template import ReplyTemplate
 from greetd.protocols.datagram import ReplyProtocol
-from tests.helpers import captureLogs
-
-
-class RecordingDatagramTransport:
-    """
-    Records what a L{ReplyProtocol} sends, or fails as told.
-
-    @ivar sent: C{(datagram, address)} pairs, in order.
-    @ivar error: Raised by L{write} when set.
-    """
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, tuple[str, int]]] = []
-        self.error: Exception | None = None
-
-    def write(self, datagram: bytes, address: tuple[str, int]) -> None:
-        if self.error is not None:
-            raise self.error
-        self.sent.append((datagram, address))
-
-
-def listening(
-    protocol: ReplyProtocol,
-) -> tuple[ReplyProtocol, RecordingDatagramTransport]:
-    transport = RecordingDatagramTransport()
-    protocol.makeConnection(transport)  # type: ignore[arg-type]
-    return protocol, transport
+from tests.helpers import captureLogs, listening
 
 
 class ReplyProtocolTests(SynchronousTestCase):

@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.protocols.drain import Drain
-from tests.protocols.test_idle import FakeConnection
+from tests.helpers import FakeConnection
 
 
 class DrainTests(SynchronousTestCase):

@@ -22,22 +22,7 @@ from greetd.protocols.fastwrite import (
 )
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
-
-PEER = ("127.0.0.1", 40000)
-
-
-def serverConnection(case: SynchronousTestCase) -> tuple[tcp.Server, socket.socket]:
-    """
-    A C{tcp.Server} on one end of a socket pair, and the other end.
-    """
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    theirs.settimeout(5)
-    reactor = MemoryReactor()
-    server = tcp.Server(ours, Protocol(), PEER, None, 1, reactor)  # type: ignore[arg-type]
-    case.addCleanup(ours.close)
-    case.addCleanup(theirs.close)
-    return server, theirs
+from tests.helpers import SOCKET_PEER, serverConnection
 
 
 class SupportsWriteThroughTests(SynchronousTestCase):
@@ -108,9 +93,9 @@ class WriteThroughTests(SynchronousTestCase):
         ours.setblocking(False)
         peer.settimeout(5)
         factory = GreetingFactory(clock=Clock())
-        protocol = factory.buildProtocol(IPv4Address("TCP", *PEER))
+        protocol = factory.buildProtocol(IPv4Address("TCP", *SOCKET_PEER))
         assert protocol is not None
-        server = tcp.Server(ours, protocol, PEER, None, 1, MemoryReactor())  # type: ignore[arg-type]
+        server = tcp.Server(ours, protocol, SOCKET_PEER, None, 1, MemoryReactor())  # type: ignore[arg-type]
         protocol.makeConnection(server)
         self.assertTrue(protocol.writesThrough)
         self.assertEqual(peer.recv(100), b"Welcome")

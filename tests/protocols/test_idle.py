@@ -8,39 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.protocols.idle import IdleSweep
-
-
-class FakeConnection:
-    closing = False
-    closingAt = 0.0
-    writeMark = 0
-    writeProgressAt = 0.0
-    owed = 0
-    stalled = 0
-
-    def __init__(self, lastMessageAt: float) -> None:
-        self.lastMessageAt = lastMessageAt
-        self.timedOut = 0
-
-    def unsent(self) -> int:
-        return self.owed
-
-    def writeTimedOut(self) -> None:
-        self.stalled += 1
-        self.closing = True
-
-    def idleTimedOut(self) -> None:
-        self.timedOut += 1
-        self.closing = True
-
-    def close(self) -> None:
-        self.closing = True
-
-    def shutdown(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
+from tests.helpers import FakeConnection
 
 
 class IdleSweepTests(SynchronousTestCase):

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.core.escaping import formatAddress
 from greetd.protocols.peer import peerForLog, peerHost
-from tests.protocols.test_fastwrite import serverConnection
+from tests.helpers import serverConnection
 
 
 class PeerTests(SynchronousTestCase):
