@@ -202,8 +202,9 @@ def test_clientAddressThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
         direct.settimeout(0.5)
         with pytest.raises(socket.timeout):
             exchange(direct, port, b"e")
-    daemon.waitFor(rf"Dropped a datagram from 127\.0\.0\.2:{limitedPort}: rate")
-    daemon.waitFor(r"Dropped a datagram from 127\.0\.0\.3:\d+: access")
+    via = r"via 127\.0\.0\.1:\d+"
+    daemon.waitFor(rf"Dropped a datagram from 127\.0\.0\.2:{limitedPort} {via}: rate")
+    daemon.waitFor(rf"Dropped a datagram from 127\.0\.0\.3:\d+ {via}: access")
     daemon.waitFor(r"Dropped a datagram from 127\.0\.0\.5:\d+: proxy")
     metrics = scrape(daemon.metrics[0])
     for reason in ("rate", "access", "proxy"):
@@ -232,7 +233,9 @@ def test_workersThroughNginx(spawnGreetd: Any, nginx: Any) -> None:
     # Two workers, a burst of 1 each: at most 2 replies; the rest empty.
     assert set(received) - {b"Hello, n0!", b"Hello, n1!", b"Hello, n2!"} == {b""}
     assert received[0] == b"Hello, n0!"
-    dropped = rf"Dropped a datagram from 127\.0\.0\.2:{clientPort}: rate"
+    dropped = (
+        rf"Dropped a datagram from 127\.0\.0\.2:{clientPort} via 127\.0\.0\.1:\d+: rate"
+    )
     protocol = r"greetd\.protocols\.datagram\.ReplyProtocol"
     daemon.waitFor(rf"\[worker \d pid \d+ {protocol}#debug\] {dropped}")
 
