@@ -8,6 +8,7 @@
  *   loadgen churn    --port P [--connections 50]   connect, banner, "exit\n",
  *                                                   wait for the close; again
  *   loadgen udp      --port P [--connections 20]   datagram ping-pong flows
+ *   (each of these three takes --rate R: at most R operations a second)
  *   loadgen idle     --port P [--connections 10000]
  *       open and hold connections (banner read); print one JSON line, hold
  *       until stdin has a line or closes (at most --hold seconds), close all.
@@ -19,7 +20,10 @@
  * floor, the generator's ceiling rather than the server's) and, with
  * --watch PID[,PID...], the CPU seconds those processes (the server and its
  * workers) used in the same window, from /proc, for the server's CPU time
- * per operation.  Every loop is bounded in time; connections are spread over
+ * per operation.  --rate R offers at most R operations a second in all
+ * (replies, datagrams or connections), so that every server is measured at
+ * the same rate: what a server's wakeup costs is spread over the events it
+ * handles, so CPU per operation is comparable only at equal rates.  Every loop is bounded in time; connections are spread over
  * source addresses 127.0.0.2 to 127.0.0.(1 + --sources).
  *
  * What the generator's time goes to (perf record, churn): the kernel's
@@ -60,14 +64,38 @@ static const char EXIT[] = "exit\n";
 static struct {
     const char *mode;
     int port, connections, rounds, sources;
-    double warmup, duration, hold, connect_timeout;
-} opt = {NULL, 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0};
+    double warmup, duration, hold, connect_timeout, rate;
+} opt = {NULL, 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0, 0.0};
+
+/* --rate's bucket: tokens, refilled from the clock, at most a millisecond's
+ * worth (or one) at once. */
+static double tokens;
+static uint64_t refilled;
+
+static uint64_t now_ns(void);
+
+static int take_token(void)
+{
+    if (opt.rate <= 0)
+        return 1;
+    uint64_t t = now_ns();
+    double burst = opt.rate / 1000 > 1 ? opt.rate / 1000 : 1;
+    tokens += (double)(t - refilled) * opt.rate / 1e9;
+    if (tokens > burst)
+        tokens = burst;
+    refilled = t;
+    if (tokens < 1)
+        return 0;
+    tokens -= 1;
+    return 1;
+}
 
 /* The processes whose CPU time is reported for each window (--watch). */
 static int watched[WATCHED], nwatched;
 
 struct conn {
     int fd, index, state; /* state: 0 banner, 1 running, 2 waiting close, -1 dead */
+    int waiting;          /* its next message waits for --rate's token */
     size_t seen, len;
     uint64_t sent;
     char buf[BUFSIZE];
@@ -311,9 +339,27 @@ static void pingpong_ready(struct conn *c)
     c->len = (size_t)(end - start);
     memmove(c->buf, start, c->len);
     if (replies || was_banner) {
+        if (!take_token()) {
+            c->waiting = 1;
+            return;
+        }
         c->sent = now_ns();
         send_all(c, MESSAGE, sizeof MESSAGE - 1);
     }
+}
+
+static void pingpong_resume(struct conn *c)
+{
+    c->sent = now_ns();
+    send_all(c, MESSAGE, sizeof MESSAGE - 1);
+}
+
+/* A new connection in place of an ended one, now if --rate allows, or
+ * from the main loop once it does (the slot stays dead until then). */
+static void restart(struct conn *c)
+{
+    if (take_token())
+        start_conn(c, SOCK_STREAM);
 }
 
 static void churn_ready(struct conn *c)
@@ -322,7 +368,7 @@ static void churn_ready(struct conn *c)
     if (n == -2)
         return;
     if (n == -1) {
-        start_conn(c, SOCK_STREAM);
+        restart(c);
         return;
     }
     if (n == 0) {
@@ -331,14 +377,14 @@ static void churn_ready(struct conn *c)
         else
             errors++;
         end_conn(c);
-        start_conn(c, SOCK_STREAM);
+        restart(c);
         return;
     }
     if (c->state == 0 && past_banner(c)) {
         c->len = 0;
         c->state = 2;
         if (send_all(c, EXIT, sizeof EXIT - 1) < 0)
-            start_conn(c, SOCK_STREAM);
+            restart(c);
         return;
     }
     c->len = 0; /* what follows the banner is not looked at */
@@ -363,6 +409,10 @@ static void udp_ready(struct conn *c)
         if ((size_t)n != sizeof REPLY - 1 || memcmp(c->buf, REPLY, (size_t)n))
             wrong++;
         record(now_ns() - c->sent);
+        if (!take_token()) {
+            c->waiting = 1;
+            return;
+        }
         udp_send(c);
     }
 }
@@ -373,17 +423,35 @@ static int timed(void (*ready)(struct conn *), struct conn *conns)
     uint64_t last_check = now_ns();
     start_ns = phase_start = last_check;
     phase_cpu = cpu_seconds();
+    int waiting = 0;
     for (;;) {
-        int n = epoll_wait(epfd, events, EVENTS, 10);
+        int n = epoll_wait(epfd, events, EVENTS, waiting ? 1 : 10);
         for (int i = 0; i < n; i++)
             ready(events[i].data.ptr);
+        waiting = 0;
+        for (int i = 0; i < opt.connections; i++) {
+            struct conn *c = &conns[i];
+            if (!c->waiting)
+                continue;
+            if (!take_token()) {
+                waiting = 1;
+                break;
+            }
+            c->waiting = 0;
+            if (ready == udp_ready)
+                udp_send(c);
+            else
+                pingpong_resume(c);
+        }
+        for (int i = 0; !waiting && i < opt.connections; i++)
+            waiting = conns[i].waiting;
         uint64_t t = now_ns();
         if (advance(t) > opt.rounds)
             return 0;
         if (ready == udp_ready && t - last_check > UDP_TIMEOUT_NS / 4) {
             /* A lost datagram would stall its flow: resend, count it. */
             for (int i = 0; i < opt.connections; i++)
-                if (t - conns[i].sent > UDP_TIMEOUT_NS) {
+                if (!conns[i].waiting && t - conns[i].sent > UDP_TIMEOUT_NS) {
                     errors++;
                     udp_send(&conns[i]);
                 }
@@ -391,8 +459,13 @@ static int timed(void (*ready)(struct conn *), struct conn *conns)
         }
         if (ready == churn_ready) {
             for (int i = 0; i < opt.connections; i++)
-                if (conns[i].state < 0)
+                if (conns[i].state < 0) {
+                    if (!take_token()) {
+                        waiting = 1;
+                        break;
+                    }
                     start_conn(&conns[i], SOCK_STREAM);
+                }
         } else {
             int alive = 0;
             for (int i = 0; i < opt.connections; i++)
@@ -470,6 +543,8 @@ int main(int argc, char **argv)
             opt.hold = atof(v);
         else if (!strcmp(k, "--connect-timeout"))
             opt.connect_timeout = atof(v);
+        else if (!strcmp(k, "--rate"))
+            opt.rate = atof(v);
         else if (!strcmp(k, "--watch")) {
             for (char *p = (char *)v; *p && nwatched < WATCHED; p++) {
                 watched[nwatched++] = (int)strtol(p, &p, 10);

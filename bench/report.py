@@ -84,6 +84,10 @@ def isFloor(workload: str, figure: dict[str, Any]) -> bool:
     """
     if workload in LATENCY_BOUND:
         return False
+    if figure.get("offered_rate"):
+        # The generator offered a fixed rate: the throughput is that rate,
+        # and CPU per operation the figure to compare.
+        return True
     return bool(
         figure["generator_cpu"] >= FLOOR or figure.get("server_cpu", 1.0) < FLOOR
     )

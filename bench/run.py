@@ -357,8 +357,15 @@ class Bench:
     One run: the compiled load generator, the timing, and the results.
     """
 
-    def __init__(self, loadgen: Path, timing: Timing, workloads: Sequence[str]):
+    def __init__(
+        self,
+        loadgen: Path,
+        timing: Timing,
+        workloads: Sequence[str],
+        rates: dict[str, float] | None = None,
+    ):
         self.loadgen = loadgen
+        self.rates = rates or {}
         self.timing = timing
         self.workloads = workloads
         self.samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -371,12 +378,21 @@ class Bench:
         return command
 
     def drive(
-        self, pid: int, mode: str, port: int, connections: int, seconds: float
+        self,
+        pid: int,
+        mode: str,
+        port: int,
+        connections: int,
+        seconds: float,
+        rate: float = 0,
     ) -> dict[str, Any]:
         """
         Run the load generator for one window after its warm-up, and return
         its report with the server's CPU over the window (L{processTree}
         of C{pid}): a share of a core, and microseconds per operation.
+
+        @param rate: Operations a second offered at most; 0 for as many as
+            the server answers.
         """
         timing = self.timing
         watched = processTree(pid)
@@ -393,6 +409,8 @@ class Bench:
             "1",
             "--watch",
             ",".join(map(str, watched)),
+            "--rate",
+            str(rate),
         )
         started = time.monotonic()
         irq = coreIrqSeconds(GENERATOR_CORE)
@@ -414,6 +432,18 @@ class Bench:
             report["parent_share"] = round(parent / serverSeconds, 3)
         irq = coreIrqSeconds(GENERATOR_CORE) - irq
         report["generator_core_irq"] = round(irq / elapsed, 3)
+        return report
+
+    def windowAt(
+        self, workload: str, pid: int, mode: str, port: int, connections: int
+    ) -> dict[str, Any]:
+        """
+        One measured window of C{workload}, at its rate if one is set.
+        """
+        rate = self.rates.get(workload, 0)
+        report = self.drive(pid, mode, port, connections, self.duration, rate)
+        if rate:
+            report["offered_rate"] = rate
         return report
 
     def idle(self, pid: int, port: int) -> dict[str, Any]:
@@ -471,9 +501,9 @@ class Bench:
             self.drive(pid, "udp", udp, 20, warm / 2)
             runs = {
                 "tcp1": lambda: self.drive(pid, "pingpong", tcp, 1, self.duration),
-                "tcp50": lambda: self.drive(pid, "pingpong", tcp, 50, self.duration),
-                "udp20": lambda: self.drive(pid, "udp", udp, 20, self.duration),
-                "churn": lambda: self.drive(pid, "churn", tcp, 50, self.duration),
+                "tcp50": lambda: self.windowAt("tcp50", pid, "pingpong", tcp, 50),
+                "udp20": lambda: self.windowAt("udp20", pid, "udp", udp, 20),
+                "churn": lambda: self.windowAt("churn", pid, "churn", tcp, 50),
                 "idle": lambda: self.idle(pid, tcp),
             }
             for workload in WORKLOADS:
@@ -520,6 +550,7 @@ class Bench:
                     "server_cpu",
                     "server_us_per_op",
                     "parent_share",
+                    "offered_rate",
                 ):
                     if name in reports[0]:
                         figure[name] = statistics.median(r[name] for r in reports)
@@ -625,6 +656,15 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
         help="comma-separated keys of the servers to measure (default: all)",
     )
     parser.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="[WORKLOAD=]R",
+        help="offer at most R operations a second in the tcp50, udp20 and "
+        "churn windows (or in WORKLOAD's), so that every server's CPU per "
+        "operation is measured at the same rate (repeatable)",
+    )
+    parser.add_argument(
         "--rewrite",
         action="store_true",
         help="measure nothing: write the tables again from latest.json",
@@ -633,6 +673,25 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
         "--output", type=Path, default=RESULTS, help="where latest.json/png go"
     )
     return parser.parse_args(argv)
+
+
+#: The workloads --rate applies to.
+RATED = ("tcp50", "udp20", "churn")
+
+
+def parseRates(specs: Sequence[str]) -> dict[str, float]:
+    """
+    The rate offered to each workload, from C{--rate} C{R} (every workload
+    of L{RATED}) and C{WORKLOAD=R} (that one).
+    """
+    rates: dict[str, float] = {}
+    for spec in specs:
+        workload, _, rate = spec.rpartition("=")
+        if workload and workload not in RATED:
+            raise SystemExit(f"--rate: {workload} is not one of {', '.join(RATED)}")
+        for name in [workload] if workload else RATED:
+            rates[name] = float(rate)
+    return rates
 
 
 def chartTitle(report: dict[str, Any]) -> str:
@@ -682,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             servers = [server for server in servers if server.key in keep]
         for note in notes:
             print(f"note: {note}")
-        bench = Bench(loadgen, timing, workloads)
+        bench = Bench(loadgen, timing, workloads, parseRates(options.rate))
         started = time.time()
         about = machine()
         for number in range(repeats):
@@ -709,6 +768,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "generator": f"bench/loadgen.c, pinned to core {GENERATOR_CORE}",
             "servers": f"pinned to cores {serverCores() or 'all (one core)'}",
             "passes": repeats,
+            "rates": parseRates(options.rate),
             "timing": timing.__dict__,
             "figure": "median over the passes; samples lists each pass",
             "noise": "other jobs share this machine; see loadavg",
