@@ -255,10 +255,16 @@ class GreetingProtocol(FlowControl, Protocol):
         until it closes its side.  A client that sends without reading would
         otherwise block in its send once greetd stopped reading, never read
         its replies, and be cut mid-reply when the drain's time ran out.
+        Input read but not answered yet is dropped, and reading resumes
+        even where pacing or backpressure paused it: a paused connection
+        would never see the peer close, and would hold the drain until its
+        deadline.
         """
         self._beginClosing()
         transport = self._transport()
         transport.unregisterProducer()
+        self.held, self.heldFrom = b"", 0
+        transport.resumeProducing()
         halfClose = getattr(transport, "loseWriteConnection", None)
         if halfClose is None:
             transport.loseConnection()

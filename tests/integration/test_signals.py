@@ -9,6 +9,8 @@ import os
 import re
 import signal
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,56 @@ def test_workersLogToParentFile(spawnGreetd: Any, tmp_path: Path) -> None:
     assert "Started worker" not in text
     daemon.stop()
     assert daemon.output == ""
+
+
+def stopTime(daemon: Any, sig: int = signal.SIGTERM) -> float:
+    """
+    How long C{daemon} takes to exit once signalled.
+    """
+    started = time.monotonic()
+    daemon.stop(sig)
+    return time.monotonic() - started
+
+
+def test_shutdownBesidePipeliningClient(spawnGreetd: Any) -> None:
+    """
+    SIGTERM while a client pipelines messages as fast as greetd answers
+    them (its reading paused, by the budget per turn or by backpressure):
+    greetd drops what it read but has not answered, reads on to see the
+    client close, and exits about as fast as a daemon with no client at
+    all, measured in the same run, instead of waiting out the drain's
+    whole C{--shutdown-timeout}.
+    """
+    timeout = 12.0
+    args = ("--shutdown-timeout", str(timeout), "--rate-per-ip", "0", "--no-udp")
+    baseline = stopTime(spawnGreetd(*args))
+    daemon = spawnGreetd(*args)
+    client = socket.create_connection(("127.0.0.1", daemon.tcp[0][1]), TIMEOUT)
+    received = [0]
+    ended = threading.Event()
+
+    def pump() -> None:
+        try:
+            while True:
+                client.sendall(b"a\n" * 4096)
+                data = client.recv(65536)
+                if not data:
+                    break
+                received[0] += len(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            ended.set()
+
+    thread = threading.Thread(target=pump)
+    thread.start()
+    waitUntil(daemon, lambda: received[0] > 100000, "replies")
+    try:
+        elapsed = stopTime(daemon)
+    finally:
+        thread.join(TIMEOUT)
+    assert ended.is_set()
+    assert elapsed < baseline + timeout / 2, (
+        f"{elapsed:.2f}s to exit beside a pipelining client, {baseline:.2f}s alone"
+    )

@@ -192,6 +192,23 @@ class PacingTests(SynchronousTestCase):
         self.assertEqual(self.protocol.messages, 3)
         self.assertEqual(self.protocol.held, b"")
 
+    def test_shutdownReadsOn(self) -> None:
+        """
+        Shutdown drops what is held and reads again, whether pacing or
+        backpressure paused reading, so that the peer's close is seen.
+        """
+        for writePaused in (False, True):
+            protocol, transport = connect(self.factory, OTHER)
+            protocol.dataReceived(b"a\nb\nc\nd\n")
+            if writePaused:
+                protocol.pauseProducing()
+            self.assertEqual(transport.producerState, "paused")
+            protocol.shutdown()
+            self.assertEqual(transport.producerState, "producing")
+            self.assertEqual(protocol.held, b"")
+            self.clock.advance(0)
+            self.assertEqual(protocol.messages, 3)
+
     def test_rawNotSplit(self) -> None:
         """
         Under raw framing a read is one message, so it is never cut.
