@@ -11,7 +11,9 @@ no body (C{413}), its line and headers are at most L{MetricsChannel.
 totalHeadersSize} bytes and must arrive within
 L{MetricsChannel.requestTimeout} seconds (C{408}, as HAProxy's C{timeout
 http-request} and nginx's C{client_header_timeout}), an idle connection
-is closed after L{MetricsSite.idleTimeout} seconds, and at most
+is closed after L{MetricsSite.idleTimeout} seconds, a closing connection
+that has not taken what it is owed after L{MetricsChannel.closeTimeout}
+seconds is cut (as nginx's C{send_timeout}), and at most
 L{MetricsSite.maxConnections} connections are open at once: past that, a
 new one is closed as soon as it is accepted.
 """
@@ -38,6 +40,7 @@ class MetricsChannel(HTTPChannel):
 
     @ivar refused: Whether its request was refused, so that nothing more
         it sends is read or answered.
+    @ivar closing: Whether it is closing (see L{loseConnection}).
     """
 
     #: Bytes of request line and headers: a scrape needs a few hundred.
@@ -50,9 +53,16 @@ class MetricsChannel(HTTPChannel):
     #: connection or the previous response.
     requestTimeout = 10.0
 
+    #: Seconds a closing connection may take to take what it is owed
+    #: before it is cut, so that a client that never reads cannot hold a
+    #: place under L{MetricsSite.maxConnections} (nginx's C{send_timeout}).
+    closeTimeout = 5.0
+
     site: MetricsSite
     refused = False
+    closing = False
     _deadline: IDelayedCall | None = None
+    _cut: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -82,7 +92,7 @@ class MetricsChannel(HTTPChannel):
             b"HTTP/1.1 " + status + b"\r\n" + headers
             + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
         )  # fmt: skip
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.loseConnection()
 
     def allHeadersReceived(self) -> None:
         self._stopDeadline()
@@ -112,12 +122,34 @@ class MetricsChannel(HTTPChannel):
         if self.persistent and not self.refused:
             self._awaitRequest()
 
+    def loseConnection(self) -> None:
+        """
+        Close once what is written has been sent, and cut the connection if
+        that takes longer than L{closeTimeout}.  Every close goes through
+        here: refusals, timeouts, and Twisted's own (a C{400}, the end of a
+        request that is not kept alive).
+        """
+        if self.closing:
+            return
+        self.closing = True
+        super().loseConnection()  # type: ignore[no-untyped-call]
+        self._cut = self.callLater(  # type: ignore[no-untyped-call]
+            self.closeTimeout, self._cutNow
+        )
+
+    def _cutNow(self) -> None:
+        self._cut = None
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
     def timeoutConnection(self) -> None:
         # Twisted's logs a line at info for every idle connection it closes.
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stopDeadline()
+        cut, self._cut = self._cut, None
+        if cut is not None and cut.active():
+            cut.cancel()
         self.site.channelClosed()
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
 

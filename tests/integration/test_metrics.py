@@ -11,6 +11,7 @@ import socket
 import time
 from typing import Any
 
+from greetd.ops.metricshttp import MetricsChannel, MetricsSite
 from greetd.testing import TIMEOUT
 from tests.integration.helpers import (
     honestExchange,
@@ -143,3 +144,39 @@ def test_metricsConnectionLimit(spawnGreetd: Any) -> None:
                 raise
             time.sleep(0.1)
     assert metrics[("greetd_connections_total", ())] == 1
+
+
+def test_nonReadingScrapersCut(spawnGreetd: Any) -> None:
+    """
+    Ten clients that pipeline scrapes and never read hold every place of
+    the metrics listener, but only until their requests' deadline and the
+    close's have passed: then greetd cuts them, and an honest scrape is
+    answered while they are still connected.
+    """
+    daemon = spawnGreetd("--metrics", "tcp:0:interface=127.0.0.1", "--no-udp")
+    address = daemon.metrics[0]
+    scrapers = []
+    for _ in range(MetricsSite.maxConnections):
+        scraper = socket.socket()
+        scraper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        scraper.connect(address)
+        scraper.sendall(b"GET /metrics HTTP/1.1\r\n\r\n" * 1500)
+        scrapers.append(scraper)
+    started = time.monotonic()
+    bound = MetricsChannel.requestTimeout + MetricsChannel.closeTimeout
+    refused = 0
+    try:
+        while True:
+            try:
+                scrape(address)
+                break
+            except OSError:
+                refused += 1
+                assert time.monotonic() < started + bound + TIMEOUT, (
+                    "non-reading scrapers still hold the metrics listener"
+                )
+                time.sleep(0.5)
+        assert refused, "the scrapers never held the listener"
+    finally:
+        for scraper in scrapers:
+            scraper.close()

@@ -86,3 +86,33 @@ class MetricsChannelTests(SynchronousTestCase):
         channel.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
         self.clock.advance(MetricsSite.idleTimeout)
         self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(MetricsChannel.closeTimeout)
+        self.assertTrue(transport.disconnected)
+
+    def test_everyCloseHasADeadline(self) -> None:
+        """
+        A peer that does not take what it is owed when its connection
+        closes (a refusal, a request timeout, the end of a request not kept
+        alive) is cut after L{MetricsChannel.closeTimeout}; one that does is
+        not, and no call is left pending.
+        """
+        for request in [
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            b"GET /metrics HTTP/1.0\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\n",
+            b"\x00garbage\r\n\r\n",
+        ]:
+            channel, transport = self.connect()
+            channel.dataReceived(request)
+            self.clock.advance(MetricsChannel.requestTimeout)
+            self.assertTrue(transport.disconnecting, request)
+            self.clock.advance(MetricsChannel.closeTimeout)
+            self.assertTrue(transport.disconnected, request)
+            channel.connectionLost()
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.0\r\n\r\n")
+        channel.connectionLost()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
