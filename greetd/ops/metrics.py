@@ -18,6 +18,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.process_collector import ProcessCollector
+from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -31,7 +32,7 @@ from greetd.core.counters import (
     HasCounts,
     readCounts,
 )
-from greetd.ops.metricshttp import MetricsSite
+from greetd.ops.metricshttp import MetricsChannel, MetricsSite
 
 _FAMILIES = {COUNTER: CounterMetricFamily, GAUGE: GaugeMetricFamily}
 
@@ -110,13 +111,35 @@ class MetricsResource(Resource):
     C{/metrics} in the Prometheus text format, rendered in the reactor thread
     (prometheus_client's own Twisted resource collects in a thread pool,
     where the protocols' counters would change under it).
+
+    Rendering takes a few tenths of a millisecond, so a client pipelining
+    scrapes would spend that every reactor turn; a pipelined scrape (one
+    its client sent before it could see the previous response) is answered
+    with the body last rendered, if that is at most L{reuseFor} seconds
+    old.  A scrape that waited for its previous response is always
+    rendered afresh.
+
+    @ivar clock: What tells the time.
+    @ivar body: The body last rendered.
+    @ivar renderedAt: When it was rendered.
     """
 
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    #: Seconds a rendered body answers pipelined scrapes.
+    reuseFor = 1.0
+
+    body = b""
+    renderedAt = float("-inf")
+
+    def __init__(
+        self, registry: CollectorRegistry, clock: IReactorTime | None = None
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.registry = registry
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = cast(IReactorTime, clock)
 
     def render_GET(self, request: Request) -> bytes:
         if request.postpath:
@@ -124,7 +147,13 @@ class MetricsResource(Resource):
             page: bytes = pages.notFound().render(request)
             return page
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        return generate_latest(self.registry)
+        now = self.clock.seconds()
+        channel = getattr(request, "channel", None)
+        if not (isinstance(channel, MetricsChannel) and channel.pipelined) or (
+            now - self.renderedAt > self.reuseFor
+        ):
+            self.body, self.renderedAt = generate_latest(self.registry), now
+        return self.body
 
 
 def metricsSite(collector: CountsCollector) -> MetricsSite:

@@ -24,6 +24,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.internet.protocol import connectionDone
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.http import Request as HTTPRequest
@@ -34,6 +35,14 @@ from twisted.web.server import Site
 METHODS = (b"GET", b"HEAD")
 
 
+def cancel(call: IDelayedCall | None) -> None:
+    """
+    Cancel C{call} if it is still to run.
+    """
+    if call is not None and call.active():
+        call.cancel()
+
+
 class MetricsChannel(HTTPChannel):
     """
     One connection to the metrics listener (as the module says).
@@ -41,6 +50,10 @@ class MetricsChannel(HTTPChannel):
     @ivar refused: Whether its request was refused, so that nothing more
         it sends is read or answered.
     @ivar closing: Whether it is closing (see L{loseConnection}).
+    @ivar pipelined: Whether the request being answered was read before the
+        previous response was written: its client sent it before it could
+        have seen that response, so a body rendered a moment ago answers it
+        as well (see L{greetd.ops.metrics.MetricsResource}).
     """
 
     #: Bytes of request line and headers: a scrape needs a few hundred.
@@ -61,8 +74,10 @@ class MetricsChannel(HTTPChannel):
     site: MetricsSite
     refused = False
     closing = False
+    pipelined = False
     _deadline: IDelayedCall | None = None
     _cut: IDelayedCall | None = None
+    _next: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[no-untyped-call]
@@ -74,9 +89,8 @@ class MetricsChannel(HTTPChannel):
         )
 
     def _stopDeadline(self) -> None:
-        deadline, self._deadline = self._deadline, None
-        if deadline is not None and deadline.active():
-            deadline.cancel()
+        cancel(self._deadline)
+        self._deadline = None
 
     def _tooSlow(self) -> None:
         self._deadline = None
@@ -118,9 +132,51 @@ class MetricsChannel(HTTPChannel):
             super().lineReceived(line)  # type: ignore[no-untyped-call]
 
     def requestDone(self, request: Any) -> None:
+        # One request answered per reactor turn: Twisted's channel would
+        # answer every request a read holds (thousands in 64 KiB) before
+        # anything else ran.  The rest stays in the line buffer, and the
+        # transport is not read, until the next turn, or until the peer has
+        # taken enough of the responses if it is not reading.
+        self.paused = True
         super().requestDone(request)  # type: ignore[no-untyped-call]
-        if self.persistent and not self.refused:
-            self._awaitRequest()
+        if not self.persistent or self.refused or self.closing:
+            return
+        self._awaitRequest()
+        if self._buffer:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+            if not self._waitingForTransport:
+                self._answerNextSoon()
+        else:
+            self.paused = False
+
+    def _answerNextSoon(self) -> None:
+        if self._next is None:
+            self._next = self.callLater(  # type: ignore[no-untyped-call]
+                0, self._answerNext
+            )
+
+    def _answerNext(self) -> None:
+        """
+        Read again, and answer the next request buffered.
+        """
+        self._next = None
+        if self._waitingForTransport:
+            # resumeProducing comes back here.
+            return
+        self.paused = False
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self.pipelined = True
+        try:
+            LineReceiver.dataReceived(self, b"")
+        finally:
+            self.pipelined = False
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()  # type: ignore[no-untyped-call]
+        if self.paused and not self.closing:
+            # Requests wait in the buffer for the peer to catch up.
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self._answerNextSoon()
 
     def loseConnection(self) -> None:
         """
@@ -147,9 +203,9 @@ class MetricsChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._stopDeadline()
-        cut, self._cut = self._cut, None
-        if cut is not None and cut.active():
-            cut.cancel()
+        cancel(self._cut)
+        cancel(self._next)
+        self._cut = self._next = None
         self.site.channelClosed()
         super().connectionLost(reason)  # type: ignore[no-untyped-call]
 

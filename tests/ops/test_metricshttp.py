@@ -10,7 +10,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.ops.metrics import GreetdCollector, metricsSite
+from greetd.ops import metrics
+from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.ops.metricshttp import MetricsChannel, MetricsSite
 
 ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -55,6 +56,63 @@ class MetricsChannelTests(SynchronousTestCase):
         self.assertEqual(len(self.clock.getDelayedCalls()), 2)  # idle, request
         self.clock.advance(MetricsChannel.requestTimeout)
         self.assertIn(b"408", transport.value())
+
+    def oneTurn(self) -> None:
+        """
+        Run the calls due now, as one iteration of a real reactor does: not
+        those they schedule (which L{Clock.advance} would run too).
+        """
+        now = self.clock.seconds()
+        for call in [c for c in self.clock.getDelayedCalls() if c.getTime() <= now]:
+            self.clock.calls.remove(call)
+            call.func(*call.args, **call.kw)
+
+    def test_oneRequestPerTurn(self) -> None:
+        """
+        Pipelined requests are answered one per reactor turn, reading
+        paused meanwhile; none while the peer is not taking responses.
+        """
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n" * 3)
+        self.assertEqual(transport.value().count(b"200 OK"), 1)
+        self.assertEqual(transport.producerState, "paused")
+        self.oneTurn()
+        self.assertEqual(transport.value().count(b"200 OK"), 2)
+        channel.pauseProducing()  # The transport's buffer is full.
+        self.oneTurn()
+        self.assertEqual(transport.value().count(b"200 OK"), 2)
+        channel.resumeProducing()
+        self.assertEqual(transport.producerState, "paused")
+        self.oneTurn()
+        self.assertEqual(transport.value().count(b"200 OK"), 3)
+        self.assertEqual(transport.producerState, "producing")
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n")
+        self.assertEqual(transport.value().count(b"200 OK"), 4)
+
+    def test_pipelinedReuseBody(self) -> None:
+        """
+        A pipelined scrape is answered with the body rendered for the one
+        before it, if at most L{MetricsResource.reuseFor} seconds old; a
+        scrape that waited for its previous response is rendered afresh.
+        """
+        renders = iter(b"render %d\n" % n for n in range(10))
+        self.patch(metrics, "generate_latest", lambda registry: next(renders))
+        resource = self.site.resource.getStaticEntity(b"metrics")
+        assert isinstance(resource, MetricsResource)
+        resource.clock = self.clock
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n" * 3)
+        self.oneTurn()
+        self.clock.advance(MetricsResource.reuseFor + 0.1)
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n")
+        self.oneTurn()
+        bodies = [
+            response.split(b"\r\n\r\n", 1)[1]
+            for response in transport.value().split(b"HTTP/1.1 ")[1:]
+        ]
+        self.assertEqual(
+            bodies, [b"render 0\n", b"render 0\n", b"render 1\n", b"render 2\n"]
+        )
 
     def test_refusedIgnoresTheRest(self) -> None:
         channel, transport = self.connect()
