@@ -344,3 +344,15 @@ def pythonBlocks(path: Path) -> list[str]:
     The bodies of C{path}'s C{code-block:: python} directives, dedented.
     """
     return blocks(path.read_text(), PYTHON)
+
+
+def oneTurn(clock: Clock) -> None:
+    """
+    Run the calls C{clock} has due now, as one iteration of a real reactor
+    does: not those they schedule in turn (which L{Clock.advance} would
+    run too).
+    """
+    now = clock.seconds()
+    for call in [c for c in clock.getDelayedCalls() if c.getTime() <= now]:
+        clock.calls.remove(call)
+        call.func(*call.args, **call.kw)

@@ -84,9 +84,12 @@ class TurnBudget:
 
     def wait(self, connection: FlowControl) -> None:
         """
-        Let C{connection} answer on in the next turn.
+        Let C{connection} answer on in the next turn, once however often
+        it asks.
         """
-        self._waiting.append(connection)
+        if not connection.waiting:
+            connection.waiting = True
+            self._waiting.append(connection)
         self._nextTurnComes()
 
     def _nextTurnComes(self) -> None:
@@ -98,6 +101,7 @@ class TurnBudget:
         self.spent.clear()
         waiting, self._waiting = self._waiting, []
         for connection in waiting:
+            connection.waiting = False
             connection.answerHeld()
 
 
@@ -120,6 +124,7 @@ class FlowControl:
     @ivar held: Input read but not answered yet, from L{heldFrom} on (so
         that answering a long read in parts copies each part once).
     @ivar writePaused: Whether the transport paused it.
+    @ivar waiting: Whether it waits for the budget's next turn.
     @ivar paced: Whether input is held or the transport paused it: every
         read must then go through L{pace}.
     @ivar writeMark: What L{unsent} said when the deadline sweep last asked.
@@ -134,6 +139,7 @@ class FlowControl:
     held = b""
     heldFrom = 0
     writePaused = False
+    waiting = False
     paced = False
     writeMark = 0
     writeProgressAt = 0.0

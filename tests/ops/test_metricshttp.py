@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.ops import metrics
 from greetd.ops.metrics import GreetdCollector, MetricsResource, metricsSite
 from greetd.ops.metricshttp import MetricsChannel, MetricsSite
+from tests.helpers import oneTurn
 
 ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -57,16 +58,6 @@ class MetricsChannelTests(SynchronousTestCase):
         self.clock.advance(MetricsChannel.requestTimeout)
         self.assertIn(b"408", transport.value())
 
-    def oneTurn(self) -> None:
-        """
-        Run the calls due now, as one iteration of a real reactor does: not
-        those they schedule (which L{Clock.advance} would run too).
-        """
-        now = self.clock.seconds()
-        for call in [c for c in self.clock.getDelayedCalls() if c.getTime() <= now]:
-            self.clock.calls.remove(call)
-            call.func(*call.args, **call.kw)
-
     def test_oneRequestPerTurn(self) -> None:
         """
         Pipelined requests are answered one per reactor turn, reading
@@ -76,14 +67,14 @@ class MetricsChannelTests(SynchronousTestCase):
         channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n" * 3)
         self.assertEqual(transport.value().count(b"200 OK"), 1)
         self.assertEqual(transport.producerState, "paused")
-        self.oneTurn()
+        oneTurn(self.clock)
         self.assertEqual(transport.value().count(b"200 OK"), 2)
         channel.pauseProducing()  # The transport's buffer is full.
-        self.oneTurn()
+        oneTurn(self.clock)
         self.assertEqual(transport.value().count(b"200 OK"), 2)
         channel.resumeProducing()
         self.assertEqual(transport.producerState, "paused")
-        self.oneTurn()
+        oneTurn(self.clock)
         self.assertEqual(transport.value().count(b"200 OK"), 3)
         self.assertEqual(transport.producerState, "producing")
         channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n")
@@ -102,10 +93,10 @@ class MetricsChannelTests(SynchronousTestCase):
         resource.clock = self.clock
         channel, transport = self.connect()
         channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n" * 3)
-        self.oneTurn()
+        oneTurn(self.clock)
         self.clock.advance(MetricsResource.reuseFor + 0.1)
         channel.dataReceived(b"GET /metrics HTTP/1.1\r\n\r\n")
-        self.oneTurn()
+        oneTurn(self.clock)
         bodies = [
             response.split(b"\r\n\r\n", 1)[1]
             for response in transport.value().split(b"HTTP/1.1 ")[1:]

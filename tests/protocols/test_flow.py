@@ -20,7 +20,7 @@ from greetd.protocols.flow import (
     TurnBudget,
 )
 from greetd.protocols.greeting import GreetingFactory
-from tests.helpers import connect
+from tests.helpers import connect, oneTurn
 
 OTHER = IPv4Address("TCP", "198.51.100.1", 40002)
 
@@ -162,6 +162,29 @@ class PacingTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.protocol.messages, 5)
         self.assertEqual(self.transport.producerState, "producing")
+
+    def test_waitsOnce(self) -> None:
+        """
+        A connection paused and resumed several times in one turn waits for
+        the next turn once: its turns cost one call each, however often the
+        transport paused it.
+        """
+        turns: list[int] = []
+        answerHeld = self.protocol.answerHeld
+
+        def counted() -> None:
+            turns.append(self.protocol.messages)
+            answerHeld()
+
+        self.patch(self.protocol, "answerHeld", counted)
+        self.protocol.dataReceived(b"a\n" * 12)
+        for _ in range(3):
+            self.protocol.pauseProducing()
+            self.protocol.resumeProducing()
+        oneTurn(self.clock)
+        oneTurn(self.clock)
+        self.assertEqual(turns, [3, 6])
+        self.assertEqual(self.protocol.messages, 9)
 
     def test_nothingAnsweredWhilePaused(self) -> None:
         """
