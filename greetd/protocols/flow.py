@@ -122,7 +122,8 @@ class FlowControl:
     @ivar budget: The L{TurnBudget} it shares with every connection of its
         factory.
     @ivar held: Input read but not answered yet, from L{heldFrom} on (so
-        that answering a long read in parts copies each part once).
+        that answering a long read in parts copies each part once); a
+        C{bytearray} once a read comes while it is held, grown in place.
     @ivar writePaused: Whether the transport paused it.
     @ivar waiting: Whether it waits for the budget's next turn.
     @ivar paced: Whether input is held or the transport paused it: every
@@ -136,7 +137,7 @@ class FlowControl:
     closing: bool
     source: str | None
     budget: TurnBudget
-    held = b""
+    held: bytes | bytearray = b""
     heldFrom = 0
     writePaused = False
     waiting = False
@@ -150,7 +151,7 @@ class FlowControl:
         """
         raise NotImplementedError()
 
-    def splittable(self, data: bytes) -> bool:
+    def splittable(self, data: bytes | bytearray) -> bool:
         """
         Whether C{data} may be answered in parts cut after a line feed:
         only where it is line-framed, or becomes so with it.
@@ -173,13 +174,19 @@ class FlowControl:
         reading paused, until a later turn.
         """
         if self.held or self.writePaused:
-            self.held = self.held[self.heldFrom :] + data
-            self.heldFrom = 0
+            held = self.held
+            if type(held) is not bytearray:
+                # Grown in place from now on: reads that come while it is
+                # held (TLS hands over every record of a read at once)
+                # cost what they hold, not what came before them.
+                held = bytearray(memoryview(held)[self.heldFrom :])
+                self.held, self.heldFrom = held, 0
+            held += data
             self.transport.pauseProducing()
             return b""
         return self._portion(data, 0)
 
-    def _portion(self, data: bytes, start: int) -> bytes:
+    def _portion(self, data: bytes | bytearray, start: int) -> bytes:
         """
         What of C{data} from C{start} the budget lets this turn answer; the
         rest is held for the next turn.
@@ -189,7 +196,7 @@ class FlowControl:
         size = len(data) - start
         if size <= allowance or not self.splittable(data):
             budget.spend(self.source, size)
-            return data[start:] if start else data
+            return bytes(data[start:]) if start else bytes(data)
         cut = data.rfind(b"\n", start, start + max(allowance, 0)) + 1
         if not cut and allowance >= budget.perTurn:
             # One line longer than a whole turn's share: answer it alone.
@@ -197,12 +204,12 @@ class FlowControl:
         cut = max(cut, start)
         budget.spend(self.source, cut - start)
         if cut == len(data):
-            return data[start:] if start else data
+            return bytes(data[start:]) if start else bytes(data)
         self.held, self.heldFrom = data, cut
         self.paced = True
         self.transport.pauseProducing()
         budget.wait(self)
-        return data[start:cut]
+        return bytes(data[start:cut])
 
     def answerHeld(self) -> None:
         """

@@ -168,7 +168,7 @@ class GreetingProtocol(FlowControl, Protocol):
         self.ended = "error"
         self.abort()
 
-    def splittable(self, data: bytes) -> bool:
+    def splittable(self, data: bytes | bytearray) -> bool:
         framer = self._framer
         return framer.lineMode or (framer.framing != "raw" and b"\n" in data)
 

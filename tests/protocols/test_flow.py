@@ -201,6 +201,27 @@ class PacingTests(SynchronousTestCase):
         self.assertEqual(self.transport.value(), b"")
         self.assertEqual(self.protocol.messages, 0)
 
+    def test_heldGrowsInPlace(self) -> None:
+        """
+        Reads that come while input is held are appended to it in place, so
+        that many small reads cost what they hold, not what came before
+        them each time; they are answered all the same.
+        """
+        self.protocol.dataReceived(b"a\nb\nc\nd\n")
+        self.protocol.pauseProducing()
+        self.protocol.dataReceived(b"e\n")
+        held = self.protocol.held
+        for _ in range(10):
+            self.protocol.dataReceived(b"f\n")
+        self.assertIs(self.protocol.held, held)
+        self.protocol.resumeProducing()
+        for _ in range(5):
+            self.clock.advance(0)
+        self.assertEqual(self.protocol.messages, 15)
+        self.assertTrue(
+            self.transport.value().endswith(b"Hello, e!\n" + b"Hello, f!\n" * 10)
+        )
+
     def test_exitDropsHeld(self) -> None:
         self.protocol.dataReceived(b"a\nexit\nb\nc\nd\n")
         self.clock.advance(0)
