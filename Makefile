@@ -71,7 +71,7 @@ debian-packages:
 # the daemons they start, and each holds on a busy machine.
 PYTEST_WORKERS ?= 3
 test: $(VENV)/.installed-$(TEST_EXTRAS) debian-packages
-	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial tests
+	$(BIN)/python -m twisted.trial --temp-directory=/tmp/greetd-trial-$(notdir $(VENV)) tests
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-$(LINT_EXTRAS)

@@ -4,8 +4,9 @@ The seed tutorial's own clients against the real daemon.
 
 from __future__ import annotations
 
+import fcntl
 import socket
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -30,7 +31,19 @@ def _portFree(port: int) -> bool:
     return True
 
 
-def test_defaultsServeSeedUnchanged(spawnGreetd: Any) -> None:
+@pytest.fixture
+def seedPort() -> Iterator[None]:
+    """
+    The seed's port, 9999, this machine's own: held under a lock for the
+    test and the daemon's stop, so that suites run side by side (CPython's
+    and PyPy's in CI) take turns rather than race for it.
+    """
+    with open("/tmp/greetd-tests-port-9999.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def test_defaultsServeSeedUnchanged(seedPort: None, spawnGreetd: Any) -> None:
     """
     With no options (what C{make run} starts), greetd serves both seed
     clients, unchanged, on the seed's 127.0.0.1:9999.
