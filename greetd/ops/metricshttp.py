@@ -50,6 +50,8 @@ class MetricsChannel(HTTPChannel):
     @ivar refused: Whether its request was refused, so that nothing more
         it sends is read or answered.
     @ivar closing: Whether it is closing (see L{loseConnection}).
+    @ivar betweenRequests: Whether it is kept alive after a response, and
+        no byte of the next request has come.
     @ivar pipelined: Whether the request being answered was read before the
         previous response was written: its client sent it before it could
         have seen that response, so a body rendered a moment ago answers it
@@ -63,7 +65,7 @@ class MetricsChannel(HTTPChannel):
     maxHeaders = 50
 
     #: Seconds a request (line and headers) may take to arrive, from the
-    #: connection or the previous response.
+    #: connection or the request's first byte.
     requestTimeout = 10.0
 
     #: Seconds a closing connection may take to take what it is owed
@@ -75,6 +77,7 @@ class MetricsChannel(HTTPChannel):
     refused = False
     closing = False
     pipelined = False
+    betweenRequests = False
     _deadline: IDelayedCall | None = None
     _cut: IDelayedCall | None = None
     _next: IDelayedCall | None = None
@@ -141,13 +144,24 @@ class MetricsChannel(HTTPChannel):
         super().requestDone(request)  # type: ignore[no-untyped-call]
         if not self.persistent or self.refused or self.closing:
             return
-        self._awaitRequest()
         if self._buffer:
+            # The next request has begun.
+            self._awaitRequest()
             self.transport.pauseProducing()  # type: ignore[union-attr]
             if not self._waitingForTransport:
                 self._answerNextSoon()
         else:
+            # Idle between requests: the site's idle timeout closes it
+            # quietly, as nginx's keepalive_timeout does; the request
+            # deadline starts with the next request's first byte.
             self.paused = False
+            self.betweenRequests = True
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.betweenRequests and data:
+            self.betweenRequests = False
+            self._awaitRequest()
+        super().dataReceived(data)  # type: ignore[no-untyped-call]
 
     def _answerNextSoon(self) -> None:
         if self._next is None:

@@ -48,14 +48,27 @@ class MetricsChannelTests(SynchronousTestCase):
 
     def test_keepAliveWaitsAgain(self) -> None:
         """
-        After a response on a kept-alive connection, the next request has
-        its own deadline; none runs while a request is being answered.
+        A kept-alive connection idle after a response is closed quietly
+        after the site's idle timeout, with no unsolicited C{408}; the next
+        request has its own deadline from its first byte.
         """
         channel, transport = self.connect()
         channel.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
         self.assertIn(b"200 OK", transport.value())
-        self.assertEqual(len(self.clock.getDelayedCalls()), 2)  # idle, request
+        transport.clear()
+        self.clock.advance(MetricsSite.idleTimeout - 1)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+        channel, transport = self.connect()
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
         self.clock.advance(MetricsChannel.requestTimeout)
+        channel.dataReceived(b"GET /metrics HTTP/1.1\r\n")
+        self.clock.advance(MetricsChannel.requestTimeout - 1)
+        self.assertNotIn(b"408", transport.value())
+        self.clock.advance(1)
         self.assertIn(b"408", transport.value())
 
     def test_oneRequestPerTurn(self) -> None:
