@@ -13,6 +13,7 @@ from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -127,3 +128,28 @@ class PrivateNamesTests(SynchronousTestCase):
         server.doWrite()
         self.assertEqual(unsentBytes(wrapper), 0)
         self.assertEqual(unsentBytes(StringTransport()), 0)
+
+    def test_unsentBytesUnderTLS(self) -> None:
+        """
+        Under TLS a protocol's transport is a C{TLSMemoryBIOProtocol}, a
+        C{ProtocolWrapper} whose C{__getattr__} hands C{dataBuffer} and the
+        rest over from the TCP transport beneath it: L{unsentBytes} counts
+        what that transport holds, encrypted replies included.
+        """
+        _, key, certificate = temporaryCredentials(self)
+        endpoint = serverFromString(
+            MemoryReactorClock(), f"ssl:7:privateKey={key}:certKey={certificate}"
+        )
+        factory = TLSMemoryBIOFactory(
+            sslContextFactory(endpoint), False, Factory.forProtocol(Protocol)
+        )
+        server, _ = serverConnection(self)
+        tls = factory.buildProtocol(server.getPeer())
+        self.assertIsInstance(tls, ProtocolWrapper)
+        self.assertNotIn("dataBuffer", vars(type(tls)))
+        tls.makeConnection(server)
+        server.write(b"x" * 100)
+        self.assertEqual(unsentBytes(tls), unsentBytes(server))
+        self.assertGreaterEqual(unsentBytes(tls.wrappedProtocol.transport), 100)
+        server.doWrite()
+        self.assertEqual(unsentBytes(tls), 0)
