@@ -168,6 +168,42 @@ def udpFrom(source: str) -> socket.socket:
     return client
 
 
+def pacedFlood(
+    client: socket.socket,
+    target: tuple[str, int],
+    datagram: bytes,
+    count: int,
+    settle: float,
+) -> tuple[int, float]:
+    """
+    Send C{datagram} C{count} times from C{client} to C{target}, 50 every
+    10 ms (paced, so that the daemon's receive buffer loses none), then wait
+    C{settle} seconds for late answers.
+
+    @return: How many answers came, and the seconds the sending took plus
+        C{settle}.
+    """
+    answers = 0
+    started = time.monotonic()
+    for index in range(count):
+        client.sendto(datagram, target)
+        if index % 50 == 49:
+            time.sleep(0.01)
+            answers += waiting(client)
+    elapsed = time.monotonic() - started
+    time.sleep(settle)
+    answers += waiting(client)
+    return answers, elapsed + settle
+
+
+def refusalAnswersBound(seconds: float) -> float:
+    """
+    The most answers to refused datagrams in C{seconds} under
+    C{--udp-rate 10 --udp-global-rate 100}: each rate's burst and refill.
+    """
+    return (10 + 10 * seconds) + (100 + 100 * seconds)
+
+
 def waiting(client: socket.socket) -> int:
     """
     How many datagrams are waiting on C{client}, read without blocking.

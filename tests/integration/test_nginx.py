@@ -27,11 +27,12 @@ from tests.integration.helpers import (
     Load,
     Run,
     greet,
+    pacedFlood,
+    refusalAnswersBound,
     runSeedClient,
     scrape,
     udp,
     udpFrom,
-    waiting,
 )
 
 #: The recipe, run here with its ports replaced.
@@ -366,23 +367,14 @@ def test_refusalAnswersBoundedThroughNginx(spawnGreetd: Any, nginx: Any) -> None
     port = daemon.udp[0][1]
     front = nginx([port, port])
     sent = 600
-    answers = 0
     with udpFrom("127.0.0.2") as flooder:
-        started = time.monotonic()
-        for index in range(sent):
-            flooder.sendto(b"x", ("127.0.0.1", front.frontend))
-            if index % 50 == 49:
-                time.sleep(0.01)
-                answers += waiting(flooder)
-        elapsed = time.monotonic() - started
-        time.sleep(1.5)
-        answers += waiting(flooder)
+        target = ("127.0.0.1", front.frontend)
+        answers, seconds = pacedFlood(flooder, target, b"x", sent, settle=1.5)
     metrics = scrape(daemon.metrics[0])
     dropped = metrics[udp("greetd_dropped_total", "rate")]
-    seconds = elapsed + 1.5
-    bound = (10 + 10 * seconds) + (100 + 100 * seconds)
+    bound = refusalAnswersBound(seconds)
     print(
-        f"{answers} answers to {sent} datagrams in {elapsed:.2f}s (bound {bound:.0f})"
+        f"{answers} answers to {sent} datagrams in {seconds:.2f}s (bound {bound:.0f})"
     )
     assert dropped >= sent / 2
     assert answers <= bound

@@ -18,7 +18,9 @@ from greetd.core.proxyheader import V2_SIGNATURE
 from tests.integration.conftest import TIMEOUT
 from tests.integration.helpers import (
     connectFrom,
+    pacedFlood,
     receiveUntilClosed,
+    refusalAnswersBound,
     rss,
     scrape,
     tcp,
@@ -223,23 +225,12 @@ def test_balancerRefusalsBounded(spawnGreetd: Any) -> None:
         "--no-tcp", "--udp", PROXIED_UDP, "--udp-rate", "10",
         "--udp-global-rate", "100",
     )  # fmt: skip
-    balancer = udpFrom("127.0.0.1")
     target = ("127.0.0.1", daemon.udp[0][1])
-    answers = 0
-    started = time.monotonic()
-    for index in range(3000):
-        balancer.sendto(header("192.0.2.7") + b"x", target)
-        if index % 50 == 49:
-            # Paced, so that the daemon's receive buffer loses none.
-            time.sleep(0.01)
-            answers += waiting(balancer)
-    elapsed = time.monotonic() - started
-    time.sleep(0.5)
-    answers += waiting(balancer)
-    balancer.close()
-    seconds = elapsed + 0.5
-    bound = (10 + 10 * seconds) + (100 + 100 * seconds)
-    print(f"{answers} answers to 3000 datagrams in {elapsed:.2f}s (bound {bound:.0f})")
+    with udpFrom("127.0.0.1") as balancer:
+        datagram = header("192.0.2.7") + b"x"
+        answers, seconds = pacedFlood(balancer, target, datagram, 3000, settle=0.5)
+    bound = refusalAnswersBound(seconds)
+    print(f"{answers} answers to 3000 datagrams in {seconds:.2f}s (bound {bound:.0f})")
     assert 10 <= answers <= bound
 
 
