@@ -65,7 +65,9 @@ class ReplyProtocol(DatagramProtocol):
     @ivar proxyFrom: The L{TrustedPeers}: the sources whose headers are
         believed (C{--proxy-from}, loopback unless given): a datagram
         from any other source is dropped as C{proxy}, unanswered, so that
-        nobody can spend another address's budget by naming it.
+        nobody can spend another address's budget by naming it.  The last
+        source found trusted is remembered, so that a balancer's
+        datagrams are not checked against the networks one by one.
     @ivar refusalAnswers: The L{TokenBucket} the empty answers to a
         balancer's refused datagrams spend: their own, at the global rate
         (L{DEFAULT_GLOBAL_RATE} when that is off), so that a flood of
@@ -109,6 +111,7 @@ class ReplyProtocol(DatagramProtocol):
         self.ipv6Prefix = ipv6Prefix
         self.proxied = proxied
         self.proxyFrom = TrustedPeers(proxyFrom)
+        self._trustedHost: str | None = None
         answers = globalRate or DEFAULT_GLOBAL_RATE
         self.refusalAnswers = TokenBucket(answers, answers, clock.seconds())
         self.perSource: KeyedRateLimiter[str] = KeyedRateLimiter(rate)
@@ -133,9 +136,11 @@ class ReplyProtocol(DatagramProtocol):
             return
         balancer = None
         if self.proxied:
-            if not self.proxyFrom.trusts(host):
-                self.drop("proxy", addr, source, proxyError=UNTRUSTED_PEER)
-                return
+            if host != self._trustedHost:
+                if not self.proxyFrom.trusts(host):
+                    self.drop("proxy", addr, source, proxyError=UNTRUSTED_PEER)
+                    return
+                self._trustedHost = host
             try:
                 client, datagram = splitDatagramHeader(datagram)
             except ValueError as error:
