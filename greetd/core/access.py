@@ -93,7 +93,8 @@ class AccessPolicy:
 
 class TrustedPeers:
     """
-    The peers trusted to name a client in a PROXY header (C{--proxy-from}):
+    The peers trusted with a role, such as naming a client in a PROXY header
+    (C{--proxy-from}) or being a health check (C{--health-check-from}):
     those in L{networks}, and no one when there are none, unlike
     L{AccessPolicy}'s allow list, which allows everyone when empty.
 

@@ -108,7 +108,7 @@ class Admission:
         self.access = access
         self.clock = clock
         self.healthCheckFrom = tuple(healthCheckFrom)
-        self._healthChecks = AccessPolicy(allow=self.healthCheckFrom)
+        self._healthChecks = TrustedPeers(self.healthCheckFrom)
         self.proxyFrom = TrustedPeers(proxyFrom)
         self.refused: Counter[str] = Counter()
         self.refusalLogged = False
@@ -244,11 +244,7 @@ class Admission:
         (C{--health-check-from}): served as any other, but counted and
         logged apart, so that checks every 200 ms do not drown the clients.
         """
-        return (
-            bool(self.healthCheckFrom)
-            and host is not None
-            and self._healthChecks.permits(host)
-        )
+        return host is not None and self._healthChecks.trusts(host)
 
     def release(self, source: str | None) -> None:
         """
