@@ -47,6 +47,7 @@ from greetd.core.proxyheader import (
 )
 from greetd.core.sources import sourceKey
 from greetd.protocols.admission import PROXY_TIMEOUT, REFUSAL_LINES, Admission
+from greetd.protocols.peer import peerHost
 from greetd.protocols.refusal import sendRefusal, stopLinger
 
 #: Seconds a connection may take to send its PROXY header.  A load balancer
@@ -111,8 +112,7 @@ class ProxyHeaderProtocol(ProtocolWrapper):
         would be (L{sendRefusal}), unless the wrapped protocol speaks TLS.
         """
         transport = self.transport
-        peer = transport.getPeer()  # type: ignore[union-attr]
-        host = getattr(peer, "host", None)
+        host = peerHost(transport)
         if host is not None:
             self._source = sourceKey(host, admission.limiter.ipv6Prefix)
         if not admission.trustsProxy(host):
