@@ -33,13 +33,6 @@ class Waiter:
         self.timeout = timeout
         self._call: IDelayedCall | None = None
 
-    @property
-    def active(self) -> bool:
-        """
-        Whether a wait is being timed.
-        """
-        return self._call is not None
-
     def start(
         self,
         waitingFor: str,

@@ -56,16 +56,5 @@ class ReplyTemplate:
         """
         return self.prefix + message + self.suffix
 
-    def fits(self, data: bytes) -> bool:
-        """
-        Whether C{data} is this template's reply to some message.
-        """
-        prefix, suffix = self.prefix, self.suffix
-        return (
-            len(data) >= len(prefix) + len(suffix)
-            and data.startswith(prefix)
-            and data.endswith(suffix)
-        )
-
     def __repr__(self) -> str:
         return f"ReplyTemplate({self.text!r})"

@@ -45,19 +45,5 @@ class ReplyTemplateTests(SynchronousTestCase):
     def test_trailingPercent(self) -> None:
         self.assertRaises(ValueError, ReplyTemplate, "%s %")
 
-    def test_fits(self) -> None:
-        """
-        Whether bytes are the template's reply to some message.
-        """
-        template = ReplyTemplate("Hello, %s!")
-        for data, fits in [
-            (b"Hello, Ann!", True),
-            (b"Hello, !", True),
-            (b"Hello,!", False),
-            (b"Hi Ann", False),
-            (b"", False),
-        ]:
-            self.assertEqual(template.fits(data), fits, data)
-
     def test_repr(self) -> None:
         self.assertEqual(repr(ReplyTemplate("a%s")), "ReplyTemplate('a%s')")
