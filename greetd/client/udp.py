@@ -58,6 +58,7 @@ class _Greeting:
     The name a L{ReplyClientProtocol} is greeting.
 
     @ivar name: The name.
+    @ivar expected: Its reply.
     @ivar waiting: Fires with its reply, or fails.
     @ivar due: When its next sends are due, then when it fails, in the
         clock's seconds.
@@ -65,10 +66,11 @@ class _Greeting:
     @ivar ignored: How many datagrams came that were not its reply.
     """
 
-    __slots__ = ("due", "ignored", "name", "tries", "waiting")
+    __slots__ = ("due", "expected", "ignored", "name", "tries", "waiting")
 
-    def __init__(self, name: bytes, due: list[float]) -> None:
+    def __init__(self, name: bytes, expected: bytes, due: list[float]) -> None:
         self.name = name
+        self.expected = expected
         self.waiting: Deferred[bytes] = Deferred()
         self.due = due
         self.tries = 0
@@ -164,7 +166,9 @@ class ReplyClientProtocol(DatagramProtocol):
             raise ValueError("one name at a time")
         now = self._waiter.clock.seconds()
         times = [*sendTimes(self.timeout, self.retries)[1:], self.timeout]
-        greeting = self._greeting = _Greeting(name, [now + at for at in times])
+        greeting = self._greeting = _Greeting(
+            name, self.template.format(name), [now + at for at in times]
+        )
         self.sendFrom(self.transport)
         return greeting.waiting
 
@@ -214,7 +218,7 @@ class ReplyClientProtocol(DatagramProtocol):
         greeting = self._greeting
         if greeting is None:
             return
-        expected = self.template.format(greeting.name)
+        expected = greeting.expected
         if datagram == expected:
             self._finish(datagram)
         elif not datagram or datagram in self._earlier:
@@ -236,7 +240,7 @@ class ReplyClientProtocol(DatagramProtocol):
     def _finish(self, result: bytes | Failure) -> None:
         assert self._greeting is not None
         waiting = self._greeting.waiting
-        self._earlier.append(self.template.format(self._greeting.name))
+        self._earlier.append(self._greeting.expected)
         self._greeting = None
         self._waiter.cancel()
         resends, self._resends = self._resends, []
