@@ -113,10 +113,16 @@ class WorkerProtocol(ProcessProtocol):
             self._reopenWhenReady = True
             return
         self._reopenWhenReady = False
+        self.signal(REOPEN)
+
+    def signal(self, signum: str | int) -> None:
+        """
+        Send C{signum} to the worker, unless it has already ended.
+        """
         transport = self.transport
         if transport is not None:
             with suppress(ProcessExitedAlready):
-                transport.signalProcess(REOPEN)
+                transport.signalProcess(signum)
 
     def childConnectionLost(self, childFD: int) -> None:
         if childFD in self._logs:

@@ -6,11 +6,9 @@ off while a slot keeps dying), and stop them all.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import suppress
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
@@ -216,10 +214,7 @@ class Supervisor(Service):
         count it as draining until it has ended.
         """
         self.draining.add(protocol)
-        transport = protocol.transport
-        if transport is not None:
-            with suppress(ProcessExitedAlready):
-                transport.signalProcess(signum)
+        protocol.signal(signum)
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
@@ -250,8 +245,7 @@ class Supervisor(Service):
         hurries a retiring worker along.
         """
         for protocol in self._live():
-            transport = protocol.transport
-            if transport is None:
+            if protocol.transport is None:
                 continue
             if signum == "KILL":
                 self._log.warn(
@@ -259,8 +253,7 @@ class Supervisor(Service):
                     slot=protocol.slot,
                     pid=protocol.pid,
                 )
-            with suppress(ProcessExitedAlready):
-                transport.signalProcess(signum)
+            protocol.signal(signum)
 
     def alive(self) -> int:
         """
