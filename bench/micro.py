@@ -40,8 +40,10 @@ from greetd.core.accessline import Closed
 from greetd.core.framing import MessageFramer
 from greetd.core.sources import sourceKey
 from greetd.daemon.build import buildServers
+from greetd.daemon.endpoints import MAX_DATAGRAM
 from greetd.daemon.options import Options
 from greetd.ops.logfile import BatchedWriter
+from greetd.protocols.datagramport import DatagramPort
 from greetd.protocols.fastwrite import writeThrough
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.peer import peerForLog
@@ -366,7 +368,8 @@ def datagrams(reply: DatagramProtocol, seconds: float) -> dict[str, float]:
     results["reply (ReplyTemplate.format)"] = perOperation(
         repeat(lambda: reply.template.format(b"Michael")), seconds
     )
-    port = udp.Port(0, reply, "127.0.0.1", reactor=reactor)  # type: ignore[arg-type]
+    # As greetd's reactor listens (GreetdReactor.listenUDP).
+    port = DatagramPort(0, reply, "127.0.0.1", MAX_DATAGRAM, reactor)  # type: ignore[arg-type]
     port.startListening()
     results["send (socket.sendto)"] = perOperation(
         drained(lambda: port.socket.sendto(b"Hello, Michael!", flows[0])), seconds
@@ -387,6 +390,32 @@ def datagrams(reply: DatagramProtocol, seconds: float) -> dict[str, float]:
     plainPort.startListening()
     results["whole datagram, plain Twisted (datagramReceived, write)"] = perOperation(
         drained(lambda: plain.datagramReceived(b"Michael", flows[0])), seconds
+    )
+
+    def throughPort(listening: udp.Port) -> Callable[[int], None]:
+        """
+        Datagrams sent from the flows in turn, read and answered by
+        C{listening}'s C{doRead} twenty at a time, the replies drained:
+        the peers' C{sendto} and C{recv} are in it, the same for any port.
+        """
+        target = listening.socket.getsockname()
+
+        def step(count: int) -> None:
+            for number in range(count):
+                sinks[number % 20].sendto(b"Michael", target)
+                if number % 20 == 19:
+                    listening.doRead()  # type: ignore[no-untyped-call]
+                    drain()
+            listening.doRead()  # type: ignore[no-untyped-call]
+            drain()
+
+        return step
+
+    results["through the port, greetd (peer's sendto, doRead, peer's recv)"] = (
+        perOperation(throughPort(port), seconds)
+    )
+    results["through the port, plain Twisted (the same on udp.Port)"] = perOperation(
+        throughPort(plainPort), seconds
     )
     port.stopListening()
     plainPort.stopListening()

@@ -11,7 +11,9 @@ costs more than greetd's own work on the message, about a microsecond an
 event on CPython.  greetd logs through L{twisted.logger}, whose events name
 their namespace, so it has no use for that context.
 
-L{GreetdReactor} runs each event directly.  What Twisted's own dispatch
+L{GreetdReactor} runs each event directly, and its UDP ports are
+L{greetd.protocols.datagramport.DatagramPort}s, which on PyPy read
+datagrams and answer them through the C library directly.  What Twisted's own dispatch
 guarantees is kept: an event for a descriptor removed earlier in the same
 poll is skipped, an exception in C{doRead} or C{doWrite} disconnects that
 selectable only (C{EPollReactor}'s own per-event code still runs it), and
@@ -28,12 +30,17 @@ reactor stays (L{greetd.daemon.tap.installGreetdReactor}).
 
 from __future__ import annotations
 
+import socket
 import sys
+from typing import Any
 
+from twisted.internet import error
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.main import installReactor
+from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from greetd.protocols.datagramport import DatagramPort
 from greetd.twisted_private import epollDispatch
 
 #: The module twisted.internet.main.installReactor puts the reactor in.
@@ -76,6 +83,41 @@ class GreetdReactor(EPollReactor):
                 )
 
     doIteration = doPoll
+
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> DatagramPort:
+        """
+        Listen on a L{DatagramPort}, as Twisted's C{listenUDP} on its own.
+        """
+        listening = DatagramPort(  # type: ignore[no-untyped-call]
+            port, protocol, interface, maxPacketSize, self
+        )
+        listening.startListening()
+        return listening
+
+    def adoptDatagramPort(
+        self,
+        fileDescriptor: int,
+        addressFamily: Any,
+        protocol: DatagramProtocol,
+        maxPacketSize: int = 8192,
+    ) -> DatagramPort:
+        """
+        Listen on an inherited datagram socket with a L{DatagramPort}, as
+        Twisted's C{adoptDatagramPort} on its own.
+        """
+        if addressFamily not in (socket.AF_INET, socket.AF_INET6):
+            raise error.UnsupportedAddressFamily(addressFamily)
+        listening: DatagramPort = DatagramPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
+            self, fileDescriptor, addressFamily, protocol, maxPacketSize=maxPacketSize
+        )
+        listening.startListening()
+        return listening
 
 
 def install() -> None:

@@ -172,7 +172,10 @@ class ReplyProtocol(DatagramProtocol):
                 return
         reply = self.template.format(datagram)
         try:
-            self._send(reply, balancer or (host, port))
+            # The source as delivered, not a copy, where it is (host, port):
+            # a DatagramPort sends a reply to the datagram's own source
+            # without parsing its address again.
+            self._send(reply, balancer or (addr if len(addr) == 2 else (host, port)))
         except (OSError, MessageLengthError) as error:
             self.drop("send-failed", addr, source, error=str(error))
             return

@@ -14,7 +14,8 @@ UNIX connections are left alone, and test transports have no socket.
 
 UDP replies have no queue to respect, but Twisted's C{udp.Port.write}
 parses the destination address on every call; a reply goes to an address
-the kernel has just handed over, so L{datagramWriter} sends it directly.
+the kernel has just handed over, so L{datagramWriter} sends it directly
+(on a L{DatagramPort}, to that address as the kernel gave it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Callable, Tuple
 
 from twisted.internet import tcp, udp
 
+from greetd.protocols.datagramport import DatagramPort
 from greetd.twisted_private import sendsNothingFirst
 
 
@@ -59,8 +61,12 @@ def datagramWriter(transport: Any) -> DatagramWriter:
     """
     How to send replies on C{transport}: its socket's C{sendto} for a plain
     UDP port, whose failures (a full buffer, an unreachable network) raise
-    C{OSError} like the port's own C{write} does; C{write} otherwise.
+    C{OSError} like the port's own C{write} does; a L{DatagramPort}'s
+    C{replyTo}, which does the same; C{write} otherwise.
     """
+    if isinstance(transport, DatagramPort):
+        replyTo: DatagramWriter = transport.replyTo
+        return replyTo
     if type(transport) is udp.Port:
         sendto: DatagramWriter = transport.socket.sendto
         return sendto

@@ -15,7 +15,8 @@ import tempfile
 from typing import Any
 
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, UnsupportedAddressFamily
+from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.test.test_core import SystemEventTestsBuilder
 from twisted.internet.test.test_fdset import ReactorFDSetTestsBuilder
 from twisted.internet.test.test_process import ProcessTestsBuilder
@@ -33,6 +34,7 @@ from twisted.python.log import ILogContext
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.reactor import GreetdReactor, installUnlessChosen
+from greetd.protocols.datagramport import DatagramPort
 from tests.helpers import captureLogs
 
 try:
@@ -209,6 +211,45 @@ class DispatchTests(SynchronousTestCase):
         readable.read = lambda: ConnectionDone()
         readable.connectionLost = interrupted  # type: ignore[method-assign]
         self.assertRaises(KeyboardInterrupt, self.reactor.doIteration, 0)
+
+
+class DatagramPortTests(SynchronousTestCase):
+    """
+    L{GreetdReactor}'s UDP ports are L{DatagramPort}s, bound and adopted.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = GreetdReactor()
+        self.addCleanup(self.reactor._poller.close)
+        self.addCleanup(self.reactor.waker.connectionLost, None)
+
+    def test_listenUDP(self) -> None:
+        port = self.reactor.listenUDP(0, DatagramProtocol(), "127.0.0.1", 100)
+        self.addCleanup(port.stopListening)
+        self.assertIsInstance(port, DatagramPort)
+        self.assertEqual(port.maxPacketSize, 100)
+        self.assertEqual(port.getHost().host, "127.0.0.1")
+
+    def test_adoptDatagramPort(self) -> None:
+        bound = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(bound.close)
+        bound.bind(("127.0.0.1", 0))
+        bound.setblocking(False)
+        port = self.reactor.adoptDatagramPort(
+            bound.fileno(), socket.AF_INET, DatagramProtocol(), 100
+        )
+        self.addCleanup(port.stopListening)
+        self.assertIsInstance(port, DatagramPort)
+        self.assertEqual(port.getHost().port, bound.getsockname()[1])
+
+    def test_adoptUnsupportedFamily(self) -> None:
+        self.assertRaises(
+            UnsupportedAddressFamily,
+            self.reactor.adoptDatagramPort,
+            0,
+            socket.AF_UNIX,
+            DatagramProtocol(),
+        )
 
 
 class InstallTests(SynchronousTestCase):

@@ -15,6 +15,7 @@ from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTr
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.trial.unittest import SynchronousTestCase
 
+from greetd.protocols.datagramport import DatagramPort
 from greetd.protocols.fastwrite import (
     datagramWriter,
     supportsWriteThrough,
@@ -121,6 +122,17 @@ class DatagramWriterTests(SynchronousTestCase):
             peer.settimeout(5)
             writer(b"Hello, x!", peer.getsockname())
             self.assertEqual(peer.recv(100), b"Hello, x!")
+
+    def test_datagramPortRepliesToSources(self) -> None:
+        """
+        On a L{DatagramPort} the writer is its C{replyTo}.
+        """
+        port = DatagramPort(
+            0, DatagramProtocol(), "127.0.0.1", reactor=MemoryReactorClock()
+        )
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        self.assertEqual(datagramWriter(port), port.replyTo)
 
     def test_othersUseWrite(self) -> None:
         transport = StringTransport()
