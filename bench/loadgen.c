@@ -241,6 +241,11 @@ static int open_socket(int type, int index, int nodelay)
  * message goes out with nothing unacknowledged before it. */
 static int nodelay = 1;
 
+/* Whether sockets are watched edge-triggered (the timed modes): each ready
+ * socket is then polled once per event rather than once more on the next
+ * epoll_wait, so every reader reads until a read comes back short. */
+static int edge;
+
 static int start_conn(struct conn *c, int type)
 {
     c->fd = open_socket(type, c->index, type == SOCK_STREAM && nodelay);
@@ -251,7 +256,7 @@ static int start_conn(struct conn *c, int type)
         errors++;
         return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLIN | (edge ? EPOLLET : 0), .data.ptr = c};
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
     return 0;
 }
@@ -261,6 +266,18 @@ static void end_conn(struct conn *c)
     close(c->fd);
     c->fd = -1;
     c->state = -1;
+}
+
+/* End a connection the server has closed with a reset rather than a FIN:
+ * the server's socket is closed already, so its application sees nothing
+ * of it, but the kernel work of the server's half (the FIN's receipt, its
+ * ACK, a TIME_WAIT socket), which loopback runs in this thread, is saved,
+ * and no TIME_WAIT sockets pile up. */
+static void abort_conn(struct conn *c)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    end_conn(c);
 }
 
 static int send_all(struct conn *c, const char *data, size_t len)
@@ -308,19 +325,22 @@ static int past_banner(struct conn *c)
     return 1;
 }
 
-static void pingpong_ready(struct conn *c)
+/* Read and answer what is there; returns whether the read filled the
+ * buffer, so that more may be waiting (edge-triggered: read again). */
+static int pingpong_read(struct conn *c)
 {
+    size_t room = BUFSIZE - c->len;
     ssize_t n = fill(c);
     if (n == -2 || n == -1)
-        return;
+        return 0;
     if (n == 0) {
         errors++;
         end_conn(c);
-        return;
+        return 0;
     }
     int was_banner = c->state == 0;
     if (!past_banner(c))
-        return;
+        return (size_t)n == room;
     uint64_t t = now_ns();
     char *start = c->buf, *end = c->buf + c->len, *nl;
     int replies = 0;
@@ -337,15 +357,27 @@ static void pingpong_ready(struct conn *c)
         start = nl + 1;
     }
     c->len = (size_t)(end - start);
+    if (c->len == BUFSIZE) {
+        wrong++; /* a line longer than the buffer: drop it */
+        c->len = 0;
+    }
     memmove(c->buf, start, c->len);
     if (replies || was_banner) {
         if (!take_token()) {
             c->waiting = 1;
-            return;
+            return (size_t)n == room;
         }
         c->sent = now_ns();
-        send_all(c, MESSAGE, sizeof MESSAGE - 1);
+        if (send_all(c, MESSAGE, sizeof MESSAGE - 1) < 0)
+            return 0;
     }
+    return (size_t)n == room;
+}
+
+static void pingpong_ready(struct conn *c)
+{
+    while (pingpong_read(c))
+        ;
 }
 
 static void pingpong_resume(struct conn *c)
@@ -354,40 +386,36 @@ static void pingpong_resume(struct conn *c)
     send_all(c, MESSAGE, sizeof MESSAGE - 1);
 }
 
-/* A new connection in place of an ended one, now if --rate allows, or
- * from the main loop once it does (the slot stays dead until then). */
-static void restart(struct conn *c)
-{
-    if (take_token())
-        start_conn(c, SOCK_STREAM);
-}
-
+/* Read what is there; ended connections are replaced after the whole
+ * batch of events is handled (in timed()), so that the new connections'
+ * handshakes reach the server together and one wakeup of it serves many. */
 static void churn_ready(struct conn *c)
 {
-    ssize_t n = fill(c);
-    if (n == -2)
-        return;
-    if (n == -1) {
-        restart(c);
-        return;
+    for (;;) {
+        size_t room = BUFSIZE - c->len;
+        ssize_t n = fill(c);
+        if (n == -2 || n == -1)
+            return;
+        if (n == 0) {
+            if (c->state == 2) {
+                count++;
+                abort_conn(c);
+            } else {
+                errors++;
+                end_conn(c);
+            }
+            return;
+        }
+        if (c->state == 0 && past_banner(c)) {
+            c->state = 2;
+            if (send_all(c, EXIT, sizeof EXIT - 1) < 0)
+                return;
+        }
+        if (c->state != 0)
+            c->len = 0; /* what follows the banner is not looked at */
+        if ((size_t)n < room)
+            return;
     }
-    if (n == 0) {
-        if (c->state == 2)
-            count++;
-        else
-            errors++;
-        end_conn(c);
-        restart(c);
-        return;
-    }
-    if (c->state == 0 && past_banner(c)) {
-        c->len = 0;
-        c->state = 2;
-        if (send_all(c, EXIT, sizeof EXIT - 1) < 0)
-            restart(c);
-        return;
-    }
-    c->len = 0; /* what follows the banner is not looked at */
 }
 
 static void udp_send(struct conn *c)
@@ -576,6 +604,7 @@ int main(int argc, char **argv)
     if (is_idle)
         return idle(conns);
     nodelay = strcmp(opt.mode, "churn") != 0;
+    edge = 1;
     for (int i = 0; i < opt.connections; i++) {
         start_conn(&conns[i], is_udp ? SOCK_DGRAM : SOCK_STREAM);
         if (is_udp && conns[i].state == 0)
