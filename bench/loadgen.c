@@ -42,9 +42,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,10 +65,10 @@ static const char REPLY[] = "Hello, Michael!";
 static const char EXIT[] = "exit\n";
 
 static struct {
-    const char *mode;
+    const char *mode, *io;
     int port, connections, rounds, sources;
     double warmup, duration, hold, connect_timeout, rate;
-} opt = {NULL, 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0, 0.0};
+} opt = {NULL, "uring", 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0, 0.0};
 
 /* --rate's bucket: tokens, refilled from the clock, at most a millisecond's
  * worth (or one) at once. */
@@ -246,6 +249,9 @@ static int nodelay = 1;
  * epoll_wait, so every reader reads until a read comes back short. */
 static int edge;
 
+/* Whether pingpong runs on io_uring (uring_timed) rather than epoll. */
+static int uring;
+
 static int start_conn(struct conn *c, int type)
 {
     c->fd = open_socket(type, c->index, type == SOCK_STREAM && nodelay);
@@ -256,6 +262,8 @@ static int start_conn(struct conn *c, int type)
         errors++;
         return -1;
     }
+    if (uring)
+        return 0; /* its receive goes on the ring (uring_timed) */
     struct epoll_event ev = {.events = EPOLLIN | (edge ? EPOLLET : 0), .data.ptr = c};
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
     return 0;
@@ -325,23 +333,17 @@ static int past_banner(struct conn *c)
     return 1;
 }
 
-/* Read and answer what is there; returns whether the read filled the
- * buffer, so that more may be waiting (edge-triggered: read again). */
-static int pingpong_read(struct conn *c)
+/* Take what c->buf holds: the banner, then the replies, timed from their
+ * message; returns whether a message is now due (replies came, or the
+ * banner did). */
+static uint64_t parsed_at; /* when pingpong_parse last looked at the clock */
+
+static int pingpong_parse(struct conn *c)
 {
-    size_t room = BUFSIZE - c->len;
-    ssize_t n = fill(c);
-    if (n == -2 || n == -1)
-        return 0;
-    if (n == 0) {
-        errors++;
-        end_conn(c);
-        return 0;
-    }
     int was_banner = c->state == 0;
     if (!past_banner(c))
-        return (size_t)n == room;
-    uint64_t t = now_ns();
+        return 0;
+    uint64_t t = parsed_at = now_ns();
     char *start = c->buf, *end = c->buf + c->len, *nl;
     int replies = 0;
     while ((nl = memchr(start, '\n', (size_t)(end - start)))) {
@@ -362,13 +364,42 @@ static int pingpong_read(struct conn *c)
         c->len = 0;
     }
     memmove(c->buf, start, c->len);
-    if (replies || was_banner) {
-        if (!take_token()) {
-            c->waiting = 1;
-            return (size_t)n == room;
-        }
-        c->sent = now_ns();
-        if (send_all(c, MESSAGE, sizeof MESSAGE - 1) < 0)
+    return replies || was_banner;
+}
+
+static void uring_send(struct conn *c);
+
+/* Send c's next message (its reply just parsed), now if --rate allows,
+ * or from the main loop once it does. */
+static void pingpong_send(struct conn *c)
+{
+    if (!take_token()) {
+        c->waiting = 1;
+        return;
+    }
+    c->sent = parsed_at;
+    if (uring)
+        uring_send(c);
+    else
+        send_all(c, MESSAGE, sizeof MESSAGE - 1);
+}
+
+/* Read and answer what is there; returns whether the read filled the
+ * buffer, so that more may be waiting (edge-triggered: read again). */
+static int pingpong_read(struct conn *c)
+{
+    size_t room = BUFSIZE - c->len;
+    ssize_t n = fill(c);
+    if (n == -2 || n == -1)
+        return 0;
+    if (n == 0) {
+        errors++;
+        end_conn(c);
+        return 0;
+    }
+    if (pingpong_parse(c)) {
+        pingpong_send(c);
+        if (c->state < 0)
             return 0;
     }
     return (size_t)n == room;
@@ -383,7 +414,10 @@ static void pingpong_ready(struct conn *c)
 static void pingpong_resume(struct conn *c)
 {
     c->sent = now_ns();
-    send_all(c, MESSAGE, sizeof MESSAGE - 1);
+    if (uring)
+        uring_send(c);
+    else
+        send_all(c, MESSAGE, sizeof MESSAGE - 1);
 }
 
 /* Read what is there; ended connections are replaced after the whole
@@ -506,6 +540,271 @@ static int timed(void (*ready)(struct conn *), struct conn *conns)
     }
 }
 
+/*
+ * Ping-pong on io_uring: a multishot receive per connection into a ring of
+ * provided buffers, and the sends queued as they fall due and submitted
+ * together with the wait for the next completions, in one io_uring_enter
+ * a batch (IORING_SETUP_DEFER_TASKRUN: the completions' work runs then, in
+ * this thread).  The kernel's work per message is the same as epoll's; what
+ * goes is epoll_wait's polling of each ready socket and a read and a write
+ * system call per message.  Raw system calls: liburing is not needed.
+ */
+#define URING_ENTRIES 256
+#define URING_CQ_ENTRIES 4096
+#define URING_BUFFERS 512 /* a power of 2 */
+#define URING_BUFSIZE 512
+#define URING_GROUP 0
+#define URING_RECV 1
+#define URING_SEND 2
+
+static struct {
+    int fd;
+    unsigned *sq_head, *sq_tail, sq_mask, *sq_array, sq_entries;
+    unsigned *cq_head, *cq_tail, cq_mask;
+    struct io_uring_sqe *sqes;
+    struct io_uring_cqe *cqes;
+    unsigned tail, queued; /* our SQ tail; SQEs not yet submitted */
+    struct io_uring_buf_ring *bufs;
+    char *buffers;
+    unsigned short buf_tail;
+} ring = {.fd = -1};
+
+static int uring_enter(unsigned submit, unsigned wait, unsigned flags, void *arg, size_t size)
+{
+    return (int)syscall(__NR_io_uring_enter, ring.fd, submit, wait, flags, arg, size);
+}
+
+/* Hand buffer bid back to the kernel (made visible by uring_buffers_done). */
+static void uring_buffer_back(unsigned bid)
+{
+    struct io_uring_buf *b = &ring.bufs->bufs[ring.buf_tail & (URING_BUFFERS - 1)];
+    b->addr = (uint64_t)(uintptr_t)(ring.buffers + (size_t)bid * URING_BUFSIZE);
+    b->len = URING_BUFSIZE;
+    b->bid = (unsigned short)bid;
+    ring.buf_tail++;
+}
+
+static void uring_buffers_done(void)
+{
+    __atomic_store_n(&ring.bufs->tail, ring.buf_tail, __ATOMIC_RELEASE);
+}
+
+/* Set the ring up; returns 0, or -1 (and the ring closed) where this
+ * kernel has no io_uring, forbids it, or lacks a feature used here. */
+static int uring_setup(void)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    p.cq_entries = URING_CQ_ENTRIES;
+    ring.fd = (int)syscall(__NR_io_uring_setup, URING_ENTRIES, &p);
+    if (ring.fd < 0)
+        return -1;
+    if (!(p.features & IORING_FEAT_SINGLE_MMAP) || !(p.features & IORING_FEAT_EXT_ARG))
+        goto fail;
+    size_t sq_size = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_size = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    size_t size = sq_size > cq_size ? sq_size : cq_size;
+    char *sq = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring.fd,
+                    IORING_OFF_SQ_RING);
+    if (sq == MAP_FAILED)
+        goto fail;
+    ring.sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_POPULATE, ring.fd, IORING_OFF_SQES);
+    if (ring.sqes == MAP_FAILED)
+        goto fail;
+    ring.sq_head = (unsigned *)(sq + p.sq_off.head);
+    ring.sq_tail = (unsigned *)(sq + p.sq_off.tail);
+    ring.sq_mask = *(unsigned *)(sq + p.sq_off.ring_mask);
+    ring.sq_array = (unsigned *)(sq + p.sq_off.array);
+    ring.sq_entries = p.sq_entries;
+    ring.cq_head = (unsigned *)(sq + p.cq_off.head);
+    ring.cq_tail = (unsigned *)(sq + p.cq_off.tail);
+    ring.cq_mask = *(unsigned *)(sq + p.cq_off.ring_mask);
+    ring.cqes = (struct io_uring_cqe *)(sq + p.cq_off.cqes);
+    ring.tail = *ring.sq_tail;
+    /* The provided buffers, in a ring the kernel takes them from. */
+    ring.bufs = mmap(NULL, URING_BUFFERS * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+                     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    ring.buffers = malloc((size_t)URING_BUFFERS * URING_BUFSIZE);
+    if (ring.bufs == MAP_FAILED || !ring.buffers)
+        goto fail;
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring.bufs,
+                                   .ring_entries = URING_BUFFERS,
+                                   .bgid = URING_GROUP};
+    if (syscall(__NR_io_uring_register, ring.fd, IORING_REGISTER_PBUF_RING, &reg, 1) < 0)
+        goto fail;
+    for (unsigned i = 0; i < URING_BUFFERS; i++)
+        uring_buffer_back(i);
+    uring_buffers_done();
+    return 0;
+fail:
+    close(ring.fd);
+    ring.fd = -1;
+    return -1;
+}
+
+/* Submit what is queued; with wait, also wait (at most timeout_ns) for a
+ * completion.  Returns io_uring_enter's result. */
+static int uring_submit(int wait, uint64_t timeout_ns)
+{
+    unsigned submit = ring.queued;
+    __atomic_store_n(ring.sq_tail, ring.tail, __ATOMIC_RELEASE);
+    ring.queued = 0;
+    if (!wait)
+        return submit ? uring_enter(submit, 0, 0, NULL, 0) : 0;
+    struct __kernel_timespec ts = {.tv_sec = (long long)(timeout_ns / 1000000000ULL),
+                                   .tv_nsec = (long long)(timeout_ns % 1000000000ULL)};
+    struct io_uring_getevents_arg arg = {.ts = (uint64_t)(uintptr_t)&ts};
+    return uring_enter(submit, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+                       sizeof arg);
+}
+
+static struct io_uring_sqe *uring_sqe(void)
+{
+    if (ring.tail - __atomic_load_n(ring.sq_head, __ATOMIC_ACQUIRE) >= ring.sq_entries)
+        uring_submit(0, 0);
+    unsigned index = ring.tail & ring.sq_mask;
+    struct io_uring_sqe *sqe = &ring.sqes[index];
+    memset(sqe, 0, sizeof *sqe);
+    ring.sq_array[index] = index;
+    ring.tail++;
+    ring.queued++;
+    return sqe;
+}
+
+static void uring_recv(struct conn *c)
+{
+    struct io_uring_sqe *sqe = uring_sqe();
+    sqe->opcode = IORING_OP_RECV;
+    sqe->fd = c->index; /* its registered file */
+    sqe->ioprio = IORING_RECV_MULTISHOT;
+    sqe->flags = IOSQE_BUFFER_SELECT | IOSQE_FIXED_FILE;
+    sqe->buf_group = URING_GROUP;
+    sqe->user_data = (uint64_t)c->index << 8 | URING_RECV;
+}
+
+/* Queue c's message; only a failed send completes (IOSQE_CQE_SKIP_SUCCESS). */
+static void uring_send(struct conn *c)
+{
+    struct io_uring_sqe *sqe = uring_sqe();
+    sqe->opcode = IORING_OP_SEND;
+    sqe->fd = c->index;
+    sqe->addr = (uint64_t)(uintptr_t)MESSAGE;
+    sqe->len = sizeof MESSAGE - 1;
+    sqe->flags = IOSQE_CQE_SKIP_SUCCESS | IOSQE_FIXED_FILE;
+    sqe->user_data = (uint64_t)c->index << 8 | URING_SEND;
+}
+
+/* End c: shut it first, so that its multishot receive completes and lets
+ * the socket go; what completes for it later is dropped. */
+static void uring_end(struct conn *c)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    end_conn(c);
+}
+
+/* Bytes received for c: into its buffer, a buffer's worth at a time. */
+static void uring_data(struct conn *c, const char *data, size_t n)
+{
+    while (n && c->state >= 0) {
+        size_t room = BUFSIZE - c->len, take = n < room ? n : room;
+        memcpy(c->buf + c->len, data, take);
+        c->len += take;
+        c->seen += take;
+        data += take;
+        n -= take;
+        if (pingpong_parse(c))
+            pingpong_send(c);
+    }
+}
+
+static void uring_complete(struct conn *conns, struct io_uring_cqe *cqe)
+{
+    struct conn *c = &conns[cqe->user_data >> 8];
+    int res = cqe->res;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && c->state >= 0)
+            uring_data(c, ring.buffers + (size_t)bid * URING_BUFSIZE, (size_t)res);
+        uring_buffer_back(bid);
+    }
+    if (c->state < 0)
+        return;
+    if ((cqe->user_data & 0xff) == URING_SEND) {
+        errors++; /* a send that failed, or sent part of the message */
+        uring_end(c);
+        return;
+    }
+    if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+        if (res == -ECONNRESET)
+            resets++;
+        errors++;
+        uring_end(c);
+        return;
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        uring_recv(c);
+}
+
+static int uring_timed(struct conn *conns)
+{
+    /* The sockets as registered files (index i is conns[i]'s; -1 for one
+     * that failed), which spares each operation looking its file up. */
+    int *fds = malloc((size_t)opt.connections * sizeof *fds);
+    for (int i = 0; i < opt.connections; i++)
+        fds[i] = conns[i].fd;
+    if (syscall(__NR_io_uring_register, ring.fd, IORING_REGISTER_FILES, fds,
+                opt.connections) < 0) {
+        fprintf(stderr, "loadgen: io_uring_register: %s\n", strerror(errno));
+        return 1;
+    }
+    free(fds);
+    uint64_t t = now_ns();
+    start_ns = phase_start = t;
+    phase_cpu = cpu_seconds();
+    int waiting = 0;
+    for (int i = 0; i < opt.connections; i++)
+        if (conns[i].state >= 0)
+            uring_recv(&conns[i]);
+    for (;;) {
+        int got = uring_submit(1, waiting ? 1000000 : 10000000);
+        if (got < 0 && errno != ETIME && errno != EINTR && errno != EBUSY) {
+            fprintf(stderr, "loadgen: io_uring_enter: %s\n", strerror(errno));
+            return 1;
+        }
+        unsigned head = *ring.cq_head, tail = __atomic_load_n(ring.cq_tail, __ATOMIC_ACQUIRE);
+        for (; head != tail; head++)
+            uring_complete(conns, &ring.cqes[head & ring.cq_mask]);
+        __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
+        uring_buffers_done();
+        waiting = 0;
+        for (int i = 0; i < opt.connections; i++) {
+            struct conn *c = &conns[i];
+            if (!c->waiting)
+                continue;
+            if (!take_token()) {
+                waiting = 1;
+                break;
+            }
+            c->waiting = 0;
+            pingpong_resume(c);
+        }
+        for (int i = 0; !waiting && i < opt.connections; i++)
+            waiting = conns[i].waiting;
+        t = now_ns();
+        if (advance(t) > opt.rounds)
+            return 0;
+        int alive = 0;
+        for (int i = 0; i < opt.connections; i++)
+            alive += conns[i].state >= 0;
+        if (!alive) {
+            fprintf(stderr, "loadgen: every connection failed\n");
+            return 1;
+        }
+    }
+}
+
 static int idle(struct conn *conns)
 {
     struct epoll_event events[EVENTS];
@@ -571,6 +870,8 @@ int main(int argc, char **argv)
             opt.hold = atof(v);
         else if (!strcmp(k, "--connect-timeout"))
             opt.connect_timeout = atof(v);
+        else if (!strcmp(k, "--io"))
+            opt.io = v;
         else if (!strcmp(k, "--rate"))
             opt.rate = atof(v);
         else if (!strcmp(k, "--watch")) {
@@ -605,11 +906,15 @@ int main(int argc, char **argv)
         return idle(conns);
     nodelay = strcmp(opt.mode, "churn") != 0;
     edge = 1;
+    if (!strcmp(opt.mode, "pingpong") && !strcmp(opt.io, "uring") && uring_setup() == 0)
+        uring = 1;
     for (int i = 0; i < opt.connections; i++) {
         start_conn(&conns[i], is_udp ? SOCK_DGRAM : SOCK_STREAM);
         if (is_udp && conns[i].state == 0)
             udp_send(&conns[i]);
     }
+    if (uring)
+        return uring_timed(conns);
     if (!strcmp(opt.mode, "pingpong"))
         return timed(pingpong_ready, conns);
     if (!strcmp(opt.mode, "churn"))
