@@ -337,13 +337,14 @@ static int past_banner(struct conn *c)
  * message; returns whether a message is now due (replies came, or the
  * banner did). */
 static uint64_t parsed_at; /* when pingpong_parse last looked at the clock */
+static uint64_t batch_at;  /* io_uring: when the batch of completions came */
 
 static int pingpong_parse(struct conn *c)
 {
     int was_banner = c->state == 0;
     if (!past_banner(c))
         return 0;
-    uint64_t t = parsed_at = now_ns();
+    uint64_t t = parsed_at = uring ? batch_at : now_ns();
     char *start = c->buf, *end = c->buf + c->len, *nl;
     int replies = 0;
     while ((nl = memchr(start, '\n', (size_t)(end - start)))) {
@@ -569,6 +570,11 @@ static struct {
     unsigned short buf_tail;
 } ring = {.fd = -1};
 
+/* The connections whose message is queued: their clock starts when the
+ * batch is submitted. */
+static struct conn **sending;
+static int nsending, most_sending;
+
 static int uring_enter(unsigned submit, unsigned wait, unsigned flags, void *arg, size_t size)
 {
     return (int)syscall(__NR_io_uring_enter, ring.fd, submit, wait, flags, arg, size);
@@ -649,6 +655,10 @@ fail:
 static int uring_submit(int wait, uint64_t timeout_ns)
 {
     unsigned submit = ring.queued;
+    uint64_t t = now_ns();
+    for (int i = 0; i < nsending; i++)
+        sending[i]->sent = t;
+    nsending = 0;
     __atomic_store_n(ring.sq_tail, ring.tail, __ATOMIC_RELEASE);
     ring.queued = 0;
     if (!wait)
@@ -684,9 +694,13 @@ static void uring_recv(struct conn *c)
     sqe->user_data = (uint64_t)c->index << 8 | URING_RECV;
 }
 
+
 /* Queue c's message; only a failed send completes (IOSQE_CQE_SKIP_SUCCESS). */
 static void uring_send(struct conn *c)
 {
+    if (nsending == most_sending)
+        uring_submit(0, 0);
+    sending[nsending++] = c;
     struct io_uring_sqe *sqe = uring_sqe();
     sqe->opcode = IORING_OP_SEND;
     sqe->fd = c->index;
@@ -698,10 +712,13 @@ static void uring_send(struct conn *c)
 
 /* End c: shut it first, so that its multishot receive completes and lets
  * the socket go; what completes for it later is dropped. */
+static int uring_ended; /* connections ended */
+
 static void uring_end(struct conn *c)
 {
     shutdown(c->fd, SHUT_RDWR);
     end_conn(c);
+    uring_ended++;
 }
 
 /* Bytes received for c: into its buffer, a buffer's worth at a time. */
@@ -760,6 +777,10 @@ static int uring_timed(struct conn *conns)
         return 1;
     }
     free(fds);
+    most_sending = 2 * opt.connections;
+    sending = calloc((size_t)most_sending, sizeof *sending);
+    for (int i = 0; i < opt.connections; i++)
+        uring_ended += conns[i].state < 0;
     uint64_t t = now_ns();
     start_ns = phase_start = t;
     phase_cpu = cpu_seconds();
@@ -774,12 +795,13 @@ static int uring_timed(struct conn *conns)
             return 1;
         }
         unsigned head = *ring.cq_head, tail = __atomic_load_n(ring.cq_tail, __ATOMIC_ACQUIRE);
+        batch_at = now_ns();
         for (; head != tail; head++)
             uring_complete(conns, &ring.cqes[head & ring.cq_mask]);
         __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
         uring_buffers_done();
         waiting = 0;
-        for (int i = 0; i < opt.connections; i++) {
+        for (int i = 0; opt.rate > 0 && i < opt.connections; i++) {
             struct conn *c = &conns[i];
             if (!c->waiting)
                 continue;
@@ -790,15 +812,11 @@ static int uring_timed(struct conn *conns)
             c->waiting = 0;
             pingpong_resume(c);
         }
-        for (int i = 0; !waiting && i < opt.connections; i++)
+        for (int i = 0; opt.rate > 0 && !waiting && i < opt.connections; i++)
             waiting = conns[i].waiting;
-        t = now_ns();
-        if (advance(t) > opt.rounds)
+        if (advance(batch_at) > opt.rounds)
             return 0;
-        int alive = 0;
-        for (int i = 0; i < opt.connections; i++)
-            alive += conns[i].state >= 0;
-        if (!alive) {
+        if (uring_ended >= opt.connections) {
             fprintf(stderr, "loadgen: every connection failed\n");
             return 1;
         }
