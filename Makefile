@@ -27,7 +27,7 @@ DEBIAN_PYPY := pypy3=pypy3,pypy3-venv
 DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=openssl \
 	systemd-socket-activate=systemd systemd-analyze=systemd \
 	ip=iproute2 unshare=util-linux nsenter=util-linux setpriv=util-linux \
-	man=man-db jq=jq curl=curl \
+	man=man-db jq=jq curl=curl cc=gcc \
 	nginx=nginx,libnginx-mod-stream \
 	/usr/lib/nginx/modules/ngx_stream_module.so=libnginx-mod-stream \
 	$(DEBIAN_PYPY)
