@@ -3,13 +3,12 @@ A UDP port that reads datagrams and answers their sources through the C
 library directly, on PyPy.
 
 PyPy's C{socket.recvfrom} costs about 0.6 us a datagram more than the
-system call: it allocates a receive buffer of the port's C{maxPacketSize}
-(64 KiB for greetd) for every datagram and writes the source's address out
-as text through the C library's C{printf}.  Called through cffi, which PyPy
-compiles into the loop like any other call, C{recvfrom} fills one buffer
-kept for the port and a C{sockaddr_in}; the source's address is text only
-once per address (L{DatagramPort.maxHosts} kept), and a reply to the
-datagram being handled is sent to the C{sockaddr_in} as received
+system call: among other things it writes the source's address out as
+text through the C library's C{printf}, and C{sendto} parses it back.
+Called through cffi (L{greetd.protocols.clib}), C{recvfrom} fills one
+buffer kept for the port and a C{sockaddr_in}; the source's address is
+text only once per address (L{DatagramPort.maxHosts} kept), and a reply
+to the datagram being handled is sent to the C{sockaddr_in} as received
 (L{DatagramPort.replyTo}), with nothing parsed.
 
 Only IPv4 ports are read this way, and only on PyPy, where cffi is built
@@ -24,40 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 import socket
 from typing import Any
 
 from twisted.internet import udp
 from twisted.python import log
 
-#: How the C library is called: cffi's C{FFI} and the library, or C{None}
-#: where the port reads through Python's socket calls (CPython, or no cffi).
-_C: tuple[Any, Any] | None = None
-
-if platform.python_implementation() == "PyPy":  # pragma: no branch
-    try:
-        import cffi  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover (PyPy has cffi built in)
-        pass
-    else:
-        _ffi = cffi.FFI()
-        _ffi.cdef(
-            """
-            typedef unsigned int socklen_t;
-            struct sockaddr_in {
-                unsigned short sin_family;
-                unsigned char sin_port[2];
-                uint32_t sin_addr;
-                unsigned char sin_zero[8];
-            };
-            long recvfrom(int, void *, size_t, int, struct sockaddr_in *,
-                          socklen_t *);
-            long sendto(int, const void *, size_t, int,
-                        const struct sockaddr_in *, socklen_t);
-            """
-        )
-        _C = (_ffi, _ffi.dlopen(None))
+from greetd.protocols.clib import LIBC as _C
 
 #: The errors a read stops at quietly, as Twisted's C{udp.Port.doRead}.
 _READ_IGNORED = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
