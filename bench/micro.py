@@ -47,6 +47,7 @@ from greetd.protocols.datagramport import DatagramPort
 from greetd.protocols.fastwrite import writeThrough
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.peer import peerForLog
+from greetd.protocols.streamport import StreamServer
 
 #: Runs of each step; the least is kept.
 REPEATS = 5
@@ -162,14 +163,20 @@ class Sink:
             pass
 
 
-def tcpServer(protocol: Protocol, sink: Sink, reactor: Reactor) -> tcp.Server:
+def tcpServer(
+    protocol: Protocol,
+    sink: Sink,
+    reactor: Reactor,
+    kind: type[tcp.Server] = StreamServer,
+) -> tcp.Server:
     """
-    A real Twisted TCP server transport on C{sink}'s near end, connected
-    to C{protocol}, as a port's C{doRead} makes one after C{accept}.
+    A real TCP server transport on C{sink}'s near end, connected to
+    C{protocol}, as a port's C{doRead} makes one after C{accept}: greetd's
+    L{StreamServer}, as greetd's reactor makes them, or C{kind}.
     """
     near = sink.near.dup()
     near.setblocking(False)
-    transport = tcp.Server(near, protocol, PEER, None, 0, reactor)  # type: ignore[arg-type]
+    transport = kind(near, protocol, PEER, None, 0, reactor)  # type: ignore[arg-type]
     protocol.makeConnection(transport)
     return transport
 
@@ -302,7 +309,7 @@ def pingpong(factory: GreetingFactory, seconds: float) -> dict[str, float]:
         drained(lambda: greetd.dataReceived(b"Michael\n")), seconds
     )
     plain = PlainGreeting()
-    plainTransport = tcpServer(plain, sink, reactor)
+    plainTransport = tcpServer(plain, sink, reactor, tcp.Server)
 
     def plainMessage() -> None:
         plain.dataReceived(b"Michael\n")
@@ -312,6 +319,34 @@ def pingpong(factory: GreetingFactory, seconds: float) -> dict[str, float]:
 
     results["whole message, plain Twisted (dataReceived, doWrite)"] = perOperation(
         drained(plainMessage), seconds
+    )
+
+    def throughConnection(
+        transport: tcp.Server, send: Callable[[], object]
+    ) -> Callable[[int], None]:
+        """
+        A message from the peer, read by C{transport}'s C{doRead} and
+        answered (C{send} sends what the reactor would send a turn later),
+        the reply read by the peer: the peer's C{send} and C{recv} are in
+        it, the same for any server.
+        """
+        far = sink.far
+
+        def step(count: int) -> None:
+            for _ in range(count):
+                far.send(b"Michael\n")
+                transport.doRead()
+                send()
+                far.recv(100)
+
+        return step
+
+    sink.drain()
+    results["through the connection, greetd (peer's send, doRead, peer's recv)"] = (
+        perOperation(throughConnection(transport, lambda: None), seconds)
+    )
+    results["through the connection, plain Twisted (tcp.Server, doWrite)"] = (
+        perOperation(throughConnection(plainTransport, plainTransport.doWrite), seconds)
     )
     return results
 

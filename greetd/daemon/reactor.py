@@ -11,9 +11,10 @@ costs more than greetd's own work on the message, about a microsecond an
 event on CPython.  greetd logs through L{twisted.logger}, whose events name
 their namespace, so it has no use for that context.
 
-L{GreetdReactor} runs each event directly, and its UDP ports are
-L{greetd.protocols.datagramport.DatagramPort}s, which on PyPy read
-datagrams and answer them through the C library directly.  What Twisted's own dispatch
+L{GreetdReactor} runs each event directly, and its TCP and UDP ports are
+greetd's (L{greetd.protocols.streamport.StreamPort},
+L{greetd.protocols.datagramport.DatagramPort}), which on PyPy read
+through the C library directly.  What Twisted's own dispatch
 guarantees is kept: an event for a descriptor removed earlier in the same
 poll is skipped, an exception in C{doRead} or C{doWrite} disconnects that
 selectable only (C{EPollReactor}'s own per-event code still runs it), and
@@ -41,6 +42,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from greetd.protocols.datagramport import DatagramPort
+from greetd.protocols.streamport import StreamPort
 from greetd.twisted_private import epollDispatch
 
 #: The module twisted.internet.main.installReactor puts the reactor in.
@@ -83,6 +85,35 @@ class GreetdReactor(EPollReactor):
                 )
 
     doIteration = doPoll
+
+    def listenTCP(
+        self,
+        port: int,
+        factory: Any,
+        backlog: int = 50,
+        interface: str = "",
+    ) -> StreamPort:
+        """
+        Listen on a L{StreamPort}, as Twisted's C{listenTCP} on its own.
+        """
+        listening = StreamPort(port, factory, backlog, interface, self)
+        listening.startListening()
+        return listening
+
+    def adoptStreamPort(
+        self, fileDescriptor: int, addressFamily: Any, factory: Any
+    ) -> Any:
+        """
+        Listen on an inherited stream socket: a L{StreamPort} for TCP, as
+        Twisted's C{adoptStreamPort} otherwise.
+        """
+        if addressFamily not in (socket.AF_INET, socket.AF_INET6):
+            return super().adoptStreamPort(fileDescriptor, addressFamily, factory)  # type: ignore[no-untyped-call]
+        listening: StreamPort = StreamPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
+            self, fileDescriptor, addressFamily, factory
+        )
+        listening.startListening()
+        return listening
 
     def listenUDP(
         self,

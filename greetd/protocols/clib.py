@@ -38,6 +38,7 @@ if platform.python_implementation() == "PyPy":  # pragma: no branch
                           socklen_t *);
             long sendto(int, const void *, size_t, int,
                         const struct sockaddr_in *, socklen_t);
+            long recv(int, void *, size_t, int);
             """
         )
         LIBC = (_ffi, _ffi.dlopen(None))

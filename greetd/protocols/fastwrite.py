@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Tuple
 
-from twisted.internet import tcp, udp
+from twisted.internet import udp
 
 from greetd.protocols.datagramport import DatagramPort
+from greetd.protocols.streamport import PLAIN_TCP
 from greetd.twisted_private import sendsNothingFirst
 
 
@@ -32,7 +33,7 @@ def supportsWriteThrough(transport: object) -> bool:
     """
     Whether L{writeThrough} may be used on C{transport}.
     """
-    return type(transport) is tcp.Server and not getattr(transport, "TLS", True)
+    return type(transport) in PLAIN_TCP and not getattr(transport, "TLS", True)
 
 
 def writeThrough(transport: Any, data: bytes) -> None:

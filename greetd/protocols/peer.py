@@ -6,7 +6,9 @@ C{attrs} class whose validators run each time): on CPython about a
 microsecond, twice for every connection, once to key its limits and once
 for its access line.  A plain TCP server transport already holds the
 C{(host, port)} that C{accept} returned, which its C{getPeer} is built
-from, so that is read instead.  Only C{tcp.Server} exactly qualifies:
+from, so that is read instead.  Only plain TCP server connections
+qualify (C{tcp.Server} exactly, or greetd's own L{StreamServer
+<greetd.protocols.streamport.StreamServer>}):
 PROXY-wrapped transports name the client their header gives, and UNIX
 and in-memory transports have no such pair.
 """
@@ -15,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from twisted.internet import tcp
-
 from greetd.core.escaping import formatAddress
+from greetd.protocols.streamport import PLAIN_TCP
 
 
 def peerHost(transport: Any) -> str | None:
@@ -25,7 +26,7 @@ def peerHost(transport: Any) -> str | None:
     The IP address of C{transport}'s peer, or C{None} for a peer without
     one (a UNIX socket).
     """
-    if type(transport) is tcp.Server:
+    if type(transport) in PLAIN_TCP:
         return cast(str, transport.client[0])
     return getattr(transport.getPeer(), "host", None)
 
@@ -36,7 +37,7 @@ def peerForLog(transport: Any) -> tuple[str, int | None, str | None]:
     C{None} for a peer without one, and the load balancer that named it in
     a PROXY header (L{balancerForLog}).
     """
-    if type(transport) is tcp.Server:
+    if type(transport) in PLAIN_TCP:
         host, port = cast("tuple[str, int]", transport.client[:2])
         return formatAddress((host, port)), port, None
     address = transport.getPeer()

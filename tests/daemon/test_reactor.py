@@ -14,9 +14,10 @@ import sys
 import tempfile
 from typing import Any
 
+from twisted.internet import unix
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionDone, UnsupportedAddressFamily
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.internet.test.test_core import SystemEventTestsBuilder
 from twisted.internet.test.test_fdset import ReactorFDSetTestsBuilder
 from twisted.internet.test.test_process import ProcessTestsBuilder
@@ -35,6 +36,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.daemon.reactor import GreetdReactor, installUnlessChosen
 from greetd.protocols.datagramport import DatagramPort
+from greetd.protocols.streamport import StreamPort
 from tests.helpers import captureLogs
 
 try:
@@ -213,15 +215,46 @@ class DispatchTests(SynchronousTestCase):
         self.assertRaises(KeyboardInterrupt, self.reactor.doIteration, 0)
 
 
-class DatagramPortTests(SynchronousTestCase):
+class PortTests(SynchronousTestCase):
     """
-    L{GreetdReactor}'s UDP ports are L{DatagramPort}s, bound and adopted.
+    L{GreetdReactor}'s TCP ports are L{StreamPort}s, its UDP ports
+    L{DatagramPort}s, bound and adopted.
     """
 
     def setUp(self) -> None:
         self.reactor = GreetdReactor()
         self.addCleanup(self.reactor._poller.close)
         self.addCleanup(self.reactor.waker.connectionLost, None)
+
+    def test_listenTCP(self) -> None:
+        port = self.reactor.listenTCP(0, Factory(), 10, "127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.assertIsInstance(port, StreamPort)
+        self.assertEqual(port.getHost().host, "127.0.0.1")
+
+    def test_adoptStreamPort(self) -> None:
+        bound = socket.socket()
+        self.addCleanup(bound.close)
+        bound.bind(("127.0.0.1", 0))
+        bound.listen(1)
+        bound.setblocking(False)
+        port = self.reactor.adoptStreamPort(bound.fileno(), socket.AF_INET, Factory())
+        self.addCleanup(port.stopListening)
+        self.assertIsInstance(port, StreamPort)
+        self.assertEqual(port.getHost().port, bound.getsockname()[1])
+
+    def test_adoptUNIXStreamPort(self) -> None:
+        """
+        An inherited UNIX socket is adopted as Twisted adopts it.
+        """
+        bound = socket.socket(socket.AF_UNIX)
+        self.addCleanup(bound.close)
+        bound.bind(_mktemp(self))
+        bound.listen(1)
+        bound.setblocking(False)
+        port = self.reactor.adoptStreamPort(bound.fileno(), socket.AF_UNIX, Factory())
+        self.addCleanup(port.stopListening)
+        self.assertIsInstance(port, unix.Port)
 
     def test_listenUDP(self) -> None:
         port = self.reactor.listenUDP(0, DatagramProtocol(), "127.0.0.1", 100)

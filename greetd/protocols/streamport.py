@@ -1,0 +1,77 @@
+"""
+TCP connections that read through the C library directly, on PyPy.
+
+Each read of a Twisted TCP connection is a C{socket.recv} of up to 64 KiB;
+on PyPy the method costs about 0.4 us more than the system call does, a
+large share of what greetd spends on a ping-pong message.  A
+L{StreamServer} there calls C{recv} through cffi (L{greetd.protocols.clib})
+into one buffer that every connection shares (a read is copied out before
+the protocol sees it), and is otherwise Twisted's C{tcp.Server}: what a
+read returns to the reactor is what Twisted's C{doRead} returns (the
+connection done at end of file, lost on an error, nothing on C{EAGAIN}).
+On CPython the class is Twisted's C{tcp.Server} with nothing changed.
+
+L{StreamPort}, the TCP port that greetd's reactor listens on, makes its
+connections L{StreamServer}s.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from twisted.internet import main, tcp
+from twisted.python.failure import Failure
+
+from greetd.protocols.clib import LIBC
+
+#: The errors after which a read is tried again on the next event.
+_READ_AGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
+
+
+class StreamServer(tcp.Server):
+    """
+    A TCP server connection that, on PyPy, reads through the C library.
+    """
+
+    if LIBC is not None:
+        _ffi, _lib = LIBC
+        _buffer = _ffi.new("char[]", tcp.Server.bufferSize)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._fd: int = self.socket.fileno()
+
+        def doRead(self) -> Any:
+            """
+            Read what the peer sent, up to L{bufferSize} bytes, and hand it
+            to the protocol, as Twisted's C{doRead}.
+            """
+            ffi, buffer = self._ffi, self._buffer
+            size = min(self.bufferSize, len(buffer))
+            length = self._lib.recv(self._fd, buffer, size, 0)
+            if length > 0:
+                return self._dataReceived(ffi.unpack(buffer, length))
+            if length == 0:
+                return main.CONNECTION_DONE
+            if ffi.errno in _READ_AGAIN:
+                return None
+            return main.CONNECTION_LOST
+
+        def connectionLost(self, reason: Failure) -> None:
+            # The descriptor may be another connection's soon.
+            self._fd = -1
+            super().connectionLost(reason)
+
+
+class StreamPort(tcp.Port):
+    """
+    A TCP port whose connections are L{StreamServer}s.
+    """
+
+    transport = StreamServer
+
+
+#: The transports that are plain TCP server connections: a socket each,
+#: with the peer's address as C{accept} returned it.
+PLAIN_TCP = (tcp.Server, StreamServer)
