@@ -9,6 +9,7 @@ in greetd may reach into Twisted's private names.
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from twisted.python.systemd import ListenFDs
@@ -46,6 +47,45 @@ def epollDispatch(reactor: Any) -> tuple[Any, dict[int, Any], Any]:
     C{doPoll} is the reactor's one hook for that, and it works on these.
     """
     return reactor._poller, reactor._selectables, reactor._doReadOrWrite
+
+
+#: epoll's flag for a registration that wakes one of the processes waiting
+#: on the file, not all of them: Linux's value (C{linux/eventpoll.h}), since
+#: PyPy 3.9's C{select} does not name it.
+EPOLLEXCLUSIVE: int = getattr(select, "EPOLLEXCLUSIVE", 1 << 28)
+
+
+def readExclusively(reactor: Any, reader: Any) -> bool:
+    """
+    Make C{reader}'s registration on an epoll reactor exclusive
+    (C{EPOLLEXCLUSIVE}): when several processes wait on the same socket
+    (a worker pool's shared listening sockets), the kernel wakes one of
+    those waiting for an event on it, not all of them.
+
+    Twisted's C{EPollReactor.addReader} registers every reader with
+    C{EPOLLIN} alone and offers no way to ask for more, so this registers
+    C{reader} again on its epoll object, C{_poller}, once Twisted has
+    added it, if C{_reads} holds it and C{_writes} does not: Twisted then
+    only ever unregisters it (C{removeReader}), which an exclusive
+    registration allows; it would modify it (refused for an exclusive one)
+    only to add a writer, and neither a listening port nor a UDP port asks
+    the reactor to write.
+
+    @param reader: A reader the reactor reads now.
+    @return: Whether the registration is exclusive now; C{False}, with
+        nothing changed, on any other reactor.  (A kernel older than Linux
+        4.5 ignores the flag: every waiting process is woken, as before.)
+    """
+    epoll: Any = getattr(select, "epoll", None)  # Linux only
+    poller = getattr(reactor, "_poller", None)
+    if epoll is None or not isinstance(poller, epoll):
+        return False
+    fd = reader.fileno()
+    if fd not in reactor._reads or fd in reactor._writes:
+        return False
+    poller.unregister(fd)
+    poller.register(fd, select.EPOLLIN | EPOLLEXCLUSIVE)
+    return True
 
 
 def inheritedSockets() -> ListenFDs:

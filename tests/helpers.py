@@ -6,6 +6,7 @@ options, fake worker processes and a pool of them, and scraped metrics.
 from __future__ import annotations
 
 import io
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,34 @@ from greetd.protocols.datagram import ReplyProtocol
 from greetd.protocols.greeter import GreetingProtocol
 from greetd.protocols.greeting import GreetingFactory
 from tests.documents import blocks
+
+#: epoll's flag for a registration that wakes one of the processes waiting
+#: on its file, not all of them (C{linux/eventpoll.h}).
+EPOLLEXCLUSIVE = 1 << 28
+
+
+def epollRegistrations(pid: int | str = "self") -> list[tuple[int, int, int]]:
+    """
+    Every registration of every epoll object process C{pid} holds, from
+    C{/proc}: the descriptor registered, its events, and the inode of the
+    file it is open on (the same in every process that shares the file).
+    """
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                lines = info.read().splitlines()
+        except OSError:
+            continue  # Closed meanwhile.
+        for line in lines:
+            if line.startswith("tfd:"):
+                fields = line.split()
+                inode = next(f for f in fields if f.startswith("ino:"))
+                found.append((int(fields[1]), int(fields[3], 16), int(inode[4:], 16)))
+    return found
+
 
 #: A peer from the documentation range, as tests' client.
 PEER = IPv4Address("TCP", "192.0.2.7", 40001)

@@ -6,10 +6,12 @@ version, when a private Twisted name greetd relies on changes.
 from __future__ import annotations
 
 import inspect
+import select
 
 from twisted.internet import endpoints
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.pollreactor import PollReactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -21,13 +23,14 @@ import twisted
 from greetd.twisted_private import (
     epollDispatch,
     inheritedSockets,
+    readExclusively,
     sendsNothingFirst,
     sslContextFactory,
     sslListeningArguments,
     unsentBytes,
 )
 from tests.certificates import temporaryCredentials
-from tests.helpers import serverConnection
+from tests.helpers import EPOLLEXCLUSIVE, epollRegistrations, serverConnection
 
 
 class PrivateNamesTests(SynchronousTestCase):
@@ -82,6 +85,49 @@ class PrivateNamesTests(SynchronousTestCase):
         self.assertEqual(
             list(inspect.signature(dispatch).parameters), ["selectable", "fd", "event"]
         )
+
+    def test_readExclusively(self) -> None:
+        """
+        C{EPollReactor} keeps its epoll object as C{_poller} and the
+        descriptors it reads and writes in C{_reads} and C{_writes}:
+        L{readExclusively} registers a reader again there with
+        C{EPOLLEXCLUSIVE}, and Twisted's C{removeReader} still removes it.
+        """
+        reactor = EPollReactor()
+        self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
+        for name in ("_poller", "_reads", "_writes"):
+            self.requirePrivate(reactor, name, "twisted.internet.epollreactor")
+        port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(port.socket.close)
+        fd = port.fileno()
+
+        def events() -> dict[int, int]:
+            # The kernel adds EPOLLERR and EPOLLHUP to every registration.
+            asked = select.EPOLLIN | select.EPOLLOUT | EPOLLEXCLUSIVE
+            return {
+                registered: events & asked
+                for registered, events, _ in epollRegistrations()
+                if registered == fd
+            }
+
+        self.assertEqual(events(), {fd: select.EPOLLIN})
+        self.assertTrue(readExclusively(reactor, port))
+        self.assertEqual(events(), {fd: select.EPOLLIN | EPOLLEXCLUSIVE})
+        reactor.removeReader(port)
+        self.assertEqual(events(), {})
+
+    def test_readExclusivelyElsewhere(self) -> None:
+        """
+        L{readExclusively} changes nothing on a reactor without epoll.
+        """
+        reactor = PollReactor()
+        self.addCleanup(reactor.waker.connectionLost, None)
+        port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(port.socket.close)
+        self.assertFalse(readExclusively(reactor, port))
+        self.assertIn(port, reactor.getReaders())
+        self.assertFalse(readExclusively(MemoryReactorClock(), port))
 
     def test_systemdReading(self) -> None:
         """

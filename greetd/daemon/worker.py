@@ -6,8 +6,10 @@ L{greetd.daemon.pool.service.WorkerPool}, never by hand, on the parent's
 reactor.
 
 It builds the same factory and protocols as C{twistd greetd} does
-(L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound,
-writes its own log lines where the parent writes its own (L{startLogging}),
+(L{greetd.daemon.build.buildServers}), adopts the sockets the parent bound
+(waiting on them with C{EPOLLEXCLUSIVE}, so that an event on one wakes one
+worker), writes its own log lines where the parent writes its own
+(L{startLogging}),
 drains on SIGTERM or SIGINT as the daemon does, reopens its log file on
 C{REOPEN} (SIGUSR1, which the parent
 forwards), ignores SIGHUP (the parent's to handle), retires on
@@ -67,6 +69,7 @@ from greetd.ops.relay import workerLogObserver
 from greetd.ops.workerlog import WorkerMarks
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
+from greetd.twisted_private import readExclusively
 
 #: Seconds between two looks at the counters, which are reported to the
 #: parent when they have changed since the last report: a worker killed by
@@ -157,9 +160,12 @@ def socketFamily(fd: int) -> int:
         sock.detach()
 
 
-def _adopted(port: IListeningPort, fd: int) -> IListeningPort:
+def _adopted(port: IListeningPort, fd: int, reactor: Any) -> IListeningPort:
     # The reactor listens on a duplicate of the inherited descriptor.
     os.close(fd)
+    # Every worker waits on this socket: a connection or a datagram wakes
+    # one of those waiting, not all of them (nginx's EPOLLEXCLUSIVE).
+    readExclusively(reactor, port)
     return port
 
 
@@ -202,7 +208,7 @@ def adopt(
             adopting = execute(
                 reactor.adoptDatagramPort, fd, family, target, maxPacketSize
             )
-    return adopting.addCallback(_adopted, fd)
+    return adopting.addCallback(_adopted, fd, reactor)
 
 
 class ParentWatcher(FileDescriptor):

@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -44,7 +46,7 @@ from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
 from greetd.protocols.tls import HandshakeGateFactory
 from tests.certificates import temporaryCredentials
-from tests.helpers import daemonOptions
+from tests.helpers import EPOLLEXCLUSIVE, daemonOptions, epollRegistrations
 
 
 class Adopter(Clock):
@@ -146,6 +148,46 @@ class BuilderTests(SynchronousTestCase):
         gate = proxied.wrappedFactory.wrappedFactory
         self.assertIsInstance(gate, HandshakeGateFactory)
         self.assertIs(gate.wrappedFactory, servers.factory)
+
+
+class SharedWakeupTests(SynchronousTestCase):
+    def test_oneWorkerWoken(self) -> None:
+        """
+        On an epoll reactor, a worker registers every socket it adopts with
+        C{EPOLLEXCLUSIVE}: a connection or a datagram on a socket that all
+        the workers wait on wakes one of them, not every one.
+        """
+        reactor = EPollReactor()
+        self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
+        options = daemonOptions("--tcp", "tcp:0", "--udp", "udp:0")
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        datagrams = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        datagrams.bind(("127.0.0.1", 0))
+        inodes = {os.fstat(sock.fileno()).st_ino for sock in (listening, datagrams)}
+        fds = {"tcp": [os.dup(listening.fileno())], "udp": [os.dup(datagrams.fileno())]}
+        listening.close()
+        datagrams.close()
+        servers = buildServers(options, reactor)
+        services = serve(
+            options["plan"], servers, lambda *a: adopt(reactor, fds, *a), 5.0, 0
+        )
+        services.startService()
+
+        def closePorts() -> None:
+            for port in reactor.removeAll():
+                port.socket.close()
+
+        self.addCleanup(closePorts)
+        wanted = select.EPOLLIN | EPOLLEXCLUSIVE
+        shared = [
+            events & wanted
+            for _, events, inode in epollRegistrations()
+            if inode in inodes
+        ]
+        self.assertEqual(shared, [wanted, wanted])
 
 
 class WorkerProcessTests(SynchronousTestCase):

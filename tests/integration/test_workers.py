@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from greetd.testing import TIMEOUT, Daemon, twistdCommand
+from tests.helpers import EPOLLEXCLUSIVE, epollRegistrations
 from tests.integration.conftest import runTwistd
 from tests.integration.helpers import (
     SERVING,
@@ -122,6 +123,26 @@ def test_udpAndMetrics(spawnGreetd: Any) -> None:
     assert (udp, tcp) == (20, 4)
     assert metrics[("greetd_connections_total", ())] == 4
     assert metrics[("greetd_workers", ())] == 2
+
+
+def test_oneWorkerWoken(spawnGreetd: Any) -> None:
+    """
+    Every worker waits on the shared TCP and UDP sockets with
+    C{EPOLLEXCLUSIVE}, as nginx's workers do, and on nothing else that way:
+    a connection or a datagram wakes one waiting worker, not all of them.
+    """
+    daemon = spawnGreetd("--workers", "2")
+    pids = startedWorkers(daemon, 2)
+    for slot, pid in pids.items():
+        daemon.waitFor(rf"\[worker {slot} pid {pid} {SERVING}\] Serving UDP")
+    registrations = [epollRegistrations(pid) for pid in pids.values()]
+    shared = set.intersection(
+        *({inode for _, _, inode in found} for found in registrations)
+    )
+    assert len(shared) == 2, registrations
+    for found in registrations:
+        exclusive = {inode for _, events, inode in found if events & EPOLLEXCLUSIVE}
+        assert exclusive == shared, found
 
 
 def test_unsupportedListener(tmp_path: Path) -> None:

@@ -7,6 +7,9 @@ has one accept queue (or one receive queue, for UDP) that every worker
 reads from, so when a worker dies the connections still waiting in the
 queue are accepted by the others.  C{SO_REUSEPORT} would give each worker
 a queue of its own, and a worker's death would reset what was queued on it.
+Each worker waits on the shared sockets with C{EPOLLEXCLUSIVE}, as nginx's
+do (L{greetd.twisted_private.readExclusively}): a connection or a datagram
+wakes one waiting worker, not every idle one.
 
 Each worker (L{greetd.daemon.worker}) is C{python -m greetd.daemon.worker}, given the
 parent's own greetd arguments and the listening sockets as inherited file
