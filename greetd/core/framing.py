@@ -111,6 +111,19 @@ class MessageFramer:
         return self._feedLines(data)
 
     def _feedLines(self, data: bytes) -> list[Message]:
+        end = data.find(b"\n")
+        if end == len(data) - 1 and end >= 0 and not self._buffer:
+            # One whole line, as a client waiting for each reply sends:
+            # answered without the loop below, which costs PyPy more than
+            # the rest of the message's framing (a loop inside the reader's
+            # is compiled apart, and entered and left for every chunk).
+            if data[end - 1 : end] == b"\r":
+                line, self._lastEnding = data[: end - 1], b"\r\n"
+            else:
+                line, self._lastEnding = data[:end], b"\n"
+            if len(line) > self.maxLength:
+                raise MessageTooLong(self.maxLength)
+            return [Message(line, self._lastEnding)] if line else []
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
         lines = buffer.split(b"\n")
