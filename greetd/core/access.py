@@ -108,6 +108,9 @@ class TrustedPeers:
         """
         Whether the peer C{host} is in one of L{networks}.
         """
+        if not self.networks:
+            # No one, and nothing to parse: asked for every connection.
+            return False
         address = hostAddress(host)
         return address is not None and any(
             address in network for network in self.networks

