@@ -39,6 +39,9 @@ def peerForLog(transport: Any) -> tuple[str, int | None, str | None]:
     """
     if type(transport) in PLAIN_TCP:
         host, port = cast("tuple[str, int]", transport.client[:2])
+        if ":" not in host:
+            # The kernel's dotted quad: nothing in it to escape.
+            return f"{host}:{port}", port, None
         return formatAddress((host, port)), port, None
     address = transport.getPeer()
     return (
