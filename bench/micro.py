@@ -195,11 +195,13 @@ def connection(factory: Factory[Any], reactor: Reactor) -> None:
     transport = tcp.Server(near, protocol, PEER, None, 0, reactor)  # type: ignore[arg-type]
     protocol.makeConnection(transport)
     protocol.dataReceived(b"exit\r\n")
-    # The reactor's part: the write loop finds nothing owed and closes.
-    why = transport.doWrite()
-    if why is None:
-        why = transport._postLoseConnection()
-    transport.connectionLost(Failure(why))
+    if not transport.disconnected:
+        # The reactor's part, where the protocol has left the close to it:
+        # the write loop finds nothing owed and closes.
+        why = transport.doWrite()
+        if why is None:
+            why = transport._postLoseConnection()
+        transport.connectionLost(Failure(why))
     reactor.readers.clear()
     reactor.writers.clear()
     far.close()

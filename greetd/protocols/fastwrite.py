@@ -12,6 +12,11 @@ Only plain TCP server connections qualify: TLS transports encrypt in
 C{write}, PROXY-wrapped and other wrapping transports are not sockets,
 UNIX connections are left alone, and test transports have no socket.
 
+Closing is the same: C{loseConnection} waits a turn for the write loop
+to find nothing owed (a re-registration with epoll, a wakeup, an empty
+C{send}), where a connection owing nothing can be closed at once
+(L{closeNow}).
+
 UDP replies have no queue to respect, but Twisted's C{udp.Port.write}
 parses the destination address on every call; a reply goes to an address
 the kernel has just handed over, so L{datagramWriter} sends it directly
@@ -23,6 +28,8 @@ from __future__ import annotations
 from typing import Any, Callable, Tuple
 
 from twisted.internet import udp
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 
 from greetd.protocols.datagramport import DatagramPort
 from greetd.protocols.streamport import PLAIN_TCP
@@ -52,6 +59,29 @@ def writeThrough(transport: Any, data: bytes) -> None:
         sent = 0
     if sent < len(data):
         transport.write(data[sent:])
+
+
+#: Why a connection closed at once went: as Twisted's reactor does, one
+#: failure for every such connection, not one made each time.
+_DONE = Failure(ConnectionDone())
+
+
+def closeNow(transport: Any) -> bool:
+    """
+    Close C{transport} now, as its write loop would on the next reactor
+    turn, if it owes its peer nothing: the reactor forgets it, the socket
+    is shut down and closed, and the protocol's C{connectionLost} runs
+    before this returns (as Twisted's own C{abortConnection} ends in
+    C{connectionLost}, a turn later).  C{transport} must pass
+    L{supportsWriteThrough}.
+
+    @return: Whether it was closed; if not, bytes are owed and the caller
+        must close it the usual way, C{loseConnection}.
+    """
+    if not sendsNothingFirst(transport):
+        return False
+    transport.connectionLost(_DONE)
+    return True
 
 
 #: Sends one datagram to a C{(host, port)}; raises C{OSError} on failure.

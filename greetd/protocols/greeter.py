@@ -23,7 +23,7 @@ from greetd.core.accessline import Closed
 from greetd.core.framing import EXIT, MessageFramer, MessageTooLong
 from greetd.core.sources import sourceKey
 from greetd.protocols.admission import REFUSAL_LINES
-from greetd.protocols.fastwrite import supportsWriteThrough, writeThrough
+from greetd.protocols.fastwrite import closeNow, supportsWriteThrough, writeThrough
 from greetd.protocols.flow import SHORT_READ, FlowControl
 from greetd.protocols.peer import describePeer, peerForLog, peerHost
 from greetd.protocols.refusal import sendRefusal, stopLinger
@@ -243,6 +243,8 @@ class GreetingProtocol(FlowControl, Protocol):
         """
         self._beginClosing()
         transport = self._transport()
+        if self.writesThrough and closeNow(transport):
+            return
         # A registered producer would be resumed, not the connection closed,
         # once the buffer drains.
         transport.unregisterProducer()

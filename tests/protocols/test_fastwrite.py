@@ -6,8 +6,9 @@ socket pair, with an in-memory reactor that never runs.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
-from twisted.internet import tcp, udp
+from twisted.internet import main, tcp, udp
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet.task import Clock
@@ -17,13 +18,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.protocols.datagramport import DatagramPort
 from greetd.protocols.fastwrite import (
+    closeNow,
     datagramWriter,
     supportsWriteThrough,
     writeThrough,
 )
 from greetd.protocols.greeting import GreetingFactory
 from greetd.protocols.proxy import ProxyHeaderFactory
-from tests.helpers import SOCKET_PEER, serverConnection
+from tests.helpers import SOCKET_PEER, capturingAccessLog, serverConnection
 
 
 class SupportsWriteThroughTests(SynchronousTestCase):
@@ -102,6 +104,68 @@ class WriteThroughTests(SynchronousTestCase):
         self.assertEqual(peer.recv(100), b"Welcome")
         protocol.dataReceived(b"Michael")
         self.assertEqual(peer.recv(100), b"Hello, Michael!")
+
+
+def endings(events: list[dict[str, Any]]) -> list[str]:
+    """
+    How each connection the access log C{events} tell of closed ended.
+    """
+    return [
+        event["ended"] for event in events if event["greetdEvent"] == "connection.close"
+    ]
+
+
+class CloseNowTests(SynchronousTestCase):
+    def greeting(self) -> tuple[tcp.Server, socket.socket, list[dict[str, Any]]]:
+        """
+        A greeting connection on a real C{tcp.Server} over a socket pair,
+        its reactor in memory, and the endings its access log records.
+        """
+        ours, peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        ours.setblocking(False)
+        peer.settimeout(5)
+        accessLog, events = capturingAccessLog()
+        factory = GreetingFactory(clock=Clock(), accessLog=accessLog)
+        protocol = factory.buildProtocol(IPv4Address("TCP", *SOCKET_PEER))
+        assert protocol is not None
+        reactor = MemoryReactor()
+        server = tcp.Server(ours, protocol, SOCKET_PEER, None, 1, reactor)  # type: ignore[arg-type]
+        reactor.addReader(server)
+        protocol.makeConnection(server)
+        self.assertEqual(peer.recv(100), b"Welcome")
+        return server, peer, events
+
+    def test_exitClosesAtOnce(self) -> None:
+        """
+        C{exit} on a connection that owes nothing closes it before
+        C{dataReceived} returns: the reactor forgets it, the peer reads the
+        end of the stream, and the access log has its line, ended C{exit},
+        with no turn of the reactor.
+        """
+        server, peer, events = self.greeting()
+        server.protocol.dataReceived(b"Michael\nexit\n")
+        self.assertTrue(server.disconnected)
+        self.assertNotIn(server, server.reactor.getReaders())
+        self.assertEqual(peer.recv(100), b"Hello, Michael!\n")
+        self.assertEqual(peer.recv(100), b"")
+        self.assertEqual(endings(events), ["exit"])
+
+    def test_owedWaitsForTheWriteLoop(self) -> None:
+        """
+        With bytes queued the peer has not taken, the close is the write
+        loop's, once they are sent: nothing is cut.
+        """
+        server, peer, events = self.greeting()
+        server.write(b"queued")
+        self.assertFalse(closeNow(server))
+        self.assertFalse(server.disconnected)
+        server.protocol.dataReceived(b"exit\n")
+        self.assertFalse(server.disconnected)
+        self.assertEqual(endings(events), [])
+        self.assertEqual(server.doWrite(), main.CONNECTION_DONE)
+        self.assertEqual(peer.recv(100), b"queued")
 
 
 class DatagramWriterTests(SynchronousTestCase):
