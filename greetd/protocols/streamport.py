@@ -44,7 +44,7 @@ class StreamServer(tcp.Server):
 
         def doRead(self) -> Any:
             """
-            Read what the peer sent, up to L{bufferSize} bytes, and hand it
+            Read what the peer sent, up to C{bufferSize} bytes, and hand it
             to the protocol, as Twisted's C{doRead}.
             """
             ffi, buffer = self._ffi, self._buffer
