@@ -32,7 +32,7 @@ DEBIAN_TOOLS := nc=netcat-openbsd haproxy=haproxy logrotate=logrotate openssl=op
 	/usr/lib/nginx/modules/ngx_stream_module.so=libnginx-mod-stream \
 	$(DEBIAN_PYPY)
 
-.PHONY: run test lint install bench bench-micro debian-packages clean docs man
+.PHONY: run test lint install bench bench-micro bench-instructions debian-packages clean docs man
 
 # An editable install (setup.cfg's package_dir makes it a .pth file putting
 # the project root on sys.path, where Twisted's plugin scan finds
@@ -108,6 +108,12 @@ bench: $(VENV)/.installed-$(LINT_EXTRAS)$(comma)bench
 
 bench-micro: $(VENV)/.installed-$(INSTALL_EXTRAS)
 	$(BIN)/python -m bench.micro --json bench/results/micro.json --rst bench/results/micro.rst
+
+# Instructions a connection of the churn path, greetd's and plain
+# Twisted's, under valgrind: a figure a busy machine cannot blur.
+bench-instructions: $(VENV)/.installed-$(INSTALL_EXTRAS)
+	tools/debian-packages valgrind=valgrind
+	$(BIN)/python -m bench.instructions
 
 clean:
 	rm -rf .venv .venv-* build dist *.egg-info twisted/plugins/dropin.cache
