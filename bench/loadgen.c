@@ -121,8 +121,12 @@ static int take_token(void)
 /* The processes whose CPU time is reported for each window (--watch). */
 static int watched[WATCHED], nwatched;
 
+/* A churn connection's socket, disconnected and kept for the next one. */
+#define DISCONNECTED -2
+
 struct conn {
-    int fd, index, state; /* state: 0 banner, 1 running, 2 waiting close, -1 dead */
+    int fd, index, state; /* state: 0 banner, 1 running, 2 waiting close, -1 dead,
+                           * DISCONNECTED */
     int waiting;          /* its next message waits for --rate's token */
     size_t seen, len;
     uint64_t sent;
@@ -446,11 +450,41 @@ static void pingpong_resume(struct conn *c)
         send_all(c, MESSAGE, sizeof MESSAGE - 1);
 }
 
+/* End a connection the server has closed, keeping its socket for the
+ * next: connect() to AF_UNSPEC resets the connection, as close() with
+ * SO_LINGER 0 would (abort_conn), and frees its port, and the socket,
+ * still bound to its source address and watched, connects again
+ * (reconnect).  The server sees the same packets as from a new socket;
+ * the generator saves creating, binding, watching, closing and freeing
+ * one a connection. */
+static void disconnect(struct conn *c)
+{
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    if (connect(c->fd, &unspec, sizeof unspec) < 0)
+        abort_conn(c);
+    else
+        c->state = DISCONNECTED;
+}
+
+static void reconnect(struct conn *c)
+{
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->state = 0;
+    c->seen = c->len = 0;
+    if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
+        errors++;
+        end_conn(c);
+    }
+}
+
 /* Read what is there; ended connections are replaced after the whole
  * batch of events is handled (in timed()), so that the new connections'
  * handshakes reach the server together and one wakeup of it serves many. */
 static void churn_ready(struct conn *c)
 {
+    if (c->state < 0)
+        return; /* disconnected in this batch: what its socket says is old */
     for (;;) {
         size_t room = BUFSIZE - c->len;
         ssize_t n = fill(c);
@@ -459,7 +493,7 @@ static void churn_ready(struct conn *c)
         if (n == 0) {
             if (c->state == 2) {
                 count++;
-                abort_conn(c);
+                disconnect(c);
             } else {
                 errors++;
                 end_conn(c);
@@ -552,7 +586,10 @@ static int timed(void (*ready)(struct conn *), struct conn *conns)
                         waiting = 1;
                         break;
                     }
-                    start_conn(&conns[i], SOCK_STREAM);
+                    if (conns[i].state == DISCONNECTED)
+                        reconnect(&conns[i]);
+                    else
+                        start_conn(&conns[i], SOCK_STREAM);
                 }
         } else {
             int alive = 0;
