@@ -144,3 +144,36 @@ def unsentBytes(transport: Any) -> int:
         if transport is None:
             return 0
     return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+
+
+def adoptedPort(
+    portType: Any, reactor: Any, fileDescriptor: int, addressFamily: int, *args: Any
+) -> Any:
+    """
+    A port of C{portType}, a subclass of Twisted's C{tcp.Port} or
+    C{udp.Port}, on an inherited socket, not yet listening
+    (C{_fromListeningDescriptor}, the constructor Twisted's
+    C{adoptStreamPort} and C{adoptDatagramPort} build their own ports
+    with): greetd's reactor adopts sockets with its own port types
+    (L{greetd.daemon.reactor.GreetdReactor}), and no public API builds a
+    port of a given type on a descriptor.
+
+    @param args: What C{portType} takes after the address family: the
+        factory (TCP), or the protocol and the largest datagram (UDP).
+    """
+    return portType._fromListeningDescriptor(
+        reactor, fileDescriptor, addressFamily, *args
+    )
+
+
+def readReceived(transport: Any, data: bytes) -> Any:
+    """
+    Hand C{data}, just read by C{transport} (a C{tcp.Connection}), to its
+    protocol, and return what the connection's C{doRead} is to return, as
+    Twisted's own C{doRead} does once it has read (C{_dataReceived}: end of
+    file for nothing read, the protocol's C{dataReceived} otherwise, with
+    Twisted's warning if that returns a value).  For
+    L{greetd.protocols.streamport.StreamServer}, which reads on PyPy
+    without Python's socket methods.
+    """
+    return transport._dataReceived(data)

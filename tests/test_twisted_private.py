@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import inspect
 import select
+import socket
 
-from twisted.internet import endpoints
+from twisted.internet import endpoints, main, tcp, udp
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.pollreactor import PollReactor
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -21,9 +22,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
 from greetd.twisted_private import (
+    adoptedPort,
     epollDispatch,
     inheritedSockets,
     readExclusively,
+    readReceived,
     sendsNothingFirst,
     sslContextFactory,
     sslListeningArguments,
@@ -155,6 +158,53 @@ class PrivateNamesTests(SynchronousTestCase):
             self.requirePrivate(endpoint, name, "SSL4ServerEndpoint")
         self.assertEqual(sslListeningArguments(endpoint), (7, 50, "127.0.0.1"))
         self.assertTrue(hasattr(sslContextFactory(endpoint), "getContext"))
+
+    def test_adoptedPort(self) -> None:
+        """
+        C{tcp.Port} and C{udp.Port} build a port of their own type on an
+        inherited socket with C{_fromListeningDescriptor}, which
+        L{adoptedPort} calls for a subclass.
+        """
+
+        class StreamPort(tcp.Port):
+            pass
+
+        class DatagramPort(udp.Port):
+            pass
+
+        for portType in (tcp.Port, udp.Port):
+            self.requirePrivate(portType, "_fromListeningDescriptor", portType.__name__)
+        for portType, kind, args in (
+            (StreamPort, socket.SOCK_STREAM, (Factory(),)),
+            (DatagramPort, socket.SOCK_DGRAM, (DatagramProtocol(), 100)),
+        ):
+            bound = socket.socket(socket.AF_INET, kind)
+            self.addCleanup(bound.close)
+            bound.bind(("127.0.0.1", 0))
+            if kind == socket.SOCK_STREAM:
+                bound.listen(1)
+            bound.setblocking(False)
+            port = adoptedPort(
+                portType, MemoryReactorClock(), bound.fileno(), socket.AF_INET, *args
+            )
+            self.assertIs(type(port), portType)
+            port.startListening()
+            self.addCleanup(port.stopListening)
+            self.assertEqual(port.getHost().port, bound.getsockname()[1])
+
+    def test_readReceived(self) -> None:
+        """
+        C{tcp.Connection._dataReceived} hands what was read to the protocol
+        and returns what the protocol's C{dataReceived} does, or end of
+        file for nothing read: what L{readReceived} returns for C{doRead}.
+        """
+        server, _ = serverConnection(self)
+        self.requirePrivate(server, "_dataReceived", "twisted.internet.tcp.Server")
+        received: list[bytes] = []
+        server.protocol.dataReceived = received.append  # type: ignore[method-assign]
+        self.assertIsNone(readReceived(server, b"Michael"))
+        self.assertEqual(received, [b"Michael"])
+        self.assertIs(readReceived(server, b""), main.CONNECTION_DONE)
 
     def test_unsentBytes(self) -> None:
         """

@@ -43,7 +43,7 @@ from twisted.logger import Logger
 
 from greetd.protocols.datagramport import DatagramPort
 from greetd.protocols.streamport import StreamPort
-from greetd.twisted_private import epollDispatch
+from greetd.twisted_private import adoptedPort, epollDispatch
 
 #: The module twisted.internet.main.installReactor puts the reactor in.
 _REACTOR_MODULE = "twisted.internet.reactor"
@@ -109,8 +109,8 @@ class GreetdReactor(EPollReactor):
         """
         if addressFamily not in (socket.AF_INET, socket.AF_INET6):
             return super().adoptStreamPort(fileDescriptor, addressFamily, factory)  # type: ignore[no-untyped-call]
-        listening: StreamPort = StreamPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
-            self, fileDescriptor, addressFamily, factory
+        listening: StreamPort = adoptedPort(
+            StreamPort, self, fileDescriptor, addressFamily, factory
         )
         listening.startListening()
         return listening
@@ -144,8 +144,8 @@ class GreetdReactor(EPollReactor):
         """
         if addressFamily not in (socket.AF_INET, socket.AF_INET6):
             raise error.UnsupportedAddressFamily(addressFamily)
-        listening: DatagramPort = DatagramPort._fromListeningDescriptor(  # type: ignore[no-untyped-call]
-            self, fileDescriptor, addressFamily, protocol, maxPacketSize=maxPacketSize
+        listening: DatagramPort = adoptedPort(
+            DatagramPort, self, fileDescriptor, addressFamily, protocol, maxPacketSize
         )
         listening.startListening()
         return listening

@@ -72,12 +72,20 @@ class DatagramPort(udp.Port):
         self._hosts: dict[int, str] = {}
         self._direct = True
 
+    def connect(self, host: str, port: int) -> None:
+        """
+        Connect the port to one peer, as Twisted's own; from then on it is
+        read as Twisted reads, which tells the protocol of refusals.
+        """
+        super().connect(host, port)  # type: ignore[no-untyped-call]
+        self._direct = False
+
     def doRead(self) -> None:
         """
         Read datagrams until the socket has no more or C{maxThroughput}
         bytes are read, and hand each to the protocol.
         """
-        if not self._direct or self._connectedAddr:
+        if not self._direct:
             udp.Port.doRead(self)
             return
         ffi, recvfrom = self._ffi, self._lib.recvfrom

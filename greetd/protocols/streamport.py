@@ -24,6 +24,7 @@ from twisted.internet import main, tcp
 from twisted.python.failure import Failure
 
 from greetd.protocols.clib import LIBC
+from greetd.twisted_private import readReceived
 
 #: The errors after which a read is tried again on the next event.
 _READ_AGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
@@ -51,7 +52,7 @@ class StreamServer(tcp.Server):
             size = min(self.bufferSize, len(buffer))
             length = self._lib.recv(self._fd, buffer, size, 0)
             if length > 0:
-                return self._dataReceived(ffi.unpack(buffer, length))
+                return readReceived(self, ffi.unpack(buffer, length))
             if length == 0:
                 return main.CONNECTION_DONE
             if ffi.errno in _READ_AGAIN:

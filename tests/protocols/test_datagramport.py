@@ -192,6 +192,23 @@ class DatagramPortTests(SynchronousTestCase):
         )
         self.assertLessEqual(len(getattr(port, "_hosts", {})), 2)
 
+    def test_connectedReadsAsTwisted(self) -> None:
+        """
+        A port connected to one peer is read as Twisted reads it: a refusal
+        from that peer reaches the protocol.
+        """
+        refused: list[bool] = []
+        protocol = Recorder()
+        protocol.connectionRefused = lambda: refused.append(True)  # type: ignore[method-assign]
+        port = listening(self, protocol)
+        closed = peer(self)
+        address = closed.getsockname()
+        closed.close()
+        port.connect(*address)
+        port.write(b"anyone?")
+        port.doRead()
+        self.assertEqual(refused, [True])
+
     def test_IPv6(self) -> None:
         """
         An IPv6 port reads as Twisted's does: C{(host, port)}.
