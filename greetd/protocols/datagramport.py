@@ -60,6 +60,8 @@ class DatagramPort(udp.Port):
 
     def startListening(self) -> None:
         super().startListening()  # type: ignore[no-untyped-call]
+        # The socket's own, which still raises OSError once it is closed.
+        self._sendto = self.socket.sendto
         if _C is None or self.addressFamily != socket.AF_INET:
             return
         ffi, self._lib = _C
@@ -137,7 +139,7 @@ class DatagramPort(udp.Port):
         @raise OSError: As C{socket.sendto} does, when it is not sent.
         """
         if address is not self._source:
-            self.socket.sendto(datagram, address)
+            self._sendto(datagram, address)
             return
         sendto = self._lib.sendto
         while (

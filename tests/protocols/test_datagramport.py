@@ -145,6 +145,24 @@ class DatagramPortTests(SynchronousTestCase):
         _, source = protocol.received[0]
         self.assertRaises(OSError, port.replyTo, b"x" * 70000, source)
 
+    def test_replyOnceClosed(self) -> None:
+        """
+        Once the port has stopped listening, a reply raises C{OSError}, as
+        the closed socket's C{sendto} does, which the protocol counts: the
+        source it last handled is no longer the datagram being handled.
+        """
+        protocol = Recorder()
+        reactor = MemoryReactorClock()
+        port = DatagramPort(0, protocol, "127.0.0.1", 8192, reactor)
+        port.startListening()
+        sender = peer(self)
+        sender.sendto(b"one", port.socket.getsockname())
+        port.doRead()
+        _, source = protocol.received[0]
+        port.stopListening()
+        reactor.advance(0)
+        self.assertRaises(OSError, port.replyTo, b"late", source)
+
     def test_protocolErrorLoggedNextRead(self) -> None:
         """
         An exception from the protocol is logged, and the next datagram read.
