@@ -101,6 +101,19 @@ class MessageFramer:
             the messages before it; the framer is then unusable.
         """
         if self.lineMode:
+            end = data.find(b"\n")
+            if end == len(data) - 1 and end >= 0 and not self._buffer:
+                # One whole line, as a client waiting for each reply sends:
+                # framed here, without a call to _feedLines or its loop
+                # (which PyPy compiles apart, and enters and leaves for
+                # every chunk; CPython pays the call).
+                if data[end - 1 : end] == b"\r":
+                    line, self._lastEnding = data[: end - 1], b"\r\n"
+                else:
+                    line, self._lastEnding = data[:end], b"\n"
+                if len(line) > self.maxLength:
+                    raise MessageTooLong(self.maxLength)
+                return [Message(line, self._lastEnding)] if line else []
             return self._feedLines(data)
         # Raw framing, or auto framing before its first LF.
         if self.framing == "raw" or b"\n" not in data:
@@ -111,19 +124,6 @@ class MessageFramer:
         return self._feedLines(data)
 
     def _feedLines(self, data: bytes) -> list[Message]:
-        end = data.find(b"\n")
-        if end == len(data) - 1 and end >= 0 and not self._buffer:
-            # One whole line, as a client waiting for each reply sends:
-            # answered without the loop below, which costs PyPy more than
-            # the rest of the message's framing (a loop inside the reader's
-            # is compiled apart, and entered and left for every chunk).
-            if data[end - 1 : end] == b"\r":
-                line, self._lastEnding = data[: end - 1], b"\r\n"
-            else:
-                line, self._lastEnding = data[:end], b"\n"
-            if len(line) > self.maxLength:
-                raise MessageTooLong(self.maxLength)
-            return [Message(line, self._lastEnding)] if line else []
         buffer = self._buffer + data if self._buffer else data
         self._buffer = b""
         lines = buffer.split(b"\n")
