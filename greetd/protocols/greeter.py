@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from greetd.core.accessline import Closed
-from greetd.core.framing import EXIT, MessageFramer, MessageTooLong
+from greetd.core.framing import EXIT, Message, MessageFramer, MessageTooLong
 from greetd.core.sources import sourceKey
 from greetd.protocols.admission import REFUSAL_LINES
 from greetd.protocols.fastwrite import closeNow, supportsWriteThrough, writeThrough
@@ -180,9 +180,28 @@ class GreetingProtocol(FlowControl, Protocol):
         """
         try:
             messages = self._framer.feed(data)
-            tooLong: MessageTooLong | None = None
         except MessageTooLong as error:
-            messages, tooLong = error.messages, error
+            self._answerAll(error.messages, error)
+            return
+        if len(messages) == 1 and not self.healthCheck:
+            payload, ending = messages[0]
+            if payload != EXIT:
+                # One message, as a client waiting for each reply sends:
+                # its reply alone, without the general case's list.
+                self.messages += 1
+                factory = self.factory
+                self.lastMessageAt = factory.clock.seconds()
+                self.send(factory.template.format(payload) + ending)
+                return
+        self._answerAll(messages, None)
+
+    def _answerAll(
+        self, messages: list[Message], tooLong: MessageTooLong | None
+    ) -> None:
+        """
+        Answer C{messages} in one write, as L{_answer} says, and then
+        C{tooLong}'s error if there is one.
+        """
         template = self.factory.template
         replies: list[bytes] = []
         exited = False
