@@ -36,17 +36,26 @@ def sendsNothingFirst(transport: Any) -> bool:
     )
 
 
-def epollDispatch(reactor: Any) -> tuple[Any, dict[int, Any], Any]:
+def epollDispatch(reactor: Any) -> tuple[Any, dict[int, Any], Any, Any]:
     """
     What one turn of an C{EPollReactor} works with: its epoll object, its
-    selectables by descriptor, and the method that runs one event
-    (C{_poller}, C{_selectables}, C{_doReadOrWrite}).
+    selectables by descriptor, the method that runs one event, and the one
+    that disconnects a selectable a read or write said is gone
+    (C{_poller}, C{_selectables}, C{_doReadOrWrite},
+    C{_disconnectSelectable}).
 
     L{greetd.daemon.reactor.GreetdReactor} polls and dispatches as
-    C{EPollReactor.doPoll} does, without the log context around each event;
-    C{doPoll} is the reactor's one hook for that, and it works on these.
+    C{EPollReactor.doPoll} does, without the log context around each event,
+    and runs the commonest event, input alone, without C{_doReadOrWrite}'s
+    checks; C{doPoll} is the reactor's one hook for that, and it works on
+    these.
     """
-    return reactor._poller, reactor._selectables, reactor._doReadOrWrite
+    return (
+        reactor._poller,
+        reactor._selectables,
+        reactor._doReadOrWrite,
+        reactor._disconnectSelectable,
+    )
 
 
 #: epoll's flag for a registration that wakes one of the processes waiting

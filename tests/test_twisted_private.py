@@ -74,19 +74,29 @@ class PrivateNamesTests(SynchronousTestCase):
     def test_epollDispatch(self) -> None:
         """
         C{EPollReactor} keeps its epoll object as C{_poller}, its
-        selectables by descriptor as C{_selectables}, and runs one event
-        with C{_doReadOrWrite}, which greetd's reactor calls.
+        selectables by descriptor as C{_selectables}, runs one event with
+        C{_doReadOrWrite} and disconnects a selectable with
+        C{_disconnectSelectable}, which greetd's reactor calls.
         """
         reactor = EPollReactor()
         self.addCleanup(reactor._poller.close)
         self.addCleanup(reactor.waker.connectionLost, None)
-        for name in ("_poller", "_selectables", "_doReadOrWrite"):
+        for name in (
+            "_poller",
+            "_selectables",
+            "_doReadOrWrite",
+            "_disconnectSelectable",
+        ):
             self.requirePrivate(reactor, name, "twisted.internet.epollreactor")
-        poller, selectables, dispatch = epollDispatch(reactor)
+        poller, selectables, dispatch, disconnect = epollDispatch(reactor)
         self.assertTrue(hasattr(poller, "poll"))
         self.assertIn(reactor.waker.fileno(), selectables)
         self.assertEqual(
             list(inspect.signature(dispatch).parameters), ["selectable", "fd", "event"]
+        )
+        self.assertEqual(
+            list(inspect.signature(disconnect).parameters)[:3],
+            ["selectable", "why", "isRead"],
         )
 
     def test_readExclusively(self) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from select import EPOLLIN
 from typing import Any
 
 from twisted.internet import error
@@ -65,7 +66,7 @@ class GreetdReactor(EPollReactor):
         Wait up to C{timeout} seconds (C{None}: until something happens) for
         descriptors to be ready, and handle each.
         """
-        poller, selectables, dispatch = epollDispatch(self)
+        poller, selectables, dispatch, disconnect = epollDispatch(self)
         # Python retries a poll that a signal interrupts (PEP 475), and
         # Twisted's signal handling wakes it through the waker's descriptor.
         events = poller.poll(-1 if timeout is None else timeout, len(selectables))
@@ -75,7 +76,25 @@ class GreetdReactor(EPollReactor):
                 # Removed by an earlier event of this poll.
                 continue
             try:
-                dispatch(selectable, fd, event)
+                if event == EPOLLIN and selectable.fileno() != -1:
+                    # Input alone, nearly every event: read, and disconnect
+                    # if the read says the selectable is gone, as Twisted's
+                    # dispatch does, without its tests for a hang-up or for
+                    # writing.
+                    try:
+                        why = selectable.doRead()
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as error:
+                        self._log.failure(
+                            "Unhandled error reading from {selectable!r}",
+                            selectable=selectable,
+                        )
+                        why = error
+                    if why:
+                        disconnect(selectable, why, True)
+                else:
+                    dispatch(selectable, fd, event)
             except KeyboardInterrupt:
                 raise
             except BaseException:
