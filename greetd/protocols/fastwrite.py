@@ -29,6 +29,7 @@ from typing import Any, Callable, Tuple
 
 from twisted.internet import udp
 from twisted.internet.error import ConnectionDone
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from greetd.protocols.datagramport import DatagramPort
@@ -61,6 +62,8 @@ def writeThrough(transport: Any, data: bytes) -> None:
         transport.write(data[sent:])
 
 
+_log = Logger()
+
 #: Why a connection closed at once went: as Twisted's reactor does, one
 #: failure for every such connection, not one made each time.
 _DONE = Failure(ConnectionDone())
@@ -80,7 +83,13 @@ def closeNow(transport: Any) -> bool:
     """
     if not sendsNothingFirst(transport):
         return False
-    transport.connectionLost(_DONE)
+    try:
+        transport.connectionLost(_DONE)
+    except Exception:
+        # What the reactor would do had it closed the connection: log it,
+        # so that whoever closed (the idle sweep, with more connections to
+        # close) goes on.
+        _log.failure("Unhandled error closing {transport!r}", transport=transport)
     return True
 
 
@@ -92,13 +101,14 @@ def datagramWriter(transport: Any) -> DatagramWriter:
     """
     How to send replies on C{transport}: its socket's C{sendto} for a plain
     UDP port, whose failures (a full buffer, an unreachable network) raise
-    C{OSError} like the port's own C{write} does; a L{DatagramPort}'s
-    C{replyTo}, which does the same; C{write} otherwise.
+    C{OSError} like the port's own C{write} does; the C{replyTo} of a
+    L{DatagramPort} that answers through the C library, which does the
+    same; C{write} otherwise.
     """
-    if isinstance(transport, DatagramPort):
+    if isinstance(transport, DatagramPort) and transport.direct:
         replyTo: DatagramWriter = transport.replyTo
         return replyTo
-    if type(transport) is udp.Port:
+    if type(transport) in (udp.Port, DatagramPort):
         sendto: DatagramWriter = transport.socket.sendto
         return sendto
     write: DatagramWriter = transport.write

@@ -16,7 +16,7 @@ from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTr
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.trial.unittest import SynchronousTestCase
 
-from greetd.protocols.datagramport import DatagramPort
+from greetd.protocols.datagramport import DatagramPort, readsDirectly
 from greetd.protocols.fastwrite import (
     closeNow,
     datagramWriter,
@@ -168,6 +168,25 @@ class CloseNowTests(SynchronousTestCase):
         self.assertEqual(peer.recv(100), b"queued")
 
 
+    def test_errorClosingLogged(self) -> None:
+        """
+        An exception from the protocol's C{connectionLost} (the access
+        log's disk full) is logged, as the reactor would log it, not raised
+        to whoever closed: the idle sweep goes on to close the others.
+        """
+        server, peer = serverConnection(self)
+
+        class Failing(Protocol):
+            def connectionLost(self, reason: object = None) -> None:
+                raise OSError(28, "No space left on device")
+
+        server.protocol = Failing()
+        self.assertTrue(closeNow(server))
+        self.assertTrue(server.disconnected)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(peer.recv(100), b"")
+
+
 class DatagramWriterTests(SynchronousTestCase):
     def test_plainUDPSendsDirectly(self) -> None:
         """
@@ -189,14 +208,17 @@ class DatagramWriterTests(SynchronousTestCase):
 
     def test_datagramPortRepliesToSources(self) -> None:
         """
-        On a L{DatagramPort} the writer is its C{replyTo}.
+        On a L{DatagramPort} that reads through the C library (PyPy) the
+        writer is its C{replyTo}; on one that does not (CPython), it is the
+        socket's own C{sendto}, one Python call fewer a reply.
         """
         port = DatagramPort(
             0, DatagramProtocol(), "127.0.0.1", reactor=MemoryReactorClock()
         )
         port.startListening()
         self.addCleanup(port.stopListening)
-        self.assertEqual(datagramWriter(port), port.replyTo)
+        expected = port.replyTo if readsDirectly() else port.socket.sendto
+        self.assertEqual(datagramWriter(port), expected)
 
     def test_othersUseWrite(self) -> None:
         transport = StringTransport()
