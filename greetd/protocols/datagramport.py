@@ -74,6 +74,19 @@ class DatagramPort(udp.Port):
         self._hosts: dict[int, str] = {}
         self._direct = True
 
+    @property
+    def direct(self) -> bool:
+        """
+        Whether this port reads its datagrams, and answers them, through the
+        C library (an IPv4 port on PyPy, not connected).
+        """
+        return self._direct
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._direct = False
+        self._source = None
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
+
     def connect(self, host: str, port: int) -> None:
         """
         Connect the port to one peer, as Twisted's own; from then on it is
@@ -91,7 +104,9 @@ class DatagramPort(udp.Port):
             udp.Port.doRead(self)
             return
         ffi, recvfrom = self._ffi, self._lib.recvfrom
-        fd, buffer, size = self._fd, self._buffer, self.maxPacketSize
+        fd, buffer = self._fd, self._buffer
+        # The buffer's size, not maxPacketSize, which may have grown since.
+        size = len(buffer)
         address, addressLength = self._address, self._addressLength
         addressSize, hosts = self._addressSize, self._hosts
         protocol = self.protocol
@@ -117,6 +132,9 @@ class DatagramPort(udp.Port):
                 protocol.datagramReceived(ffi.unpack(buffer, length), source)
             except BaseException:
                 log.err()
+            # A reply is sent to the address as received only while its
+            # datagram is handled: later, the descriptor may be another's.
+            self._source = None
 
     def _hostText(self, ip: int) -> str:
         """
