@@ -14,11 +14,14 @@ their namespace, so it has no use for that context.
 L{GreetdReactor} runs each event directly, and its TCP and UDP ports are
 greetd's (L{greetd.protocols.streamport.StreamPort},
 L{greetd.protocols.datagramport.DatagramPort}), which on PyPy read
-through the C library directly.  What Twisted's own dispatch
-guarantees is kept: an event for a descriptor removed earlier in the same
-poll is skipped, an exception in C{doRead} or C{doWrite} disconnects that
-selectable only (C{EPollReactor}'s own per-event code still runs it), and
-an exception escaping that code is logged and the loop goes on.  A legacy
+through the C library directly.  An event that is input alone, nearly
+every event, goes straight to C{doRead}, without the tests of
+C{EPollReactor}'s per-event code for a hang-up and for writing, which runs
+every other event.  What Twisted's own dispatch guarantees is kept: an
+event for a descriptor removed earlier in the same poll is skipped, a
+selectable whose descriptor is -1 is disconnected, an exception in
+C{doRead} or C{doWrite} is logged and disconnects that selectable only,
+and an exception escaping that code is logged and the loop goes on.  A legacy
 C{log.msg} made during an event is logged with C{system} C{-} rather than
 the selectable's prefix.
 
@@ -49,6 +52,10 @@ from greetd.twisted_private import adoptedPort, epollDispatch
 #: The module twisted.internet.main.installReactor puts the reactor in.
 _REACTOR_MODULE = "twisted.internet.reactor"
 
+#: Why a selectable whose descriptor is -1 is disconnected, as Twisted's
+#: dispatch says it.
+_DESCRIPTOR_GONE = error.ConnectionFdescWentAway("File descriptor lost")
+
 #: The reactor plugin's name, for C{twistd --reactor} and a pool's workers.
 REACTOR_NAME = "greetd"
 
@@ -76,21 +83,24 @@ class GreetdReactor(EPollReactor):
                 # Removed by an earlier event of this poll.
                 continue
             try:
-                if event == EPOLLIN and selectable.fileno() != -1:
+                if event == EPOLLIN:
                     # Input alone, nearly every event: read, and disconnect
-                    # if the read says the selectable is gone, as Twisted's
+                    # with what the read returned or raised, as Twisted's
                     # dispatch does, without its tests for a hang-up or for
                     # writing.
                     try:
-                        why = selectable.doRead()
+                        if selectable.fileno() == -1:
+                            why: Any = _DESCRIPTOR_GONE
+                        else:
+                            why = selectable.doRead()
                     except KeyboardInterrupt:
                         raise
-                    except BaseException as error:
+                    except BaseException as failed:
                         self._log.failure(
                             "Unhandled error reading from {selectable!r}",
                             selectable=selectable,
                         )
-                        why = error
+                        why = failed
                     if why:
                         disconnect(selectable, why, True)
                 else:
