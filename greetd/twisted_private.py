@@ -82,7 +82,8 @@ def readExclusively(reactor: Any, reader: Any) -> bool:
 
     @param reader: A reader the reactor reads now.
     @return: Whether the registration is exclusive now; C{False}, with
-        nothing changed, on any other reactor.  (A kernel older than Linux
+        the reader still read, on any other reactor or where the kernel
+        refuses the flag.  (A kernel older than Linux
         4.5 ignores the flag: every waiting process is woken, as before.)
     """
     epoll: Any = getattr(select, "epoll", None)  # Linux only
@@ -93,7 +94,13 @@ def readExclusively(reactor: Any, reader: Any) -> bool:
     if fd not in reactor._reads or fd in reactor._writes:
         return False
     poller.unregister(fd)
-    poller.register(fd, select.EPOLLIN | EPOLLEXCLUSIVE)
+    try:
+        poller.register(fd, select.EPOLLIN | EPOLLEXCLUSIVE)
+    except OSError:
+        # A kernel (or a sandbox's filter) that refuses the flag: read it
+        # as Twisted did, every waiting process woken.
+        poller.register(fd, select.EPOLLIN)
+        return False
     return True
 
 
