@@ -167,7 +167,6 @@ class CloseNowTests(SynchronousTestCase):
         self.assertEqual(server.doWrite(), main.CONNECTION_DONE)
         self.assertEqual(peer.recv(100), b"queued")
 
-
     def test_errorClosingLogged(self) -> None:
         """
         An exception from the protocol's C{connectionLost} (the access
