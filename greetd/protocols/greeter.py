@@ -113,8 +113,9 @@ class GreetingProtocol(FlowControl, Protocol):
         accessLog = factory.accessLog
         if accessLog.wantsOpened() and not self.healthCheck:
             accessLog.opened(self.peer)
-        if factory.banner:
-            self.send(factory.banner)
+        banner = factory.banner
+        if banner:
+            self.send(banner)
 
     def refuse(self, refusal: str) -> None:
         """
@@ -358,7 +359,7 @@ class GreetingProtocol(FlowControl, Protocol):
         )
 
     def _logClosed(self, duration: float, received: int, sent: int) -> None:
-        peer, port, via = peerForLog(self._transport())
+        peer, port, via = peerForLog(self.transport)
         accessLog = self.factory.accessLog
         close = accessLog.healthCheckClosed if self.healthCheck else accessLog.closed
         close(
