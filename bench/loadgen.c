@@ -761,7 +761,9 @@ static void uring_recv(struct conn *c)
 }
 
 
-/* Queue c's message; only a failed send completes (IOSQE_CQE_SKIP_SUCCESS). */
+/* Queue c's message; only a failed send completes (IOSQE_CQE_SKIP_SUCCESS):
+ * a short send would pass unseen, which 8 bytes on a connection waiting for
+ * its reply never are. */
 static void uring_send(struct conn *c)
 {
     if (nsending == most_sending)
