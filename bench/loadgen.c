@@ -543,6 +543,25 @@ static void udp_ready(struct conn *c)
     }
 }
 
+/* Under --rate: send again for each connection waiting for a token, while
+ * tokens last; whether any connection still waits. */
+static int resume_paced(struct conn *conns, void (*resume)(struct conn *))
+{
+    for (int i = 0; i < opt.connections; i++) {
+        struct conn *c = &conns[i];
+        if (!c->waiting)
+            continue;
+        if (!take_token())
+            return 1;
+        c->waiting = 0;
+        resume(c);
+    }
+    for (int i = 0; i < opt.connections; i++)
+        if (conns[i].waiting)
+            return 1;
+    return 0;
+}
+
 static int timed(void (*ready)(struct conn *), struct conn *conns)
 {
     struct epoll_event events[EVENTS];
@@ -554,23 +573,7 @@ static int timed(void (*ready)(struct conn *), struct conn *conns)
         int n = epoll_wait(epfd, events, EVENTS, waiting ? 1 : 10);
         for (int i = 0; i < n; i++)
             ready(events[i].data.ptr);
-        waiting = 0;
-        for (int i = 0; i < opt.connections; i++) {
-            struct conn *c = &conns[i];
-            if (!c->waiting)
-                continue;
-            if (!take_token()) {
-                waiting = 1;
-                break;
-            }
-            c->waiting = 0;
-            if (ready == udp_ready)
-                udp_send(c);
-            else
-                pingpong_resume(c);
-        }
-        for (int i = 0; !waiting && i < opt.connections; i++)
-            waiting = conns[i].waiting;
+        waiting = resume_paced(conns, ready == udp_ready ? udp_send : pingpong_resume);
         uint64_t t = now_ns();
         if (advance(t) > opt.rounds)
             return 0;
@@ -868,20 +871,7 @@ static int uring_timed(struct conn *conns)
             uring_complete(conns, &ring.cqes[head & ring.cq_mask]);
         __atomic_store_n(ring.cq_head, head, __ATOMIC_RELEASE);
         uring_buffers_done();
-        waiting = 0;
-        for (int i = 0; opt.rate > 0 && i < opt.connections; i++) {
-            struct conn *c = &conns[i];
-            if (!c->waiting)
-                continue;
-            if (!take_token()) {
-                waiting = 1;
-                break;
-            }
-            c->waiting = 0;
-            pingpong_resume(c);
-        }
-        for (int i = 0; opt.rate > 0 && !waiting && i < opt.connections; i++)
-            waiting = conns[i].waiting;
+        waiting = opt.rate > 0 && resume_paced(conns, pingpong_resume);
         if (advance(batch_at) > opt.rounds)
             return 0;
         if (uring_ended >= opt.connections) {

@@ -100,9 +100,11 @@ def windows(peer: Peer, mode: str, *options: str) -> list[Any]:
         ("pingpong", ("--io", "epoll")),
         ("pingpong", ("--io", "uring", "--connections", "1")),
         ("pingpong", ("--io", "uring", "--rate", "2000")),
+        ("pingpong", ("--io", "epoll", "--rate", "2000")),
         ("churn", ()),
         ("churn", ("--rate", "500")),
         ("udp", ()),
+        ("udp", ("--rate", "2000")),
     ],
 )
 def test_windows(peer: Peer, mode: str, options: tuple[str, ...]) -> None:
