@@ -130,6 +130,37 @@ class PrivateNamesTests(SynchronousTestCase):
         reactor.removeReader(port)
         self.assertEqual(events(), {})
 
+    def test_readExclusivelyRefused(self) -> None:
+        """
+        Where the kernel refuses C{EPOLLEXCLUSIVE} (Linux does for a
+        descriptor that is itself an epoll object), L{readExclusively} says
+        so and leaves the reader read as Twisted registered it.
+        """
+        reactor = EPollReactor()
+        self.addCleanup(reactor._poller.close)
+        self.addCleanup(reactor.waker.connectionLost, None)
+        inner = select.epoll()
+        self.addCleanup(inner.close)
+
+        class Reader:
+            def fileno(self) -> int:
+                return inner.fileno()
+
+            def logPrefix(self) -> str:
+                return "Reader"
+
+        reader = Reader()
+        reactor.addReader(reader)
+        self.addCleanup(reactor.removeReader, reader)
+        fd = inner.fileno()
+        self.assertFalse(readExclusively(reactor, reader))
+        registered = {
+            where: events & (select.EPOLLIN | EPOLLEXCLUSIVE)
+            for where, events, _ in epollRegistrations()
+            if where == fd
+        }
+        self.assertEqual(registered, {fd: select.EPOLLIN})
+
     def test_readExclusivelyElsewhere(self) -> None:
         """
         L{readExclusively} changes nothing on a reactor without epoll.

@@ -163,6 +163,21 @@ class DatagramPortTests(SynchronousTestCase):
         reactor.advance(0)
         self.assertRaises(OSError, port.replyTo, b"late", source)
 
+    def test_directOnlyWhileListening(self) -> None:
+        """
+        An IPv4 port reads and answers through the C library on PyPy
+        (L{DatagramPort.direct}) while it listens, and no longer once it
+        has stopped, so that nothing is sent on a descriptor that may be
+        another's by then.
+        """
+        reactor = MemoryReactorClock()
+        port = DatagramPort(0, Recorder(), "127.0.0.1", 8192, reactor)
+        port.startListening()
+        self.assertEqual(port.direct, readsDirectly())
+        port.stopListening()
+        reactor.advance(0)
+        self.assertFalse(port.direct)
+
     def test_protocolErrorLoggedNextRead(self) -> None:
         """
         An exception from the protocol is logged, and the next datagram read.
