@@ -5,7 +5,6 @@ Helpers that several test modules import.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gzip
 import os
 import re
@@ -37,16 +36,19 @@ GREET = str(Path(sys.executable).with_name("greet"))
 
 
 #: How long a failing run may take beyond its --timeout, in starts of
-#: C{greet --help} timed in the same run (L{startupSeconds}): starting
-#: Python and Twisted is most of it, and takes longer on a busy machine.
+#: C{greet --help} timed right before and right after it (L{startupSeconds}):
+#: starting Python and Twisted is most of it, and takes longer on a busy
+#: machine.
 MARGIN = 4
 
 
-@functools.cache
 def startupSeconds() -> float:
     """
     How long C{greet --help} takes here and now: starting the interpreter
     and importing the client, the baseline for how long a run may take.
+    Timed afresh for each run, never cached: a figure taken while the
+    machine was quieter than during the run would fail a run that is
+    only slowed down.
     """
     started = time.monotonic()
     subprocess.run([GREET, "--help"], capture_output=True, check=True, timeout=TIMEOUT)
@@ -59,9 +61,14 @@ NAMES = ("Michael", "Tracy", "Sarah")
 class Run:
     """
     A finished C{greet}: its status, output and how long it took.
+
+    @ivar startup: Given C{timed}, the longer of two starts of the client
+        (L{startupSeconds}) timed right before and right after the run: how
+        busy the machine was around it.
     """
 
-    def __init__(self, args: tuple[str, ...], stdin: bytes) -> None:
+    def __init__(self, args: tuple[str, ...], stdin: bytes, timed: bool) -> None:
+        before = startupSeconds() if timed else None
         started = time.monotonic()
         result = subprocess.run(
             [GREET, *args],
@@ -74,21 +81,28 @@ class Run:
         self.status = result.returncode
         self.stdout = result.stdout.decode("utf-8", "backslashreplace")
         self.stderr = result.stderr.decode("utf-8", "backslashreplace")
+        self.startup = None if before is None else max(before, startupSeconds())
 
     def failedWith(self, line: str, within: float) -> None:
         """
         Check that the run failed with exactly C{line} on standard error,
         no traceback, within C{within} seconds (plus L{MARGIN} starts of
-        the client, and at least a second).
+        the client timed around the run, and at least a second).  The run
+        must have been C{timed}.
         """
         assert "Traceback" not in self.stderr, self.stderr
         assert (self.status, self.stderr) == (1, line + "\n"), self.stderr
-        margin = max(1.0, MARGIN * startupSeconds())
+        assert self.startup is not None, "greet(..., timed=True) for failedWith"
+        margin = max(1.0, MARGIN * self.startup)
         assert self.elapsed < within + margin, (self.elapsed, margin)
 
 
-def greet(*args: str, stdin: bytes = b"") -> Run:
-    return Run(args, stdin)
+def greet(*args: str, stdin: bytes = b"", timed: bool = False) -> Run:
+    """
+    Run C{greet} with C{args} and C{stdin}; given C{timed}, time the
+    client's start right before and after it, for L{Run.failedWith}.
+    """
+    return Run(args, stdin, timed)
 
 
 CONFIG = """\

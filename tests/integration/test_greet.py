@@ -113,7 +113,7 @@ def test_connectUNIX(spawnGreetd: Any, tmp_path: Path) -> None:
 def test_serverError(spawnGreetd: Any) -> None:
     daemon = spawnGreetd("--max-length", "8")
     port = daemon.tcp[0][1]
-    run = greet("-p", str(port), "Ann", "123456789")
+    run = greet("-p", str(port), "Ann", "123456789", timed=True)
     assert run.stdout == "Welcome\nHello, Ann!\n"
     run.failedWith(
         f"greet: 127.0.0.1:{port}: the server said "
@@ -131,7 +131,7 @@ def test_refused(spawnGreetd: Any) -> None:
     port = daemon.tcp[0][1]
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as held:
         assert held.recv(64) == b"Welcome"
-        run = greet("-p", str(port), "first", "second")
+        run = greet("-p", str(port), "first", "second", timed=True)
     assert run.stdout == ""
     run.failedWith(
         f"greet: 127.0.0.1:{port}: the server refused the connection: "
@@ -147,7 +147,7 @@ def test_udpOtherTemplate(spawnGreetd: Any) -> None:
     """
     daemon = spawnGreetd("--reply", "Hi %s")
     port = daemon.udp[0][1]
-    run = greet("--udp", "--timeout", "20", "-p", str(port), "Sarah")
+    run = greet("--udp", "--timeout", "20", "-p", str(port), "Sarah", timed=True)
     run.failedWith(
         f"greet: 127.0.0.1:{port}: the reply to 'Sarah' was 'Hi Sarah', "
         "not 'Hello, Sarah!'; if the daemon runs with another --reply, give "
@@ -158,7 +158,7 @@ def test_udpOtherTemplate(spawnGreetd: Any) -> None:
 
 def test_noUNIXSocket(tmp_path: Path) -> None:
     path = tmp_path / "nothing.sock"
-    run = greet("--connect", f"unix:path={path}", "Ann")
+    run = greet("--connect", f"unix:path={path}", "--timeout", "20", "Ann", timed=True)
     run.failedWith(
         f"greet: unix:path={path}: no such socket: check the path, and that "
         "the daemon is running",
@@ -247,7 +247,7 @@ def test_hostileBannerOnTerminal(hostileServer: Any) -> None:
 
 def test_wrongReply(hostileServer: Any) -> None:
     server = hostileServer(b"Welcome\r\n", b"Hello, Bob!\r\n")
-    run = greet("-p", str(server.port), "Ann")
+    run = greet("-p", str(server.port), "Ann", timed=True)
     assert run.stdout == "Welcome\n"
     run.failedWith(
         f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' was 'Hello, Bob!', "
@@ -264,7 +264,9 @@ def test_strayLine(hostileServer: Any) -> None:
     that stays open, after that name's whole --timeout).
     """
     server = hostileServer(b"Welcome\r\n", b"Hello, Ann!\r\nHello, Mallory!\r\n")
-    run = greet("--timeout", str(TIMEOUT), "-p", str(server.port), "Ann", "Bob")
+    run = greet(
+        "--timeout", str(TIMEOUT), "-p", str(server.port), "Ann", "Bob", timed=True
+    )
     assert run.stdout == "Welcome\nHello, Ann!\n"
     run.failedWith(
         f"greet: 127.0.0.1:{server.port}: the server sent 'Hello, Mallory!', "
@@ -279,7 +281,7 @@ def test_endlessLine(hostileServer: Any) -> None:
     before --timeout: greet keeps no more than that.
     """
     server = hostileServer(b"Welcome\r\n", b"", b"x" * 65536)
-    run = greet("--timeout", str(TIMEOUT), "-p", str(server.port), "Ann")
+    run = greet("--timeout", str(TIMEOUT), "-p", str(server.port), "Ann", timed=True)
     run.failedWith(
         f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' is longer than "
         "1024 bytes; greet --max-length raises the limit",
@@ -300,7 +302,7 @@ def unusedPort(kind: int = socket.SOCK_STREAM) -> int:
 
 def test_closedPort() -> None:
     port = unusedPort()
-    run = greet("--timeout", "1", "-p", str(port), "Ann")
+    run = greet("--timeout", "1", "-p", str(port), "Ann", timed=True)
     run.failedWith(
         f"greet: 127.0.0.1:{port}: connection refused: is the daemon running there?",
         1,
@@ -317,7 +319,7 @@ def test_silentServer() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         port = silent.getsockname()[1]
-        run = greet("--timeout", "1", "-p", str(port), "Ann")
+        run = greet("--timeout", "1", "-p", str(port), "Ann", timed=True)
     run.failedWith(
         f"greet: 127.0.0.1:{port}: timed out after 1s waiting for a banner "
         "or the reply to 'Ann'",
@@ -331,7 +333,7 @@ def test_noUDPServer() -> None:
     reports ends the run at once.
     """
     port = unusedPort(socket.SOCK_DGRAM)
-    run = greet("--udp", "--timeout", "1", "-p", str(port), "Ann")
+    run = greet("--udp", "--timeout", "1", "-p", str(port), "Ann", timed=True)
     run.failedWith(f"greet: 127.0.0.1:{port}: port unreachable: no UDP server there", 1)
 
 
@@ -418,7 +420,7 @@ def test_udpReplyToAnotherName(lossyServer: Any) -> None:
     wait past.
     """
     server = lossyServer(answer=b"Hello, Mallory!")
-    run = greet("--udp", "--timeout", "5", "-p", str(server.port), "Ann")
+    run = greet("--udp", "--timeout", "10", "-p", str(server.port), "Ann", timed=True)
     run.failedWith(
         f"greet: 127.0.0.1:{server.port}: the reply to 'Ann' was 'Hello, Mallory!', "
         "not 'Hello, Ann!'; if the daemon runs with another --reply, give greet "
@@ -434,8 +436,9 @@ def test_udpNoRetries(lossyServer: Any) -> None:
     """
     server = lossyServer()
     run = greet(
-        "--udp", "--timeout", "1", "--retries", "0", "-p", str(server.port), "Ann"
-    )
+        "--udp", "--timeout", "1", "--retries", "0", "-p", str(server.port), "Ann",
+        timed=True,
+    )  # fmt: skip
     run.failedWith(
         f"greet: 127.0.0.1:{server.port}: no reply to 'Ann' after 1 try; "
         "is a greetd UDP service at that address?",

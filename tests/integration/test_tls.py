@@ -177,7 +177,7 @@ def test_greetUntrusted(spawnGreetd: Any, certificates: Certificates) -> None:
     daemon = spawnGreetd("--no-udp", "--tcp", certificates.listener())
     port = daemon.tcp[0][1]
     connect = f"tls:host=127.0.0.1:port={port}"
-    run = greet("--connect", connect, "M")
+    run = greet("--connect", connect, "--timeout", "20", "M", timed=True)
     run.failedWith(f"greet: {connect}: TLS failed: certificate verify failed", 5)
     tlsExchange(certificates, port, b"after")
 
