@@ -152,10 +152,15 @@ def test_unsupportedListener(tmp_path: Path) -> None:
 
 
 #: Rounds of the killed-workers test, each of which measures how soon the
-#: parent's totals count one connection: a worker that reported once a
-#: second at random times would pass one round in three (a report due
-#: within 0.3 s), all of them less than once in a hundred runs.
-REPORT_ROUNDS = 4
+#: parent's totals count one connection; all but the slowest must be
+#: within the bound, so that one stall of the machine (a descheduled
+#: worker, parent or test) fails no run.  A worker that reported once a
+#: second fails every round but the first: once a round has synchronised
+#: with the reports, each next one is most of a second away.  Even if its
+#: rounds were independent, each passing one time in three (a report due
+#: within 0.3 s of a random moment), seven of eight would pass less than
+#: three times in a thousand runs.
+REPORT_ROUNDS = 8
 
 
 def reportLatency(daemon: Daemon, port: int, expected: int, tag: bytes) -> float:
@@ -169,6 +174,15 @@ def reportLatency(daemon: Daemon, port: int, expected: int, tag: bytes) -> float
     while scrape(daemon.metrics[0])[("greetd_connections_total", ())] < expected:
         assert time.monotonic() < deadline, "the totals never counted it"
     return time.monotonic() - ended
+
+
+def scrapeSeconds(daemon: Daemon) -> float:
+    """
+    How long one scrape of C{daemon}'s metrics takes now.
+    """
+    started = time.monotonic()
+    scrape(daemon.metrics[0])
+    return time.monotonic() - started
 
 
 def test_killedWorkersCountsKept(spawnGreetd: Any) -> None:
@@ -192,18 +206,16 @@ def test_killedWorkersCountsKept(spawnGreetd: Any) -> None:
     for n in range(12):
         honestExchange(port, b"k%d" % n)
     reportLatency(daemon, port, 13, b"warm")
-    scrapes = []
-    for _ in range(5):
-        started = time.monotonic()
-        scrape(daemon.metrics[0])
-        scrapes.append(time.monotonic() - started)
+    scrapes = [scrapeSeconds(daemon) for _ in range(5)]
+    latencies = []
+    for n in range(REPORT_ROUNDS):
+        latencies.append(reportLatency(daemon, port, 14 + n, b"r%d" % n))
+        # Timed between the rounds, so that the baseline follows the load.
+        scrapes.append(scrapeSeconds(daemon))
     # The documented tenth of a second, not REPORT_INTERVAL, which a change
     # to once a second would scale along.
     bound = 3 * 0.1 + 5 * statistics.median(scrapes)
-    latencies = [
-        reportLatency(daemon, port, 14 + n, b"r%d" % n) for n in range(REPORT_ROUNDS)
-    ]
-    assert max(latencies) < bound, (latencies, bound)
+    assert sorted(latencies)[-2] < bound, (latencies, bound)
     for pid in pids.values():
         os.kill(pid, signal.SIGKILL)
     for slot, pid in pids.items():
