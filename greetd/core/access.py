@@ -72,15 +72,17 @@ class AccessPolicy:
     ) -> None:
         self.allow = tuple(allow)
         self.deny = tuple(deny)
+        # Asked for every connection and datagram: kept, not worked out.
+        self._everyone = not (self.allow or self.deny)
 
     def __bool__(self) -> bool:
-        return bool(self.allow or self.deny)
+        return not self._everyone
 
     def permits(self, host: str) -> bool:
         """
         Whether the source address C{host} may be served.
         """
-        if not self:
+        if self._everyone:
             return True
         address = hostAddress(host)
         if address is None:

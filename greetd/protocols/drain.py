@@ -67,6 +67,9 @@ class Drain:
         """
         The last connection is gone: whoever waits for that is told.
         """
+        if not self._waiting:
+            # The common case, at every connection of a one-at-a-time client.
+            return
         waiting, self._waiting = self._waiting, []
         for drained in waiting:
             drained.callback(None)
