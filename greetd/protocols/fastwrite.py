@@ -44,29 +44,52 @@ def supportsWriteThrough(transport: object) -> bool:
     return type(transport) in PLAIN_TCP and not getattr(transport, "TLS", True)
 
 
-def writeThrough(transport: Any, data: bytes) -> None:
+def writeThrough(transport: Any, data: bytes) -> bytes:
     """
-    Send C{data} on C{transport} now if nothing is queued before it, and
-    queue what the kernel does not take; C{transport} must pass
-    L{supportsWriteThrough}.
+    Send C{data} on C{transport} now if nothing is queued before it;
+    C{transport} must pass L{supportsWriteThrough}.
+
+    @return: What was not sent (all of C{data} when something is queued
+        before it), which the caller must queue with C{transport.write}:
+        empty, the common case, when the kernel took it all.
     """
     if not sendsNothingFirst(transport):
-        transport.write(data)
-        return
+        return data
     try:
         sent = transport.socket.send(data)
     except OSError:
         # EAGAIN, or an error the transport will meet and report itself.
-        sent = 0
-    if sent < len(data):
-        transport.write(data[sent:])
+        return data
+    return data[sent:] if sent < len(data) else b""
 
 
 _log = Logger()
 
+
+class _CleanClose(Failure):
+    """
+    The failure of a connection closed at once, whose C{check} of a class
+    is a class test.  Twisted's C{tcp.Connection.connectionLost} checks
+    every closing connection's reason against C{ConnectionAborted}, and
+    L{Failure.check} compares the class's qualified name, formatted each
+    time, with the names of the value's classes: on CPython it costs more
+    than all the rest of the connection's bookkeeping in Python.
+    """
+
+    def check(self, *errorTypes: str | type[BaseException]) -> Any:
+        for error in errorTypes:
+            if isinstance(error, type) and issubclass(error, Exception):
+                if isinstance(self.value, error):
+                    return error
+            elif super().check(error) is not None:  # type: ignore[no-untyped-call]
+                # A name, or a class Failure.check never matches.
+                return error
+        return None
+
+
 #: Why a connection closed at once went: as Twisted's reactor does, one
 #: failure for every such connection, not one made each time.
-_DONE = Failure(ConnectionDone())
+_DONE = _CleanClose(ConnectionDone())  # type: ignore[no-untyped-call]
 
 
 def closeNow(transport: Any) -> bool:

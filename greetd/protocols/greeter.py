@@ -70,6 +70,10 @@ class GreetingProtocol(FlowControl, Protocol):
         L{greetd.core.accessline.ENDINGS}), once known.
     @ivar writesThrough: Whether replies are sent at once rather than on the
         next reactor turn (plain TCP only; see L{greetd.protocols.fastwrite}).
+    @ivar producing: Whether it has become its transport's producer: at
+        once, or once a reply is queued if it L{writesThrough}.  It stays
+        true once the connection closes and stops producing, so that a
+        reply queued then does not make it one again.
     """
 
     factory: GreetingFactory
@@ -81,6 +85,7 @@ class GreetingProtocol(FlowControl, Protocol):
     admitted = False
     closing = False
     writesThrough = False
+    producing = False
     ended: str | None = None
     healthCheck = False
     closingAt = 0.0
@@ -109,7 +114,8 @@ class GreetingProtocol(FlowControl, Protocol):
         self.writeProgressAt = self.openedAt
         self.budget = factory.budget
         self.paced = False  # On the instance: read for every message.
-        transport.registerProducer(self, True)
+        if not self.writesThrough:
+            self._produce(transport)
         accessLog = factory.accessLog
         if accessLog.wantsOpened() and not self.healthCheck:
             accessLog.opened(self.peer)
@@ -184,11 +190,15 @@ class GreetingProtocol(FlowControl, Protocol):
         except MessageTooLong as error:
             self._answerAll(error.messages, error)
             return
-        if len(messages) == 1 and not self.healthCheck:
+        if len(messages) == 1:
+            # One message, as a client waiting for each reply sends: its
+            # reply alone, or the close, without the general case's list.
             payload, ending = messages[0]
-            if payload != EXIT:
-                # One message, as a client waiting for each reply sends:
-                # its reply alone, without the general case's list.
+            if payload == EXIT:
+                self.ended = "exit"
+                self.close()
+                return
+            if not self.healthCheck:
                 self.messages += 1
                 factory = self.factory
                 self.lastMessageAt = factory.clock.seconds()
@@ -244,10 +254,25 @@ class GreetingProtocol(FlowControl, Protocol):
         Write C{data} to the peer and count it.
         """
         self.bytesSent += len(data)
+        transport: IStreamTransport = self.transport
         if self.writesThrough:
-            writeThrough(self.transport, data)
-        else:
-            self._transport().write(data)
+            data = writeThrough(transport, data)
+            if not data:
+                return
+            if not self.producing:
+                self._produce(transport)
+        transport.write(data)
+
+    def _produce(self, transport: IStreamTransport) -> None:
+        """
+        Become C{transport}'s producer, so that it pauses reading while
+        replies wait unsent.  A connection that writes through does so
+        only once a reply is queued: until then nothing waits, and most
+        connections never queue one, so they skip the registration and
+        its undoing.
+        """
+        self.producing = True
+        transport.registerProducer(self, True)
 
     def sendError(self, text: str) -> None:
         """
@@ -262,7 +287,7 @@ class GreetingProtocol(FlowControl, Protocol):
         anything the peer sends meanwhile.
         """
         self._beginClosing()
-        transport = self._transport()
+        transport: IStreamTransport = self.transport
         if self.writesThrough and closeNow(transport):
             return
         # A registered producer would be resumed, not the connection closed,

@@ -8,16 +8,18 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from twisted.internet import main, tcp, udp
+from twisted.internet import error, main, tcp, udp
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import DatagramProtocol, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock, StringTransport
 from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from greetd.protocols.datagramport import DatagramPort, readsDirectly
 from greetd.protocols.fastwrite import (
+    _DONE,
     closeNow,
     datagramWriter,
     supportsWriteThrough,
@@ -53,37 +55,43 @@ class WriteThroughTests(SynchronousTestCase):
         With nothing queued, the bytes reach the peer without a reactor turn.
         """
         server, peer = serverConnection(self)
-        writeThrough(server, b"Hello, Michael!\n")
+        self.assertEqual(writeThrough(server, b"Hello, Michael!\n"), b"")
         self.assertEqual(peer.recv(100), b"Hello, Michael!\n")
         self.assertFalse(server._tempDataBuffer)
 
     def test_queuedFirstKeepsOrder(self) -> None:
+        """
+        Behind bytes already queued, nothing is sent: all of it is left to
+        queue after them.
+        """
         server, peer = serverConnection(self)
         server.write(b"first ")
-        writeThrough(server, b"second")
-        self.assertEqual(server._tempDataBuffer, [b"first ", b"second"])
+        self.assertEqual(writeThrough(server, b"second"), b"second")
+        self.assertEqual(server._tempDataBuffer, [b"first "])
         peer.setblocking(False)
         self.assertRaises(BlockingIOError, peer.recv, 100)
 
-    def test_partialSendQueuesRest(self) -> None:
+    def test_partialSendLeavesRest(self) -> None:
         """
-        What the kernel does not take goes to the transport's buffer, and
-        later writes queue behind it.
+        What the kernel does not take is left to the caller to queue, and
+        once it is queued, later bytes are left to queue behind it.
         """
         server, _ = serverConnection(self)
         big = b"x" * (8 * 1024 * 1024)
-        writeThrough(server, big)
-        queued = b"".join(server._tempDataBuffer)
-        self.assertTrue(0 < len(queued) < len(big))
-        self.assertTrue(big.endswith(queued))
-        writeThrough(server, b"after")
-        self.assertEqual(server._tempDataBuffer[-1], b"after")
+        rest = writeThrough(server, big)
+        self.assertTrue(0 < len(rest) < len(big))
+        self.assertTrue(big.endswith(rest))
+        self.assertFalse(server._tempDataBuffer)
+        server.write(rest)
+        self.assertEqual(writeThrough(server, b"after"), b"after")
 
-    def test_closingUsesWrite(self) -> None:
+    def test_closingLeavesAll(self) -> None:
+        """
+        A transport that is closing is sent nothing directly.
+        """
         server, _ = serverConnection(self)
         server.disconnecting = True
-        writeThrough(server, b"late")
-        self.assertEqual(server._tempDataBuffer, [b"late"])
+        self.assertEqual(writeThrough(server, b"late"), b"late")
 
     def test_greetingUsesIt(self) -> None:
         """
@@ -105,6 +113,30 @@ class WriteThroughTests(SynchronousTestCase):
         protocol.dataReceived(b"Michael")
         self.assertEqual(peer.recv(100), b"Hello, Michael!")
 
+    def test_greetingProducesOnceQueued(self) -> None:
+        """
+        A greeting connection writing through becomes its transport's
+        producer only once a reply is queued, and before it is queued, so
+        that the write that fills the transport's buffer pauses it.
+        """
+        ours, peer = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(peer.close)
+        ours.setblocking(False)
+        factory = GreetingFactory(clock=Clock(), maxLength=1 << 22)
+        protocol = factory.buildProtocol(IPv4Address("TCP", *SOCKET_PEER))
+        assert protocol is not None
+        server = tcp.Server(ours, protocol, SOCKET_PEER, None, 1, MemoryReactor())  # type: ignore[arg-type]
+        protocol.makeConnection(server)
+        protocol.dataReceived(b"Michael")
+        self.assertIsNone(server.producer)
+        self.assertFalse(protocol.producing)
+        # More than the socket pair's buffers and the transport's hold.
+        protocol.dataReceived(b"x" * (1 << 21))
+        self.assertIs(server.producer, protocol)
+        self.assertTrue(protocol.writePaused)
+        self.assertTrue(server._tempDataBuffer)
+
 
 def endings(events: list[dict[str, Any]]) -> list[str]:
     """
@@ -113,6 +145,40 @@ def endings(events: list[dict[str, Any]]) -> list[str]:
     return [
         event["ended"] for event in events if event["greetdEvent"] == "connection.close"
     ]
+
+
+class CleanCloseTests(SynchronousTestCase):
+    """
+    The failure a connection closed at once is lost with answers C{check}
+    as any L{Failure} of C{ConnectionDone} does, by a class test.
+    """
+
+    CHECKED: tuple[str | type[BaseException], ...] = (
+        error.ConnectionDone,
+        error.ConnectionLost,
+        error.ConnectionAborted,
+        error.ConnectionClosed,
+        Exception,
+        BaseException,
+        KeyboardInterrupt,
+        ValueError,
+        "twisted.internet.error.ConnectionDone",
+        "twisted.internet.error.ConnectionAborted",
+        "builtins.Exception",
+    )
+
+    def test_checkAgrees(self) -> None:
+        plain = Failure(error.ConnectionDone())
+        for one in self.CHECKED:
+            self.assertIs(_DONE.check(one), plain.check(one), one)
+        for first in self.CHECKED:
+            for second in self.CHECKED:
+                self.assertIs(_DONE.check(first, second), plain.check(first, second))
+        self.assertIsNone(_DONE.check())
+
+    def test_isFailure(self) -> None:
+        self.assertIsInstance(_DONE, Failure)
+        self.assertIsInstance(_DONE.value, error.ConnectionDone)
 
 
 class CloseNowTests(SynchronousTestCase):
