@@ -10,6 +10,7 @@ import select
 import socket
 
 from twisted.internet import endpoints, main, tcp, udp
+from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.pollreactor import PollReactor
@@ -22,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
 from greetd.twisted_private import (
+    AddressSparingPort,
     adoptedPort,
     epollDispatch,
     inheritedSockets,
@@ -290,3 +292,82 @@ class PrivateNamesTests(SynchronousTestCase):
         self.assertGreaterEqual(unsentBytes(tls.wrappedProtocol.transport), 100)
         server.doWrite()
         self.assertEqual(unsentBytes(tls), 0)
+
+
+class Recording(Factory):
+    """
+    A factory that records the address each connection is built for.
+    """
+
+    protocol = Protocol
+
+    def __init__(self) -> None:
+        self.addresses: list[object] = []
+
+    def buildProtocol(self, addr: object) -> Protocol | None:
+        self.addresses.append(addr)
+        return super().buildProtocol(addr)  # type: ignore[arg-type]
+
+
+class AddressSparingPortTests(SynchronousTestCase):
+    def accept(self, factory: Factory) -> None:
+        """
+        Listen on loopback with C{factory}, connect once, and accept it as
+        the reactor would.
+        """
+        port = AddressSparingPort(
+            0, factory, interface="127.0.0.1", reactor=MemoryReactorClock()
+        )
+        port.startListening()
+        self.addCleanup(port.connectionLost, None)
+        client = socket.create_connection(port.socket.getsockname())
+        self.addCleanup(client.close)
+        port.doRead()
+        self.assertEqual(port.sessionno, 1, "nothing accepted")
+        for transport in list(port.reactor.readers):
+            if isinstance(transport, tcp.Server):
+                self.addCleanup(transport.socket.close)
+
+    def test_buildAddr(self) -> None:
+        self.requirePrivate(tcp.Port, "_buildAddr", "tcp.Port")
+
+    requirePrivate = PrivateNamesTests.requirePrivate
+
+    def test_doReadHandsBuiltAddress(self) -> None:
+        """
+        C{tcp.Port.doRead} hands each accepted connection's factory what
+        C{_buildAddr} returns, so that overriding it is enough.
+        """
+        factory = Recording()
+        marker = object()
+        self.patch(AddressSparingPort, "_buildAddr", lambda port, address: marker)
+        self.accept(factory)
+        self.assertEqual(factory.addresses, [marker])
+
+    def test_ignoredAddressNotBuilt(self) -> None:
+        """
+        For a factory whose C{buildProtocol} is C{Factory}'s own, which
+        ignores it, no address is built.
+        """
+        built: list[tuple[object, ...]] = []
+        original = tcp.Port._buildAddr
+        self.patch(
+            tcp.Port,
+            "_buildAddr",
+            lambda port, address: built.append(address) or original(port, address),
+        )
+        self.accept(Factory.forProtocol(Protocol))
+        self.assertEqual(built, [])
+        self.accept(Recording())
+        self.assertEqual(len(built), 1)
+
+    def test_addressBuiltForOthers(self) -> None:
+        """
+        A factory with a C{buildProtocol} of its own is given the peer's
+        address, as C{tcp.Port} gives it.
+        """
+        factory = Recording()
+        self.accept(factory)
+        [address] = factory.addresses
+        self.assertIsInstance(address, IPv4Address)
+        self.assertEqual(address.host, "127.0.0.1")

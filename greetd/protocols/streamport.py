@@ -24,7 +24,7 @@ from twisted.internet import main, tcp
 from twisted.python.failure import Failure
 
 from greetd.protocols.clib import LIBC
-from greetd.twisted_private import readReceived
+from greetd.twisted_private import AddressSparingPort, readReceived
 
 #: The errors after which a read is tried again on the next event.
 _READ_AGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
@@ -65,9 +65,10 @@ class StreamServer(tcp.Server):
             super().connectionLost(reason)
 
 
-class StreamPort(tcp.Port):
+class StreamPort(AddressSparingPort):
     """
-    A TCP port whose connections are L{StreamServer}s.
+    A TCP port whose connections are L{StreamServer}s, and which builds no
+    address object for a factory that would ignore it.
     """
 
     transport = StreamServer
