@@ -12,7 +12,7 @@ from __future__ import annotations
 import select
 from typing import Any
 
-from twisted.internet import tcp
+from twisted.internet import address, tcp
 from twisted.internet.protocol import Factory
 from twisted.python.systemd import ListenFDs
 
@@ -216,3 +216,68 @@ class AddressSparingPort(tcp.Port):
         if type(factory).buildProtocol is Factory.buildProtocol:
             return None
         return super()._buildAddr(address)  # type: ignore[no-untyped-call]
+
+
+class NamedOnDemandServer(tcp.Server):
+    """
+    A C{tcp.Server} whose log prefix (C{logstr}) and C{repr} text
+    (C{repstr}) are made when first asked for.
+
+    C{tcp.Server.__init__} formats both for every connection (about 0.5 us
+    on CPython, the protocol's C{logPrefix} called for one), and most
+    connections are never named by either: greetd's reactor gives an event
+    of input alone to C{doRead} without a log context.  This C{__init__}
+    is C{tcp.Server}'s without them; C{tests/test_twisted_private.py}
+    checks that it leaves the same attributes as Twisted's does.
+    """
+
+    _logstr: str | None = None
+    _repstr: str | None = None
+
+    def __init__(
+        self,
+        sock: Any,
+        protocol: Any,
+        client: tuple[Any, ...],
+        server: Any,
+        sessionno: int,
+        reactor: Any,
+    ) -> None:
+        tcp.Connection.__init__(self, sock, protocol, reactor)
+        if len(client) != 2:
+            self._addressType = address.IPv6Address
+        self.server = server
+        self.client = client
+        self.sessionno = sessionno
+        self.hostname = client[0]
+        # The protocol named in the log prefix, which outlives the
+        # connection's own reference to it.
+        self._named = protocol
+        self.startReading()  # type: ignore[no-untyped-call]
+        self.connected = 1
+
+    @property
+    def logstr(self) -> str:
+        logstr = self._logstr
+        if logstr is None:
+            prefix = self._getLogPrefix(self._named)
+            logstr = self._logstr = f"{prefix},{self.sessionno},{self.hostname}"
+        return logstr
+
+    @logstr.setter
+    def logstr(self, logstr: str) -> None:
+        self._logstr = logstr
+
+    @property
+    def repstr(self) -> str:
+        repstr = self._repstr
+        if repstr is None:
+            port = None if self.server is None else self.server._realPortNumber
+            repstr = self._repstr = (
+                f"<{self._named.__class__.__name__} #{self.sessionno} on {port}>"
+            )
+        return repstr
+
+    @repstr.setter
+    def repstr(self, repstr: str) -> None:
+        self._repstr = repstr

@@ -18,12 +18,14 @@ from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase
 
 import twisted
 from greetd.twisted_private import (
     AddressSparingPort,
+    NamedOnDemandServer,
     adoptedPort,
     epollDispatch,
     inheritedSockets,
@@ -371,3 +373,82 @@ class AddressSparingPortTests(SynchronousTestCase):
         [address] = factory.addresses
         self.assertIsInstance(address, IPv4Address)
         self.assertEqual(address.host, "127.0.0.1")
+
+
+class Named(Protocol):
+    def logPrefix(self) -> str:
+        return "Named prefix"
+
+
+class NamedOnDemandServerTests(SynchronousTestCase):
+    """
+    L{NamedOnDemandServer} is C{tcp.Server} but for when its names are
+    made: these fail when Twisted's C{tcp.Server.__init__} changes.
+    """
+
+    def pair(
+        self, client: tuple[object, ...], portNumber: int | None = 9999
+    ) -> tuple[tcp.Server, NamedOnDemandServer]:
+        """
+        A C{tcp.Server} and a L{NamedOnDemandServer} made alike, each on a
+        socket pair of its own, for a C{client} address.
+        """
+        server = None
+        if portNumber is not None:
+            server = tcp.Port(portNumber, Factory())
+            server._realPortNumber = portNumber
+        made = []
+        for kind in (tcp.Server, NamedOnDemandServer):
+            ours, theirs = socket.socketpair()
+            self.addCleanup(ours.close)
+            self.addCleanup(theirs.close)
+            made.append(kind(ours, Named(), client, server, 7, MemoryReactorClock()))
+        twisteds, ondemand = made
+        assert isinstance(ondemand, NamedOnDemandServer)
+        return twisteds, ondemand
+
+    def test_sameState(self) -> None:
+        """
+        Both leave the same attributes with the same values, their names
+        apart, and are reading.
+        """
+        for client in (("127.0.0.2", 4000), ("::1", 4000, 0, 0)):
+            twisteds, ondemand = self.pair(client)
+            mine = {
+                name: value
+                for name, value in vars(ondemand).items()
+                if name != "_named"
+            }
+            theirs = {
+                name: value
+                for name, value in vars(twisteds).items()
+                if name not in ("logstr", "repstr")
+            }
+            self.assertEqual(sorted(mine), sorted(theirs))
+            for name in ("client", "sessionno", "hostname", "connected", "server"):
+                self.assertEqual(mine[name], theirs[name], name)
+            self.assertIs(ondemand._addressType, twisteds._addressType)
+            self.assertEqual(ondemand.getPeer(), twisteds.getPeer())
+            self.assertIn(ondemand, ondemand.reactor.readers)
+
+    def test_sameNames(self) -> None:
+        """
+        Asked for, the log prefix and C{repr} are Twisted's, and made once.
+        """
+        twisteds, ondemand = self.pair(("127.0.0.2", 4000))
+        self.assertEqual(ondemand.logPrefix(), twisteds.logPrefix())
+        self.assertEqual(ondemand.logPrefix(), "Named prefix,7,127.0.0.2")
+        self.assertEqual(repr(ondemand), repr(twisteds))
+        self.assertIs(ondemand.logPrefix(), ondemand.logPrefix())
+        self.assertIs(repr(ondemand), repr(ondemand))
+
+    def test_namedAfterLost(self) -> None:
+        """
+        Its log prefix can be made once the connection is lost, when the
+        connection no longer holds its protocol.
+        """
+        _, ondemand = self.pair(("127.0.0.2", 4000), None)
+        ondemand.connectionLost(Failure(main.CONNECTION_DONE))
+        self.assertFalse(hasattr(ondemand, "protocol"))
+        self.assertEqual(ondemand.logPrefix(), "Named prefix,7,127.0.0.2")
+        self.assertEqual(repr(ondemand), "<Named #7 on None>")

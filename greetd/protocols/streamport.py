@@ -9,7 +9,7 @@ into one buffer that every connection shares (a read is copied out before
 the protocol sees it), and is otherwise Twisted's C{tcp.Server}: what a
 read returns to the reactor is what Twisted's C{doRead} returns (the
 connection done at end of file, lost on an error, nothing on C{EAGAIN}).
-On CPython the class is Twisted's C{tcp.Server} with nothing changed.
+On CPython it reads as Twisted's C{tcp.Server} does.
 
 L{StreamPort}, the TCP port that greetd's reactor listens on, makes its
 connections L{StreamServer}s.
@@ -24,15 +24,20 @@ from twisted.internet import main, tcp
 from twisted.python.failure import Failure
 
 from greetd.protocols.clib import LIBC
-from greetd.twisted_private import AddressSparingPort, readReceived
+from greetd.twisted_private import (
+    AddressSparingPort,
+    NamedOnDemandServer,
+    readReceived,
+)
 
 #: The errors after which a read is tried again on the next event.
 _READ_AGAIN = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR})
 
 
-class StreamServer(tcp.Server):
+class StreamServer(NamedOnDemandServer):
     """
-    A TCP server connection that, on PyPy, reads through the C library.
+    A TCP server connection that, on PyPy, reads through the C library,
+    and names itself for logs only when asked (L{NamedOnDemandServer}).
     """
 
     if LIBC is not None:
