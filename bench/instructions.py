@@ -31,20 +31,21 @@ def run(path: str, count: int) -> None:
     """
     Make C{count} connections of C{path}, after a warm-up of 200.
     """
+    from twisted.internet import tcp
     from twisted.internet.protocol import Factory
 
     from bench import micro
+    from greetd.protocols.streamport import StreamServer
 
     reactor = micro.Reactor()
     with tempfile.TemporaryFile("w+") as logFile:
         servers = micro.greetdServers(reactor, logFile)
-        factory = (
-            servers.factory
-            if path == "greetd"
-            else Factory.forProtocol(micro.PlainGreeting)
-        )
+        if path == "greetd":
+            factory, kind = servers.factory, StreamServer
+        else:
+            factory, kind = Factory.forProtocol(micro.PlainGreeting), tcp.Server
         for _ in range(200 + count):
-            micro.connection(factory, reactor)
+            micro.connection(factory, reactor, kind)
 
 
 def instructions(path: str, count: int) -> int:

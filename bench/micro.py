@@ -181,10 +181,13 @@ def tcpServer(
     return transport
 
 
-def connection(factory: Factory[Any], reactor: Reactor) -> None:
+def connection(
+    factory: Factory[Any], reactor: Reactor, kind: type[tcp.Server] = tcp.Server
+) -> None:
     """
     One connection of the churn workload, as the reactor drives it: the
-    transport made on a socket of its own (a socket shared between
+    transport (a C{kind}: greetd's reactor makes L{StreamServer}s, Twisted's
+    C{tcp.Server}s) made on a socket of its own (a socket shared between
     connections would be shut down by the first close, and every later
     send would fail), the banner sent, C{exit} received, the close.
     """
@@ -192,7 +195,7 @@ def connection(factory: Factory[Any], reactor: Reactor) -> None:
     near.setblocking(False)
     protocol = factory.buildProtocol(PEER)  # type: ignore[arg-type]
     assert protocol is not None
-    transport = tcp.Server(near, protocol, PEER, None, 0, reactor)  # type: ignore[arg-type]
+    transport = kind(near, protocol, PEER, None, 0, reactor)  # type: ignore[arg-type]
     protocol.makeConnection(transport)
     protocol.dataReceived(b"exit\r\n")
     if not transport.disconnected:
@@ -276,7 +279,7 @@ def churn(factory: GreetingFactory, seconds: float) -> dict[str, float]:
     )
 
     results["whole connection, greetd (socket pair to close)"] = perOperation(
-        repeat(lambda: connection(factory, reactor)), seconds
+        repeat(lambda: connection(factory, reactor, StreamServer)), seconds
     )
     plain = Factory.forProtocol(PlainGreeting)
     results["whole connection, plain Twisted (socket pair to close)"] = perOperation(
