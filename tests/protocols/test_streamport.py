@@ -7,11 +7,12 @@ one, which runs under PyPy.
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 
 from twisted.internet import main, tcp
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from greetd.protocols.clib import LIBC
 from greetd.protocols.fastwrite import supportsWriteThrough
 from greetd.protocols.peer import peerForLog, peerHost
-from greetd.protocols.streamport import StreamPort, StreamServer
+from greetd.protocols.streamport import ListeningSocket, StreamPort, StreamServer
+from greetd.twisted_private import adoptedPort
 from tests.helpers import SOCKET_PEER
 
 
@@ -135,3 +137,98 @@ class StreamServerTests(SynchronousTestCase):
 
     def test_portMakesThem(self) -> None:
         self.assertIs(StreamPort.transport, StreamServer)
+
+
+def listener(case: SynchronousTestCase, kind: type[socket.socket]) -> socket.socket:
+    """
+    A non-blocking listening socket of C{kind} on loopback.
+    """
+    made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listening = kind(made.family, made.type, made.proto, made.detach())
+    case.addCleanup(listening.close)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(5)
+    listening.setblocking(False)
+    return listening
+
+
+class ListeningSocketTests(SynchronousTestCase):
+    def accepted(self, kind: type[socket.socket]) -> tuple[socket.socket, object]:
+        listening = listener(self, kind)
+        client = socket.create_connection(listening.getsockname())
+        self.addCleanup(client.close)
+        accepted, address = listening.accept()
+        self.addCleanup(accepted.close)
+        self.assertEqual(address, client.getsockname())
+        return accepted, address
+
+    def test_acceptsAsSocketDoes(self) -> None:
+        """
+        What it accepts is a C{socket.socket} as C{socket.socket.accept}
+        makes it: the same family, type, protocol and blocking mode.
+        """
+        theirs, _ = self.accepted(socket.socket)
+        mine, _ = self.accepted(ListeningSocket)
+        self.assertIs(type(mine), socket.socket)
+        for attribute in ("family", "type", "proto"):
+            self.assertEqual(getattr(mine, attribute), getattr(theirs, attribute))
+        self.assertEqual(mine.gettimeout(), theirs.gettimeout())
+
+    def test_nothingWaiting(self) -> None:
+        listening = listener(self, ListeningSocket)
+        self.assertRaises(BlockingIOError, listening.accept)
+
+
+class StreamPortListeningTests(SynchronousTestCase):
+    def check(self, port: StreamPort, twisteds: tcp.Port) -> None:
+        """
+        C{port}, listening, accepts on a L{ListeningSocket} whose
+        descriptor the reactor watches, in the mode in which C{twisteds},
+        Twisted's own port made alike, listens.
+        """
+        self.addCleanup(port.connectionLost, None)
+        self.addCleanup(twisteds.connectionLost, None)
+        self.assertIsInstance(port.socket, ListeningSocket)
+        self.assertEqual(port.fileno(), port.socket.fileno())
+        self.assertEqual(port.socket.gettimeout(), twisteds.socket.gettimeout())
+        # A blocking descriptor would hang the accept below once nothing
+        # is waiting.
+        self.assertFalse(os.get_blocking(port.fileno()))
+        client = socket.create_connection(port.socket.getsockname())
+        self.addCleanup(client.close)
+        port.doRead()
+        [server] = [
+            reader
+            for reader in port.reactor.readers
+            if isinstance(reader, StreamServer)
+        ]
+        self.addCleanup(server.connectionLost, Failure(main.CONNECTION_DONE))
+        self.assertEqual(server.client, client.getsockname())
+
+    def test_listenTCP(self) -> None:
+        made = []
+        for kind in (StreamPort, tcp.Port):
+            port = kind(
+                0, Factory.forProtocol(Protocol), 5, "127.0.0.1", MemoryReactor()
+            )
+            port.startListening()
+            made.append(port)
+        self.check(*made)
+
+    def test_adopted(self) -> None:
+        """
+        An inherited socket (a pool's, or systemd's) is accepted on as well.
+        """
+        inherited = listener(self, socket.socket)
+        made = []
+        for kind in (StreamPort, tcp.Port):
+            port = adoptedPort(
+                kind,
+                MemoryReactor(),
+                inherited.fileno(),
+                socket.AF_INET,
+                Factory.forProtocol(Protocol),
+            )
+            port.startListening()
+            made.append(port)
+        self.check(*made)
