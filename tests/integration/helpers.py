@@ -431,7 +431,7 @@ def nonReadersCut(
     # at least, so it is what cut them; pushing takes a moment, then at
     # most one sweep's interval, or the idle timeout (2 s) after the close
     # began.
-    assert 1 <= min(durations) and max(durations) < 6, durations
+    assert 1 <= min(durations) <= max(durations) < 6, durations
     exchange()
     for client in clients:
         client.close()
