@@ -136,6 +136,11 @@ class DatagramPort(udp.Port):
             # datagram is handled: later, the descriptor may be another's.
             self._source = None
 
+    if _C is None:
+        # Nothing reads directly here: the reactor calls Twisted's doRead
+        # without a call in between, once an event.
+        doRead = udp.Port.doRead
+
     def _hostText(self, ip: int) -> str:
         """
         The text of the IPv4 address C{ip} (its C{sin_addr}, as read), kept

@@ -11,6 +11,7 @@ import platform
 import socket
 from typing import Any
 
+from twisted.internet import udp
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -67,6 +68,13 @@ class DatagramPortTests(SynchronousTestCase):
         The C library is called directly on PyPy only.
         """
         self.assertEqual(readsDirectly(), platform.python_implementation() == "PyPy")
+
+    def test_twistedsReadWhereNotDirect(self) -> None:
+        """
+        Where nothing reads directly, the reactor calls Twisted's own
+        C{doRead}, with nothing in between.
+        """
+        self.assertEqual(DatagramPort.doRead is udp.Port.doRead, not readsDirectly())
 
     def test_datagramsAndSources(self) -> None:
         """
