@@ -13,7 +13,7 @@ import select
 from typing import Any
 
 from twisted.internet import address, tcp
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.python.systemd import ListenFDs
 
 
@@ -208,12 +208,15 @@ class AddressSparingPort(tcp.Port):
     C{Factory.buildProtocol} ignores.  Twisted offers no other hook, so
     this overrides C{_buildAddr} to give C{None} to a factory whose
     C{buildProtocol} is C{Factory}'s own, and the address to any other
-    (a wrapping factory, a factory of an embedder's that reads it).
+    (a wrapping factory, a factory of an embedder's that reads it, one
+    whose C{buildProtocol} was replaced on the instance).
     """
 
     def _buildAddr(self, address: tuple[Any, ...]) -> Any:
         factory: Any = self.factory
-        if type(factory).buildProtocol is Factory.buildProtocol:
+        if type(factory).buildProtocol is Factory.buildProtocol and (
+            "buildProtocol" not in getattr(factory, "__dict__", ())
+        ):
             return None
         return super()._buildAddr(address)  # type: ignore[no-untyped-call]
 
@@ -221,14 +224,21 @@ class AddressSparingPort(tcp.Port):
 class NamedOnDemandServer(tcp.Server):
     """
     A C{tcp.Server} whose log prefix (C{logstr}) and C{repr} text
-    (C{repstr}) are made when first asked for.
+    (C{repstr}) are formatted when first asked for.
 
     C{tcp.Server.__init__} formats both for every connection (about 0.5 us
     on CPython, the protocol's C{logPrefix} called for one), and most
     connections are never named by either: greetd's reactor gives an event
-    of input alone to C{doRead} without a log context.  This C{__init__}
-    is C{tcp.Server}'s without them; C{tests/test_twisted_private.py}
-    checks that it leaves the same attributes as Twisted's does.
+    of input alone to C{doRead} without a log context.  What they are
+    made of is taken when the connection is made, as Twisted takes it:
+    the protocol's class (whose name is all C{Protocol.logPrefix} gives;
+    a protocol with a C{logPrefix} of its own, such as a wrapper's, is
+    asked at once) and the port's number, so that they read the same
+    once the port has stopped or the connection has let its protocol go,
+    and keep no reference to the protocol.  This C{__init__} is
+    C{tcp.Server}'s without the formatting;
+    C{tests/test_twisted_private.py} checks that it leaves the same
+    attributes as Twisted's does.
     """
 
     _logstr: str | None = None
@@ -250,9 +260,12 @@ class NamedOnDemandServer(tcp.Server):
         self.client = client
         self.sessionno = sessionno
         self.hostname = client[0]
-        # The protocol named in the log prefix, which outlives the
-        # connection's own reference to it.
-        self._named = protocol
+        kind = type(protocol)
+        self._protocolName = kind.__name__
+        if getattr(kind, "logPrefix", None) is not Protocol.logPrefix:
+            # Its own prefix, which may read its state: asked now.
+            self._logstr = f"{self._getLogPrefix(protocol)},{sessionno},{client[0]}"
+        self._portNumber = None if server is None else server._realPortNumber
         self.startReading()  # type: ignore[no-untyped-call]
         self.connected = 1
 
@@ -260,8 +273,9 @@ class NamedOnDemandServer(tcp.Server):
     def logstr(self) -> str:
         logstr = self._logstr
         if logstr is None:
-            prefix = self._getLogPrefix(self._named)
-            logstr = self._logstr = f"{prefix},{self.sessionno},{self.hostname}"
+            logstr = self._logstr = (
+                f"{self._protocolName},{self.sessionno},{self.hostname}"
+            )
         return logstr
 
     @logstr.setter
@@ -272,9 +286,8 @@ class NamedOnDemandServer(tcp.Server):
     def repstr(self) -> str:
         repstr = self._repstr
         if repstr is None:
-            port = None if self.server is None else self.server._realPortNumber
             repstr = self._repstr = (
-                f"<{self._named.__class__.__name__} #{self.sessionno} on {port}>"
+                f"<{self._protocolName} #{self.sessionno} on {self._portNumber}>"
             )
         return repstr
 

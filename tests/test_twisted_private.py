@@ -5,6 +5,7 @@ version, when a private Twisted name greetd relies on changes.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import select
 import socket
@@ -363,6 +364,18 @@ class AddressSparingPortTests(SynchronousTestCase):
         self.accept(Recording())
         self.assertEqual(len(built), 1)
 
+    def test_addressBuiltForInstanceOverride(self) -> None:
+        """
+        A factory whose C{buildProtocol} was replaced on the instance is
+        given the address.
+        """
+        addresses: list[object] = []
+        factory = Factory.forProtocol(Protocol)
+        factory.buildProtocol = lambda addr: addresses.append(addr) or Protocol()  # type: ignore[method-assign]
+        self.accept(factory)
+        [address] = addresses
+        self.assertIsInstance(address, IPv4Address)
+
     def test_addressBuiltForOthers(self) -> None:
         """
         A factory with a C{buildProtocol} of its own is given the peer's
@@ -387,7 +400,10 @@ class NamedOnDemandServerTests(SynchronousTestCase):
     """
 
     def pair(
-        self, client: tuple[object, ...], portNumber: int | None = 9999
+        self,
+        client: tuple[object, ...],
+        portNumber: int | None = 9999,
+        protocol: type[Protocol] = Named,
     ) -> tuple[tcp.Server, NamedOnDemandServer]:
         """
         A C{tcp.Server} and a L{NamedOnDemandServer} made alike, each on a
@@ -402,7 +418,7 @@ class NamedOnDemandServerTests(SynchronousTestCase):
             ours, theirs = socket.socketpair()
             self.addCleanup(ours.close)
             self.addCleanup(theirs.close)
-            made.append(kind(ours, Named(), client, server, 7, MemoryReactorClock()))
+            made.append(kind(ours, protocol(), client, server, 7, MemoryReactorClock()))
         twisteds, ondemand = made
         assert isinstance(ondemand, NamedOnDemandServer)
         return twisteds, ondemand
@@ -417,7 +433,7 @@ class NamedOnDemandServerTests(SynchronousTestCase):
             mine = {
                 name: value
                 for name, value in vars(ondemand).items()
-                if name != "_named"
+                if name not in ("_protocolName", "_portNumber", "_logstr")
             }
             theirs = {
                 name: value
@@ -430,6 +446,17 @@ class NamedOnDemandServerTests(SynchronousTestCase):
             self.assertIs(ondemand._addressType, twisteds._addressType)
             self.assertEqual(ondemand.getPeer(), twisteds.getPeer())
             self.assertIn(ondemand, ondemand.reactor.readers)
+
+    def test_sameNamesPlainProtocol(self) -> None:
+        """
+        For a protocol whose C{logPrefix} is C{Protocol}'s, the names are
+        made from its class when asked for, and are Twisted's.
+        """
+        twisteds, ondemand = self.pair(("127.0.0.2", 4000), protocol=Protocol)
+        self.assertIsNone(ondemand._logstr)
+        self.assertEqual(ondemand.logPrefix(), twisteds.logPrefix())
+        self.assertEqual(ondemand.logPrefix(), "Protocol,7,127.0.0.2")
+        self.assertEqual(repr(ondemand), repr(twisteds))
 
     def test_sameNames(self) -> None:
         """
@@ -444,11 +471,45 @@ class NamedOnDemandServerTests(SynchronousTestCase):
 
     def test_namedAfterLost(self) -> None:
         """
-        Its log prefix can be made once the connection is lost, when the
-        connection no longer holds its protocol.
+        Asked for once the connection is lost and its port has stopped,
+        its names are what Twisted's were when the connection was made.
         """
-        _, ondemand = self.pair(("127.0.0.2", 4000), None)
+        twisteds, ondemand = self.pair(("127.0.0.2", 4000))
+        ondemand.server._realPortNumber = None
         ondemand.connectionLost(Failure(main.CONNECTION_DONE))
         self.assertFalse(hasattr(ondemand, "protocol"))
-        self.assertEqual(ondemand.logPrefix(), "Named prefix,7,127.0.0.2")
-        self.assertEqual(repr(ondemand), "<Named #7 on None>")
+        self.assertEqual(ondemand.logPrefix(), twisteds.logPrefix())
+        self.assertEqual(repr(ondemand), repr(twisteds))
+        self.assertEqual(repr(ondemand), "<Named #7 on 9999>")
+
+    def test_wrapperNamedAsMade(self) -> None:
+        """
+        A wrapping protocol's prefix, which names the protocol it wraps, is
+        the one it gave when the connection was made, not after the
+        wrapper let the wrapped protocol go.
+        """
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        wrapper = ProtocolWrapper(WrappingFactory(Factory()), Named())
+        ondemand = NamedOnDemandServer(
+            ours, wrapper, ("127.0.0.2", 4000), None, 7, MemoryReactorClock()
+        )
+        wrapper.makeConnection(ondemand)
+        made = "Named prefix (ProtocolWrapper),7,127.0.0.2"
+        ondemand.connectionLost(Failure(main.CONNECTION_DONE))
+        self.assertIsNone(wrapper.wrappedProtocol)
+        self.assertEqual(ondemand.logPrefix(), made)
+
+    def test_protocolNotKept(self) -> None:
+        """
+        A lost connection keeps no reference to its protocol, so the two
+        are freed without waiting for the cycle collector.
+        """
+        _, ondemand = self.pair(("127.0.0.2", 4000))
+        protocol = ondemand.protocol
+        ondemand.connectionLost(Failure(main.CONNECTION_DONE))
+        self.assertNotIn(protocol, [value for value in vars(ondemand).values()])
+        self.assertFalse(
+            any(referrer is ondemand for referrer in gc.get_referrers(protocol))
+        )
