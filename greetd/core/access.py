@@ -64,16 +64,22 @@ class AccessPolicy:
     dual-stack IPv6 socket (C{::ffff:192.0.2.1}) are matched as IPv4.
 
     @ivar allow: The allowed networks; empty allows everyone not denied.
+        Read only, as is C{deny}.
     @ivar deny: The denied networks.
     """
 
     def __init__(
         self, allow: Sequence[Network] = (), deny: Sequence[Network] = ()
     ) -> None:
-        self.allow = tuple(allow)
-        self.deny = tuple(deny)
-        # Asked for every connection and datagram: kept, not worked out.
-        self._everyone = not (self.allow or self.deny)
+        self._allow = tuple(allow)
+        self._deny = tuple(deny)
+        # Asked for every connection and datagram: kept, not worked out,
+        # which is why the lists cannot be changed (a new policy can be
+        # made instead).
+        self._everyone = not (self._allow or self._deny)
+
+    allow = property(lambda self: self._allow)
+    deny = property(lambda self: self._deny)
 
     def __bool__(self) -> bool:
         return not self._everyone
@@ -88,9 +94,10 @@ class AccessPolicy:
         if address is None:
             # Not provably outside the denied networks: refused.
             return False
-        if any(address in network for network in self.deny):
+        if any(address in network for network in self._deny):
             return False
-        return not self.allow or any(address in network for network in self.allow)
+        allow = self._allow
+        return not allow or any(address in network for network in allow)
 
 
 class TrustedPeers:

@@ -50,6 +50,22 @@ class AccessPolicyTests(SynchronousTestCase):
         self.assertTrue(rules.permits("127.0.0.1"))
         self.assertFalse(rules.permits("127.0.0.2"))
 
+    def test_listsReadOnly(self) -> None:
+        """
+        A policy's networks cannot be changed once it is made: whether it
+        permits everyone is kept, and a list changed under it would go
+        unheeded (a policy that permitted everyone would go on doing so).
+        """
+        rules = policy(["127.0.0.0/8"], ["127.0.0.2"])
+        self.assertEqual(rules.allow, (parseNetwork("127.0.0.0/8"),))
+        self.assertEqual(rules.deny, (parseNetwork("127.0.0.2"),))
+        empty = AccessPolicy()
+        with self.assertRaises(AttributeError):
+            empty.deny = (parseNetwork("10.0.0.0/8"),)  # type: ignore[misc]
+        with self.assertRaises(AttributeError):
+            empty.allow = (parseNetwork("10.0.0.0/8"),)  # type: ignore[misc]
+        self.assertTrue(empty.permits("10.1.2.3"))
+
     def test_mappedIPv4(self) -> None:
         rules = policy([], ["192.0.2.0/24"])
         self.assertFalse(rules.permits("::ffff:192.0.2.7"))
