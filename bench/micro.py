@@ -310,9 +310,14 @@ def pingpong(factory: GreetingFactory, seconds: float) -> dict[str, float]:
     greetd = factory.buildProtocol(PEER)  # type: ignore[arg-type]
     assert greetd is not None
     transport = tcpServer(greetd, sink, reactor)
-    results["write-through (one send)"] = perOperation(
-        drained(lambda: writeThrough(transport, b"Hello, Michael!\n")), seconds
-    )
+
+    def sendOne() -> None:
+        unsent = writeThrough(transport, b"Hello, Michael!\n")
+        if unsent:
+            # What the kernel did not take is queued, as the protocol does.
+            transport.write(unsent)
+
+    results["write-through (one send)"] = perOperation(drained(sendOne), seconds)
     results["whole message, greetd (dataReceived to send)"] = perOperation(
         drained(lambda: greetd.dataReceived(b"Michael\n")), seconds
     )
