@@ -67,7 +67,9 @@ class Run:
         busy the machine was around it.
     """
 
-    def __init__(self, args: tuple[str, ...], stdin: bytes, timed: bool) -> None:
+    def __init__(
+        self, args: tuple[str, ...], stdin: bytes, timed: bool = False
+    ) -> None:
         before = startupSeconds() if timed else None
         started = time.monotonic()
         result = subprocess.run(
