@@ -8,7 +8,8 @@ dict, a walk through the observers and the level filter, and a
 C{string.Formatter} and a C{strftime} to format it, which cost more than
 greetd's whole work for the connection.  Here a line is one C{%} format:
 the timestamp is made once a second, the text's shape is fixed, and the
-stream batches lines (L{greetd.ops.logfile.BatchedWriter}).
+stream batches lines (L{greetd.ops.logfile.BatchedWriter}), a text line
+made only when its batch is written.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class FastAccessLog:
                 output.jsonFields,
             )
         else:
-            line = f"{self._textStamp} [{output.system}] {connection.text}\n"
+            stream.writeLater((_textLine, self._textStamp, output.system, connection))
+            return
         stream.write(line)
 
     def healthCheckClosed(self, connection: Closed) -> None:
@@ -110,3 +112,12 @@ class FastAccessLog:
         self._isoStamp = datetime.fromtimestamp(second, timezone.utc).strftime(
             "%Y-%m-%dT%H:%M:%S"
         )
+
+
+def _textLine(stamp: str, system: str, connection: Closed) -> str:
+    """
+    A closed connection's line in the text format, made when its batch is
+    written (L{BatchedWriter.writeLater
+    <greetd.ops.logfile.BatchedWriter.writeLater>}).
+    """
+    return f"{stamp} [{system}] {connection.text}\n"

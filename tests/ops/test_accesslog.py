@@ -29,8 +29,12 @@ CLOSED = Closed("[::1]:5", "::1", 5, 2.5, 10, 55, 137, "exit")
 
 class FakeStream(io.StringIO):
     """
-    Stands in for the batched stream (L{greetd.ops.logfile.BatchedWriter}).
+    Stands in for the batched stream (L{greetd.ops.logfile.BatchedWriter}),
+    making what it is to make later at once.
     """
+
+    def writeLater(self, line: tuple[Any, ...]) -> None:
+        self.write(line[0](*line[1:]))
 
 
 class FastAccessLogTests(SynchronousTestCase):

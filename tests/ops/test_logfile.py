@@ -387,6 +387,38 @@ class BatchedWriterTests(SynchronousTestCase):
         self.writer.write("Server Shut Down.\n")
         self.assertEqual(self.stream.writes, ["Server Shut Down.\n"])
 
+    def test_madeLaterInPlace(self) -> None:
+        """
+        A line written to be made later is made when its batch is written,
+        in its place among the others.
+        """
+        made: list[str] = []
+
+        def render(name: str, number: int) -> str:
+            made.append(name)
+            return f"{name} {number}\n"
+
+        self.writer.write("first\n")
+        self.writer.writeLater((render, "later", 2))
+        self.writer.write("third\n")
+        self.assertEqual(made, [])
+        self.clock.advance(BatchedWriter.delay)
+        self.assertEqual(self.stream.writes, ["first\nlater 2\nthird\n"])
+        self.assertEqual(made, ["later"])
+
+    def test_madeLaterCounts(self) -> None:
+        """
+        Lines still to be made count towards a full batch, which goes at
+        once, and are made at once when the reactor is not running.
+        """
+        for _ in range(-(-BatchedWriter.maxPending // BatchedWriter.laterSize)):
+            self.writer.writeLater((str.upper, "x\n"))
+        self.assertEqual(len(self.stream.writes), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.clock.running = False
+        self.writer.writeLater((str.upper, "shut down\n"))
+        self.assertEqual(self.stream.writes[-1], "SHUT DOWN\n")
+
     def test_drainedBeforeReopen(self) -> None:
         logFiles = LogFiles()
         writer = logFiles.batched(self.stream, self.clock)
