@@ -262,9 +262,13 @@ class NamedOnDemandServer(tcp.Server):
         self.hostname = client[0]
         kind = type(protocol)
         self._protocolName = kind.__name__
-        if getattr(kind, "logPrefix", None) is not Protocol.logPrefix:
-            # Its own prefix, which may read its state: asked now.
-            self._logstr = f"{self._getLogPrefix(protocol)},{sessionno},{client[0]}"
+        # Protocol.logPrefix gives the class's name; a logPrefix of the
+        # protocol's own may read its state, so it is asked now.
+        self._prefix = (
+            kind.__name__
+            if getattr(kind, "logPrefix", None) is Protocol.logPrefix
+            else self._getLogPrefix(protocol)
+        )
         self._portNumber = None if server is None else server._realPortNumber
         self.startReading()  # type: ignore[no-untyped-call]
         self.connected = 1
@@ -273,9 +277,7 @@ class NamedOnDemandServer(tcp.Server):
     def logstr(self) -> str:
         logstr = self._logstr
         if logstr is None:
-            logstr = self._logstr = (
-                f"{self._protocolName},{self.sessionno},{self.hostname}"
-            )
+            logstr = self._logstr = f"{self._prefix},{self.sessionno},{self.hostname}"
         return logstr
 
     @logstr.setter

@@ -433,7 +433,7 @@ class NamedOnDemandServerTests(SynchronousTestCase):
             mine = {
                 name: value
                 for name, value in vars(ondemand).items()
-                if name not in ("_protocolName", "_portNumber", "_logstr")
+                if name not in ("_protocolName", "_portNumber", "_prefix")
             }
             theirs = {
                 name: value
