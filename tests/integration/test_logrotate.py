@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,17 @@ def test_rotationsWithWorkers(spawnGreetd: Any, tmp_path: Path, mode: str) -> No
     rotateWhileServing(spawnGreetd, tmp_path, mode, (), workers=2)
 
 
+def reloaded(log: Path, workers: int, reloads: int) -> bool:
+    """
+    Whether the pool has ended C{reloads} reloads, and every worker they
+    replaced has exited.
+    """
+    lines = logLines(log)
+    ended = sum(f"Reloaded: {workers} workers" in line for line in lines)
+    exited = sum("has drained and exited" in line for line in lines)
+    return ended == reloads and exited == workers * reloads
+
+
 def rotateWhileServing(
     spawnGreetd: Any,
     tmp_path: Path,
@@ -126,6 +138,7 @@ def rotateWhileServing(
         body = MODES[mode].format(pidfile=pidfile)
         config.write_text(f'"{log}" {{\n    rotate 20\n    missingok\n{body}}}\n')
     signals = "copytruncate" not in mode
+    reloads = bool(pool) and "HUP" in mode
     ports: list[int] = []
     for rotation in range(ROTATIONS + 1):
         ports += [
@@ -151,6 +164,12 @@ def rotateWhileServing(
                 ),
                 "reopen",
             )
+        if reloads:
+            # SIGHUP also replaces a pool's workers.  Let that reload end,
+            # and the workers it replaced exit, before the next rotation:
+            # a signal during a reload also reaches the replacement and the
+            # workers still draining, which would each reopen the log too.
+            waitUntil(daemon, partial(reloaded, log, workers, rotation + 1), "reload")
         assert log.stat().st_mode & 0o777 == permissions, oct(log.stat().st_mode)
     daemon.stop()
     assert daemon.output == ""
