@@ -33,7 +33,11 @@ force, set high enough not to refuse the load; a second greetd per
 interpreter, with its logging off, measures churn only, to price the
 logging, and a third, on Twisted's epoll reactor rather than greetd's
 (C{twistd --reactor=epoll}), measures every figure a target names, to
-price the reactor.
+price the reactor.  A worker pool (C{--workers 2}, CPython) is judged
+against one process on the same reactor at one offered rate, a share
+(L{POOL_PACE}) of the one process's most in the same pass: each is measured
+at that rate right after its window at its most, since CPU per operation
+falls as the rate rises.
 
 Writes C{bench/results/latest.json} (every pass's figures), C{latest.rst}
 (the tables the documentation includes) and C{latest.png}, and keeps each
@@ -54,16 +58,19 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from bench.report import (
+    POOL_PACE,
     POOL_WORKLOADS,
     aboutRun,
     chart,
     checkLine,
     describe,
     isFloor,
+    paced,
     ratios,
     tables,
     targets,
@@ -159,6 +166,11 @@ class Server:
     greetd: bool = False
     version: dict[str, str] = field(default_factory=dict)
     skip: tuple[str, ...] = ()
+    #: The key of the server whose most, in the same pass, sets the rate
+    #: of this one's windows at a pool's one rate (L{POOL_PACE}): its own
+    #: for the one process a pool is judged against, that one's for the
+    #: pool; empty for neither.
+    pace: str = ""
 
 
 def compileC(source: Path, where: Path) -> Path:
@@ -233,7 +245,8 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
         command = [twistd, *twistdCommand(*GREETD_ARGS)[1:]]
         version = interpreterVersion(str(Path(twistd).with_name("python")))
         label = f"greetd {version['implementation']}"
-        servers.append(Server(f"greetd-{name}", label, command, True, version))
+        single = Server(f"greetd-{name}", label, command, True, version)
+        servers.append(single)
         servers.append(
             Server(
                 f"greetd-{name}-quiet",
@@ -247,22 +260,26 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
         # Twisted's own epoll reactor rather than greetd's (twistd
         # --reactor=epoll): what greetd's reactor is worth, in the same run.
         epoll = [twistd, *twistdCommand(*GREETD_ARGS, twistdArgs=EPOLL_ARGS)[1:]]
-        servers.append(
-            Server(
-                f"greetd-{name}-epoll",
-                f"{label}, Twisted's epoll",
-                epoll,
-                True,
-                version,
-                skip=onlyWorkloads("tcp50", "churn", "udp20"),
-            )
+        singleEpoll = Server(
+            f"greetd-{name}-epoll",
+            f"{label}, Twisted's epoll",
+            epoll,
+            True,
+            version,
+            skip=onlyWorkloads("tcp50", "churn", "udp20"),
         )
+        servers.append(singleEpoll)
         if name == "cpython":
             # --workers: the parent holds the sockets and N workers serve
             # them.  The pool's CPU is the parent's and the workers'; the
             # parent's RSS says nothing of the workers', so the idle figure
-            # is left out.
-            for reactor, base in (("", command), (", Twisted's epoll", epoll)):
+            # is left out.  Each pool and its one process are also measured
+            # at one rate (POOL_PACE), set by the one process.
+            for reactor, base, one in (
+                ("", command, single),
+                (", Twisted's epoll", epoll, singleEpoll),
+            ):
+                one.pace = one.key
                 servers.append(
                     Server(
                         f"greetd-{name}-workers{WORKERS}{'-epoll' if reactor else ''}",
@@ -273,6 +290,7 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
                         skip=("idle",)
                         if not reactor
                         else onlyWorkloads(*POOL_WORKLOADS),
+                        pace=one.key,
                     )
                 )
     return servers, notes
@@ -370,6 +388,9 @@ class Bench:
         self.workloads = workloads
         self.samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self.failures: list[str] = []
+        # (server key, workload): the rate its pool and it are measured at
+        # in this pass (POOL_PACE of its most).
+        self.paces: dict[tuple[str, str], float] = {}
 
     def generator(self, mode: str, port: int, *options: str) -> list[str]:
         command = [str(self.loadgen), mode, "--port", str(port), *options]
@@ -432,6 +453,8 @@ class Bench:
             report["parent_share"] = round(parent / serverSeconds, 3)
         irq = coreIrqSeconds(GENERATOR_CORE) - irq
         report["generator_core_irq"] = round(irq / elapsed, 3)
+        if rate:
+            report["offered_rate"] = rate
         return report
 
     def windowAt(
@@ -441,10 +464,7 @@ class Bench:
         One measured window of C{workload}, at its rate if one is set.
         """
         rate = self.rates.get(workload, 0)
-        report = self.drive(pid, mode, port, connections, self.duration, rate)
-        if rate:
-            report["offered_rate"] = rate
-        return report
+        return self.drive(pid, mode, port, connections, self.duration, rate)
 
     def idle(self, pid: int, port: int) -> dict[str, Any]:
         """
@@ -506,23 +526,48 @@ class Bench:
                 "churn": lambda: self.windowAt("churn", pid, "churn", tcp, 50),
                 "idle": lambda: self.idle(pid, tcp),
             }
+            # The windows at a pool's one rate (POOL_PACE), each right after
+            # the same workload at the server's most.
+            atPace = {
+                "tcp50": partial(self.drive, pid, "pingpong", tcp, 50, self.duration),
+                "churn": partial(self.drive, pid, "churn", tcp, 50, self.duration),
+            }
+            if server.pace == server.key:
+                for workload in atPace:
+                    self.paces.pop((server.key, workload), None)
             for workload in WORKLOADS:
-                if workload in self.workloads and workload not in server.skip:
-                    try:
-                        report = runs[workload]()
-                    except (RuntimeError, subprocess.TimeoutExpired) as error:
-                        print(f"  {server.key:15} {workload:6} failed: {error}")
-                        self.failures.append(f"{server.key} {workload}: {error}")
-                        continue
-                    self.samples.setdefault(server.key, {}).setdefault(
-                        workload, []
-                    ).append(report)
-                    line = describe(workload, report)
-                    print(f"  {server.key:15} {workload:6} {line}")
+                if workload not in self.workloads or workload in server.skip:
+                    continue
+                report = self.record(server, workload, runs[workload])
+                if workload not in atPace or workload in self.rates:
+                    continue
+                if report and server.pace == server.key:
+                    self.paces[server.key, workload] = POOL_PACE * report["rate"]
+                rate = self.paces.get((server.pace, workload))
+                if rate:
+                    window = partial(atPace[workload], round(rate))
+                    self.record(server, paced(workload), window)
         finally:
             daemon.stop()
             if logFile is not None:
                 shutil.rmtree(logFile.parent, ignore_errors=True)
+
+    def record(
+        self, server: Server, workload: str, measure: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """
+        Run C{measure}, one window of C{server}'s C{workload}, keep its report
+        and print it, and return it; or record its failure.
+        """
+        try:
+            report = measure()
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(f"  {server.key:15} {workload:6} failed: {error}")
+            self.failures.append(f"{server.key} {workload}: {error}")
+            return None
+        self.samples.setdefault(server.key, {}).setdefault(workload, []).append(report)
+        print(f"  {server.key:15} {workload:6} {describe(workload, report)}")
+        return report
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,3 @@
+"""
+Tests for the benchmark's own code, L{bench}.
+"""
