@@ -108,6 +108,8 @@ def reloaded(log: Path, workers: int, reloads: int) -> bool:
     replaced has exited.
     """
     lines = logLines(log)
+    stopped = [line for line in lines if "Reload stopped" in line]
+    assert not stopped, stopped
     ended = sum(f"Reloaded: {workers} workers" in line for line in lines)
     exited = sum("has drained and exited" in line for line in lines)
     return ended == reloads and exited == workers * reloads
@@ -138,7 +140,8 @@ def rotateWhileServing(
         body = MODES[mode].format(pidfile=pidfile)
         config.write_text(f'"{log}" {{\n    rotate 20\n    missingok\n{body}}}\n')
     signals = "copytruncate" not in mode
-    reloads = bool(pool) and "HUP" in mode
+    # SIGHUP also replaces a pool's workers.
+    reloads = bool(pool) and "kill -HUP" in MODES[mode]
     ports: list[int] = []
     for rotation in range(ROTATIONS + 1):
         ports += [
@@ -165,10 +168,10 @@ def rotateWhileServing(
                 "reopen",
             )
         if reloads:
-            # SIGHUP also replaces a pool's workers.  Let that reload end,
-            # and the workers it replaced exit, before the next rotation:
-            # a signal during a reload also reaches the replacement and the
-            # workers still draining, which would each reopen the log too.
+            # Let the reload the signal began end, and the workers it
+            # replaced exit, before the next rotation: a signal during a
+            # reload also reaches the replacement and the workers still
+            # draining, which would each reopen the log too.
             waitUntil(daemon, partial(reloaded, log, workers, rotation + 1), "reload")
         assert log.stat().st_mode & 0o777 == permissions, oct(log.stat().st_mode)
     daemon.stop()
