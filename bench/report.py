@@ -67,7 +67,8 @@ POOL_PARENT_SHARE = 0.05
 #: its load rises (each wakeup serves more events), so figures at different
 #: rates price the rate as well as the server (bench/loadgen.c), and at
 #: their most the pool, two workers taking turns on the one core the
-#: generator leaves here, reaches 0.9x one process's rate.  The pool is
+#: generator leaves here, reaches about 0.9x one process's rate at churn.
+#: The pool is
 #: judged at the one rate; its figure at its most is reported beside it.
 POOL_PACE = 0.75
 
@@ -164,10 +165,10 @@ def ratios(figures: Figures, servers: Sequence[Shown]) -> dict[str, Any]:
         if not server.greetd or server.key not in figures:
             continue
         for workload, figure in figures[server.key].items():
-            row = result.setdefault(server.key, {}).setdefault(workload, {})
             for peer in peers:
                 other = figures.get(peer, {}).get(workload)
                 if other and other["value"]:
+                    row = result.setdefault(server.key, {}).setdefault(workload, {})
                     row[peer] = compare(figure, other)
     return result
 
@@ -239,22 +240,14 @@ def poolTargets(figures: Figures) -> list[dict[str, Any]]:
             continue
         single = pool.replace(pool[pool.index("-workers") :].split("-epoll")[0], "")
         for workload in POOL_WORKLOADS:
-            saturated = cpuRatio(figures, pool, single, workload)
-            cost = cpuRatio(figures, pool, single, paced(workload))
             target = f"{pool} {workload} CPU/op <= {POOL_CPU_TARGET}x {single}"
-            if cost is not None:
-                both = [figures[key][paced(workload)] for key in (pool, single)]
-                kept = min(f["value"] / f["offered_rate"] for f in both)
-                check = {
-                    "target": f"{target}, at {both[1]['offered_rate']:,.0f}/s each",
-                    "cost": cost,
-                    "kept": round(kept, 3),
-                    "met": cost <= POOL_CPU_TARGET and kept >= PACE_KEPT,
-                }
-                if saturated is not None:
-                    check["saturated"] = saturated
-                checks.append(check)
+            saturated = cpuRatio(figures, pool, single, workload)
+            both = [figures.get(key, {}).get(paced(workload)) for key in (pool, single)]
+            if any(both):
+                checks.append(pacedCheck(target, both, saturated))
             elif saturated is not None:
+                # Figures from before the windows at one rate, or a run
+                # with --rate: judged at the servers' most.
                 checks.append(
                     {
                         "target": target,
@@ -273,6 +266,35 @@ def poolTargets(figures: Figures) -> list[dict[str, Any]]:
                 }
             )
     return checks
+
+
+def pacedCheck(
+    target: str, both: list[dict[str, Any] | None], saturated: float | None
+) -> dict[str, Any]:
+    """
+    The pool's target judged at one rate: C{both} are the pool's and its
+    one process's figures there (C{None} where a window failed), and
+    C{saturated} the ratio at their most, if both were measured.
+    """
+    mine, other = both
+    check: dict[str, Any] = {"target": target, "met": False}
+    if saturated is not None:
+        check["saturated"] = saturated
+    if not (mine and other and mine["server_us_per_op"] and other["server_us_per_op"]):
+        check["missing"] = "no figure at one rate for " + (
+            "the pool" if not mine else "one process"
+        )
+        return check
+    cost = round(mine["server_us_per_op"] / other["server_us_per_op"], 3)
+    # The pass, of either server, that fell furthest short of its rate.
+    kept = min(f.get("kept", f["value"] / f["offered_rate"]) for f in both if f)
+    check.update(
+        cost=cost,
+        rate=other["offered_rate"],
+        kept=round(kept, 3),
+        met=cost <= POOL_CPU_TARGET and kept >= PACE_KEPT,
+    )
+    return check
 
 
 def cpuRatio(figures: Figures, mine: str, other: str, workload: str) -> float | None:
@@ -294,12 +316,19 @@ def checkLine(check: dict[str, Any]) -> str:
         if "cpu" in check:
             figures += f", CPU/op {check['cpu']:.2f}x"
         figures += f" (judged on {check['judged']})"
+    elif "missing" in check:
+        figures = check["missing"]
     elif "cost" in check:
         figures = f"CPU/op {check['cost']:.2f}x"
+        if "rate" in check:
+            figures += f" at {check['rate']:,.0f}/s each"
         if "saturated" in check:
             figures += f" (at their most: {check['saturated']:.2f}x)"
         if check.get("kept", 1) < PACE_KEPT:
-            figures += f"; only {check['kept']:.0%} of the rate was reached"
+            figures += (
+                f"; a window reached only {check['kept']:.0%} of the rate, "
+                "so the two were not measured at one rate"
+            )
     elif "share" in check:
         figures = f"{check['share']:.1%}"
     else:
@@ -364,10 +393,14 @@ def targetTable(checks: Sequence[dict[str, Any]]) -> str | None:
                 cpu += " *"
             else:
                 throughput += " *"
+        elif "missing" in check:
+            throughput, cpu = "", "missing *"
         elif "cost" in check:
             throughput, cpu = "", f"{check['cost']:.2f} *"
             if "saturated" in check:
                 cpu = f"({check['saturated']:.2f}) {cpu}"
+            if "rate" in check:
+                throughput = f"at {check['rate']:,.0f}/s"
         elif "share" in check:
             throughput, cpu = "", f"{check['share']:.1%} *"
         else:
@@ -388,10 +421,11 @@ machine, other work may take the generator's core); compare CPU per
 operation there.  In the targets, a ratio over 1 is greetd ahead (its
 throughput over the peer's, and the peer's CPU per operation over
 greetd's); for a pool, the CPU/op column is the pool's CPU per operation
-over one process's, judged with both at the rate the target names
-({pace:.0%} of one process's most; in brackets, the ratio with each at its
-most), or the parent's share of the pool's CPU.  * marks the figure each
-target is judged on."""
+over one process's, judged with both at the rate in the throughput column
+({pace:.0%} of one process's most in each pass; in brackets, the ratio with
+each at its most), or the parent's share of the pool's CPU.  In the tables
+at one rate, every throughput is the offered rate's, marked >= because it
+is not a server's capacity.  * marks the figure each target is judged on."""
 
 
 def tables(
@@ -443,10 +477,16 @@ def aboutRun(report: dict[str, Any]) -> str:
             if before >= machine["cores"] / 2
             else "the machine was nearly idle"
         )
-        # The seed's 10,000 threads, ending at the close of its idle
-        # window, the run's last, count in the load average after it.
-        + f" (and {after:.1f} after, the seed server's idle threads "
-        "included).  "
+        # Work begun during the run goes unseen here: the bench's own
+        # server and generator keep the load near 2 while it runs, and the
+        # seed's 10,000 threads, ending with its idle window, the run's
+        # last, count in the load average after it.
+        + (
+            f" (and {after:.1f} after, the seed server's idle threads included)"
+            if "idle" in report["results"].get("seed", {})
+            else f" (and {after:.1f} after)"
+        )
+        + ".  "
         + f"{floors} throughputs are floors; {met} of {len(checks)} targets are "
         "met."
     )

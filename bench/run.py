@@ -296,6 +296,17 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
     return servers, notes
 
 
+def unpaceAlone(servers: Sequence[Server]) -> None:
+    """
+    Measure a one process at one rate (L{Server.pace}) only beside a pool
+    it sets the rate for: not when C{--servers} left the pool out.
+    """
+    pacing = {server.pace for server in servers if server.pace != server.key}
+    for server in servers:
+        if server.pace not in pacing:
+            server.pace = ""
+
+
 def peerServers(cPeer: Path) -> list[Server]:
     """
     The peers: the C server, then the Python ones on this interpreter.
@@ -455,6 +466,7 @@ class Bench:
         report["generator_core_irq"] = round(irq / elapsed, 3)
         if rate:
             report["offered_rate"] = rate
+            report["kept"] = round(report["rate"] / rate, 3)
         return report
 
     def windowAt(
@@ -599,6 +611,9 @@ class Bench:
                 ):
                     if name in reports[0]:
                         figure[name] = statistics.median(r[name] for r in reports)
+                if "kept" in reports[0]:
+                    # The pass that fell furthest short of its rate.
+                    figure["kept"] = min(r["kept"] for r in reports)
                 if "generator_cpu" in figure:
                     figure["floor"] = isFloor(workload, figure)
                     figure["cpu_samples"] = [r["server_us_per_op"] for r in reports]
@@ -784,6 +799,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if options.servers:
             keep = set(options.servers.split(","))
             servers = [server for server in servers if server.key in keep]
+        unpaceAlone(servers)
         for note in notes:
             print(f"note: {note}")
         bench = Bench(loadgen, timing, workloads, parseRates(options.rate))

@@ -4,6 +4,7 @@ Tests for L{bench.report}: how the worker pool is judged.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -12,16 +13,33 @@ from bench.report import (
     POOL_PACE,
     Figures,
     checkLine,
+    isFloor,
     paced,
     poolTargets,
     tables,
 )
+from bench.run import Server, unpaceAlone
 
 POOL = "greetd-cpython-workers2"
 SINGLE = "greetd-cpython"
 
 
+@dataclass
+class Shown:
+    """
+    A measured server, as L{bench.report} shows it.
+    """
+
+    key: str
+    label: str
+    greetd: bool = True
+
+
 def figure(rate: float, cpu: float, offered: float = 0) -> dict[str, Any]:
+    """
+    One workload's figures: C{rate} a second at C{cpu} us each, at an
+    C{offered} rate if one is given.
+    """
     result: dict[str, Any] = {
         "value": rate,
         "server_us_per_op": cpu,
@@ -30,6 +48,7 @@ def figure(rate: float, cpu: float, offered: float = 0) -> dict[str, Any]:
     }
     if offered:
         result["offered_rate"] = offered
+    result["floor"] = isFloor("churn", result)
     return result
 
 
@@ -70,8 +89,8 @@ class PoolTargetTests(SynchronousTestCase):
         self.assertEqual(check["cost"], 1.1)
         self.assertEqual(check["saturated"], 1.2)
         self.assertTrue(check["met"])
-        self.assertIn("at 15,000/s each", check["target"])
-        self.assertIn("at their most: 1.20x", checkLine(check))
+        self.assertEqual(check["rate"], 15000)
+        self.assertIn("1.10x at 15,000/s each (at their most: 1.20x)", checkLine(check))
 
     def test_costlyAtOneRate(self) -> None:
         """
@@ -89,7 +108,32 @@ class PoolTargetTests(SynchronousTestCase):
         """
         check = self.churnCheck(run(poolAtMost=48.0, poolPaced=50.0, poolReached=14000))
         self.assertFalse(check["met"])
-        self.assertIn("only 93% of the rate was reached", checkLine(check))
+        self.assertIn("a window reached only 93% of the rate", checkLine(check))
+
+    def test_passShortOfRate(self) -> None:
+        """
+        One pass that fell short of its rate is not hidden by a median that
+        reached it.
+        """
+        figures = run(poolAtMost=48.0, poolPaced=50.0)
+        figures[SINGLE][paced("churn")]["kept"] = 0.9
+        check = self.churnCheck(figures)
+        self.assertEqual(check["kept"], 0.9)
+        self.assertFalse(check["met"])
+
+    def test_oneRateMissing(self) -> None:
+        """
+        Where only one of the two has a figure at one rate (the other's
+        windows failed), the target is not met and says which is missing,
+        rather than falling back to the ratio at their most.
+        """
+        figures = run(poolAtMost=41.0, poolPaced=50.0)
+        del figures[POOL][paced("churn")]
+        check = self.churnCheck(figures)
+        self.assertFalse(check["met"])
+        self.assertEqual(
+            checkLine(check).split(": ", 1)[1], "no figure at one rate for the pool"
+        )
 
     def test_withoutOneRate(self) -> None:
         """
@@ -106,9 +150,29 @@ class PoolTargetTests(SynchronousTestCase):
 
     def test_tables(self) -> None:
         """
-        The figures at one rate have their own table, and the notes say
-        at what share of one process's most they were taken.
+        The figures at one rate have their own table, each throughput marked
+        as not a capacity, and the targets give the rate, the ratio at their
+        most in brackets and the judged one.
         """
         figures = run(poolAtMost=48.0, poolPaced=55.0)
-        text = tables(figures, [], poolTargets(figures))
+        servers = [Shown(SINGLE, "one process"), Shown(POOL, "a pool")]
+        text = tables(figures, servers, poolTargets(figures))
+        self.assertIn("connection churn, a pool and one process at one rate", text)
+        self.assertIn(">= 15,000", text)
+        self.assertIn("at 15,000/s  (1.20) 1.10 *  yes", text)
         self.assertIn(f"{POOL_PACE:.0%} of one process's most", " ".join(text.split()))
+
+
+class UnpaceAloneTests(SynchronousTestCase):
+    def test_unpaceAlone(self) -> None:
+        """
+        A one process is measured at one rate only beside the pool it sets
+        the rate for; the pool keeps its pace.
+        """
+        single = Server(SINGLE, "one", [], pace=SINGLE)
+        pool = Server(POOL, "pool", [], pace=SINGLE)
+        other = Server("greetd-cpython-epoll", "epoll", [], pace="greetd-cpython-epoll")
+        unpaceAlone([single, pool, other])
+        self.assertEqual((single.pace, pool.pace, other.pace), (SINGLE, SINGLE, ""))
+        unpaceAlone([single])
+        self.assertEqual(single.pace, "")
