@@ -298,8 +298,9 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
 
 def unpaceAlone(servers: Sequence[Server]) -> None:
     """
-    Measure a one process at one rate (L{Server.pace}) only beside a pool
-    it sets the rate for: not when C{--servers} left the pool out.
+    Measure the one process a pool is judged against at one rate
+    (L{Server.pace}) only beside that pool: not when C{--servers} left the
+    pool out.
     """
     pacing = {server.pace for server in servers if server.pace != server.key}
     for server in servers:
