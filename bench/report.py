@@ -68,8 +68,8 @@ POOL_PARENT_SHARE = 0.05
 #: rates price the rate as well as the server (bench/loadgen.c), and at
 #: their most the pool, two workers taking turns on the one core the
 #: generator leaves here, reaches about 0.9x one process's rate at churn.
-#: The pool is
-#: judged at the one rate; its figure at its most is reported beside it.
+#: The pool is judged at the one rate; its figure at its most is reported
+#: beside it.
 POOL_PACE = 0.75
 
 #: A window at an offered rate counts as run at that rate if it reached
@@ -280,11 +280,15 @@ def pacedCheck(
     check: dict[str, Any] = {"target": target, "met": False}
     if saturated is not None:
         check["saturated"] = saturated
-    if not (mine and other and mine["server_us_per_op"] and other["server_us_per_op"]):
-        check["missing"] = "no figure at one rate for " + (
-            "the pool" if not mine else "one process"
-        )
+    missing = [
+        name
+        for name, figure in (("the pool", mine), ("one process", other))
+        if not (figure and figure["server_us_per_op"])
+    ]
+    if missing:
+        check["missing"] = "no figure at one rate for " + " and ".join(missing)
         return check
+    assert mine is not None and other is not None
     cost = round(mine["server_us_per_op"] / other["server_us_per_op"], 3)
     # The pass, of either server, that fell furthest short of its rate.
     kept = min(f.get("kept", f["value"] / f["offered_rate"]) for f in both if f)

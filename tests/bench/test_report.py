@@ -134,6 +134,11 @@ class PoolTargetTests(SynchronousTestCase):
         self.assertEqual(
             checkLine(check).split(": ", 1)[1], "no figure at one rate for the pool"
         )
+        figures = run(poolAtMost=41.0, poolPaced=50.0)
+        figures[SINGLE][paced("churn")]["server_us_per_op"] = 0
+        check = self.churnCheck(figures)
+        self.assertFalse(check["met"])
+        self.assertEqual(check["missing"], "no figure at one rate for one process")
 
     def test_withoutOneRate(self) -> None:
         """
