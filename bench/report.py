@@ -241,7 +241,9 @@ def poolTargets(figures: Figures) -> list[dict[str, Any]]:
         single = pool.replace(pool[pool.index("-workers") :].split("-epoll")[0], "")
         for workload in POOL_WORKLOADS:
             target = f"{pool} {workload} CPU/op <= {POOL_CPU_TARGET}x {single}"
-            saturated = cpuRatio(figures, pool, single, workload)
+            saturated = cpuRatio(
+                figures[pool].get(workload), figures.get(single, {}).get(workload)
+            )
             both = [figures.get(key, {}).get(paced(workload)) for key in (pool, single)]
             if any(both):
                 checks.append(pacedCheck(target, both, saturated))
@@ -280,16 +282,16 @@ def pacedCheck(
     check: dict[str, Any] = {"target": target, "met": False}
     if saturated is not None:
         check["saturated"] = saturated
-    missing = [
-        name
-        for name, figure in (("the pool", mine), ("one process", other))
-        if not (figure and figure["server_us_per_op"])
-    ]
-    if missing:
+    cost = cpuRatio(mine, other)
+    if cost is None:
+        missing = [
+            name
+            for name, figure in (("the pool", mine), ("one process", other))
+            if not (figure and figure["server_us_per_op"])
+        ]
         check["missing"] = "no figure at one rate for " + " and ".join(missing)
         return check
     assert mine is not None and other is not None
-    cost = round(mine["server_us_per_op"] / other["server_us_per_op"], 3)
     # The pass, of either server, that fell furthest short of its rate.
     kept = min(f.get("kept", f["value"] / f["offered_rate"]) for f in both if f)
     check.update(
@@ -301,13 +303,12 @@ def pacedCheck(
     return check
 
 
-def cpuRatio(figures: Figures, mine: str, other: str, workload: str) -> float | None:
+def cpuRatio(mine: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
     """
-    C{mine}'s CPU per operation over C{other}'s at C{workload}, if both
-    were measured.
+    C{mine}'s CPU per operation over C{other}'s, if both were measured.
     """
-    a = figures.get(mine, {}).get(workload, {}).get("server_us_per_op")
-    b = figures.get(other, {}).get(workload, {}).get("server_us_per_op")
+    a = (mine or {}).get("server_us_per_op")
+    b = (other or {}).get("server_us_per_op")
     return round(a / b, 3) if a and b else None
 
 
