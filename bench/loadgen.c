@@ -1,6 +1,6 @@
 /*
- * The load generator: one thread, nonblocking sockets, loopback only;
- * ping-pong on io_uring, the other modes (and ping-pong with --io epoll, or
+ * The load generator: one thread, nonblocking sockets, IPv4; ping-pong on
+ * io_uring, the other modes (and ping-pong with --io epoll, or
  * where the kernel has no io_uring) on edge-triggered epoll.  C, because a
  * Python client cannot drive 50 connections at 150k+ replies/s;
  * bench/run.py compiles it with the machine's cc and pins it to one core.
@@ -26,8 +26,10 @@
  * (replies, datagrams or connections), so that every server is measured at
  * the same rate: what a server's wakeup costs is spread over the events it
  * handles, so CPU per operation is comparable only at equal rates.  Every
- * loop is bounded in time; connections are spread over source addresses
- * 127.0.0.2 to 127.0.0.(1 + --sources).
+ * loop is bounded in time; connections are spread over --sources source
+ * addresses from --source (127.0.0.2) on, to the server at --host
+ * (127.0.0.1).  bench/run.py runs it on loopback, or in a network namespace
+ * of its own joined to the server's by a veth pair (bench/netns.py).
  *
  * What the generator's time goes to (perf record -g on it and perf record
  * -g -p SERVER on the C server, perf report --children): the kernel's
@@ -97,7 +99,9 @@ static struct {
     const char *mode, *io;
     int port, connections, rounds, sources;
     double warmup, duration, hold, connect_timeout, rate;
-} opt = {NULL, "uring", 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0, 0.0};
+    /* The server's address and the first source address, host order. */
+    uint32_t host, source;
+} opt = {NULL, "uring", 0, 0, 3, 32, 2.0, 5.0, 120.0, 60.0, 0.0, 0x7f000001, 0x7f000002};
 
 /* --rate's bucket: tokens, refilled from the clock, at most a millisecond's
  * worth (or one) at once. */
@@ -257,8 +261,8 @@ static int open_socket(int type, int index, int nodelay)
     struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
     if (fd < 0)
         return -1;
-    src.sin_addr.s_addr = htonl(0x7f000002 + (uint32_t)(index % opt.sources));
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    src.sin_addr.s_addr = htonl(opt.source + (uint32_t)(index % opt.sources));
+    dst.sin_addr.s_addr = htonl(opt.host);
     dst.sin_port = htons((uint16_t)opt.port);
 #ifdef IP_BIND_ADDRESS_NO_PORT
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
@@ -473,7 +477,7 @@ static void disconnect(struct conn *c)
 static void reconnect(struct conn *c)
 {
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    dst.sin_addr.s_addr = htonl(opt.host);
     c->state = 0;
     c->seen = c->len = 0;
     if (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
@@ -938,6 +942,14 @@ int main(int argc, char **argv)
             opt.rounds = atoi(v);
         else if (!strcmp(k, "--sources"))
             opt.sources = atoi(v);
+        else if (!strcmp(k, "--host") || !strcmp(k, "--source")) {
+            struct in_addr address;
+            if (inet_pton(AF_INET, v, &address) != 1) {
+                fprintf(stderr, "loadgen: %s takes an IPv4 address, not %s\n", k, v);
+                return 2;
+            }
+            *(!strcmp(k, "--host") ? &opt.host : &opt.source) = ntohl(address.s_addr);
+        }
         else if (!strcmp(k, "--warmup"))
             opt.warmup = atof(v);
         else if (!strcmp(k, "--duration"))

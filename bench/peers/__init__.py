@@ -1,7 +1,8 @@
 """
 The servers greetd is measured against, one small file each; every one takes
-C{--port} and C{--udp-port} (0 for ephemeral), listens on loopback only and
-prints C{Serving TCP on 127.0.0.1:PORT} and C{Serving UDP on ...} when ready,
+C{--port} and C{--udp-port} (0 for ephemeral) and C{--host} (127.0.0.1, or
+the address bench.run's veth pair gives the server), and prints C{Serving TCP
+on HOST:PORT} and C{Serving UDP on ...} when ready,
 as C{twistd greetd} does.  They speak greetd's line framing: the banner
 C{Welcome\\r\\n}, then C{Hello, M!} and the line's ending for each non-blank
 line C{M}, and a close after C{exit}.
@@ -20,6 +21,7 @@ def parseArguments(
     argv: Sequence[str] | None, description: str | None
 ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="IPv4 address")
     parser.add_argument("--port", type=int, default=9999, help="TCP port")
     parser.add_argument("--udp-port", type=int, default=9999, help="UDP port")
     return parser.parse_args(argv)

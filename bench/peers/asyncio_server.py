@@ -34,11 +34,11 @@ class Reply(asyncio.DatagramProtocol):
         self.transport.sendto(b"Hello, %s!" % data, addr)
 
 
-async def serve(port: int, udpPort: int) -> None:
+async def serve(host: str, port: int, udpPort: int) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Greeting, "127.0.0.1", port, backlog=4096)
+    server = await loop.create_server(Greeting, host, port, backlog=4096)
     datagrams, _ = await loop.create_datagram_endpoint(
-        Reply, local_addr=("127.0.0.1", udpPort)
+        Reply, local_addr=(host, udpPort)
     )
     ready(server.sockets[0].getsockname(), datagrams.get_extra_info("sockname"))
     await loop.create_future()
@@ -49,7 +49,7 @@ def main(
     run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run,
 ) -> None:
     options = parseArguments(argv, __doc__)
-    run(serve(options.port, options.udp_port))
+    run(serve(options.host, options.port, options.udp_port))
 
 
 if __name__ == "__main__":

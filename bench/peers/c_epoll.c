@@ -9,7 +9,8 @@
  *     cc -O2 -o c_epoll c_epoll.c && ./c_epoll --port 0 --udp-port 0
  *
  * It prints "Serving TCP on 127.0.0.1:PORT" and "Serving UDP on ..." when
- * ready, like twistd greetd, and runs until killed.  Loopback only.
+ * ready, like twistd greetd, and runs until killed.  It listens on
+ * 127.0.0.1, or on the IPv4 address --host gives.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,13 +40,16 @@ struct conn {
 static int epfd;
 static int tcpfd, udpfd;
 
-static int listen_on(int type, int port)
+static int listen_on(int type, const char *host, int port)
 {
     int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
     socklen_t len = sizeof sin;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        fprintf(stderr, "c_epoll: --host takes an IPv4 address, not %s\n", host);
+        exit(2);
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
         perror("bind");
@@ -56,7 +60,7 @@ static int listen_on(int type, int port)
         exit(1);
     }
     getsockname(fd, (struct sockaddr *)&sin, &len);
-    printf("Serving %s on 127.0.0.1:%d\n", type == SOCK_STREAM ? "TCP" : "UDP",
+    printf("Serving %s on %s:%d\n", type == SOCK_STREAM ? "TCP" : "UDP", host,
            ntohs(sin.sin_port));
     return fd;
 }
@@ -194,15 +198,18 @@ static void udp_all(void)
 int main(int argc, char **argv)
 {
     int port = 9999, udpport = 9999;
+    const char *host = "127.0.0.1";
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port"))
+        if (!strcmp(argv[i], "--host"))
+            host = argv[i + 1];
+        else if (!strcmp(argv[i], "--port"))
             port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--udp-port"))
             udpport = atoi(argv[i + 1]);
     }
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    tcpfd = listen_on(SOCK_STREAM, port);
-    udpfd = listen_on(SOCK_DGRAM, udpport);
+    tcpfd = listen_on(SOCK_STREAM, host, port);
+    udpfd = listen_on(SOCK_DGRAM, host, udpport);
     fflush(stdout);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tcpfd};
     epoll_ctl(epfd, EPOLL_CTL_ADD, tcpfd, &ev);

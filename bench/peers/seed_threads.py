@@ -58,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parseArguments(argv, __doc__)
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", options.port))
+    s.bind((options.host, options.port))
     s.listen(4096)
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", options.udp_port))
+    u.bind((options.host, options.udp_port))
     ready(s.getsockname(), u.getsockname())
     threading.Thread(target=udpserver, args=(u,), daemon=True).start()
     while True:

@@ -37,10 +37,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = parseArguments(argv, __doc__)
     factory = Factory.forProtocol(Greeting)
     tcp = reactor.listenTCP(  # type: ignore[attr-defined]
-        options.port, factory, backlog=4096, interface="127.0.0.1"
+        options.port, factory, backlog=4096, interface=options.host
     )
     udp = reactor.listenUDP(  # type: ignore[attr-defined]
-        options.udp_port, Reply(), interface="127.0.0.1"
+        options.udp_port, Reply(), interface=options.host
     )
     tcpHost, udpHost = tcp.getHost(), udp.getHost()
     ready((tcpHost.host, tcpHost.port), (udpHost.host, udpHost.port))
