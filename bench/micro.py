@@ -8,7 +8,7 @@ before it lands.
     python -m bench.micro [--only churn|pingpong|udp] [--seconds S] [--json F]
 
 greetd is built as C{twistd greetd} builds it (L{buildServers}) from the
-benchmark's arguments (L{bench.run.GREETD_ARGS}): the default logging (the
+benchmark's arguments (L{bench.run.GREETD_LIMITS}): the default logging (the
 access log, to a file, batched) and every limit in force.  Each figure is
 CPU time (user + system of this process) per operation, the least of
 L{REPEATS} runs of at most C{--seconds} and L{MAX_COUNT} operations each:

@@ -110,9 +110,11 @@ def isFloor(workload: str, figure: dict[str, Any]) -> bool:
     """
     Whether C{figure}'s throughput is a floor rather than the server's
     capacity: the generator used L{FLOOR} of its core or more (it may have
-    been the bottleneck), or the server used less than L{FLOOR} of one core
-    (something else held it back: the generator, or other work on a shared
-    machine taking the generator's core).
+    been the bottleneck), or the server's side less than L{FLOOR} of its
+    cores (something else held it back: the generator, or other work on a
+    shared machine taking the generator's core).  The server's side is its
+    processes' share of a core on loopback, and its cores' busy share across
+    a veth pair, where its receipts run in softirqs beside it.
     """
     if workload in LATENCY_BOUND:
         return False
@@ -121,7 +123,8 @@ def isFloor(workload: str, figure: dict[str, Any]) -> bool:
         # and CPU per operation the figure to compare.
         return True
     return bool(
-        figure["generator_cpu"] >= FLOOR or figure.get("server_cpu", 1.0) < FLOOR
+        figure["generator_cpu"] >= FLOOR
+        or figure.get("server_busy", figure.get("server_cpu", 1.0)) < FLOOR
     )
 
 
@@ -421,9 +424,11 @@ CPU us/op is the server's CPU time (user + system, the server and every
 process under it, from /proc) per operation, over the measured window;
 generator is the load generator's share of its core.  A throughput marked
 >= is a floor, not the server's capacity: the generator used {floor:.0%} of
-its core or more, or the server less than {floor:.0%} of one core (on a shared
-machine, other work may take the generator's core); compare CPU per
-operation there.  In the targets, a ratio over 1 is greetd ahead (its
+its core or more, or the server's side less than {floor:.0%} of its cores (on
+loopback, the server's processes' share of one core; across a veth pair,
+its cores' busy share, its receipts' softirqs included; on a shared machine,
+other work may take the generator's core); compare CPU per operation
+there.  In the targets, a ratio over 1 is greetd ahead (its
 throughput over the peer's, and the peer's CPU per operation over
 greetd's); for a pool, the CPU/op column is the pool's CPU per operation
 over one process's, judged with both at the rate in the throughput column
@@ -444,6 +449,15 @@ def tables(
     parts.append(targetTable(checks))
     parts.append(NOTES.format(floor=FLOOR, pace=POOL_PACE))
     return "\n\n".join(part for part in parts if part)
+
+
+def networkName(report: dict[str, Any]) -> str:
+    """
+    Where the run's servers and generator met: C{loopback} (every run from
+    before the veth pair) or C{veth}.
+    """
+    described: str = report["method"].get("network", "loopback")
+    return described.partition(":")[0]
 
 
 def aboutRun(report: dict[str, Any]) -> str:
@@ -474,7 +488,14 @@ def aboutRun(report: dict[str, Any]) -> str:
     return (
         f"Run of {report['started'][:10]} (``{report['command'].strip()}``, greetd "
         f"{versions.get('greetd commit', '')}), on {machine['cores']} cores "
-        f"({machine['cpu']}), {report['method']['passes']} passes; greetd on "
+        f"({machine['cpu']}), {report['method']['passes']} passes, "
+        + (
+            "on loopback"
+            if networkName(report) == "loopback"
+            else "the generator and the servers in two network namespaces joined "
+            "by a veth pair"
+        )
+        + "; greetd on "
         f"{' and '.join(interpreters)}.  The load average was {before:.1f} "
         "before: "
         + (

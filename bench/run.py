@@ -57,11 +57,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench.netns import LOOPBACK, Network, unavailable, veth
 from bench.report import (
     POOL_PACE,
     POOL_WORKLOADS,
@@ -70,6 +72,7 @@ from bench.report import (
     checkLine,
     describe,
     isFloor,
+    networkName,
     paced,
     ratios,
     tables,
@@ -104,13 +107,20 @@ GREETD_LIMITS = (
     "--udp-global-rate",
     "10000000",
 )
-GREETD_ARGS = (
-    "--tcp",
-    "tcp:0:interface=127.0.0.1:backlog=4096",
-    "--udp",
-    "udp:0:interface=127.0.0.1",
-    *GREETD_LIMITS,
-)
+
+
+def greetdArgs(host: str) -> tuple[str, ...]:
+    """
+    greetd's options: listening on C{host}, with L{GREETD_LIMITS}.
+    """
+    return (
+        "--tcp",
+        f"tcp:0:interface={host}:backlog=4096",
+        "--udp",
+        f"udp:0:interface={host}",
+        *GREETD_LIMITS,
+    )
+
 
 #: What turns greetd's per-connection logging (the access log) off, for the
 #: "logging off" churn figure that prices the logging.
@@ -220,10 +230,10 @@ def onlyWorkloads(*kept: str) -> tuple[str, ...]:
     return tuple(workload for workload in WORKLOADS if workload not in kept)
 
 
-def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
+def greetdServers(specs: Sequence[str], host: str) -> tuple[list[Server], list[str]]:
     """
-    The greetd servers to measure, from C{NAME=TWISTD} specs or the default
-    venvs, and notes on those skipped.
+    The greetd servers to measure, listening on C{host}, from C{NAME=TWISTD}
+    specs or the default venvs, and notes on those skipped.
     """
     notes = []
     if not specs:
@@ -242,7 +252,8 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
         if not Path(twistd).exists():
             notes.append(f"greetd {name} skipped: {twistd} does not exist")
             continue
-        command = [twistd, *twistdCommand(*GREETD_ARGS)[1:]]
+        args = greetdArgs(host)
+        command = [twistd, *twistdCommand(*args)[1:]]
         version = interpreterVersion(str(Path(twistd).with_name("python")))
         label = f"greetd {version['implementation']}"
         single = Server(f"greetd-{name}", label, command, True, version)
@@ -259,7 +270,7 @@ def greetdServers(specs: Sequence[str]) -> tuple[list[Server], list[str]]:
         )
         # Twisted's own epoll reactor rather than greetd's (twistd
         # --reactor=epoll): what greetd's reactor is worth, in the same run.
-        epoll = [twistd, *twistdCommand(*GREETD_ARGS, twistdArgs=EPOLL_ARGS)[1:]]
+        epoll = [twistd, *twistdCommand(*args, twistdArgs=EPOLL_ARGS)[1:]]
         singleEpoll = Server(
             f"greetd-{name}-epoll",
             f"{label}, Twisted's epoll",
@@ -308,11 +319,12 @@ def unpaceAlone(servers: Sequence[Server]) -> None:
             server.pace = ""
 
 
-def peerServers(cPeer: Path) -> list[Server]:
+def peerServers(cPeer: Path, host: str) -> list[Server]:
     """
-    The peers: the C server, then the Python ones on this interpreter.
+    The peers, listening on C{host}: the C server, then the Python ones on
+    this interpreter.
     """
-    ports = ["--port", "0", "--udp-port", "0"]
+    ports = ["--host", host, "--port", "0", "--udp-port", "0"]
     servers = [Server("c", "C epoll", [str(cPeer), *ports])]
     for key, label, module in PYTHON_PEERS:
         command = [sys.executable, "-m", f"bench.peers.{module}", *ports]
@@ -320,16 +332,23 @@ def peerServers(cPeer: Path) -> list[Server]:
     return servers
 
 
-def coreIrqSeconds(core: int) -> float:
+def coreSeconds(cores: Sequence[int]) -> tuple[float, float]:
     """
-    Seconds core C{core} has spent in interrupts and softirqs.
+    Seconds C{cores} have spent in interrupts and softirqs, and busy (in
+    anything but the idle task), from C{/proc/stat}.
     """
+    irq = busy = 0
+    names = {f"cpu{core}" for core in cores}
     with open("/proc/stat") as stat:
         for line in stat:
-            if line.startswith(f"cpu{core} "):
-                fields = line.split()
-                return (int(fields[6]) + int(fields[7])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+            name, *fields = line.split()
+            if name in names:
+                # user nice system idle iowait irq softirq steal ...
+                ticks = [int(field) for field in fields[:8]]
+                irq += ticks[5] + ticks[6]
+                busy += sum(ticks) - ticks[3] - ticks[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return irq / tick, busy / tick
 
 
 def processTree(pid: int) -> list[int]:
@@ -354,13 +373,13 @@ def processTree(pid: int) -> list[int]:
     return found
 
 
-def serverCores() -> str | None:
+def serverCores() -> list[int]:
     """
-    The cores the servers run on, for C{taskset -c}: every core but the
-    generator's, or C{None} (unpinned) on a machine with one core.
+    The cores the servers run on: every core but the generator's, or every
+    core (unpinned) on a machine with one core.
     """
-    cores = sorted(os.sched_getaffinity(0) - {GENERATOR_CORE})
-    return ",".join(map(str, cores)) if cores else None
+    cores = os.sched_getaffinity(0)
+    return sorted(cores - {GENERATOR_CORE} or cores)
 
 
 def pinned(command: list[str]) -> list[str]:
@@ -368,9 +387,9 @@ def pinned(command: list[str]) -> list[str]:
     C{command} run on the servers' cores (L{serverCores}).
     """
     cores = serverCores()
-    if cores is None or not shutil.which("taskset"):
+    if cores == [GENERATOR_CORE] or not shutil.which("taskset"):
         return command
-    return ["taskset", "-c", cores, *command]
+    return ["taskset", "-c", ",".join(map(str, cores)), *command]
 
 
 def cpuSeconds(pid: int) -> float:
@@ -393,8 +412,10 @@ class Bench:
         timing: Timing,
         workloads: Sequence[str],
         rates: dict[str, float] | None = None,
+        network: Network = LOOPBACK,
     ):
         self.loadgen = loadgen
+        self.network = network
         self.rates = rates or {}
         self.timing = timing
         self.workloads = workloads
@@ -407,8 +428,8 @@ class Bench:
     def generator(self, mode: str, port: int, *options: str) -> list[str]:
         command = [str(self.loadgen), mode, "--port", str(port), *options]
         if shutil.which("taskset"):
-            return ["taskset", "-c", str(GENERATOR_CORE), *command]
-        return command
+            command = ["taskset", "-c", str(GENERATOR_CORE), *command]
+        return self.network.generatorCommand(command)
 
     def drive(
         self,
@@ -446,7 +467,8 @@ class Bench:
             str(rate),
         )
         started = time.monotonic()
-        irq = coreIrqSeconds(GENERATOR_CORE)
+        irq, _ = coreSeconds([GENERATOR_CORE])
+        _, busy = coreSeconds(serverCores())
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timing.loadgenTimeout()
         )
@@ -463,8 +485,17 @@ class Bench:
         parent = report.pop("watched_first_cpu_seconds")
         if len(watched) > 1 and serverSeconds:
             report["parent_share"] = round(parent / serverSeconds, 3)
-        irq = coreIrqSeconds(GENERATOR_CORE) - irq
+        irq = coreSeconds([GENERATOR_CORE])[0] - irq
         report["generator_core_irq"] = round(irq / elapsed, 3)
+        # How near the server's side came to its cores' capacity, for the
+        # floor rule: across the veth pair its receipts run in softirqs on
+        # its cores, charged to whatever runs there, so its cores' busy
+        # share; on loopback they run in the generator's thread, and the
+        # server's own share is the one to read.
+        report["server_busy"] = report["server_cpu"]
+        if self.network is not LOOPBACK:
+            busy = coreSeconds(serverCores())[1] - busy
+            report["server_busy"] = round(busy / elapsed / len(serverCores()), 3)
         if rate:
             report["offered_rate"] = rate
             report["kept"] = round(report["rate"] / rate, 3)
@@ -520,10 +551,12 @@ class Bench:
             # not into a pipe the benchmark would have to keep up with.
             logFile = Path(tempfile.mkdtemp(prefix="greetd-bench-log-")) / "greetd.log"
             command = [server.command[0], f"--logfile={logFile}", *server.command[1:]]
-            daemon = Daemon(pinned(command), ROOT, logFile=logFile)
         else:
             logFile = None
-            daemon = Daemon(pinned(server.command), ROOT)
+            command = server.command
+        daemon = Daemon(
+            self.network.serverCommand(pinned(command)), ROOT, logFile=logFile
+        )
         try:
             daemon.waitForListeners(2)
             (_, tcp), (_, udp) = daemon.tcp[0], daemon.udp[0]
@@ -606,6 +639,7 @@ class Bench:
                     "generator_cpu",
                     "generator_core_irq",
                     "server_cpu",
+                    "server_busy",
                     "server_us_per_op",
                     "parent_share",
                     "offered_rate",
@@ -726,6 +760,14 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
         "operation is measured at the same rate (repeatable)",
     )
     parser.add_argument(
+        "--network",
+        choices=("auto", "veth", "loopback"),
+        default="auto",
+        help="where the servers and the generator meet: two network "
+        "namespaces joined by a veth pair, each end's receipts on its own "
+        "cores (needs root), or loopback; auto: veth where it can be made",
+    )
+    parser.add_argument(
         "--rewrite",
         action="store_true",
         help="measure nothing: write the tables again from latest.json",
@@ -755,12 +797,39 @@ def parseRates(specs: Sequence[str]) -> dict[str, float]:
     return rates
 
 
+#: What each network is, for the report.
+NETWORKS = {
+    "loopback": "loopback: each packet's receipt runs in its sender's thread",
+    "veth": "veth: two network namespaces joined by a veth pair, each end's "
+    "receipts steered (RPS) to its side's cores",
+}
+
+
+def chooseNetwork(choice: str, stack: ExitStack) -> tuple[Network, list[str]]:
+    """
+    The network C{--network} chose, made for as long as C{stack} lasts, and
+    a note if C{auto} fell back to loopback.
+    """
+    if choice == "loopback":
+        return LOOPBACK, []
+    why = unavailable()
+    if why is None:
+        try:
+            return stack.enter_context(veth(serverCores(), [GENERATOR_CORE])), []
+        except RuntimeError as error:
+            why = str(error)
+    if choice == "veth":
+        raise SystemExit(f"--network veth: {why}")
+    return LOOPBACK, [f"on loopback, not a veth pair: {why}"]
+
+
 def chartTitle(report: dict[str, Any]) -> str:
     machine = report["machine"]
     return (
         f"greetd vs peers on {machine['cores']} cores ({machine['cpu']}), "
         f"{report['method']['passes']} passes, median; generator pinned to core "
-        f"{GENERATOR_CORE}, load average {machine['loadavg'][0]:.1f}"
+        f"{GENERATOR_CORE}, {networkName(report)}, "
+        f"load average {machine['loadavg'][0]:.1f}"
     )
 
 
@@ -792,18 +861,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     repeats = options.repeats or (1 if options.quick else 3)
     workloads = tuple(options.only or WORKLOADS)
     raiseOwnFileLimit()
-    with tempfile.TemporaryDirectory(prefix="greetd-bench-") as where:
+    with ExitStack() as stack:
+        where = stack.enter_context(tempfile.TemporaryDirectory(prefix="greetd-bench-"))
+        network, notes = chooseNetwork(options.network, stack)
         loadgen = compileC(HERE / "loadgen.c", Path(where))
         cPeer = compileC(HERE / "peers" / "c_epoll.c", Path(where))
-        greetds, notes = greetdServers(options.greetd)
-        servers = greetds + peerServers(cPeer)
+        greetds, skipped = greetdServers(options.greetd, network.host)
+        notes += skipped
+        servers = greetds + peerServers(cPeer, network.host)
         if options.servers:
             keep = set(options.servers.split(","))
             servers = [server for server in servers if server.key in keep]
         unpaceAlone(servers)
         for note in notes:
             print(f"note: {note}")
-        bench = Bench(loadgen, timing, workloads, parseRates(options.rate))
+        bench = Bench(loadgen, timing, workloads, parseRates(options.rate), network)
         started = time.time()
         about = machine()
         for number in range(repeats):
@@ -828,7 +900,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "versions": versions(servers),
         "method": {
             "generator": f"bench/loadgen.c, pinned to core {GENERATOR_CORE}",
-            "servers": f"pinned to cores {serverCores() or 'all (one core)'}",
+            "servers": f"pinned to cores {','.join(map(str, serverCores()))}",
+            "network": NETWORKS[network.name],
             "passes": repeats,
             "rates": parseRates(options.rate),
             "timing": timing.__dict__,

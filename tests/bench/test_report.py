@@ -1,5 +1,6 @@
 """
-Tests for L{bench.report}: how the worker pool is judged.
+Tests for L{bench.report}: what a floor is, and how the worker pool is
+judged.
 """
 
 from __future__ import annotations
@@ -166,6 +167,33 @@ class PoolTargetTests(SynchronousTestCase):
         self.assertIn(">= 15,000", text)
         self.assertIn("at 15,000/s  (1.20) 1.10 *  yes", text)
         self.assertIn(f"{POOL_PACE:.0%} of one process's most", " ".join(text.split()))
+
+
+class FloorTests(SynchronousTestCase):
+    def test_generatorAtItsLimit(self) -> None:
+        """
+        A throughput whose generator used 90% of its core or more is a floor.
+        """
+        self.assertTrue(isFloor("churn", {"generator_cpu": 0.9, "server_busy": 1.0}))
+        self.assertFalse(isFloor("churn", {"generator_cpu": 0.6, "server_busy": 0.95}))
+
+    def test_serverSide(self) -> None:
+        """
+        The server's side is judged on C{server_busy} where there is one:
+        across the veth pair, its cores' busy share, receipts included,
+        although the server's processes used less; and on its processes'
+        share in runs from before C{server_busy}.
+        """
+        veth = {"generator_cpu": 0.6, "server_cpu": 0.8, "server_busy": 0.97}
+        self.assertFalse(isFloor("churn", veth))
+        self.assertTrue(isFloor("churn", {**veth, "server_busy": 0.8}))
+        self.assertTrue(isFloor("churn", {"generator_cpu": 0.6, "server_cpu": 0.8}))
+
+    def test_latencyBound(self) -> None:
+        """
+        One connection's ping-pong is bound by its round trips: never a floor.
+        """
+        self.assertFalse(isFloor("tcp1", {"generator_cpu": 0.95, "server_busy": 0.5}))
 
 
 class UnpaceAloneTests(SynchronousTestCase):
