@@ -22,7 +22,8 @@
  * floor, the generator's ceiling rather than the server's) and, with
  * --watch PID[,PID...], the CPU seconds those processes (the server and its
  * workers) used in the same window, from /proc, for the server's CPU time
- * per operation.  --rate R offers at most R operations a second in all
+ * per operation; with --cores N[,N...], each of those cores' busy share in
+ * the window (softirqs included), from /proc/stat.  --rate R offers at most R operations a second in all
  * (replies, datagrams or connections), so that every server is measured at
  * the same rate: what a server's wakeup costs is spread over the events it
  * handles, so CPU per operation is comparable only at equal rates.  Every
@@ -58,10 +59,13 @@
  * server's thread receives three (banner, FIN, the FIN's ACK); the
  * handshake is about 45% of this thread's time, "exit" 25%, the reset 15%.
  * About 13 us a connection here against the C server's 11 (uvloop's 15):
- * so on two cores the C server's churn stays a floor; its CPU per
- * connection is the figure to compare.  Ping-pong is symmetric (each side
- * sends one segment a message and runs its receipt), and the generator
- * costs about 0.9x the C server a reply.
+ * on loopback, on two cores, the C server's churn is the generator's
+ * ceiling.  Ping-pong is symmetric (each side sends one segment a message
+ * and runs its receipt), and the generator costs about 0.9x the C server a
+ * reply.  So bench/run.py runs the generator and the servers in two network
+ * namespaces joined by a veth pair, each end's receipts steered to its own
+ * side's core (bench/netns.py): each side then pays for what it receives,
+ * and the generator uses about 60% of its core against the C server.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -129,6 +133,12 @@ static int take_token(void)
 /* The processes whose CPU time is reported for each window (--watch). */
 static int watched[WATCHED], nwatched;
 
+/* The cores whose busy share is reported for each window (--cores), and
+ * their ticks when it began. */
+#define CORES 64
+static int cores[CORES], ncores;
+static unsigned long long window_busy[CORES], window_total[CORES];
+
 /* A churn connection's socket, disconnected and kept for the next one. */
 #define DISCONNECTED -2
 
@@ -192,6 +202,48 @@ static double watched_seconds(double *first)
     return total;
 }
 
+/* Each --cores core's ticks from /proc/stat: busy (user, nice, system, irq
+ * and softirq, where the receipts steered to it run) and in all (idle,
+ * iowait and steal too: time the hypervisor took is not the core's work). */
+static void core_ticks(unsigned long long *busy, unsigned long long *total)
+{
+    char line[512];
+    FILE *f = fopen("/proc/stat", "r");
+    for (int i = 0; i < ncores; i++)
+        busy[i] = total[i] = 0;
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        int core;
+        unsigned long long v[8];
+        if (strncmp(line, "cpu", 3) || line[3] < '0' || line[3] > '9' ||
+            sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu", &core, &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 9)
+            continue;
+        for (int i = 0; i < ncores; i++)
+            if (cores[i] == core) {
+                busy[i] = v[0] + v[1] + v[2] + v[5] + v[6];
+                total[i] = busy[i] + v[3] + v[4] + v[7];
+            }
+    }
+    fclose(f);
+}
+
+/* Print each --cores core's busy share of the window so far, as JSON
+ * members: "cores_busy": {"N": share, ...}. */
+static void print_cores_busy(void)
+{
+    unsigned long long busy[CORES], total[CORES];
+    core_ticks(busy, total);
+    printf(", \"cores_busy\": {");
+    for (int i = 0; i < ncores; i++) {
+        unsigned long long all = total[i] - window_total[i];
+        printf("%s\"%d\": %.3f", i ? ", " : "", cores[i],
+               all ? (double)(busy[i] - window_busy[i]) / (double)all : 0.0);
+    }
+    printf("}");
+}
+
 static void record(uint64_t ns)
 {
     uint64_t bucket = ns / BUCKET_NS;
@@ -229,11 +281,14 @@ static void report(uint64_t t)
     printf("{\"mode\": \"%s\", \"round\": %d, \"seconds\": %.3f, \"count\": %llu, "
            "\"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %llu, "
            "\"wrong\": %llu, \"resets\": %llu, \"generator_cpu\": %.3f, "
-           "\"watched_cpu_seconds\": %.3f, \"watched_first_cpu_seconds\": %.3f}\n",
+           "\"watched_cpu_seconds\": %.3f, \"watched_first_cpu_seconds\": %.3f",
            opt.mode, phase, seconds, (unsigned long long)count, (double)count / seconds,
            percentile(0.50), percentile(0.99), (unsigned long long)errors,
            (unsigned long long)wrong, (unsigned long long)resets,
            (cpu - phase_cpu) / seconds, watched - phase_watched, first - phase_first);
+    if (ncores)
+        print_cores_busy();
+    printf("}\n");
     fflush(stdout);
 }
 
@@ -249,6 +304,7 @@ static int advance(uint64_t t)
     phase_start = t;
     phase_cpu = cpu_seconds();
     phase_watched = watched_seconds(&phase_first);
+    core_ticks(window_busy, window_total);
     count = errors = wrong = resets = 0;
     memset(hist, 0, BUCKETS * sizeof *hist);
     return phase;
@@ -962,9 +1018,12 @@ int main(int argc, char **argv)
             opt.io = v;
         else if (!strcmp(k, "--rate"))
             opt.rate = atof(v);
-        else if (!strcmp(k, "--watch")) {
-            for (char *p = (char *)v; *p && nwatched < WATCHED; p++) {
-                watched[nwatched++] = (int)strtol(p, &p, 10);
+        else if (!strcmp(k, "--watch") || !strcmp(k, "--cores")) {
+            int is_watch = !strcmp(k, "--watch");
+            int *into = is_watch ? watched : cores, *n = is_watch ? &nwatched : &ncores;
+            int most = is_watch ? WATCHED : CORES;
+            for (char *p = (char *)v; *p && *n < most; p++) {
+                into[(*n)++] = (int)strtol(p, &p, 10);
                 if (*p != ',')
                     break;
             }
