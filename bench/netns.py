@@ -65,8 +65,10 @@ LOOPBACK = Network("loopback", "127.0.0.1", "127.0.0.2")
 #: The namespaces, the servers' and the generator's, named for the process
 #: that makes them, so that two runs (a benchmark and the tests, or the
 #: tests under two interpreters) each have their own.
-SERVER_NAMESPACE = f"greetd-bench-server-{os.getpid()}"
-GENERATOR_NAMESPACE = f"greetd-bench-load-{os.getpid()}"
+NAMESPACE_KINDS = ("greetd-bench-server", "greetd-bench-load")
+SERVER_NAMESPACE, GENERATOR_NAMESPACE = (
+    f"{kind}-{os.getpid()}" for kind in NAMESPACE_KINDS
+)
 
 #: The veth pair's ends: in the servers' namespace, in the generator's.
 #: Each is made in its namespace, never in the host's, where another run's
@@ -92,9 +94,14 @@ SYSCTLS = (
 
 def cpuMask(cores: Iterable[int]) -> str:
     """
-    The hexadecimal CPU mask of C{cores}, as C{rps_cpus} takes it.
+    The hexadecimal CPU mask of C{cores}, as C{rps_cpus} takes it: groups
+    of 32 CPUs, eight digits each but the first, joined by commas.
     """
-    return format(sum(1 << core for core in cores), "x")
+    digits = format(sum(1 << core for core in cores), "x")
+    head = len(digits) % 8 or 8
+    return ",".join(
+        [digits[:head]] + [digits[i : i + 8] for i in range(head, len(digits), 8)]
+    )
 
 
 def inNamespace(namespace: str, *command: str) -> list[str]:
@@ -155,10 +162,21 @@ def hostSetting(path: str) -> str:
 
 def tearDown() -> None:
     """
-    Delete the namespaces (and with them the veth pair), if they exist.
+    Delete the namespaces (and with them the veth pair), if they exist, and
+    any another run left behind when it was killed (its process is gone).
     """
-    for namespace in (SERVER_NAMESPACE, GENERATOR_NAMESPACE):
-        subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    for line in listed.stdout.splitlines():
+        namespace = line.split()[0] if line.split() else ""
+        name, _, pid = namespace.rpartition("-")
+        if name not in NAMESPACE_KINDS:
+            continue
+        if namespace in (SERVER_NAMESPACE, GENERATOR_NAMESPACE) or not alive(pid):
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+def alive(pid: str) -> bool:
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
 
 
 def unavailable() -> str | None:

@@ -109,12 +109,14 @@ def paced(workload: str) -> str:
 def isFloor(workload: str, figure: dict[str, Any]) -> bool:
     """
     Whether C{figure}'s throughput is a floor rather than the server's
-    capacity: the generator used L{FLOOR} of its core or more (it may have
-    been the bottleneck), or the server's side less than L{FLOOR} of its
-    cores (something else held it back: the generator, or other work on a
-    shared machine taking the generator's core).  The server's side is its
-    processes' share of a core on loopback, and its cores' busy share across
-    a veth pair, where its receipts run in softirqs beside it.
+    capacity: the generator used L{FLOOR} of its core or more, or its core
+    was that busy (with the softirqs of its receipts, which on loopback are
+    the server's packets' too, or with other work on a shared machine):
+    the generator's side may have been the bottleneck.  A figure where
+    neither side was that busy is the pair's round trips' ceiling at the
+    workload's concurrency, the server's throughput there.  Runs from before
+    the generator's core was read (no C{generator_core_busy}) mark a floor
+    where the server used less than L{FLOOR} of one core, too.
     """
     if workload in LATENCY_BOUND:
         return False
@@ -122,9 +124,12 @@ def isFloor(workload: str, figure: dict[str, Any]) -> bool:
         # The generator offered a fixed rate: the throughput is that rate,
         # and CPU per operation the figure to compare.
         return True
+    if "generator_core_busy" in figure:
+        return bool(
+            figure["generator_cpu"] >= FLOOR or figure["generator_core_busy"] >= FLOOR
+        )
     return bool(
-        figure["generator_cpu"] >= FLOOR
-        or figure.get("server_busy", figure.get("server_cpu", 1.0)) < FLOOR
+        figure["generator_cpu"] >= FLOOR or figure.get("server_cpu", 1.0) < FLOOR
     )
 
 
@@ -422,20 +427,20 @@ def targetTable(checks: Sequence[dict[str, Any]]) -> str | None:
 NOTES = """\
 CPU us/op is the server's CPU time (user + system, the server and every
 process under it, from /proc) per operation, over the measured window;
-generator is the load generator's share of its core.  A throughput marked
->= is a floor, not the server's capacity: the generator used {floor:.0%} of
-its core or more, or the server's side less than {floor:.0%} of its cores (on
-loopback, the server's processes' share of one core; across a veth pair,
-its cores' busy share, its receipts' softirqs included; on a shared machine,
-other work may take the generator's core); compare CPU per operation
-there.  In the targets, a ratio over 1 is greetd ahead (its
-throughput over the peer's, and the peer's CPU per operation over
-greetd's); for a pool, the CPU/op column is the pool's CPU per operation
-over one process's, judged with both at the rate in the throughput column
-({pace:.0%} of one process's most in each pass; in brackets, the ratio with
-each at its most), or the parent's share of the pool's CPU.  In the tables
-at one rate, every throughput is the offered rate's, marked >= because it
-is not a server's capacity.  * marks the figure each target is judged on."""
+generator is the load generator's share of its core.  A throughput marked >=
+is a floor, not the server's capacity: the generator used {floor:.0%} of its
+core or more, or its core was that busy (with its receipts' softirqs, which
+on loopback include the server's packets', or other work); compare CPU per
+operation there.  "veth pair" is the server and the generator in two network
+namespaces, each end's receipts on its own side's core.  In the targets, a
+ratio over 1 is greetd ahead (its throughput over the peer's, and the peer's
+CPU per operation over greetd's); for a pool, the CPU/op column is the
+pool's CPU per operation over one process's, judged with both at the rate in
+the throughput column ({pace:.0%} of one process's most in each pass; in
+brackets, the ratio with each at its most), or the parent's share of the
+pool's CPU.  In the tables at one rate, every throughput is the offered
+rate's, marked >= because it is not a server's capacity.  * marks the figure
+each target is judged on."""
 
 
 def tables(
@@ -494,6 +499,11 @@ def aboutRun(report: dict[str, Any]) -> str:
             if networkName(report) == "loopback"
             else "the generator and the servers in two network namespaces joined "
             "by a veth pair"
+        )
+        + (
+            " (the C server also across a veth pair)"
+            if "c-veth" in report["results"]
+            else ""
         )
         + "; greetd on "
         f"{' and '.join(interpreters)}.  The load average was {before:.1f} "

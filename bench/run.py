@@ -1,10 +1,19 @@
 """
 Measure greetd against its peers: the seed tutorial's threaded server, an
 asyncio Protocol server, the same on uvloop, a minimal plain Twisted server
-and a C epoll server, all on loopback, one at a time, driven by the same C
-load generator in the same run.
+and a C epoll server, one at a time, driven by the same C load generator in
+the same run.
 
     python -m bench.run [--quick] [--only WORKLOAD] [--repeats N]
+        [--network loopback|veth]
+
+The servers and the generator meet on loopback, where the kernel runs each
+packet's receipt in the thread that sent it: the generator runs the
+server's receipts, and the C server's are enough to take all of its core.
+So the C server is measured again (C{c-veth}) across a veth pair between
+two network namespaces, each end's receipts steered to its own side's
+cores (L{bench.netns}), as on two hosts; that needs root, and is skipped
+with a note without it.  C{--network veth} measures every server that way.
 
 Workloads: TCP ping-pong of C{Michael\\n} / C{Hello, Michael!\\n} over 1 and
 50 connections (replies/s, p50/p99 latency), connection churn (connect, read
@@ -22,11 +31,12 @@ Beside each throughput: the server's CPU time per operation (user + system
 of the server and every process under it, from C{/proc}, over the measured
 window), which other work on a shared machine disturbs far less than
 throughput, and the generator's own share of its core.  A throughput whose
-generator used L{FLOOR} or more of its core is the generator's ceiling as
-much as the server's: the tables mark it as a floor, and a target it decides
-is judged on CPU per operation instead.  greetd runs as C{twistd greetd}
-under every interpreter given (CPython's venv and, when it exists,
-C{.venv-pypy3}).
+generator used L{FLOOR} or more of its core, or whose generator's core was
+that busy (with its receipts, or other work), is the generator's ceiling
+as much as the server's: the tables mark it as a floor, and a target it
+decides is judged on CPU per operation instead.
+greetd runs as C{twistd greetd} under every interpreter given (CPython's
+venv and, when it exists, C{.venv-pypy3}).
 
 greetd runs as users run it: the default logging on and every limit in
 force, set high enough not to refuse the load; a second greetd per
@@ -52,6 +62,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,7 +103,7 @@ RESULTS = HERE / "results"
 WORKLOADS = ("tcp1", "tcp50", "udp20", "churn", "idle")
 
 #: greetd as users run it: the default logging on, every limit in force,
-#: set high enough that loopback clients are not refused (never off).
+#: set high enough that the generator is not refused (never off).
 GREETD_LIMITS = (
     "--framing",
     "line",
@@ -167,7 +178,7 @@ QUICK = Timing(serverWarmup=2.0, warmup=0.5, duration=1.0, idle=10000)
 class Server:
     """
     A server to measure: a key for the results, a label for people, and
-    the command that starts it listening on ephemeral loopback ports.
+    the command that starts it listening on ephemeral ports.
     """
 
     key: str
@@ -176,6 +187,9 @@ class Server:
     greetd: bool = False
     version: dict[str, str] = field(default_factory=dict)
     skip: tuple[str, ...] = ()
+    #: Whether it meets the generator across the veth pair whatever the
+    #: run's network (C{--network}).
+    acrossPair: bool = False
     #: The key of the server whose most, in the same pass, sets the rate
     #: of this one's windows at a pool's one rate (L{POOL_PACE}): its own
     #: for the one process a pool is judged against, that one's for the
@@ -319,36 +333,44 @@ def unpaceAlone(servers: Sequence[Server]) -> None:
             server.pace = ""
 
 
-def peerServers(cPeer: Path, host: str) -> list[Server]:
+def peerServers(cPeer: Path, network: Network, pair: Network | None) -> list[Server]:
     """
-    The peers, listening on C{host}: the C server, then the Python ones on
-    this interpreter.
+    The peers on C{network}: the C server, then the Python ones on this
+    interpreter; and the C server again across the veth C{pair}, if there
+    is one.
     """
-    ports = ["--host", host, "--port", "0", "--udp-port", "0"]
-    servers = [Server("c", "C epoll", [str(cPeer), *ports])]
+    ports = ["--port", "0", "--udp-port", "0"]
+    servers = [
+        Server("c", "C epoll", [str(cPeer), "--host", network.host, *ports]),
+    ]
+    if pair is not None:
+        command = [str(cPeer), "--host", pair.host, *ports]
+        servers.append(
+            Server(
+                "c-veth",
+                "C epoll, veth pair",
+                command,
+                skip=("idle",),
+                acrossPair=True,
+            )
+        )
+    ports = ["--host", network.host, *ports]
     for key, label, module in PYTHON_PEERS:
         command = [sys.executable, "-m", f"bench.peers.{module}", *ports]
         servers.append(Server(key, label, command))
     return servers
 
 
-def coreSeconds(cores: Sequence[int]) -> tuple[float, float]:
+def coreIrqSeconds(core: int) -> float:
     """
-    Seconds C{cores} have spent in interrupts and softirqs, and busy (in
-    anything but the idle task), from C{/proc/stat}.
+    Seconds core C{core} has spent in interrupts and softirqs.
     """
-    irq = busy = 0
-    names = {f"cpu{core}" for core in cores}
     with open("/proc/stat") as stat:
         for line in stat:
-            name, *fields = line.split()
-            if name in names:
-                # user nice system idle iowait irq softirq steal ...
-                ticks = [int(field) for field in fields[:8]]
-                irq += ticks[5] + ticks[6]
-                busy += sum(ticks) - ticks[3] - ticks[4]
-    tick = os.sysconf("SC_CLK_TCK")
-    return irq / tick, busy / tick
+            if line.startswith(f"cpu{core} "):
+                fields = line.split()
+                return (int(fields[6]) + int(fields[7])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 def processTree(pid: int) -> list[int]:
@@ -382,14 +404,22 @@ def serverCores() -> list[int]:
     return sorted(cores - {GENERATOR_CORE} or cores)
 
 
+def serverPinning() -> list[str]:
+    """
+    What runs a command on the servers' cores (L{serverCores}): nothing on
+    a machine with one core, or without C{taskset}.
+    """
+    cores = serverCores()
+    if cores == [GENERATOR_CORE] or not shutil.which("taskset"):
+        return []
+    return ["taskset", "-c", ",".join(map(str, cores))]
+
+
 def pinned(command: list[str]) -> list[str]:
     """
     C{command} run on the servers' cores (L{serverCores}).
     """
-    cores = serverCores()
-    if cores == [GENERATOR_CORE] or not shutil.which("taskset"):
-        return command
-    return ["taskset", "-c", ",".join(map(str, cores)), *command]
+    return [*serverPinning(), *command]
 
 
 def cpuSeconds(pid: int) -> float:
@@ -413,8 +443,16 @@ class Bench:
         workloads: Sequence[str],
         rates: dict[str, float] | None = None,
         network: Network = LOOPBACK,
+        pair: Network | None = None,
     ):
+        """
+        @param network: Where the servers meet the generator.
+        @param pair: The veth pair, for the servers measured across it
+            whatever C{network} is (L{Server.acrossPair}).
+        """
         self.loadgen = loadgen
+        self.runNetwork, self.pair = network, pair
+        # The network of the server being measured.
         self.network = network
         self.rates = rates or {}
         self.timing = timing
@@ -466,9 +504,10 @@ class Bench:
             "--rate",
             str(rate),
         )
+        cores = [GENERATOR_CORE, *serverCores()]
+        command += ["--cores", ",".join(map(str, sorted(set(cores))))]
         started = time.monotonic()
-        irq, _ = coreSeconds([GENERATOR_CORE])
-        _, busy = coreSeconds(serverCores())
+        irq = coreIrqSeconds(GENERATOR_CORE)
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=timing.loadgenTimeout()
         )
@@ -485,17 +524,13 @@ class Bench:
         parent = report.pop("watched_first_cpu_seconds")
         if len(watched) > 1 and serverSeconds:
             report["parent_share"] = round(parent / serverSeconds, 3)
-        irq = coreSeconds([GENERATOR_CORE])[0] - irq
+        irq = coreIrqSeconds(GENERATOR_CORE) - irq
         report["generator_core_irq"] = round(irq / elapsed, 3)
-        # How near the server's side came to its cores' capacity, for the
-        # floor rule: across the veth pair its receipts run in softirqs on
-        # its cores, charged to whatever runs there, so its cores' busy
-        # share; on loopback they run in the generator's thread, and the
-        # server's own share is the one to read.
-        report["server_busy"] = report["server_cpu"]
-        if self.network is not LOOPBACK:
-            busy = coreSeconds(serverCores())[1] - busy
-            report["server_busy"] = round(busy / elapsed / len(serverCores()), 3)
+        # How busy each side's cores were, softirqs and other work included:
+        # the generator's, for the floor rule, and the servers' busiest.
+        busy = {int(core): share for core, share in report.pop("cores_busy").items()}
+        report["generator_core_busy"] = busy[GENERATOR_CORE]
+        report["server_busy"] = max(busy[core] for core in serverCores())
         if rate:
             report["offered_rate"] = rate
             report["kept"] = round(report["rate"] / rate, 3)
@@ -546,6 +581,9 @@ class Bench:
         """
         Start C{server}, warm it up, run each workload once, stop it.
         """
+        self.network = self.runNetwork
+        if server.acrossPair and self.pair is not None:
+            self.network = self.pair
         if server.greetd:
             # As greetd runs in production, logging to a file (or journald),
             # not into a pipe the benchmark would have to keep up with.
@@ -639,6 +677,7 @@ class Bench:
                     "generator_cpu",
                     "generator_core_irq",
                     "server_cpu",
+                    "generator_core_busy",
                     "server_busy",
                     "server_us_per_op",
                     "parent_share",
@@ -761,11 +800,12 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--network",
-        choices=("auto", "veth", "loopback"),
-        default="auto",
-        help="where the servers and the generator meet: two network "
-        "namespaces joined by a veth pair, each end's receipts on its own "
-        "cores (needs root), or loopback; auto: veth where it can be made",
+        choices=("loopback", "veth"),
+        default="loopback",
+        help="where the servers and the generator meet: loopback, or two "
+        "network namespaces joined by a veth pair, each end's receipts on its "
+        "own side's cores (needs root; the C server is also measured so in "
+        "either case, when it can be)",
     )
     parser.add_argument(
         "--rewrite",
@@ -805,22 +845,18 @@ NETWORKS = {
 }
 
 
-def chooseNetwork(choice: str, stack: ExitStack) -> tuple[Network, list[str]]:
+def vethPair(stack: ExitStack) -> tuple[Network | None, list[str]]:
     """
-    The network C{--network} chose, made for as long as C{stack} lasts, and
-    a note if C{auto} fell back to loopback.
+    The veth pair, made for as long as C{stack} lasts; or C{None} and a note
+    on why it cannot be made here.
     """
-    if choice == "loopback":
-        return LOOPBACK, []
     why = unavailable()
     if why is None:
         try:
             return stack.enter_context(veth(serverCores(), [GENERATOR_CORE])), []
         except RuntimeError as error:
             why = str(error)
-    if choice == "veth":
-        raise SystemExit(f"--network veth: {why}")
-    return LOOPBACK, [f"on loopback, not a veth pair: {why}"]
+    return None, [f"no veth pair, so the C server is not measured across one: {why}"]
 
 
 def chartTitle(report: dict[str, Any]) -> str:
@@ -861,21 +897,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     repeats = options.repeats or (1 if options.quick else 3)
     workloads = tuple(options.only or WORKLOADS)
     raiseOwnFileLimit()
+    # Stopped (a timeout, an operator's kill), unwind: the namespaces go.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     with ExitStack() as stack:
         where = stack.enter_context(tempfile.TemporaryDirectory(prefix="greetd-bench-"))
-        network, notes = chooseNetwork(options.network, stack)
+        pair, notes = vethPair(stack)
+        network = LOOPBACK
+        if options.network == "veth":
+            if pair is None:
+                raise SystemExit(f"--network veth: {notes[0]}")
+            network, pair = pair, None
         loadgen = compileC(HERE / "loadgen.c", Path(where))
         cPeer = compileC(HERE / "peers" / "c_epoll.c", Path(where))
         greetds, skipped = greetdServers(options.greetd, network.host)
         notes += skipped
-        servers = greetds + peerServers(cPeer, network.host)
+        servers = greetds + peerServers(cPeer, network, pair)
         if options.servers:
             keep = set(options.servers.split(","))
             servers = [server for server in servers if server.key in keep]
         unpaceAlone(servers)
         for note in notes:
             print(f"note: {note}")
-        bench = Bench(loadgen, timing, workloads, parseRates(options.rate), network)
+        bench = Bench(
+            loadgen, timing, workloads, parseRates(options.rate), network, pair
+        )
         started = time.time()
         about = machine()
         for number in range(repeats):
@@ -900,7 +945,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "versions": versions(servers),
         "method": {
             "generator": f"bench/loadgen.c, pinned to core {GENERATOR_CORE}",
-            "servers": f"pinned to cores {','.join(map(str, serverCores()))}",
+            "servers": f"pinned to cores {serverPinning()[-1]}"
+            if serverPinning()
+            else "unpinned",
             "network": NETWORKS[network.name],
             "passes": repeats,
             "rates": parseRates(options.rate),

@@ -4,18 +4,23 @@ Tests for L{bench.netns}: the veth pair the benchmark runs across.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from bench import netns
 from bench.netns import (
+    GENERATOR_END,
     GENERATOR_NAMESPACE,
     LOOPBACK,
+    SERVER_END,
     SERVER_NAMESPACE,
     SOURCES,
     cpuMask,
+    inNamespace,
     setUp,
     unavailable,
     veth,
@@ -48,6 +53,14 @@ class SetUpTests(SynchronousTestCase):
             (cpuMask([0]), cpuMask([1]), cpuMask([0, 2]), cpuMask(range(8))),
             ("1", "2", "5", "ff"),
         )
+
+    def test_cpuMaskGroups(self) -> None:
+        """
+        Past 32 CPUs, the mask is in groups of eight digits, as the kernel
+        reads it.
+        """
+        self.assertEqual(cpuMask(range(33)), "1,ffffffff")
+        self.assertEqual(cpuMask([40]), "100,00000000")
 
     def test_writesInsideNamespaces(self) -> None:
         """
@@ -108,6 +121,23 @@ class SetUpTests(SynchronousTestCase):
         )
 
 
+def namespaces() -> set[str]:
+    """
+    The names of the network namespaces that exist.
+    """
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    return {line.split()[0] for line in listed.stdout.splitlines() if line.split()}
+
+
+def inside(namespace: str, *command: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 class VethTests(SynchronousTestCase):
     """
     The namespaces, really made (as root).
@@ -117,16 +147,30 @@ class VethTests(SynchronousTestCase):
         why = unavailable()
         if why:
             self.skipTest(why)
+        # Root without the right to make namespaces (a container) skips.
+        probe = subprocess.run(
+            ["ip", "netns", "add", SERVER_NAMESPACE], capture_output=True
+        )
+        if probe.returncode:
+            self.skipTest(f"cannot make a network namespace: {probe.stderr!r}")
+        subprocess.run(["ip", "netns", "del", SERVER_NAMESPACE], check=True)
 
     def test_connects(self) -> None:
         """
         A client in the generator's namespace reaches a server in the
-        servers' namespace from one of its sources; the namespaces are gone
-        afterwards, and the host's loopback keeps its steering.
+        servers' namespace from one of its sources, each end's receipts
+        steered to its side's core; the host never has either end, and the
+        namespaces are gone afterwards.
         """
-        loopback = Path("/sys/class/net/lo/queues/rx-0/rps_cpus")
-        before = loopback.read_text()
         with veth([0], [0]) as network:
+            for namespace, end in (
+                (SERVER_NAMESPACE, SERVER_END),
+                (GENERATOR_NAMESPACE, GENERATOR_END),
+            ):
+                steering = f"/sys/class/net/{end}/queues/rx-0/rps_cpus"
+                self.assertEqual(int(inside(namespace, "cat", steering), 16), 1)
+            self.assertFalse(Path("/sys/class/net", SERVER_END).exists())
+            self.assertFalse(Path("/sys/class/net", GENERATOR_END).exists())
             server = subprocess.Popen(
                 network.serverCommand([sys.executable, "-c", SERVER, network.host]),
                 stdout=subprocess.PIPE,
@@ -151,7 +195,39 @@ class VethTests(SynchronousTestCase):
                 timeout=30,
             )
             self.assertEqual(client.stdout.strip(), network.source, client.stderr)
-        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-        self.assertNotIn(SERVER_NAMESPACE, listed.stdout)
-        self.assertNotIn(GENERATOR_NAMESPACE, listed.stdout)
-        self.assertEqual(loopback.read_text(), before)
+        self.assertFalse({SERVER_NAMESPACE, GENERATOR_NAMESPACE} & namespaces())
+
+    def test_failedSetUp(self) -> None:
+        """
+        When a command that makes them fails, the namespaces made so far are
+        deleted and the error names the command.
+        """
+        failing = inNamespace(
+            GENERATOR_NAMESPACE, "ip", "link", "set", "no-such-link", "up"
+        )
+        self.patch(netns, "setUp", lambda *cores: [*setUp(*cores), failing])
+        with self.assertRaises(RuntimeError) as raised, veth([0], [0]):
+            self.fail("made")
+        self.assertIn("no-such-link", str(raised.exception))
+        self.assertFalse({SERVER_NAMESPACE, GENERATOR_NAMESPACE} & namespaces())
+
+    def test_leftBehind(self) -> None:
+        """
+        Namespaces a killed run left behind go when the next run makes its
+        own; a live run's stay.
+        """
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        left, live = (
+            f"greetd-bench-load-{dead.pid}",
+            f"greetd-bench-load-{os.getppid()}",
+        )
+        for namespace in (left, live):
+            subprocess.run(["ip", "netns", "add", namespace], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", live])
+        self.addCleanup(
+            subprocess.run, ["ip", "netns", "del", left], capture_output=True
+        )
+        with veth([0], [0]):
+            pass
+        self.assertEqual({left, live} & namespaces(), {live})
