@@ -581,9 +581,7 @@ class Bench:
         """
         Start C{server}, warm it up, run each workload once, stop it.
         """
-        self.network = self.runNetwork
-        if server.acrossPair and self.pair is not None:
-            self.network = self.pair
+        self.network = self.networkFor(server)
         if server.greetd:
             # As greetd runs in production, logging to a file (or journald),
             # not into a pipe the benchmark would have to keep up with.
@@ -635,6 +633,15 @@ class Bench:
             daemon.stop()
             if logFile is not None:
                 shutil.rmtree(logFile.parent, ignore_errors=True)
+
+    def networkFor(self, server: Server) -> Network:
+        """
+        Where C{server} meets the generator: across the pair if it is
+        measured there (L{Server.acrossPair}), else the run's network.
+        """
+        if server.acrossPair and self.pair is not None:
+            return self.pair
+        return self.runNetwork
 
     def record(
         self, server: Server, workload: str, measure: Callable[[], dict[str, Any]]
