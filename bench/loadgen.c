@@ -134,10 +134,9 @@ static int take_token(void)
 static int watched[WATCHED], nwatched;
 
 /* The cores whose busy share is reported for each window (--cores), and
- * their ticks when it began. */
-#define CORES 64
-static int cores[CORES], ncores;
-static unsigned long long window_busy[CORES], window_total[CORES];
+ * their ticks when it began (0 in all for a core /proc/stat did not list). */
+static int *cores, ncores;
+static unsigned long long *window_busy, *window_total;
 
 /* A churn connection's socket, disconnected and kept for the next one. */
 #define DISCONNECTED -2
@@ -203,8 +202,9 @@ static double watched_seconds(double *first)
 }
 
 /* Each --cores core's ticks from /proc/stat: busy (user, nice, system, irq
- * and softirq, where the receipts steered to it run) and in all (idle,
- * iowait and steal too: time the hypervisor took is not the core's work). */
+ * and softirq, where the receipts steered to it run, and steal: time the
+ * hypervisor took from it was not free for its work) and in all (idle and
+ * iowait too); 0 in all for a core not listed. */
 static void core_ticks(unsigned long long *busy, unsigned long long *total)
 {
     char line[512];
@@ -222,26 +222,33 @@ static void core_ticks(unsigned long long *busy, unsigned long long *total)
             continue;
         for (int i = 0; i < ncores; i++)
             if (cores[i] == core) {
-                busy[i] = v[0] + v[1] + v[2] + v[5] + v[6];
-                total[i] = busy[i] + v[3] + v[4] + v[7];
+                busy[i] = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+                total[i] = busy[i] + v[3] + v[4];
             }
     }
     fclose(f);
 }
 
 /* Print each --cores core's busy share of the window so far, as JSON
- * members: "cores_busy": {"N": share, ...}. */
+ * members: "cores_busy": {"N": share, ...}, null for a core whose ticks
+ * could not be read at both ends of the window. */
 static void print_cores_busy(void)
 {
-    unsigned long long busy[CORES], total[CORES];
+    unsigned long long *busy = calloc((size_t)ncores, sizeof *busy);
+    unsigned long long *total = calloc((size_t)ncores, sizeof *total);
     core_ticks(busy, total);
     printf(", \"cores_busy\": {");
     for (int i = 0; i < ncores; i++) {
-        unsigned long long all = total[i] - window_total[i];
-        printf("%s\"%d\": %.3f", i ? ", " : "", cores[i],
-               all ? (double)(busy[i] - window_busy[i]) / (double)all : 0.0);
+        printf("%s\"%d\": ", i ? ", " : "", cores[i]);
+        if (window_total[i] && total[i] > window_total[i] && busy[i] >= window_busy[i])
+            printf("%.3f", (double)(busy[i] - window_busy[i]) /
+                               (double)(total[i] - window_total[i]));
+        else
+            printf("null");
     }
     printf("}");
+    free(busy);
+    free(total);
 }
 
 static void record(uint64_t ns)
@@ -1019,13 +1026,26 @@ int main(int argc, char **argv)
         else if (!strcmp(k, "--rate"))
             opt.rate = atof(v);
         else if (!strcmp(k, "--watch") || !strcmp(k, "--cores")) {
+            /* Numbers separated by commas; --cores takes as many as given. */
             int is_watch = !strcmp(k, "--watch");
-            int *into = is_watch ? watched : cores, *n = is_watch ? &nwatched : &ncores;
-            int most = is_watch ? WATCHED : CORES;
-            for (char *p = (char *)v; *p && *n < most; p++) {
-                into[(*n)++] = (int)strtol(p, &p, 10);
-                if (*p != ',')
+            int most = is_watch ? WATCHED : (int)strlen(v) / 2 + 1;
+            int *into = is_watch ? watched : (cores = calloc((size_t)most, sizeof *cores));
+            int *n = is_watch ? &nwatched : &ncores;
+            for (const char *p = v;; p++) {
+                char *end;
+                long number = strtol(p, &end, 10);
+                if (end == p || number < 0 || *n == most || (*end && *end != ',')) {
+                    fprintf(stderr, "loadgen: %s takes numbers separated by commas\n", k);
+                    return 2;
+                }
+                into[(*n)++] = (int)number;
+                if (!*end)
                     break;
+                p = end;
+            }
+            if (!is_watch) {
+                window_busy = calloc((size_t)ncores, sizeof *window_busy);
+                window_total = calloc((size_t)ncores, sizeof *window_total);
             }
         }
         else {

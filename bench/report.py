@@ -76,9 +76,9 @@ POOL_PACE = 0.75
 #: this share of it.
 PACE_KEPT = 0.97
 
-#: A generator that used this much of its core or more may have been the
-#: bottleneck, and a server that used less than this much of one core was
-#: not: either way the throughput is a floor, not the server's capacity.
+#: A generator that used this much of its core or more, or whose core was
+#: this busy, may have been the bottleneck: the throughput is a floor, not
+#: the server's capacity (L{isFloor}).
 FLOOR = 0.9
 
 #: Workloads whose throughput is their latency's, not a server's capacity:

@@ -395,12 +395,31 @@ def processTree(pid: int) -> list[int]:
     return found
 
 
+def coresBusy(shares: dict[str, float | None]) -> tuple[float, float]:
+    """
+    How busy each side's cores were over a window, softirqs and other work
+    included, from the generator's C{cores_busy}: the generator's core, for
+    the floor rule, and the servers' busiest.
+
+    @raise RuntimeError: A core's share is missing (its ticks were not
+        read), which would hide a floor.
+    """
+    cores = [GENERATOR_CORE, *serverCores()]
+    missing = [core for core in cores if shares.get(str(core)) is None]
+    if missing:
+        raise RuntimeError(f"no busy share for cores {missing} from /proc/stat")
+    busy = {core: float(shares[str(core)] or 0) for core in cores}
+    return busy[GENERATOR_CORE], max(busy[core] for core in serverCores())
+
+
 def serverCores() -> list[int]:
     """
     The cores the servers run on: every core but the generator's, or every
     core (unpinned) on a machine with one core.
     """
-    cores = os.sched_getaffinity(0)
+    # PyPy 3.9, which runs this module's tests, has no sched_getaffinity.
+    affinity = getattr(os, "sched_getaffinity", None)
+    cores = set(affinity(0) if affinity else range(os.cpu_count() or 1))
     return sorted(cores - {GENERATOR_CORE} or cores)
 
 
@@ -526,11 +545,8 @@ class Bench:
             report["parent_share"] = round(parent / serverSeconds, 3)
         irq = coreIrqSeconds(GENERATOR_CORE) - irq
         report["generator_core_irq"] = round(irq / elapsed, 3)
-        # How busy each side's cores were, softirqs and other work included:
-        # the generator's, for the floor rule, and the servers' busiest.
-        busy = {int(core): share for core, share in report.pop("cores_busy").items()}
-        report["generator_core_busy"] = busy[GENERATOR_CORE]
-        report["server_busy"] = max(busy[core] for core in serverCores())
+        generator, server = coresBusy(report.pop("cores_busy"))
+        report["generator_core_busy"], report["server_busy"] = generator, server
         if rate:
             report["offered_rate"] = rate
             report["kept"] = round(report["rate"] / rate, 3)
@@ -852,6 +868,18 @@ NETWORKS = {
 }
 
 
+def pairWanted(network: str, servers: str | None, workloads: Sequence[str]) -> bool:
+    """
+    Whether the run measures a server across the veth pair: every one with
+    C{--network veth}, else the C server's second row, when C{--servers}
+    keeps it and a workload it runs (not idle) is measured.
+    """
+    if network == "veth":
+        return True
+    kept = not servers or "c-veth" in servers.split(",")
+    return kept and any(workload != "idle" for workload in workloads)
+
+
 def vethPair(stack: ExitStack) -> tuple[Network | None, list[str]]:
     """
     The veth pair, made for as long as C{stack} lasts; or C{None} and a note
@@ -908,7 +936,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     with ExitStack() as stack:
         where = stack.enter_context(tempfile.TemporaryDirectory(prefix="greetd-bench-"))
-        pair, notes = vethPair(stack)
+        pair, notes = None, []
+        if pairWanted(options.network, options.servers, workloads):
+            pair, notes = vethPair(stack)
         network = LOOPBACK
         if options.network == "veth":
             if pair is None:
