@@ -5,11 +5,22 @@ Tests for L{bench.run}: which servers are measured where.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from bench import run
 from bench.netns import LOOPBACK, Network
-from bench.run import FULL, Bench, Server, peerServers
+from bench.run import (
+    FULL,
+    GENERATOR_CORE,
+    Bench,
+    Server,
+    coresBusy,
+    pairWanted,
+    peerServers,
+    serverCores,
+)
 
 PAIR = Network("veth", "198.18.0.1", "198.18.0.2", ("in", "servers"), ("in", "load"))
 
@@ -41,28 +52,99 @@ class PeerServersTests(SynchronousTestCase):
         self.assertNotIn("c-veth", keys)
 
 
+class Started(Exception):
+    """
+    What L{FakeDaemon} raises once started, to end L{Bench.measure} there.
+    """
+
+
+class FakeDaemon:
+    """
+    A daemon that records the command it would run, and starts nothing.
+    """
+
+    commands: ClassVar[list[list[str]]] = []
+
+    def __init__(self, command: list[str], cwd: Path, logFile: Path | None = None):
+        self.commands.append(command)
+
+    def waitForListeners(self, count: int) -> None:
+        raise Started()
+
+    def stop(self) -> None:
+        pass
+
+
 class BenchNetworkTests(SynchronousTestCase):
-    def test_networkFor(self) -> None:
+    def measured(self, bench: Bench, server: Server) -> list[str]:
         """
-        A server measured across the pair meets the generator there, every
-        other one on the run's network; the generator runs on the server's
-        side's network, told the server's address.
+        The command L{Bench.measure} starts C{server} with.
+        """
+        self.patch(run, "Daemon", FakeDaemon)
+        self.patch(FakeDaemon, "commands", [])
+        self.assertRaises(Started, bench.measure, server)
+        (command,) = FakeDaemon.commands
+        return command
+
+    def test_acrossPair(self) -> None:
+        """
+        A server measured across the pair starts in the servers' namespace,
+        and the generator then runs in its own, told the server's address.
         """
         bench = Bench(Path("loadgen"), FULL, ["churn"], network=LOOPBACK, pair=PAIR)
-        across = Server("c-veth", "C", [], acrossPair=True)
-        self.assertIs(bench.networkFor(across), PAIR)
-        self.assertIs(bench.networkFor(Server("c", "C", [])), LOOPBACK)
-        bench.network = bench.networkFor(across)
-        command = bench.generator("churn", 1)
-        self.assertEqual(command[:2], ["in", "load"])
-        self.assertEqual(command[command.index("--host") + 1], PAIR.host)
+        command = self.measured(bench, Server("c-veth", "C", ["c"], acrossPair=True))
+        self.assertEqual(command[:2], ["in", "servers"])
+        generator = bench.generator("churn", 1)
+        self.assertEqual(generator[:2], ["in", "load"])
+        self.assertEqual(generator[generator.index("--host") + 1], PAIR.host)
 
-    def test_noPair(self) -> None:
+    def test_runNetwork(self) -> None:
         """
-        Without a pair, a server meant for it is measured on the run's
-        network.
+        Every other server, and one meant for the pair in a run without one,
+        starts on the run's network.
         """
-        bench = Bench(Path("loadgen"), FULL, ["churn"], network=LOOPBACK)
-        self.assertIs(
-            bench.networkFor(Server("c-veth", "C", [], acrossPair=True)), LOOPBACK
+        withPair = Bench(Path("loadgen"), FULL, ["churn"], network=LOOPBACK, pair=PAIR)
+        self.assertNotIn("in", self.measured(withPair, Server("c", "C", ["c"])))
+        alone = Bench(Path("loadgen"), FULL, ["churn"], network=LOOPBACK)
+        across = Server("c-veth", "C", ["c"], acrossPair=True)
+        self.assertNotIn("in", self.measured(alone, across))
+        generator = alone.generator("churn", 1)
+        self.assertEqual(generator[generator.index("--host") + 1], LOOPBACK.host)
+
+
+class CoresBusyTests(SynchronousTestCase):
+    def test_sides(self) -> None:
+        """
+        The generator's core's share, and the busiest server core's.
+        """
+        shares = {str(GENERATOR_CORE): 0.7}
+        for number, core in enumerate(serverCores()):
+            shares[str(core)] = 0.5 + number / 100
+        generator, server = coresBusy(shares)
+        self.assertEqual(
+            generator, 0.7 if GENERATOR_CORE not in serverCores() else server
         )
+        self.assertEqual(server, max(shares[str(core)] for core in serverCores()))
+
+    def test_missing(self) -> None:
+        """
+        A core whose share the generator could not read fails the window
+        rather than passing for idle.
+        """
+        shares: dict[str, float | None] = {str(core): 0.5 for core in serverCores()}
+        shares[str(GENERATOR_CORE)] = None
+        self.assertRaises(RuntimeError, coresBusy, shares)
+        del shares[str(GENERATOR_CORE)]
+        self.assertRaises(RuntimeError, coresBusy, shares)
+
+
+class PairWantedTests(SynchronousTestCase):
+    def test_pairWanted(self) -> None:
+        """
+        The pair is made only when a server is measured across it.
+        """
+        self.assertTrue(pairWanted("loopback", None, ["churn"]))
+        self.assertTrue(pairWanted("loopback", "c,c-veth", ["tcp50", "idle"]))
+        self.assertTrue(pairWanted("veth", "greetd-cpython", ["idle"]))
+        self.assertFalse(pairWanted("loopback", "greetd-cpython", ["churn"]))
+        self.assertFalse(pairWanted("loopback", None, ["idle"]))
