@@ -1031,10 +1031,12 @@ int main(int argc, char **argv)
             int most = is_watch ? WATCHED : (int)strlen(v) / 2 + 1;
             int *into = is_watch ? watched : (cores = calloc((size_t)most, sizeof *cores));
             int *n = is_watch ? &nwatched : &ncores;
+            if (!is_watch) /* a later --cores replaces an earlier one */
+                ncores = 0;
             for (const char *p = v;; p++) {
                 char *end;
                 long number = strtol(p, &end, 10);
-                if (end == p || number < 0 || *n == most || (*end && *end != ',')) {
+                if (end == p || number < 0 || *n >= most || (*end && *end != ',')) {
                     fprintf(stderr, "loadgen: %s takes numbers separated by commas\n", k);
                     return 2;
                 }
