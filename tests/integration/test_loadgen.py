@@ -8,6 +8,7 @@ window with the figures C{bench/run.py} reads, and loses nothing.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -131,3 +132,41 @@ def test_unknownEngine(peer: Peer) -> None:
     done = run(loadgen, "pingpong", "--port", str(tcp), "--io", "poll")
     assert done.returncode == 2
     assert "--io is uring or epoll" in done.stderr
+
+
+def test_cores(peer: Peer) -> None:
+    """
+    C{--cores} gives each listed core's busy share of every window, a share
+    of one, and null for a core the machine does not have; the addresses
+    C{bench/run.py} passes on loopback are the defaults.
+    """
+    absent = str(os.cpu_count() or 1)
+    options = ["--host", "127.0.0.1", "--source", "127.0.0.2", "--sources", "32"]
+    for report in windows(peer, "churn", "--cores", f"0,{absent}", *options):
+        assert report["count"] > 0
+        assert set(report["cores_busy"]) == {"0", absent}
+        assert 0 <= report["cores_busy"]["0"] <= 1
+        assert report["cores_busy"][absent] is None
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--cores", "x"),
+        ("--cores", "0,"),
+        ("--cores", "0,,1"),
+        ("--cores", "-1"),
+        ("--watch", "1;2"),
+        ("--host", "localhost"),
+        ("--source", "300.0.0.1"),
+    ],
+)
+def test_badOption(peer: Peer, option: str, value: str) -> None:
+    """
+    A list that is not numbers and commas, or an address that is not IPv4,
+    is refused at once, naming the option.
+    """
+    loadgen, tcp, _, _ = peer
+    done = run(loadgen, "churn", "--port", str(tcp), option, value)
+    assert done.returncode == 2
+    assert option in done.stderr
