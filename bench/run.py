@@ -868,6 +868,17 @@ NETWORKS = {
 }
 
 
+def measured(servers: Sequence[Server], workloads: Sequence[str]) -> list[Server]:
+    """
+    The C{servers} that run any of C{workloads}: the others are not started.
+    """
+    return [
+        server
+        for server in servers
+        if any(workload not in server.skip for workload in workloads)
+    ]
+
+
 def pairWanted(network: str, servers: str | None, workloads: Sequence[str]) -> bool:
     """
     Whether the run measures a server across the veth pair: every one with
@@ -952,6 +963,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if options.servers:
             keep = set(options.servers.split(","))
             servers = [server for server in servers if server.key in keep]
+        servers = measured(servers, workloads)
         unpaceAlone(servers)
         for note in notes:
             print(f"note: {note}")

@@ -17,6 +17,8 @@ from bench.run import (
     Bench,
     Server,
     coresBusy,
+    measured,
+    onlyWorkloads,
     pairWanted,
     peerServers,
     serverCores,
@@ -148,3 +150,14 @@ class PairWantedTests(SynchronousTestCase):
         self.assertTrue(pairWanted("veth", "greetd-cpython", ["idle"]))
         self.assertFalse(pairWanted("loopback", "greetd-cpython", ["churn"]))
         self.assertFalse(pairWanted("loopback", None, ["idle"]))
+
+
+class MeasuredTests(SynchronousTestCase):
+    def test_measured(self) -> None:
+        """
+        A server that skips every workload of the run is not started.
+        """
+        quiet = Server("greetd-cpython-quiet", "quiet", [], skip=onlyWorkloads("churn"))
+        c = Server("c", "C", [])
+        self.assertEqual(measured([quiet, c], ["idle"]), [c])
+        self.assertEqual(measured([quiet, c], ["idle", "churn"]), [quiet, c])
