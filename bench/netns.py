@@ -81,6 +81,20 @@ GENERATOR_END = "bench-load"
 SERVER_ADDRESS = IPv4Address("198.18.0.1")
 PREFIX = 24
 
+
+def inNamespace(namespace: str, *command: str) -> list[str]:
+    return ["ip", "netns", "exec", namespace, *command]
+
+
+#: The two namespaces as a network, once L{veth} has made them.
+PAIR = Network(
+    "veth",
+    str(SERVER_ADDRESS),
+    str(SERVER_ADDRESS + 1),
+    tuple(inNamespace(SERVER_NAMESPACE)),
+    tuple(inNamespace(GENERATOR_NAMESPACE)),
+)
+
 #: Per-namespace settings a new namespace starts with defaults for: each
 #: takes the host's value, so that the servers meet the limits they meet
 #: on loopback.
@@ -102,10 +116,6 @@ def cpuMask(cores: Iterable[int]) -> str:
     return ",".join(
         [digits[:head]] + [digits[i : i + 8] for i in range(head, len(digits), 8)]
     )
-
-
-def inNamespace(namespace: str, *command: str) -> list[str]:
-    return ["ip", "netns", "exec", namespace, *command]
 
 
 def writeFile(namespace: str, path: str, value: str) -> list[str]:
@@ -167,7 +177,7 @@ def tearDown() -> None:
     """
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in listed.stdout.splitlines():
-        namespace = line.split()[0] if line.split() else ""
+        namespace = (line.split() or [""])[0]
         name, _, pid = namespace.rpartition("-")
         if name not in NAMESPACE_KINDS:
             continue
@@ -195,7 +205,8 @@ def veth(
     serverCores: Iterable[int], generatorCores: Iterable[int]
 ) -> Iterator[Network]:
     """
-    Make the two namespaces, joined, for as long as the context lasts.
+    Make the two namespaces, joined, for as long as the context lasts:
+    L{PAIR}.
 
     @raise RuntimeError: A command that makes them failed.
     """
@@ -205,12 +216,6 @@ def veth(
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()}")
-        yield Network(
-            "veth",
-            str(SERVER_ADDRESS),
-            str(SERVER_ADDRESS + 1),
-            tuple(inNamespace(SERVER_NAMESPACE)),
-            tuple(inNamespace(GENERATOR_NAMESPACE)),
-        )
+        yield PAIR
     finally:
         tearDown()

@@ -74,7 +74,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.netns import LOOPBACK, Network, unavailable, veth
+from bench.netns import LOOPBACK, PAIR, Network, unavailable, veth
 from bench.report import (
     POOL_PACE,
     POOL_WORKLOADS,
@@ -404,12 +404,21 @@ def coresBusy(shares: dict[str, float | None]) -> tuple[float, float]:
     @raise RuntimeError: A core's share is missing (its ticks were not
         read), which would hide a floor.
     """
-    cores = [GENERATOR_CORE, *serverCores()]
-    missing = [core for core in cores if shares.get(str(core)) is None]
-    if missing:
-        raise RuntimeError(f"no busy share for cores {missing} from /proc/stat")
-    busy = {core: float(shares[str(core)] or 0) for core in cores}
+    busy: dict[int, float] = {}
+    for core in measuredCores():
+        share = shares.get(str(core))
+        if share is None:
+            raise RuntimeError(f"no busy share for core {core} from /proc/stat")
+        busy[core] = share
     return busy[GENERATOR_CORE], max(busy[core] for core in serverCores())
+
+
+def measuredCores() -> list[int]:
+    """
+    The cores whose busy share each window reports (C{loadgen --cores}):
+    the generator's and the servers'.
+    """
+    return sorted({GENERATOR_CORE, *serverCores()})
 
 
 def serverCores() -> list[int]:
@@ -523,8 +532,7 @@ class Bench:
             "--rate",
             str(rate),
         )
-        cores = [GENERATOR_CORE, *serverCores()]
-        command += ["--cores", ",".join(map(str, sorted(set(cores))))]
+        command += ["--cores", ",".join(map(str, measuredCores()))]
         started = time.monotonic()
         irq = coreIrqSeconds(GENERATOR_CORE)
         done = subprocess.run(
@@ -879,30 +887,27 @@ def measured(servers: Sequence[Server], workloads: Sequence[str]) -> list[Server
     ]
 
 
-def pairWanted(network: str, servers: str | None, workloads: Sequence[str]) -> bool:
+def pairWanted(network: Network, servers: Sequence[Server]) -> bool:
     """
-    Whether the run measures a server across the veth pair: every one with
-    C{--network veth}, else the C server's second row, when C{--servers}
-    keeps it and a workload it runs (not idle) is measured.
+    Whether the run measures a server across the veth pair: every one on
+    C{network} L{PAIR}, else those measured there whatever the network
+    (L{Server.acrossPair}).
     """
-    if network == "veth":
-        return True
-    kept = not servers or "c-veth" in servers.split(",")
-    return kept and any(workload != "idle" for workload in workloads)
+    return network is PAIR or any(server.acrossPair for server in servers)
 
 
-def vethPair(stack: ExitStack) -> tuple[Network | None, list[str]]:
+def vethPair(stack: ExitStack) -> str | None:
     """
-    The veth pair, made for as long as C{stack} lasts; or C{None} and a note
-    on why it cannot be made here.
+    Make the veth pair (L{PAIR}) for as long as C{stack} lasts; or say why
+    it cannot be made here.
     """
     why = unavailable()
     if why is None:
         try:
-            return stack.enter_context(veth(serverCores(), [GENERATOR_CORE])), []
+            stack.enter_context(veth(serverCores(), [GENERATOR_CORE]))
         except RuntimeError as error:
             why = str(error)
-    return None, [f"no veth pair, so the C server is not measured across one: {why}"]
+    return why
 
 
 def chartTitle(report: dict[str, Any]) -> str:
@@ -947,24 +952,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     with ExitStack() as stack:
         where = stack.enter_context(tempfile.TemporaryDirectory(prefix="greetd-bench-"))
-        pair, notes = None, []
-        if pairWanted(options.network, options.servers, workloads):
-            pair, notes = vethPair(stack)
-        network = LOOPBACK
-        if options.network == "veth":
-            if pair is None:
-                raise SystemExit(f"--network veth: {notes[0]}")
-            network, pair = pair, None
+        network = PAIR if options.network == "veth" else LOOPBACK
+        pair = None if network is PAIR else PAIR
         loadgen = compileC(HERE / "loadgen.c", Path(where))
         cPeer = compileC(HERE / "peers" / "c_epoll.c", Path(where))
-        greetds, skipped = greetdServers(options.greetd, network.host)
-        notes += skipped
+        greetds, notes = greetdServers(options.greetd, network.host)
         servers = greetds + peerServers(cPeer, network, pair)
         if options.servers:
             keep = set(options.servers.split(","))
             servers = [server for server in servers if server.key in keep]
         servers = measured(servers, workloads)
         unpaceAlone(servers)
+        why = vethPair(stack) if pairWanted(network, servers) else None
+        if why is not None:
+            if network is PAIR:
+                raise SystemExit(f"--network veth: {why}")
+            servers = [server for server in servers if not server.acrossPair]
+            notes.append(
+                f"no veth pair, so the C server is not measured across one: {why}"
+            )
         for note in notes:
             print(f"note: {note}")
         bench = Bench(

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from bench import run
+from bench import netns, run
 from bench.netns import LOOPBACK, Network
 from bench.run import (
     FULL,
@@ -145,11 +145,18 @@ class PairWantedTests(SynchronousTestCase):
         """
         The pair is made only when a server is measured across it.
         """
-        self.assertTrue(pairWanted("loopback", None, ["churn"]))
-        self.assertTrue(pairWanted("loopback", "c,c-veth", ["tcp50", "idle"]))
-        self.assertTrue(pairWanted("veth", "greetd-cpython", ["idle"]))
-        self.assertFalse(pairWanted("loopback", "greetd-cpython", ["churn"]))
-        self.assertFalse(pairWanted("loopback", None, ["idle"]))
+        peers = peerServers(Path("c"), LOOPBACK, netns.PAIR)
+        greetd = [Server("greetd-cpython", "greetd", ["twistd"], True)]
+        only = {server.key: [server] for server in peers}
+
+        def wanted(network: Network, servers: list[Server], *workloads: str) -> bool:
+            return pairWanted(network, measured(servers, workloads))
+
+        self.assertTrue(wanted(LOOPBACK, greetd + peers, "churn"))
+        self.assertTrue(wanted(LOOPBACK, only["c"] + only["c-veth"], "tcp50", "idle"))
+        self.assertTrue(wanted(netns.PAIR, greetd, "idle"))
+        self.assertFalse(wanted(LOOPBACK, greetd, "churn"))
+        self.assertFalse(wanted(LOOPBACK, greetd + peers, "idle"))
 
 
 class MeasuredTests(SynchronousTestCase):
