@@ -988,6 +988,28 @@ static int idle(struct conn *conns)
     return 0;
 }
 
+/* The comma-separated numbers of v into at most most slots of into: how
+ * many, or -1 if v is not that. */
+static int numbers(const char *v, int *into, int most)
+{
+    int n = 0;
+    char *end;
+    for (const char *p = v;; p = end + 1) {
+        long number = strtol(p, &end, 10);
+        if (end == p || number < 0 || n >= most || (*end && *end != ','))
+            return -1;
+        into[n++] = (int)number;
+        if (!*end)
+            return n;
+    }
+}
+
+static int not_numbers(const char *option)
+{
+    fprintf(stderr, "loadgen: %s takes numbers separated by commas\n", option);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1025,30 +1047,23 @@ int main(int argc, char **argv)
             opt.io = v;
         else if (!strcmp(k, "--rate"))
             opt.rate = atof(v);
-        else if (!strcmp(k, "--watch") || !strcmp(k, "--cores")) {
-            /* Numbers separated by commas; --cores takes as many as given. */
-            int is_watch = !strcmp(k, "--watch");
-            int most = is_watch ? WATCHED : (int)strlen(v) / 2 + 1;
-            int *into = is_watch ? watched : (cores = calloc((size_t)most, sizeof *cores));
-            int *n = is_watch ? &nwatched : &ncores;
-            if (!is_watch) /* a later --cores replaces an earlier one */
-                ncores = 0;
-            for (const char *p = v;; p++) {
-                char *end;
-                long number = strtol(p, &end, 10);
-                if (end == p || number < 0 || *n >= most || (*end && *end != ',')) {
-                    fprintf(stderr, "loadgen: %s takes numbers separated by commas\n", k);
-                    return 2;
-                }
-                into[(*n)++] = (int)number;
-                if (!*end)
-                    break;
-                p = end;
-            }
-            if (!is_watch) {
-                window_busy = calloc((size_t)ncores, sizeof *window_busy);
-                window_total = calloc((size_t)ncores, sizeof *window_total);
-            }
+        else if (!strcmp(k, "--watch")) {
+            int n = numbers(v, watched + nwatched, WATCHED - nwatched);
+            if (n < 0)
+                return not_numbers(k);
+            nwatched += n;
+        }
+        else if (!strcmp(k, "--cores")) {
+            /* A later --cores replaces an earlier one. */
+            int most = (int)strlen(v) / 2 + 1;
+            free(cores);
+            free(window_busy);
+            free(window_total);
+            cores = calloc((size_t)most, sizeof *cores);
+            if ((ncores = numbers(v, cores, most)) < 0)
+                return not_numbers(k);
+            window_busy = calloc((size_t)ncores, sizeof *window_busy);
+            window_total = calloc((size_t)ncores, sizeof *window_total);
         }
         else {
             fprintf(stderr, "loadgen: unknown option %s\n", k);
